@@ -1,0 +1,66 @@
+//! The domain model of hyperparameter search and the search algorithms that work on it.
+//!
+//! This crate owns what a search *is*: a [`SearchSpace`] of typed parameters, the [`Objective`],
+//! the history of [`TrialRecord`]s, and every algorithm that turns them into new
+//! [`Assignment`]s. It is pure: no tokio, no tonic, no sqlx, no file or network I/O, and every
+//! algorithm is deterministic for a given seed (`random_state`) and history. The gRPC services
+//! (`sextant-suggestion`) and the experiment controller call into it; it depends on nothing of
+//! ours.
+//!
+//! # Layout
+//! - [`space`]: parameters, feasible spaces, distributions, values and assignments; parsing and
+//!   validating Katib's string-typed parameter specs once into typed values.
+//! - [`objective`]: what is optimized, and the conversion of metric values into losses.
+//! - [`history`]: the trials observed so far.
+//! - [`settings`]: typed parsing of Katib's `algorithmSettings` name/value pairs.
+//! - [`algorithm`]: the [`SearchAlgorithm`] trait and the registry of algorithms by name.
+//! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
+//! - [`seed`]: deriving reproducible random streams from `random_state` and the history.
+//! - [`stats`]: the normal distribution functions the samplers need.
+//! - [`test_functions`]: standard functions (Branin, Hartmann6, ...) and the regret loop that
+//!   quality tests, the quality runner and the benches share.
+
+pub mod algorithm;
+pub mod grid;
+pub mod history;
+pub mod objective;
+pub mod random;
+pub mod seed;
+pub mod settings;
+pub mod sobol;
+pub mod space;
+pub mod stats;
+pub mod test_functions;
+
+pub use algorithm::{SearchAlgorithm, Suggestions, build_algorithm, known_algorithms};
+pub use history::{TrialCondition, TrialRecord};
+pub use objective::{Direction, Objective};
+pub use settings::{Setting, SettingsError};
+pub use space::{
+    Assignment, Distribution, Domain, Parameter, ParameterType, RawParameter, SearchSpace,
+    SpaceError, Value,
+};
+
+/// Why an algorithm could not produce the suggestions asked for.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SuggestError {
+    /// Every point of a finite search space has been tried; nothing new can be proposed.
+    #[error(
+        "search space exhausted: {remaining} untried of {total} combinations, {requested} requested"
+    )]
+    Exhausted {
+        /// Combinations not yet tried.
+        remaining: u128,
+        /// Combinations in the whole space.
+        total: u128,
+        /// Assignments asked for.
+        requested: usize,
+    },
+    /// The request itself is not acceptable for this algorithm, e.g. a parameter kind it cannot
+    /// search.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The trial history is inconsistent with the search space or the algorithm's state.
+    #[error("invalid history: {0}")]
+    InvalidHistory(String),
+}

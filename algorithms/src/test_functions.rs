@@ -1,0 +1,283 @@
+//! Standard test functions for judging search quality, and a loop that runs an algorithm on one.
+//!
+//! The functions and their optima follow Surjanovic & Bingham, "Virtual Library of Simulation
+//! Experiments: Test Functions and Datasets" (Simon Fraser University, sfu.ca/~ssurjano). All
+//! are minimized; *simple regret* is the best value found minus the known optimum. Quality
+//! tests, the quality runner example and the benches share this module, so every figure is
+//! measured the same way.
+
+use std::f64::consts::{E, PI};
+
+use crate::SuggestError;
+use crate::algorithm::{BuildContext, SuggestRequest, build_algorithm};
+use crate::history::{TrialCondition, TrialRecord};
+use crate::objective::{Direction, Objective};
+use crate::settings::Setting;
+use crate::space::{Assignment, Parameter, SearchSpace, Value};
+
+/// A standard function on a box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestFunction {
+    /// Branin-Hoo, 2-D on `[-5, 10] x [0, 15]`; three global minima of 0.397887.
+    Branin,
+    /// Hartmann, 6-D on `[0, 1]^6`; minimum -3.32237.
+    Hartmann6,
+    /// Rosenbrock, 5-D on `[-2, 2]^5`; minimum 0 at `(1, ..., 1)`.
+    Rosenbrock,
+    /// Ackley, 5-D on `[-5, 10]^5`; minimum 0 at the origin.
+    Ackley,
+    /// Levy, 4-D on `[-10, 10]^4`; minimum 0 at `(1, ..., 1)`.
+    Levy,
+    /// Styblinski-Tang, 8-D on `[-5, 5]^8`; minimum -39.16617 per dimension.
+    StyblinskiTang,
+}
+
+impl TestFunction {
+    /// Every function, in the order of the published comparison table.
+    pub const ALL: [TestFunction; 6] = [
+        TestFunction::Branin,
+        TestFunction::Hartmann6,
+        TestFunction::Rosenbrock,
+        TestFunction::Ackley,
+        TestFunction::Levy,
+        TestFunction::StyblinskiTang,
+    ];
+
+    /// The function's name as the quality runner spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TestFunction::Branin => "branin",
+            TestFunction::Hartmann6 => "hartmann6",
+            TestFunction::Rosenbrock => "rosenbrock",
+            TestFunction::Ackley => "ackley",
+            TestFunction::Levy => "levy",
+            TestFunction::StyblinskiTang => "styblinski-tang",
+        }
+    }
+
+    /// Looks a function up by [`TestFunction::name`].
+    pub fn from_name(name: &str) -> Option<TestFunction> {
+        TestFunction::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The bounds of each dimension.
+    pub fn bounds(self) -> Vec<(f64, f64)> {
+        match self {
+            TestFunction::Branin => vec![(-5.0, 10.0), (0.0, 15.0)],
+            TestFunction::Hartmann6 => vec![(0.0, 1.0); 6],
+            TestFunction::Rosenbrock => vec![(-2.0, 2.0); 5],
+            TestFunction::Ackley => vec![(-5.0, 10.0); 5],
+            TestFunction::Levy => vec![(-10.0, 10.0); 4],
+            TestFunction::StyblinskiTang => vec![(-5.0, 5.0); 8],
+        }
+    }
+
+    /// The global minimum.
+    pub fn optimum(self) -> f64 {
+        match self {
+            TestFunction::Branin => 0.397_887_357_729_738_2,
+            TestFunction::Hartmann6 => -3.322_368_011_415_51,
+            TestFunction::Rosenbrock | TestFunction::Ackley | TestFunction::Levy => 0.0,
+            TestFunction::StyblinskiTang => -39.166_165_703_771_41 * 8.0,
+        }
+    }
+
+    /// A search space of double parameters `x0, x1, ...` over the bounds.
+    pub fn space(self) -> SearchSpace {
+        let parameters = self
+            .bounds()
+            .into_iter()
+            .enumerate()
+            .map(|(index, (min, max))| Parameter {
+                name: format!("x{index}"),
+                domain: crate::space::Domain::Double {
+                    min,
+                    max,
+                    step: None,
+                    distribution: crate::space::Distribution::Uniform,
+                },
+            })
+            .collect();
+        SearchSpace::new(parameters).expect("names x0.. are unique and non-empty")
+    }
+
+    /// The function's value at `x`.
+    pub fn evaluate(self, x: &[f64]) -> f64 {
+        match self {
+            TestFunction::Branin => branin(x),
+            TestFunction::Hartmann6 => hartmann6(x),
+            TestFunction::Rosenbrock => x
+                .windows(2)
+                .map(|w| 100.0 * (w[1] - w[0] * w[0]).powi(2) + (1.0 - w[0]).powi(2))
+                .sum(),
+            TestFunction::Ackley => {
+                let d = x.len() as f64;
+                let squares = x.iter().map(|v| v * v).sum::<f64>() / d;
+                let cosines = x.iter().map(|v| (2.0 * PI * v).cos()).sum::<f64>() / d;
+                -20.0 * (-0.2 * squares.sqrt()).exp() - cosines.exp() + 20.0 + E
+            }
+            TestFunction::Levy => levy(x),
+            TestFunction::StyblinskiTang => {
+                0.5 * x
+                    .iter()
+                    .map(|v| v.powi(4) - 16.0 * v * v + 5.0 * v)
+                    .sum::<f64>()
+            }
+        }
+    }
+
+    /// The function's value at an assignment of [`TestFunction::space`].
+    pub fn evaluate_assignment(self, assignment: &Assignment) -> f64 {
+        let x: Vec<f64> = assignment
+            .values
+            .iter()
+            .map(|value| match value {
+                Value::Double(v) => *v,
+                Value::Int(v) => *v as f64,
+                Value::Choice(index) => *index as f64,
+            })
+            .collect();
+        self.evaluate(&x)
+    }
+}
+
+fn branin(x: &[f64]) -> f64 {
+    let (x1, x2) = (x[0], x[1]);
+    let b = 5.1 / (4.0 * PI * PI);
+    let c = 5.0 / PI;
+    let t = 1.0 / (8.0 * PI);
+    (x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0
+}
+
+fn hartmann6(x: &[f64]) -> f64 {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [1312.0, 1696.0, 5569.0, 124.0, 8283.0, 5886.0],
+        [2329.0, 4135.0, 8307.0, 3736.0, 1004.0, 9991.0],
+        [2348.0, 1451.0, 3522.0, 2883.0, 3047.0, 6650.0],
+        [4047.0, 8828.0, 8732.0, 5743.0, 1091.0, 381.0],
+    ];
+    -(0..4)
+        .map(|i| {
+            let inner: f64 = (0..6)
+                .map(|j| A[i][j] * (x[j] - P[i][j] * 1e-4).powi(2))
+                .sum();
+            ALPHA[i] * (-inner).exp()
+        })
+        .sum::<f64>()
+}
+
+fn levy(x: &[f64]) -> f64 {
+    let w: Vec<f64> = x.iter().map(|v| 1.0 + (v - 1.0) / 4.0).collect();
+    let last = w[w.len() - 1];
+    let middle: f64 = w[..w.len() - 1]
+        .iter()
+        .map(|wi| (wi - 1.0).powi(2) * (1.0 + 10.0 * (PI * wi + 1.0).sin().powi(2)))
+        .sum();
+    (PI * w[0]).sin().powi(2)
+        + middle
+        + (last - 1.0).powi(2) * (1.0 + (2.0 * PI * last).sin().powi(2))
+}
+
+/// Runs `algorithm` for `trials` sequential trials (one suggestion per call, the full history
+/// each time, as a Katib controller with `parallelTrialCount: 1` would) and returns the simple
+/// regret after each trial.
+pub fn regret_curve(
+    algorithm: &str,
+    settings: &[Setting],
+    function: TestFunction,
+    trials: usize,
+) -> Result<Vec<f64>, SuggestError> {
+    let space = function.space();
+    let objective = Objective::new(Direction::Minimize, "value");
+    let built = build_algorithm(
+        algorithm,
+        settings,
+        &BuildContext {
+            space: &space,
+            objective: &objective,
+            max_trial_count: Some(trials as u32),
+            parallel_trial_count: Some(1),
+        },
+    )
+    .map_err(|error| SuggestError::Unsupported(error.to_string()))?;
+    let mut history: Vec<TrialRecord> = Vec::with_capacity(trials);
+    let mut best = f64::INFINITY;
+    let mut curve = Vec::with_capacity(trials);
+    for index in 0..trials {
+        let suggestions = built.suggest(&SuggestRequest {
+            space: &space,
+            objective: &objective,
+            trials: &history,
+            count: 1,
+        })?;
+        let assignment = suggestions
+            .suggestions
+            .into_iter()
+            .next()
+            .ok_or_else(|| SuggestError::Unsupported("no suggestion returned".into()))?
+            .assignment;
+        let value = function.evaluate_assignment(&assignment);
+        best = best.min(value);
+        curve.push(best - function.optimum());
+        let mut record = TrialRecord::new(
+            format!("trial-{index}"),
+            assignment,
+            TrialCondition::Succeeded,
+        );
+        record.objective_value = Some(value);
+        record.metrics = vec![("value".into(), value.to_string())];
+        history.push(record);
+    }
+    Ok(curve)
+}
+
+/// The median of `values` (which must not be empty).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optima_are_attained_at_known_minimizers() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-5;
+        assert!(close(TestFunction::Branin.evaluate(&[PI, 2.275]), 0.397_887));
+        assert!(close(
+            TestFunction::Hartmann6.evaluate(&[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]),
+            -3.32237
+        ));
+        assert!(close(TestFunction::Rosenbrock.evaluate(&[1.0; 5]), 0.0));
+        assert!(close(TestFunction::Ackley.evaluate(&[0.0; 5]), 0.0));
+        assert!(close(TestFunction::Levy.evaluate(&[1.0; 4]), 0.0));
+        assert!(
+            (TestFunction::StyblinskiTang.evaluate(&[-2.903534; 8]) - TestFunction::StyblinskiTang.optimum()).abs()
+                < 1e-3
+        );
+    }
+
+    #[test]
+    fn random_search_regret_shrinks_and_is_reproducible() {
+        let settings = [Setting::new("random_state", "7")];
+        let curve = regret_curve("random", &settings, TestFunction::Branin, 50).expect("runs");
+        assert_eq!(curve.len(), 50);
+        assert!(curve.windows(2).all(|w| w[1] <= w[0]));
+        assert!(curve[49] >= 0.0);
+        let again = regret_curve("random", &settings, TestFunction::Branin, 50).expect("runs");
+        assert_eq!(curve, again);
+    }
+}

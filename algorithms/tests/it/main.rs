@@ -1,0 +1,3 @@
+//! Integration tests of the algorithms crate, through its public API only.
+
+mod properties;

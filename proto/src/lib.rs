@@ -1,0 +1,36 @@
+//! Protocol definitions that Sextant speaks on the wire, and nothing else.
+//!
+//! `api.v1.beta1` is Katib's manager API (services `Suggestion`, `EarlyStopping` and `DBManager`),
+//! written from Katib's published field list: package, service, message and field names, field
+//! numbers and enum values are identical, so method paths such as
+//! `/api.v1.beta1.Suggestion/GetSuggestions` and the bytes on the wire match what Katib's
+//! controller and SDK send. `grpc.health.v1` is the standard health protocol used by Kubernetes
+//! gRPC probes.
+//!
+//! This crate depends on no other crate of the workspace; code generation runs with protox, so no
+//! system `protoc` is needed.
+
+/// Katib's `api.v1.beta1` manager API.
+#[allow(missing_docs, clippy::all)]
+pub mod api {
+    tonic::include_proto!("api.v1.beta1");
+}
+
+/// The standard gRPC health checking protocol.
+#[allow(missing_docs, clippy::all)]
+pub mod health {
+    tonic::include_proto!("grpc.health.v1");
+}
+
+/// The full gRPC service names, as health checks and reflection spell them.
+pub mod service_names {
+    /// Katib's Suggestion service.
+    pub const SUGGESTION: &str = "api.v1.beta1.Suggestion";
+    /// Katib's EarlyStopping service.
+    pub const EARLY_STOPPING: &str = "api.v1.beta1.EarlyStopping";
+    /// Katib's DBManager service.
+    pub const DB_MANAGER: &str = "api.v1.beta1.DBManager";
+    /// The name Katib's controller puts in the gRPC probes of suggestion containers
+    /// (`DefaultGRPCService`); it is not the real service name, but probes must be answered.
+    pub const KATIB_PROBE_SUGGESTION: &str = "manager.v1beta1.Suggestion";
+}

@@ -1,0 +1,56 @@
+//! `sextant serve`: one gRPC server for Katib's Suggestion API and the health protocol.
+//!
+//! The server takes an already-bound listener and a shutdown future, so tests bind
+//! `127.0.0.1:0` and the binary binds the configured address; on shutdown it stops accepting
+//! and lets in-flight requests finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::Args;
+use sextant_proto::service_names;
+use sextant_suggestion::SuggestionService;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::health::HealthService;
+
+/// Options of `sextant serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; loopback unless told otherwise.
+    #[arg(long, env = "SEXTANT_LISTEN", default_value = "127.0.0.1:6789")]
+    pub listen: SocketAddr,
+}
+
+/// Binds the configured address and serves until `shutdown` resolves.
+pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    serve(listener, shutdown).await
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr().context("listener has no local address")?;
+    let health = HealthService::new([
+        service_names::SUGGESTION,
+        service_names::KATIB_PROBE_SUGGESTION,
+    ]);
+    tracing::info!(%address, "sextant serve listening");
+    // The line tools and tests wait for; it carries the bound port when asked for port 0.
+    println!("listening on {address}");
+    tonic::transport::Server::builder()
+        .add_service(health.into_server())
+        .add_service(SuggestionService.into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .context("gRPC server failed")?;
+    tracing::info!("sextant serve stopped");
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! Conversions between Katib's wire messages and the typed domain model.
+//!
+//! Parsing happens once per request, here; the algorithms never see a string they must parse.
+
+use sextant_algorithms::settings::Setting;
+use sextant_algorithms::{
+    Assignment, Direction, Distribution, Objective, ParameterType, RawParameter, SearchSpace,
+    TrialCondition, TrialRecord,
+};
+use sextant_proto::api;
+
+use crate::error::{Error, Result};
+
+/// The parts of a request's experiment that every algorithm needs, typed.
+#[derive(Debug, Clone)]
+pub struct ParsedExperiment {
+    /// The validated search space.
+    pub space: SearchSpace,
+    /// What is optimized.
+    pub objective: Objective,
+    /// `algorithm.algorithm_name`.
+    pub algorithm_name: String,
+    /// `algorithm.algorithm_settings`.
+    pub settings: Vec<Setting>,
+    /// `max_trial_count`, when positive.
+    pub max_trial_count: Option<u32>,
+    /// `parallel_trial_count`, when positive.
+    pub parallel_trial_count: Option<u32>,
+}
+
+/// Reads the experiment of a request, validating its parameter specs.
+pub fn parse_experiment(experiment: Option<&api::Experiment>) -> Result<ParsedExperiment> {
+    let spec = experiment
+        .and_then(|experiment| experiment.spec.as_ref())
+        .ok_or_else(|| Error::InvalidRequest {
+            field: "experiment.spec".into(),
+            rule: "is required".into(),
+        })?;
+    let raw: Vec<RawParameter> = spec
+        .parameter_specs
+        .as_ref()
+        .map(|specs| specs.parameters.iter().map(raw_parameter).collect())
+        .unwrap_or_default();
+    let space = SearchSpace::parse(&raw).map_err(Error::InvalidSpace)?;
+    let objective = spec
+        .objective
+        .as_ref()
+        .map(parse_objective)
+        .unwrap_or_else(|| Objective::new(Direction::Minimize, ""));
+    let algorithm = spec.algorithm.as_ref();
+    let algorithm_name = algorithm
+        .map(|algorithm| algorithm.algorithm_name.clone())
+        .unwrap_or_default();
+    if algorithm_name.is_empty() {
+        return Err(Error::InvalidRequest {
+            field: "experiment.spec.algorithm.algorithm_name".into(),
+            rule: "is required".into(),
+        });
+    }
+    let settings = algorithm
+        .map(|algorithm| {
+            algorithm
+                .algorithm_settings
+                .iter()
+                .map(|setting| Setting::new(&setting.name, &setting.value))
+                .collect()
+        })
+        .unwrap_or_default();
+    let positive = |count: i32| u32::try_from(count).ok().filter(|count| *count > 0);
+    Ok(ParsedExperiment {
+        space,
+        objective,
+        algorithm_name,
+        settings,
+        max_trial_count: positive(spec.max_trial_count),
+        parallel_trial_count: positive(spec.parallel_trial_count),
+    })
+}
+
+/// A wire parameter spec as the domain model's raw, unvalidated parameter.
+pub fn raw_parameter(spec: &api::ParameterSpec) -> RawParameter {
+    let parameter_type = match api::ParameterType::try_from(spec.parameter_type) {
+        Ok(api::ParameterType::Double) => Some(ParameterType::Double),
+        Ok(api::ParameterType::Int) => Some(ParameterType::Int),
+        Ok(api::ParameterType::Discrete) => Some(ParameterType::Discrete),
+        Ok(api::ParameterType::Categorical) => Some(ParameterType::Categorical),
+        Ok(api::ParameterType::UnknownType) | Err(_) => None,
+    };
+    let feasible = spec.feasible_space.clone().unwrap_or_default();
+    let distribution = match api::Distribution::try_from(feasible.distribution) {
+        Ok(api::Distribution::Uniform) => Some(Distribution::Uniform),
+        Ok(api::Distribution::LogUniform) => Some(Distribution::LogUniform),
+        Ok(api::Distribution::Normal) => Some(Distribution::Normal),
+        Ok(api::Distribution::LogNormal) => Some(Distribution::LogNormal),
+        Ok(api::Distribution::Unspecified) | Err(_) => None,
+    };
+    RawParameter {
+        name: spec.name.clone(),
+        parameter_type,
+        min: feasible.min,
+        max: feasible.max,
+        step: feasible.step,
+        list: feasible.list,
+        distribution,
+    }
+}
+
+fn parse_objective(spec: &api::ObjectiveSpec) -> Objective {
+    let direction = match api::ObjectiveType::try_from(spec.r#type) {
+        Ok(api::ObjectiveType::Maximize) => Direction::Maximize,
+        _ => Direction::Minimize,
+    };
+    Objective {
+        direction,
+        metric_name: spec.objective_metric_name.clone(),
+        // proto3 cannot tell an unset goal from 0.0; the service does not need it.
+        goal: None,
+        additional_metric_names: spec.additional_metric_names.clone(),
+    }
+}
+
+/// Reads the request's trials against the space. Katib sends every trial, pending ones too.
+pub fn parse_trials(
+    space: &SearchSpace,
+    objective: &Objective,
+    trials: &[api::Trial],
+) -> Result<Vec<TrialRecord>> {
+    trials
+        .iter()
+        .enumerate()
+        .map(|(index, trial)| parse_trial(space, objective, trial, index))
+        .collect()
+}
+
+fn parse_trial(
+    space: &SearchSpace,
+    objective: &Objective,
+    trial: &api::Trial,
+    index: usize,
+) -> Result<TrialRecord> {
+    let spec = trial.spec.as_ref();
+    let pairs = spec
+        .and_then(|spec| spec.parameter_assignments.as_ref())
+        .map(|assignments| assignments.assignments.as_slice())
+        .unwrap_or_default();
+    let assignment = space
+        .parse_assignment(
+            pairs
+                .iter()
+                .map(|pair| (pair.name.as_str(), pair.value.as_str())),
+        )
+        .map_err(|source| Error::InvalidTrial {
+            index,
+            name: trial.name.clone(),
+            source,
+        })?;
+    let status = trial.status.clone().unwrap_or_default();
+    let condition = match api::trial_status::TrialConditionType::try_from(status.condition) {
+        Ok(api::trial_status::TrialConditionType::Created) => TrialCondition::Created,
+        Ok(api::trial_status::TrialConditionType::Running) => TrialCondition::Running,
+        Ok(api::trial_status::TrialConditionType::Succeeded) => TrialCondition::Succeeded,
+        Ok(api::trial_status::TrialConditionType::Killed) => TrialCondition::Killed,
+        Ok(api::trial_status::TrialConditionType::Failed) => TrialCondition::Failed,
+        Ok(api::trial_status::TrialConditionType::Metricsunavailable) => {
+            TrialCondition::MetricsUnavailable
+        }
+        Ok(api::trial_status::TrialConditionType::Earlystopped) => TrialCondition::EarlyStopped,
+        Ok(api::trial_status::TrialConditionType::Unknown) | Err(_) => TrialCondition::Unknown,
+    };
+    let metrics: Vec<(String, String)> = status
+        .observation
+        .map(|observation| {
+            observation
+                .metrics
+                .into_iter()
+                .map(|metric| (metric.name, metric.value))
+                .collect()
+        })
+        .unwrap_or_default();
+    let objective_value = metrics
+        .iter()
+        .find(|(name, _)| *name == objective.metric_name)
+        .and_then(|(_, value)| value.trim().parse::<f64>().ok());
+    Ok(TrialRecord {
+        name: trial.name.clone(),
+        assignment,
+        condition,
+        objective_value,
+        metrics,
+        labels: spec
+            .map(|spec| spec.labels.clone().into_iter().collect())
+            .unwrap_or_default(),
+        start_time: Some(status.start_time).filter(|time| !time.is_empty()),
+    })
+}
+
+/// An assignment as Katib's name/value pairs.
+pub fn wire_assignment(
+    space: &SearchSpace,
+    assignment: &Assignment,
+) -> Vec<api::ParameterAssignment> {
+    space
+        .format_assignment(assignment)
+        .into_iter()
+        .map(|(name, value)| api::ParameterAssignment { name, value })
+        .collect()
+}

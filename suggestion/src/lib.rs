@@ -1,0 +1,20 @@
+//! Katib's `api.v1.beta1` Suggestion service, served over the pure algorithms of
+//! `sextant-algorithms`.
+//!
+//! This crate translates between the wire (Katib's string-typed messages) and the typed domain
+//! model, once per request, runs the algorithm off the async reactor, and maps every failure to
+//! a gRPC status whose message names the field at fault. It must not depend on the store or the
+//! controller: the request carries the whole history, so the service is stateless and any
+//! number of replicas can answer.
+//!
+//! # Layout
+//! - [`convert`]: wire messages to typed values and back.
+//! - [`error`]: the crate's error type and its mapping to gRPC status codes.
+//! - [`service`]: the `Suggestion` service implementation.
+
+pub mod convert;
+pub mod error;
+pub mod service;
+
+pub use error::{Error, Result};
+pub use service::{MAX_REQUEST_NUMBER, SuggestionService};

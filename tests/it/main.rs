@@ -1,0 +1,7 @@
+//! End-to-end tests of the `sextant` binary: real processes, real gRPC over loopback.
+//!
+//! One test binary for the whole package keeps link time down on small machines.
+
+mod katib_interop;
+mod serve_suggestion;
+mod support;

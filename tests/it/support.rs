@@ -1,0 +1,98 @@
+//! Shared helpers: starting `sextant serve` as a child process on a free port, and the Python
+//! virtualenv with Katib's PyPI SDK for interop tests.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A running `sextant serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub address: SocketAddr,
+}
+
+impl Server {
+    /// Starts `sextant serve --listen 127.0.0.1:0 EXTRA...` and waits for its address.
+    pub fn start(extra: &[&str]) -> anyhow::Result<Server> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("SEXTANT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn sextant serve")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let Some(line) = lines.next() else { break };
+            let line = line?;
+            if let Some(address) = line.strip_prefix("listening on ") {
+                let address = address.trim().parse()?;
+                // Keep draining stdout so the server never blocks on a full pipe.
+                std::thread::spawn(move || for _ in lines {});
+                return Ok(Server { child, address });
+            }
+        }
+        let _ = child.kill();
+        bail!("sextant serve did not report its address")
+    }
+
+    /// `http://ADDR`, for tonic clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static VENV: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The Python interpreter of `target/katib-venv`, with `kubeflow-katib` installed (created on
+/// first use; later runs reuse it).
+pub fn katib_python() -> anyhow::Result<PathBuf> {
+    let mut guard = VENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(python) = guard.as_ref() {
+        return Ok(python.clone());
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/katib-venv");
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import kubeflow.katib.katib_api_pb2_grpc"])
+            .status()
+            .map(|status| status.success())
+            .unwrap_or(false);
+    if !ready {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "kubeflow-katib",
+        ]))?;
+    }
+    *guard = Some(python.clone());
+    Ok(python)
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("run {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(())
+}
