@@ -3,6 +3,7 @@
 //! This binary only parses arguments, sets up logging and the runtime, and calls into the
 //! library crates; each subcommand lives in its own module.
 
+mod experiment_cli;
 mod health;
 mod serve;
 mod signal;
@@ -11,6 +12,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+/// The embedded default store: a SQLite file in the working directory, created on first use.
+pub const DEFAULT_DB_URL: &str = "sqlite://sextant.db";
 
 /// Hyperparameter tuning with Katib's API, on a laptop or a cluster.
 #[derive(Debug, Parser)]
@@ -31,8 +35,19 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve Katib's gRPC API (Suggestion, health) on one port.
+    /// Run an experiment to the end on this machine (trials as local processes).
+    Run(experiment_cli::RunArgs),
+    /// Check Experiment files; every problem is listed by field path.
+    Validate(experiment_cli::ValidateArgs),
+    /// Show experiments and trials from the store.
+    Get(experiment_cli::GetArgs),
+    /// Serve Katib's gRPC API (Suggestion, DBManager, health) on one port.
     Serve(serve::ServeArgs),
+    /// Run a training command and push the metrics it prints to a DBManager.
+    Collect(sextant_metrics::CollectArgs),
+    /// Run, inspect and compile pipelines.
+    #[command(subcommand)]
+    Pipeline(sextant_pipeline::cli::PipelineCommand),
 }
 
 fn main() -> ExitCode {
@@ -50,9 +65,26 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args, signal::shutdown())
+            Command::Run(args) => experiment_cli::run(&args, signal::shutdown()?).await,
+            Command::Validate(args) => Ok(experiment_cli::validate(&args)),
+            Command::Get(args) => experiment_cli::get(&args).await,
+            Command::Serve(args) => serve::run(args, signal::shutdown()?)
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Command::Collect(args) => {
+                let code = sextant_metrics::run_collect(args.into()).await?;
+                Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+            }
+            Command::Pipeline(command) => {
+                let mut stdout = std::io::stdout();
+                match sextant_pipeline::cli::execute(&command, signal::shutdown()?, &mut stdout).await {
+                    Ok(code) => Ok(ExitCode::from(code)),
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        Ok(ExitCode::from(error.exit_code()))
+                    }
+                }
+            }
         }
     });
     match result {

@@ -1,4 +1,5 @@
-//! `sextant serve`: one gRPC server for Katib's Suggestion API and the health protocol.
+//! `sextant serve`: one gRPC server for Katib's Suggestion and DBManager APIs and the health
+//! protocol.
 //!
 //! The server takes an already-bound listener and a shutdown future, so tests bind
 //! `127.0.0.1:0` and the binary binds the configured address; on shutdown it stops accepting
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use clap::Args;
 use sextant_proto::service_names;
+use sextant_store::Store;
 use sextant_suggestion::SuggestionService;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -22,25 +24,33 @@ pub struct ServeArgs {
     /// Address to listen on; loopback unless told otherwise.
     #[arg(long, env = "SEXTANT_LISTEN", default_value = "127.0.0.1:6789")]
     pub listen: SocketAddr,
+    /// Where observation logs live: `sqlite://PATH`, `postgres://...` or `mysql://...`.
+    #[arg(long, env = "SEXTANT_DB", default_value = crate::DEFAULT_DB_URL)]
+    pub db: String,
 }
 
 /// Binds the configured address and serves until `shutdown` resolves.
 pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let store = Store::connect(&args.db).await?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    serve(listener, shutdown).await
+    let served = serve(listener, store.clone(), shutdown).await;
+    store.close().await;
+    served
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
+    store: Store,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr().context("listener has no local address")?;
     let health = HealthService::new([
         service_names::SUGGESTION,
         service_names::KATIB_PROBE_SUGGESTION,
+        service_names::DB_MANAGER,
     ]);
     tracing::info!(%address, "sextant serve listening");
     // The line tools and tests wait for; it carries the bound port when asked for port 0.
@@ -48,6 +58,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(health.into_server())
         .add_service(SuggestionService.into_server())
+        .add_service(sextant_store::db_manager_service(store))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("gRPC server failed")?;

@@ -1,27 +1,20 @@
 //! The shutdown signal: the first SIGINT or SIGTERM.
 
-/// Resolves when the process receives SIGINT (Ctrl-C) or SIGTERM (Kubernetes, systemd).
-pub async fn shutdown() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Registers for SIGINT (Ctrl-C) and SIGTERM (Kubernetes, systemd) at once, so a signal that
+/// arrives before the returned future is first polled is not lost, and resolves on the first.
+pub fn shutdown() -> anyhow::Result<impl Future<Output = ()> + Send> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("shutdown signal received");
+        tracing::info!("shutdown signal received");
+    })
 }

@@ -94,6 +94,11 @@ const REGISTRY: &[(&str, Builder)] = &[
     (random::NAME, random::build),
     (grid::NAME, grid::build),
     (sobol::NAME, sobol::build),
+    (crate::cmaes::NAME, crate::cmaes::build),
+    (crate::hyperband::NAME, crate::hyperband::build),
+    (crate::tpe::NAME, crate::tpe::build),
+    (crate::bayesopt::NAME, crate::bayesopt::build),
+    (crate::tpe::MULTIVARIATE_NAME, crate::tpe::build_multivariate),
 ];
 
 /// The names of every algorithm, in registry order.

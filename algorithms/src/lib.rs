@@ -15,14 +15,23 @@
 //! - [`settings`]: typed parsing of Katib's `algorithmSettings` name/value pairs.
 //! - [`algorithm`]: the [`SearchAlgorithm`] trait and the registry of algorithms by name.
 //! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
+//! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
+//! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
+//! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
+//! - [`early_stopping`]: early-stopping rules (`medianstop`) and their evaluation.
+//! - [`tpe`]: tree-structured Parzen estimators, univariate (`tpe`) and multivariate.
 //! - [`seed`]: deriving reproducible random streams from `random_state` and the history.
 //! - [`stats`]: the normal distribution functions the samplers need.
 //! - [`test_functions`]: standard functions (Branin, Hartmann6, ...) and the regret loop that
 //!   quality tests, the quality runner and the benches share.
 
 pub mod algorithm;
+pub mod bayesopt;
+pub mod cmaes;
+pub mod early_stopping;
 pub mod grid;
 pub mod history;
+pub mod hyperband;
 pub mod objective;
 pub mod random;
 pub mod seed;
@@ -31,6 +40,7 @@ pub mod sobol;
 pub mod space;
 pub mod stats;
 pub mod test_functions;
+pub mod tpe;
 
 pub use algorithm::{SearchAlgorithm, Suggestions, build_algorithm, known_algorithms};
 pub use history::{TrialCondition, TrialRecord};

@@ -9,12 +9,16 @@
 //!
 //! # Layout
 //! - [`convert`]: wire messages to typed values and back.
+//! - [`early_stopping`]: the `EarlyStopping` service (`medianstop`), reading observation logs
+//!   from a DBManager.
 //! - [`error`]: the crate's error type and its mapping to gRPC status codes.
 //! - [`service`]: the `Suggestion` service implementation.
 
 pub mod convert;
+pub mod early_stopping;
 pub mod error;
 pub mod service;
 
+pub use early_stopping::{EarlyStoppingService, ObservationSource, TrialStatusSink};
 pub use error::{Error, Result};
 pub use service::{MAX_REQUEST_NUMBER, SuggestionService};

@@ -3,5 +3,6 @@
 //! One test binary for the whole package keeps link time down on small machines.
 
 mod katib_interop;
+mod observation_log_durability;
 mod serve_suggestion;
 mod support;

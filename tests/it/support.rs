@@ -14,13 +14,24 @@ use anyhow::{Context, bail};
 pub struct Server {
     pub child: Child,
     pub address: SocketAddr,
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts `sextant serve --listen 127.0.0.1:0 EXTRA...` and waits for its address.
+    /// Starts `sextant serve --listen 127.0.0.1:0 EXTRA...` with a fresh SQLite store in a
+    /// temporary directory, and waits for its address.
     pub fn start(extra: &[&str]) -> anyhow::Result<Server> {
+        let scratch = tempfile::tempdir()?;
+        let db = format!("sqlite://{}", scratch.path().join("sextant.db").display());
+        let mut server = Server::start_with_db(&db, extra)?;
+        server._scratch = Some(scratch);
+        Ok(server)
+    }
+
+    /// Starts `sextant serve --listen 127.0.0.1:0 --db DB EXTRA...` and waits for its address.
+    pub fn start_with_db(db: &str, extra: &[&str]) -> anyhow::Result<Server> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(extra)
             .env("SEXTANT_LOG", "warn")
             .stdout(Stdio::piped())
@@ -37,7 +48,11 @@ impl Server {
                 let address = address.trim().parse()?;
                 // Keep draining stdout so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines {});
-                return Ok(Server { child, address });
+                return Ok(Server {
+                    child,
+                    address,
+                    _scratch: None,
+                });
             }
         }
         let _ = child.kill();

@@ -1,3 +1,6 @@
 //! Integration tests of the algorithms crate, through its public API only.
 
+mod bayesopt;
+mod cmaes;
+mod hyperband;
 mod properties;

@@ -1,0 +1,920 @@
+//! Bayesian optimization with a Gaussian process (Katib's `bayesianoptimization`): a start
+//! design of scrambled Sobol points, then each suggestion maximizes an acquisition function on
+//! the posterior of a Gaussian process fitted to every finished trial (Snoek, Larochelle &
+//! Adams, "Practical Bayesian Optimization of Machine Learning Algorithms", NeurIPS 2012).
+//!
+//! One call is stateless: the model is refitted from the history each time, with a bounded
+//! number of L-BFGS starts and iterations (and, past a few hundred trials, on a subsample) so a
+//! suggestion stays within milliseconds. The acquisition is maximized by scoring a Sobol
+//! candidate set and perturbations of the best trials in one batched posterior evaluation, then
+//! polishing the best starts with box-constrained L-BFGS over the continuous coordinates.
+//! Pending trials and earlier suggestions of the same batch enter the model as "constant liar"
+//! observations at the best observed loss (Ginsbourger, Le Riche & Carraro, "Kriging Is
+//! Well-Suited to Parallelize Optimization", 2010), which collapses the posterior variance
+//! there, so a batch spreads out and no pending point is proposed again.
+//!
+//! `gp_hedge` follows Hoffman, Brochu & de Freitas (UAI 2011): each of EI, PI and LCB nominates
+//! its best point and one nominee is chosen with probability proportional to `exp(gain)`,
+//! where a nominee's gain is minus its posterior mean. Hoffman's gains accumulate over the
+//! run; a stateless service cannot carry them (trial labels are Kubernetes labels, too short
+//! to hold the nominees), so here the horizon is the current call: the portfolio favours the
+//! acquisition whose nominee the current model expects to be best.
+//!
+//! # Layout
+//! - [`encoding`]: assignments to and from unit-cube points; rounding of discrete values.
+//! - [`gp`]: the Matérn 5/2 ARD Gaussian process and its hyperparameter fit.
+//! - [`acquisition`]: EI, PI, LCB and the hedge's probabilities.
+//! - [`lbfgs`]: the box-constrained quasi-Newton optimizer both fits use.
+
+pub mod acquisition;
+pub mod encoding;
+pub mod gp;
+pub mod lbfgs;
+
+use std::collections::HashSet;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::SuggestError;
+use crate::algorithm::{BuildContext, SearchAlgorithm, SuggestRequest, Suggestions};
+use crate::seed::rng_for;
+use crate::settings::{Setting, SettingsError, SettingsReader};
+use crate::sobol::{MAX_DIMENSIONS as SOBOL_DIMENSIONS, SobolSearch};
+use crate::space::{Assignment, SearchSpace};
+use crate::stats::normal_quantile;
+
+use acquisition::{Acquisition, hedge_probabilities};
+use encoding::Encoding;
+use gp::{FitEffort, GaussianProcess, Hyperparameters};
+
+/// Katib's name of the algorithm.
+pub const NAME: &str = "bayesianoptimization";
+
+/// Trials drawn from the start design before the model is used, unless set.
+pub const DEFAULT_INITIAL_POINTS: usize = 10;
+
+/// At most this many observations enter the hyperparameter fit; beyond it a subsample (the
+/// best half and a random rest) is fitted, since each likelihood evaluation is cubic in it.
+const FIT_POINTS_LIMIT: usize = 160;
+/// At most this many observations condition the posterior; beyond it the same kind of
+/// subsample is taken.
+const MODEL_POINTS_LIMIT: usize = 2000;
+/// Best trials around which local candidates are drawn.
+const LOCAL_CENTRES: usize = 5;
+/// Local candidates per centre.
+const LOCAL_CANDIDATES_PER_CENTRE: usize = 24;
+/// Candidates polished by L-BFGS.
+const POLISHED_STARTS: usize = 3;
+/// L-BFGS iterations of one polish.
+const POLISH_ITERATIONS: usize = 20;
+
+/// Which acquisition function chooses the next point (`acq_func`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcquisitionChoice {
+    /// `gp_hedge`: a portfolio of EI, PI and LCB.
+    Hedge,
+    /// One fixed function.
+    Single(Acquisition),
+}
+
+/// How the acquisition is maximized (`acq_optimizer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcquisitionOptimizer {
+    /// Scoring candidates, then polishing the best with L-BFGS (the same as `lbfgs`).
+    Auto,
+    /// Scoring candidates only.
+    Sampling,
+    /// Scoring candidates, then polishing the best with L-BFGS.
+    Lbfgs,
+}
+
+/// Gaussian-process Bayesian optimization with its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BayesianOptimization {
+    /// Trials from the start design before the model is used (`n_initial_points`).
+    pub initial_points: usize,
+    /// The acquisition function (`acq_func`).
+    pub acquisition: AcquisitionChoice,
+    /// How it is maximized (`acq_optimizer`).
+    pub optimizer: AcquisitionOptimizer,
+    /// Seed of the start design and of every random draw (`random_state`).
+    pub random_state: Option<u64>,
+}
+
+/// Builds the algorithm from Katib's settings: `base_estimator` (only `GP`),
+/// `n_initial_points`, `acq_func`, `acq_optimizer`, `random_state`.
+pub fn build(
+    settings: &[Setting],
+    _context: &BuildContext<'_>,
+) -> Result<Box<dyn SearchAlgorithm>, SettingsError> {
+    let mut reader = SettingsReader::new(NAME, settings);
+    let invalid = |setting: &str, value: &str, rule: &str| SettingsError::InvalidValue {
+        setting: setting.into(),
+        value: value.into(),
+        rule: rule.into(),
+    };
+    if let Some(estimator) = reader.raw("base_estimator")
+        && !estimator.trim().eq_ignore_ascii_case("GP")
+    {
+        return Err(invalid(
+            "base_estimator",
+            estimator,
+            "is not supported; only GP",
+        ));
+    }
+    let initial_points = reader
+        .parse::<usize>("n_initial_points", "must be an integer >= 0", |_| true)?
+        .unwrap_or(DEFAULT_INITIAL_POINTS);
+    let acquisition = match reader.raw("acq_func").map(str::trim) {
+        None => AcquisitionChoice::Hedge,
+        Some(text) => match text.to_ascii_lowercase().as_str() {
+            "gp_hedge" => AcquisitionChoice::Hedge,
+            "ei" => AcquisitionChoice::Single(Acquisition::ExpectedImprovement),
+            "pi" => AcquisitionChoice::Single(Acquisition::ProbabilityOfImprovement),
+            "lcb" => AcquisitionChoice::Single(Acquisition::LowerConfidenceBound),
+            "eips" | "pips" => {
+                return Err(invalid(
+                    "acq_func",
+                    text,
+                    "is not supported: it needs trial durations; use gp_hedge, EI, PI or LCB",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    "acq_func",
+                    text,
+                    "must be one of gp_hedge, EI, PI, LCB",
+                ));
+            }
+        },
+    };
+    let optimizer = match reader.raw("acq_optimizer").map(str::trim) {
+        None => AcquisitionOptimizer::Auto,
+        Some(text) => match text.to_ascii_lowercase().as_str() {
+            "auto" => AcquisitionOptimizer::Auto,
+            "sampling" => AcquisitionOptimizer::Sampling,
+            "lbfgs" => AcquisitionOptimizer::Lbfgs,
+            _ => {
+                return Err(invalid(
+                    "acq_optimizer",
+                    text,
+                    "must be one of auto, sampling, lbfgs",
+                ));
+            }
+        },
+    };
+    let random_state = reader.random_state()?;
+    reader.finish()?;
+    Ok(Box::new(BayesianOptimization {
+        initial_points,
+        acquisition,
+        optimizer,
+        random_state,
+    }))
+}
+
+impl SearchAlgorithm for BayesianOptimization {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn suggest(&self, request: &SuggestRequest<'_>) -> Result<Suggestions, SuggestError> {
+        let space = request.space;
+        let encoding = Encoding::new(space);
+        let width = encoding.width();
+        let mut rng = rng_for(self.random_state, request.trials, NAME);
+        let mut taken: HashSet<String> = request
+            .trials
+            .iter()
+            .map(|trial| space.assignment_key(&trial.assignment))
+            .collect();
+
+        let mut observed_points = Vec::new();
+        let mut losses = Vec::new();
+        let mut pending_points = Vec::new();
+        let mut row = vec![0.0; width];
+        for trial in request.trials {
+            if !encoding.encode(space, &trial.assignment, &mut row) {
+                continue;
+            }
+            if let Some(loss) = trial.loss(request.objective) {
+                observed_points.extend_from_slice(&row);
+                losses.push(loss);
+            } else if trial.condition.is_pending() {
+                pending_points.extend_from_slice(&row);
+            }
+        }
+
+        let mut model: Option<Model> = None;
+        let mut assignments = Vec::with_capacity(request.count);
+        for offset in 0..request.count {
+            let index = request.trials.len() + offset;
+            let from_model = width > 0 && index >= self.initial_points && losses.len() >= 2;
+            let proposal = if from_model {
+                let model = model
+                    .get_or_insert_with(|| Model::fit(&observed_points, &losses, width, &mut rng));
+                self.propose(space, &encoding, model, &pending_points, &taken, &mut rng)
+            } else {
+                None
+            };
+            let assignment = match proposal {
+                Some(assignment) => assignment,
+                None => self.start_design(space, index, request.count, &taken, &mut rng),
+            };
+            if encoding.encode(space, &assignment, &mut row) {
+                pending_points.extend_from_slice(&row);
+            }
+            taken.insert(space.assignment_key(&assignment));
+            assignments.push(assignment);
+        }
+        Ok(Suggestions::from_assignments(assignments))
+    }
+}
+
+impl BayesianOptimization {
+    /// The `index`-th point of the scrambled Sobol start design, or the next untaken one;
+    /// random draws when the space is too wide for the sequence or the design keeps colliding.
+    fn start_design(
+        &self,
+        space: &SearchSpace,
+        index: usize,
+        stride: usize,
+        taken: &HashSet<String>,
+        rng: &mut ChaCha8Rng,
+    ) -> Assignment {
+        let sobol = SobolSearch {
+            random_state: self.random_state,
+        };
+        let mut first = None;
+        for attempt in 0..64 {
+            let position = index + attempt * stride.max(1);
+            let quantiles = if space.len() <= SOBOL_DIMENSIONS && position < u32::MAX as usize {
+                sobol.point(position as u32, space.len())
+            } else {
+                (0..space.len()).map(|_| rng.random::<f64>()).collect()
+            };
+            let assignment = space.from_quantiles(&quantiles);
+            if !taken.contains(&space.assignment_key(&assignment)) {
+                return assignment;
+            }
+            first.get_or_insert(assignment);
+        }
+        for _ in 0..64 {
+            let quantiles: Vec<f64> = (0..space.len()).map(|_| rng.random::<f64>()).collect();
+            let assignment = space.from_quantiles(&quantiles);
+            if !taken.contains(&space.assignment_key(&assignment)) {
+                return assignment;
+            }
+        }
+        // Every value tried is taken: the space is (nearly) exhausted and a repeat is the only
+        // feasible answer.
+        first.unwrap_or_else(|| space.from_quantiles(&vec![0.5; space.len()]))
+    }
+
+    /// The acquisition's choice given the model and the points still without a result, or
+    /// `None` when the posterior cannot be formed (then the start design answers).
+    fn propose(
+        &self,
+        space: &SearchSpace,
+        encoding: &Encoding,
+        model: &Model,
+        pending_points: &[f64],
+        taken: &HashSet<String>,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Assignment> {
+        let width = encoding.width();
+        let mut points = model.points.clone();
+        points.extend_from_slice(pending_points);
+        let mut targets = model.targets.clone();
+        targets.resize(points.len() / width, model.best);
+        let process = GaussianProcess::new(points, &targets, width, model.hyperparameters.clone())?;
+
+        let candidates = candidate_set(space, encoding, model, rng);
+        let (means, variances) = process.predict_batch(&candidates);
+        let sds: Vec<f64> = variances.iter().map(|v| v.sqrt()).collect();
+        let count = means.len();
+        let score = |acquisition: Acquisition, c: usize| {
+            let value = acquisition.evaluate(means[c], sds[c], model.best).0;
+            if value.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                value
+            }
+        };
+        let best_candidate = |acquisition: Acquisition| {
+            (0..count)
+                .max_by(|a, b| score(acquisition, *a).total_cmp(&score(acquisition, *b)))
+                .unwrap_or(0)
+        };
+        let acquisition = match self.acquisition {
+            AcquisitionChoice::Single(acquisition) => acquisition,
+            AcquisitionChoice::Hedge => {
+                let gains = Acquisition::ALL.map(|acquisition| -means[best_candidate(acquisition)]);
+                let probabilities = hedge_probabilities(&gains);
+                let draw = rng.random::<f64>();
+                let mut cumulative = 0.0;
+                let mut chosen = Acquisition::ALL[2];
+                for (acquisition, probability) in Acquisition::ALL.iter().zip(probabilities) {
+                    cumulative += probability;
+                    if draw < cumulative {
+                        chosen = *acquisition;
+                        break;
+                    }
+                }
+                chosen
+            }
+        };
+
+        let mut order: Vec<usize> = (0..count).collect();
+        order.sort_by(|a, b| score(acquisition, *b).total_cmp(&score(acquisition, *a)));
+        let mut best_row: Option<(f64, Vec<f64>)> = None;
+        let polish = self.optimizer != AcquisitionOptimizer::Sampling
+            && !encoding.continuous_columns().is_empty();
+        if polish {
+            for &start in order.iter().take(POLISHED_STARTS) {
+                let start_row = &candidates[start * width..(start + 1) * width];
+                let (value, polished) = polish_start(
+                    &process,
+                    encoding,
+                    space,
+                    acquisition,
+                    model.best,
+                    start_row,
+                );
+                if best_row.as_ref().is_none_or(|(best, _)| value > *best) {
+                    best_row = Some((value, polished));
+                }
+            }
+        }
+        if let Some((value, polished)) = best_row
+            && value >= score(acquisition, order[0])
+        {
+            let assignment = encoding.decode(space, &polished);
+            if !taken.contains(&space.assignment_key(&assignment)) {
+                return Some(assignment);
+            }
+        }
+        for &c in &order {
+            let assignment = encoding.decode(space, &candidates[c * width..(c + 1) * width]);
+            if !taken.contains(&space.assignment_key(&assignment)) {
+                return Some(assignment);
+            }
+        }
+        None
+    }
+}
+
+/// What one call learns from the finished trials: the standardized targets and the fitted
+/// hyperparameters.
+#[derive(Debug)]
+struct Model {
+    points: Vec<f64>,
+    targets: Vec<f64>,
+    best: f64,
+    hyperparameters: Hyperparameters,
+}
+
+impl Model {
+    fn fit(points: &[f64], losses: &[f64], width: usize, rng: &mut ChaCha8Rng) -> Model {
+        let standardized = warp_losses(losses);
+        let (points, targets) = subsample(points, &standardized, width, MODEL_POINTS_LIMIT, rng);
+        let (fit_points, fit_targets) = subsample(&points, &targets, width, FIT_POINTS_LIMIT, rng);
+        let effort = match fit_targets.len() {
+            0..=40 => FitEffort {
+                starts: 2,
+                max_iterations: 25,
+            },
+            _ => FitEffort {
+                starts: 1,
+                max_iterations: 12,
+            },
+        };
+        let hyperparameters = gp::fit(&fit_points, &fit_targets, width, effort);
+        let best = targets.iter().copied().fold(f64::INFINITY, f64::min);
+        Model {
+            points,
+            targets,
+            best,
+            hyperparameters,
+        }
+    }
+}
+
+/// The losses as the model sees them: standardized, with the part above the median compressed
+/// logarithmically, then standardized again. Losses of a bad region can be orders of magnitude
+/// above the good ones (Rosenbrock, Styblinski-Tang, diverged trainings); left linear they
+/// dominate the fit and the lengthscales, while what matters is the shape near the best. The
+/// map is monotone, so the best trial stays the best (in the spirit of the output power
+/// transforms of HEBO: Cowen-Rivers et al., "HEBO: Pushing the Limits of Sample-Efficient
+/// Hyperparameter Optimisation", JAIR 2022). Identical losses carry no scale: they are only
+/// centred.
+fn warp_losses(losses: &[f64]) -> Vec<f64> {
+    let standardized = standardize(losses);
+    let mut sorted = standardized.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let warped: Vec<f64> = standardized
+        .iter()
+        .map(|z| {
+            if *z > median {
+                median + (z - median).ln_1p()
+            } else {
+                *z
+            }
+        })
+        .collect();
+    standardize(&warped)
+}
+
+/// `(x - mean) / sd`, or just `x - mean` when the values are (nearly) identical.
+fn standardize(values: &[f64]) -> Vec<f64> {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let variance = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    let scale = if variance.sqrt() > 1e-12 * mean.abs().max(1.0) {
+        variance.sqrt()
+    } else {
+        1.0
+    };
+    values.iter().map(|v| (v - mean) / scale).collect()
+}
+
+/// At most `limit` rows: the best half by target and a random draw from the rest.
+fn subsample(
+    points: &[f64],
+    targets: &[f64],
+    width: usize,
+    limit: usize,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<f64>, Vec<f64>) {
+    if targets.len() <= limit {
+        return (points.to_vec(), targets.to_vec());
+    }
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    order.sort_by(|a, b| targets[*a].total_cmp(&targets[*b]));
+    let best = limit / 2;
+    let mut rest = order.split_off(best);
+    for i in 0..limit - best {
+        let j = rng.random_range(i..rest.len());
+        rest.swap(i, j);
+    }
+    order.extend_from_slice(&rest[..limit - best]);
+    let mut chosen_points = Vec::with_capacity(limit * width);
+    let mut chosen_targets = Vec::with_capacity(limit);
+    for index in order {
+        chosen_points.extend_from_slice(&points[index * width..(index + 1) * width]);
+        chosen_targets.push(targets[index]);
+    }
+    (chosen_points, chosen_targets)
+}
+
+/// Sobol points over the cube plus Gaussian perturbations of the best observed points, all
+/// projected onto feasible encodings. Fewer Sobol points as the history grows, since each
+/// candidate costs a solve against every observation.
+fn candidate_set(
+    space: &SearchSpace,
+    encoding: &Encoding,
+    model: &Model,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f64> {
+    let width = encoding.width();
+    let observations = model.targets.len();
+    let global = (40_000 / observations.max(1)).clamp(192, 384);
+    let mut candidates =
+        Vec::with_capacity((global + LOCAL_CENTRES * LOCAL_CANDIDATES_PER_CENTRE) * width);
+    let seed = rng.random::<u32>();
+    for index in 0..global as u32 {
+        for dimension in 0..width {
+            let u = if width <= SOBOL_DIMENSIONS {
+                f64::from(sobol_burley::sample(index, dimension as u32, seed))
+            } else {
+                rng.random::<f64>()
+            };
+            candidates.push(u);
+        }
+    }
+    let mut order: Vec<usize> = (0..observations).collect();
+    order.sort_by(|a, b| model.targets[*a].total_cmp(&model.targets[*b]));
+    for &centre in order.iter().take(LOCAL_CENTRES) {
+        let centre_row = &model.points[centre * width..(centre + 1) * width];
+        for k in 0..LOCAL_CANDIDATES_PER_CENTRE {
+            if k % 2 == 0 {
+                // A Gaussian step in every coordinate, at one of several scales.
+                let spread = [0.005, 0.03, 0.1, 0.25][(k / 2) % 4];
+                for &x in centre_row {
+                    let noise = normal_quantile(rng.random_range(1e-9..1.0 - 1e-9));
+                    candidates.push(x + spread * noise);
+                }
+            } else {
+                // One or two coordinates redrawn anywhere: a move to another basin along a
+                // few axes, which all-coordinate steps almost never make in many dimensions.
+                let first = rng.random_range(0..width);
+                let second = rng.random_range(0..width);
+                let with_second = rng.random::<bool>();
+                for (column, &x) in centre_row.iter().enumerate() {
+                    let redraw = column == first || (with_second && column == second);
+                    candidates.push(if redraw { rng.random::<f64>() } else { x });
+                }
+            }
+        }
+    }
+    for row in candidates.chunks_mut(width) {
+        encoding.project(space, row);
+    }
+    candidates
+}
+
+/// Maximizes the acquisition from `start` over the continuous coordinates, the others held at
+/// their (feasible) values; returns the value reached and the point.
+fn polish_start(
+    process: &GaussianProcess,
+    encoding: &Encoding,
+    space: &SearchSpace,
+    acquisition: Acquisition,
+    best: f64,
+    start: &[f64],
+) -> (f64, Vec<f64>) {
+    let columns = encoding.continuous_columns();
+    let width = encoding.width();
+    let mut row = start.to_vec();
+    let mut mean_gradient = vec![0.0; width];
+    let mut variance_gradient = vec![0.0; width];
+    let initial: Vec<f64> = columns.iter().map(|&c| start[c]).collect();
+    let lower = vec![0.0; columns.len()];
+    let upper = vec![1.0; columns.len()];
+    let options = lbfgs::Options {
+        max_iterations: POLISH_ITERATIONS,
+        gradient_tolerance: 1e-7,
+        relative_tolerance: 1e-10,
+        ..lbfgs::Options::default()
+    };
+    let found = lbfgs::minimize(
+        |x, gradient| {
+            for (&c, value) in columns.iter().zip(x) {
+                row[c] = *value;
+            }
+            let (mean, variance) =
+                process.predict_with_gradient(&row, &mut mean_gradient, &mut variance_gradient);
+            let sd = variance.sqrt();
+            let (value, d_mean, d_sd) = acquisition.evaluate(mean, sd, best);
+            for (g, &c) in gradient.iter_mut().zip(columns) {
+                *g = -(d_mean * mean_gradient[c] + d_sd * variance_gradient[c] / (2.0 * sd));
+            }
+            -value
+        },
+        &initial,
+        &lower,
+        &upper,
+        &options,
+    );
+    let mut polished = start.to_vec();
+    for (&c, value) in columns.iter().zip(&found.point) {
+        polished[c] = *value;
+    }
+    encoding.project(space, &mut polished);
+    (-found.value, polished)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::build_algorithm;
+    use crate::history::{TrialCondition, TrialRecord};
+    use crate::objective::{Direction, Objective};
+    use crate::space::{ParameterType, RawParameter, Value};
+
+    fn parameter(
+        name: &str,
+        kind: ParameterType,
+        min: &str,
+        max: &str,
+        list: &[&str],
+    ) -> RawParameter {
+        RawParameter {
+            name: name.into(),
+            parameter_type: Some(kind),
+            min: min.into(),
+            max: max.into(),
+            list: list.iter().map(|s| s.to_string()).collect(),
+            ..RawParameter::default()
+        }
+    }
+
+    fn mixed_space() -> SearchSpace {
+        SearchSpace::parse(&[
+            RawParameter {
+                distribution: Some(crate::space::Distribution::LogUniform),
+                ..parameter("lr", ParameterType::Double, "0.0001", "0.1", &[])
+            },
+            parameter("layers", ParameterType::Int, "1", "6", &[]),
+            parameter(
+                "optimizer",
+                ParameterType::Categorical,
+                "",
+                "",
+                &["sgd", "adam", "rmsprop"],
+            ),
+            parameter(
+                "batch",
+                ParameterType::Discrete,
+                "",
+                "",
+                &["16", "32", "64", "128"],
+            ),
+        ])
+        .expect("valid space")
+    }
+
+    fn objective() -> Objective {
+        Objective::new(Direction::Minimize, "loss")
+    }
+
+    /// A smooth loss on the mixed space, lowest at lr = 0.01, 3 layers, adam, batch 32.
+    fn mixed_loss(assignment: &Assignment) -> f64 {
+        let [
+            Value::Double(lr),
+            Value::Int(layers),
+            Value::Choice(optimizer),
+            Value::Choice(batch),
+        ] = assignment.values[..]
+        else {
+            panic!("unexpected assignment {assignment:?}");
+        };
+        (lr.log10() + 2.0).powi(2)
+            + 0.1 * (layers as f64 - 3.0).powi(2)
+            + if optimizer == 1 { 0.0 } else { 0.5 }
+            + 0.2 * (batch as f64 - 1.0).abs()
+    }
+
+    fn record(index: usize, assignment: Assignment, value: Option<f64>) -> TrialRecord {
+        let condition = if value.is_some() {
+            TrialCondition::Succeeded
+        } else {
+            TrialCondition::Failed
+        };
+        let mut trial = TrialRecord::new(format!("trial-{index}"), assignment, condition);
+        trial.objective_value = value;
+        trial
+    }
+
+    fn suggest(
+        space: &SearchSpace,
+        settings: &[Setting],
+        trials: &[TrialRecord],
+        count: usize,
+    ) -> Vec<Assignment> {
+        let objective = objective();
+        let algorithm = build_algorithm(
+            NAME,
+            settings,
+            &BuildContext {
+                space,
+                objective: &objective,
+                max_trial_count: None,
+                parallel_trial_count: None,
+            },
+        )
+        .expect("builds");
+        let suggestions = algorithm
+            .suggest(&SuggestRequest {
+                space,
+                objective: &objective,
+                trials,
+                count,
+            })
+            .expect("suggests");
+        assert_eq!(suggestions.suggestions.len(), count);
+        let assignments: Vec<Assignment> = suggestions
+            .suggestions
+            .into_iter()
+            .map(|s| s.assignment)
+            .collect();
+        for assignment in &assignments {
+            assert!(space.contains(assignment), "infeasible {assignment:?}");
+        }
+        assignments
+    }
+
+    /// Runs `trials` sequential suggestions on the mixed space and returns the history.
+    fn run_mixed(settings: &[Setting], trials: usize) -> Vec<TrialRecord> {
+        let space = mixed_space();
+        let mut history = Vec::new();
+        for index in 0..trials {
+            let assignment = suggest(&space, settings, &history, 1).remove(0);
+            let loss = mixed_loss(&assignment);
+            history.push(record(index, assignment, Some(loss)));
+        }
+        history
+    }
+
+    #[test]
+    fn settings_are_parsed_and_wrong_ones_named() {
+        let space = mixed_space();
+        let objective = objective();
+        let context = BuildContext {
+            space: &space,
+            objective: &objective,
+            max_trial_count: None,
+            parallel_trial_count: None,
+        };
+        let error = |settings: &[Setting]| {
+            build_algorithm(NAME, settings, &context)
+                .expect_err("rejected")
+                .to_string()
+        };
+        assert_eq!(
+            error(&[Setting::new("base_estimator", "RF")]),
+            r#"setting base_estimator: value "RF" is not supported; only GP"#
+        );
+        assert!(error(&[Setting::new("acq_func", "EIps")]).contains("needs trial durations"));
+        assert!(error(&[Setting::new("acq_func", "UCB")]).contains("gp_hedge, EI, PI, LCB"));
+        assert!(error(&[Setting::new("acq_optimizer", "adam")]).contains("auto, sampling, lbfgs"));
+        assert!(error(&[Setting::new("n_initial_points", "-1")]).contains("integer >= 0"));
+        assert!(error(&[Setting::new("kappa", "2")]).contains("unknown setting \"kappa\""));
+        let built = build(
+            &[
+                Setting::new("base_estimator", "GP"),
+                Setting::new("n_initial_points", "4"),
+                Setting::new("acq_func", "LCB"),
+                Setting::new("acq_optimizer", "sampling"),
+                Setting::new("random_state", "3"),
+            ],
+            &context,
+        )
+        .expect("valid settings");
+        assert_eq!(built.name(), NAME);
+    }
+
+    #[test]
+    fn mixed_space_is_searched_feasibly_and_improves_on_the_start_design() {
+        let settings = [
+            Setting::new("random_state", "5"),
+            Setting::new("n_initial_points", "6"),
+        ];
+        let history = run_mixed(&settings, 30);
+        let best = |trials: &[TrialRecord]| {
+            trials
+                .iter()
+                .filter_map(|t| t.objective_value)
+                .fold(f64::INFINITY, f64::min)
+        };
+        assert!(
+            best(&history[..6]) > 0.05,
+            "the start design is not already optimal"
+        );
+        assert!(best(&history) < 0.05, "best {}", best(&history));
+    }
+
+    #[test]
+    fn suggestions_are_deterministic_for_a_seed_and_history() {
+        let settings = [
+            Setting::new("random_state", "11"),
+            Setting::new("n_initial_points", "4"),
+        ];
+        let first = run_mixed(&settings, 12);
+        let second = run_mixed(&settings, 12);
+        assert_eq!(first, second);
+        let other = run_mixed(&[Setting::new("random_state", "12")], 12);
+        assert_ne!(first, other);
+    }
+
+    #[test]
+    fn a_batch_with_pending_trials_is_distinct_and_avoids_them() {
+        let space = mixed_space();
+        let mut history = run_mixed(&[Setting::new("random_state", "2")], 14);
+        for (index, assignment) in suggest(&space, &[], &history, 3).into_iter().enumerate() {
+            history.push(TrialRecord::new(
+                format!("pending-{index}"),
+                assignment,
+                TrialCondition::Running,
+            ));
+        }
+        let batch = suggest(&space, &[Setting::new("random_state", "2")], &history, 8);
+        let mut keys: HashSet<String> = history
+            .iter()
+            .map(|trial| space.assignment_key(&trial.assignment))
+            .collect();
+        for assignment in &batch {
+            assert!(
+                keys.insert(space.assignment_key(assignment)),
+                "repeated {assignment:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn degenerate_histories_give_sound_suggestions() {
+        let space = mixed_space();
+        let start = suggest(&space, &[], &[], 12);
+        // Every trial failed or reported a non-finite value: the start design continues.
+        let failed: Vec<TrialRecord> = start
+            .iter()
+            .enumerate()
+            .map(|(index, assignment)| {
+                let value = [None, Some(f64::NAN), Some(f64::INFINITY)][index % 3];
+                let mut trial = record(index, assignment.clone(), value);
+                if value.is_some() {
+                    trial.condition = TrialCondition::Succeeded;
+                }
+                trial
+            })
+            .collect();
+        let after_failures = suggest(&space, &[], &failed, 3);
+        assert!(after_failures.iter().all(|a| !start.contains(a)));
+        // Identical observations: no scale to standardize by.
+        let flat: Vec<TrialRecord> = start
+            .iter()
+            .enumerate()
+            .map(|(index, assignment)| record(index, assignment.clone(), Some(7.0)))
+            .collect();
+        suggest(&space, &[], &flat, 4);
+        // Huge and tiny values together.
+        let wild: Vec<TrialRecord> = start
+            .iter()
+            .enumerate()
+            .map(|(index, assignment)| {
+                record(
+                    index,
+                    assignment.clone(),
+                    Some(if index % 2 == 0 { 1e300 } else { -1e-300 }),
+                )
+            })
+            .collect();
+        suggest(&space, &[], &wild, 2);
+    }
+
+    #[test]
+    fn single_parameter_and_single_choice_spaces_work() {
+        let one = SearchSpace::parse(&[parameter("x", ParameterType::Double, "-1", "2", &[])])
+            .expect("valid");
+        let mut history = Vec::new();
+        for index in 0..16 {
+            let assignment = suggest(&one, &[], &history, 1).remove(0);
+            let Value::Double(x) = assignment.values[0] else {
+                panic!("double expected");
+            };
+            history.push(record(index, assignment, Some((x - 0.7).powi(2))));
+        }
+        let best = history
+            .iter()
+            .filter_map(|t| t.objective_value)
+            .fold(f64::INFINITY, f64::min);
+        assert!(best < 1e-3, "best {best}");
+
+        let only =
+            SearchSpace::parse(&[parameter("c", ParameterType::Categorical, "", "", &["x"])])
+                .expect("valid");
+        let answers = suggest(&only, &[], &[], 3);
+        assert!(answers.iter().all(|a| a.values == vec![Value::Choice(0)]));
+
+        let with_fixed = SearchSpace::parse(&[
+            parameter("c", ParameterType::Categorical, "", "", &["x"]),
+            parameter("n", ParameterType::Int, "1", "3", &[]),
+        ])
+        .expect("valid");
+        let mut history = Vec::new();
+        for index in 0..5 {
+            let assignment = suggest(&with_fixed, &[], &history, 1).remove(0);
+            history.push(record(index, assignment, Some(index as f64)));
+        }
+        // Three values exist: after they are tried, repeats are the only feasible answers.
+        let keys: HashSet<String> = history[..3]
+            .iter()
+            .map(|t| with_fixed.assignment_key(&t.assignment))
+            .collect();
+        assert_eq!(keys.len(), 3);
+    }
+
+    #[test]
+    fn a_thousand_trials_are_modelled() {
+        let space = SearchSpace::parse(&[
+            parameter("a", ParameterType::Double, "0", "1", &[]),
+            parameter("b", ParameterType::Double, "0", "1", &[]),
+        ])
+        .expect("valid");
+        let mut rng = rng_for(Some(1), &[], "test");
+        let history: Vec<TrialRecord> = (0..1000)
+            .map(|index| {
+                let (a, b) = (rng.random::<f64>(), rng.random::<f64>());
+                let assignment = Assignment {
+                    values: vec![Value::Double(a), Value::Double(b)],
+                };
+                record(
+                    index,
+                    assignment,
+                    Some((a - 0.3).powi(2) + (b - 0.6).powi(2)),
+                )
+            })
+            .collect();
+        let best = history
+            .iter()
+            .filter_map(|t| t.objective_value)
+            .fold(f64::INFINITY, f64::min);
+        let answer = suggest(&space, &[Setting::new("acq_func", "EI")], &history, 1).remove(0);
+        let [Value::Double(a), Value::Double(b)] = answer.values[..] else {
+            panic!("doubles expected");
+        };
+        assert!((a - 0.3).powi(2) + (b - 0.6).powi(2) < best.max(1e-6) * 10.0);
+    }
+}

@@ -1,0 +1,129 @@
+//! The Trial kind: one run of the trial template with one parameter assignment (Katib's
+//! `trials/v1beta1`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::api::common::{
+    EarlyStoppingRule, MetricsCollectorSpec, ObjectiveSpec, Observation, ParameterAssignment,
+};
+use crate::api::{Condition, ObjectMeta};
+
+/// The kind name of a Trial.
+pub const TRIAL_KIND: &str = "Trial";
+
+/// The label that ties a trial to its experiment.
+pub const EXPERIMENT_LABEL: &str = "katib.kubeflow.org/experiment";
+
+/// A Trial object.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Trial {
+    /// `kubeflow.org/v1beta1` or `sextant.dev/v1beta1`.
+    pub api_version: String,
+    /// `Trial`.
+    pub kind: String,
+    /// Name (the suggestion's trial name), labels and annotations.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// What the trial runs.
+    #[serde(default)]
+    pub spec: TrialSpec,
+    /// How it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TrialStatus>,
+}
+
+/// The spec of a Trial, built by the engine's driver from the experiment and a suggestion.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialSpec {
+    /// The experiment's objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<ObjectiveSpec>,
+    /// The parameter values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameter_assignments: Vec<ParameterAssignment>,
+    /// Rules that stop the trial early.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub early_stopping_rules: Vec<EarlyStoppingRule>,
+    /// The run object, placeholders substituted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_spec: Option<serde_json::Value>,
+    /// Keep the run object after completion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retain_run: bool,
+    /// How metrics are collected.
+    #[serde(default)]
+    pub metrics_collector: MetricsCollectorSpec,
+    /// Which pods get the metrics collector.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub primary_pod_labels: BTreeMap<String, String>,
+    /// The training container or step.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub primary_container_name: String,
+    /// Success condition on the run object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub success_condition: String,
+    /// Failure condition on the run object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub failure_condition: String,
+    /// Labels the suggestion gave the trial.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Condition types of a Trial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TrialConditionType {
+    /// Created, its run not yet started.
+    Created,
+    /// Its run is going.
+    Running,
+    /// Its run succeeded and reported the objective metric.
+    Succeeded,
+    /// Stopped on request (the experiment completed, or an operator stopped it).
+    Killed,
+    /// Its run failed.
+    Failed,
+    /// Its run succeeded without reporting the objective metric.
+    MetricsUnavailable,
+    /// Stopped by an early-stopping rule; its metrics so far count.
+    EarlyStopped,
+}
+
+impl TrialConditionType {
+    /// Katib's `IsCompleted`: the trial will not change any more.
+    pub fn is_terminal(self) -> bool {
+        !matches!(
+            self,
+            TrialConditionType::Created | TrialConditionType::Running
+        )
+    }
+}
+
+/// A condition of a Trial.
+pub type TrialCondition = Condition<TrialConditionType>;
+
+/// How a Trial went.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialStatus {
+    /// When the trial was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// When it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<DateTime<Utc>>,
+    /// When its status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reconcile_time: Option<DateTime<Utc>>,
+    /// Its conditions, the most recently changed last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<TrialCondition>,
+    /// Its metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<Observation>,
+}

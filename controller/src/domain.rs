@@ -1,0 +1,70 @@
+//! Conversions from the API's string-typed spec to the search domain model of
+//! `sextant-algorithms`: parameters to a [`SearchSpace`], the objective to an [`Objective`],
+//! settings to [`Setting`]s. Validation and the drivers share them, so both read a spec the
+//! same way.
+
+use sextant_algorithms::space::{
+    Distribution as SpaceDistribution, ParameterType as SpaceParameterType,
+};
+use sextant_algorithms::{Direction, Objective, RawParameter, SearchSpace, Setting, SpaceError};
+
+use crate::api::common::{AlgorithmSetting, ObjectiveSpec, ObjectiveType};
+use crate::api::experiment::{Distribution, ParameterSpec, ParameterType};
+
+/// A parameter spec as the search space parses it. Katib's `unknown` type and values outside
+/// Katib's set become `None` (rejected by the space); Katib's `unknown` distribution reads as
+/// unspecified (uniform), as in Katib's suggestion services.
+pub fn raw_parameter(spec: &ParameterSpec) -> RawParameter {
+    let parameter_type = match &spec.parameter_type {
+        Some(ParameterType::Double) => Some(SpaceParameterType::Double),
+        Some(ParameterType::Int) => Some(SpaceParameterType::Int),
+        Some(ParameterType::Discrete) => Some(SpaceParameterType::Discrete),
+        Some(ParameterType::Categorical) => Some(SpaceParameterType::Categorical),
+        Some(ParameterType::Unknown | ParameterType::Other(_)) | None => None,
+    };
+    let distribution = match &spec.feasible_space.distribution {
+        Some(Distribution::Uniform) => Some(SpaceDistribution::Uniform),
+        Some(Distribution::LogUniform) => Some(SpaceDistribution::LogUniform),
+        Some(Distribution::Normal) => Some(SpaceDistribution::Normal),
+        Some(Distribution::LogNormal) => Some(SpaceDistribution::LogNormal),
+        Some(Distribution::Unknown | Distribution::Other(_)) | None => None,
+    };
+    RawParameter {
+        name: spec.name.clone(),
+        parameter_type,
+        min: spec.feasible_space.min.clone(),
+        max: spec.feasible_space.max.clone(),
+        step: spec.feasible_space.step.clone(),
+        list: spec.feasible_space.list.clone(),
+        distribution,
+    }
+}
+
+/// The search space of an experiment's parameters.
+pub fn search_space(parameters: &[ParameterSpec]) -> Result<SearchSpace, Vec<SpaceError>> {
+    let raw: Vec<RawParameter> = parameters.iter().map(raw_parameter).collect();
+    SearchSpace::parse(&raw)
+}
+
+/// The objective, `None` when its type is missing or not minimize/maximize.
+pub fn objective(spec: &ObjectiveSpec) -> Option<Objective> {
+    let direction = match spec.objective_type.as_ref()? {
+        ObjectiveType::Minimize => Direction::Minimize,
+        ObjectiveType::Maximize => Direction::Maximize,
+        ObjectiveType::Other(_) => return None,
+    };
+    Some(Objective {
+        direction,
+        metric_name: spec.objective_metric_name.clone(),
+        goal: spec.goal,
+        additional_metric_names: spec.additional_metric_names.clone(),
+    })
+}
+
+/// Algorithm or early-stopping settings as the algorithms read them.
+pub fn settings(settings: &[AlgorithmSetting]) -> Vec<Setting> {
+    settings
+        .iter()
+        .map(|setting| Setting::new(&setting.name, &setting.value))
+        .collect()
+}

@@ -1,0 +1,67 @@
+//! The experiment controller: Katib's Experiment, Trial and Suggestion API types, their
+//! defaulting and validation, and the pure experiment engine that decides what to do next.
+//!
+//! This crate owns the API contract (`kubeflow.org/v1beta1`, also read as
+//! `sextant.dev/v1beta1`) and the decisions of the controller; the drivers that carry the
+//! decisions out (local: store, trial runner, metrics; cluster: the Kubernetes API) build on it.
+//! Everything here is pure: no file or network I/O, no clock (time comes in
+//! [`engine::Observed::now`]). It depends on `sextant-algorithms` for the search domain
+//! (parameters, algorithm and early-stopping settings) and on `sextant-metrics` for what a
+//! metrics collector accepts (Katib's Go-syntax `metricsFormat` regexes); it must not depend on
+//! the store, the suggestion services or the CLI.
+//!
+//! Typical use: [`parse::parse_experiments`], then [`defaults::apply_defaults`], then
+//! [`validation::validate`] (or [`load_experiments`] for all three), then repeatedly
+//! [`engine::plan`] on what the driver observes.
+//!
+//! # Layout
+//! - [`api`]: the API types, field for field; conditions and their update rule.
+//! - [`parse`]: reading Experiments from multi-document YAML.
+//! - [`defaults`]: Katib's defaulting.
+//! - [`validation`]: Katib's webhook rules and Sextant's own, every error with its field path.
+//! - [`domain`]: conversion of the spec to the search domain model of `sextant-algorithms`.
+//! - [`placeholders`]: `${trialParameters.x}` and `${trialSpec.Name}` references, and their
+//!   substitution into template strings.
+//! - [`engine`]: the pure `plan(observed)` and the status computation.
+
+pub mod api;
+pub mod defaults;
+pub mod domain;
+pub mod engine;
+pub mod local;
+pub mod parse;
+pub mod placeholders;
+pub mod validation;
+
+pub use api::experiment::Experiment;
+pub use engine::{Action, Observed, ObservedSuggestion, ObservedTrial, Plan, RunState, plan};
+pub use validation::{FieldError, ValidationErrors};
+
+/// Why a file's Experiments cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file is not valid YAML or does not fit the schema.
+    #[error(transparent)]
+    Parse(#[from] parse::ParseError),
+    /// An Experiment breaks validation rules.
+    #[error("experiment {name:?} is invalid:\n{errors}")]
+    Invalid {
+        /// The experiment's `metadata.name`.
+        name: String,
+        /// Every problem found.
+        errors: ValidationErrors,
+    },
+}
+
+/// Parses, defaults and validates every Experiment of a YAML text.
+pub fn load_experiments(text: &str) -> Result<Vec<Experiment>, LoadError> {
+    let mut experiments = parse::parse_experiments(text)?;
+    for experiment in &mut experiments {
+        defaults::apply_defaults(experiment);
+        validation::validate(experiment).map_err(|errors| LoadError::Invalid {
+            name: experiment.metadata.name.clone(),
+            errors,
+        })?;
+    }
+    Ok(experiments)
+}

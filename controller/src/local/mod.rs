@@ -1,0 +1,679 @@
+//! The local driver: runs an experiment to the end on this machine, with the store as its
+//! memory and trials as local processes.
+//!
+//! It carries out the engine's decisions: it observes (the experiment, its trials, the runs of
+//! their processes), asks [`engine::plan`](crate::engine::plan) what to do, applies each action
+//! through the store and the [`runner`], and waits for the next event. Every change is written
+//! to the store before it counts, so a run that is killed at any point resumes from the store:
+//! `sextant run` on the same file and store continues the experiment.
+//!
+//! Resume rule: a trial that was still Created or Running when the previous driver died is
+//! re-run with the same parameters, after its partial observation log is deleted; finished
+//! trials are kept as they are. So an experiment always ends with exactly `maxTrialCount`
+//! completed trials.
+//!
+//! A DBManager is served on a loopback port for the experiment's lifetime, so trials using the
+//! Push collector (Katib's `report_metrics`) report into the same store; its address is in the
+//! trial's environment as `KATIB_DB_MANAGER_ADDRESS` and `SEXTANT_DB_MANAGER_ADDRESS`.
+//!
+//! # Layout
+//! - [`launch`]: a trial's process from the template and the trial's values.
+//! - [`runner`]: running one trial's process and collecting its metrics.
+//! - [`suggest`]: asking the search algorithm for assignments, in process.
+
+pub mod launch;
+pub mod runner;
+pub mod suggest;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use sextant_algorithms::early_stopping::{RuleTracker, TrialObservations, build_early_stopping};
+use sextant_metrics::LineFormat;
+use sextant_store::{NewTrial, ObservationLogFilter, Store, TrialConditionUpdate};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::common::{
+    CollectorKind, FileFormat, Metric, Observation, ParameterAssignment, UNAVAILABLE_METRIC_VALUE,
+};
+use crate::api::experiment::{Experiment, ExperimentStatus};
+use crate::api::suggestion::TrialAssignment;
+use crate::api::trial::TrialConditionType;
+use crate::domain;
+use crate::engine::{self, Action, Observed, ObservedSuggestion, ObservedTrial, RunState};
+use crate::local::launch::{LaunchError, launch, placeholder_values, template};
+use crate::local::runner::{Collection, MetricsSource, RunnerEvent, TrialHandle, TrialTask};
+
+/// How often the driver re-plans when nothing happens (timeouts and clocks still move).
+const IDLE_TICK: Duration = Duration::from_millis(500);
+
+/// Where the driver works.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// The experiment file's directory: trials run there unless their template says otherwise,
+    /// and a configMap template path is relative to it.
+    pub experiment_dir: PathBuf,
+    /// Where trial scratch directories go (`<trials_dir>/<trial>`).
+    pub trials_dir: PathBuf,
+}
+
+/// A snapshot for progress displays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The experiment's status after the last plan.
+    pub status: ExperimentStatus,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The experiment with its final status.
+    pub experiment: Experiment,
+    /// The run was interrupted by the shutdown signal before the experiment completed.
+    pub interrupted: bool,
+}
+
+/// Why the driver could not run the experiment.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] sextant_store::Error),
+    /// The trial template cannot run locally.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The stored experiment or a trial cannot be read back.
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt {
+        /// What was read.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// A local resource (a port, a directory) is unavailable.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `experiment` (defaulted and validated) to completion or until `shutdown` resolves.
+pub async fn run_experiment(
+    store: &Store,
+    experiment: Experiment,
+    config: &LocalConfig,
+    shutdown: impl Future<Output = ()>,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Outcome, LocalError> {
+    let mut driver = Driver::open(store.clone(), experiment, config.clone()).await?;
+    tokio::pin!(shutdown);
+    let mut interrupted = false;
+    loop {
+        let finished = driver.step().await?;
+        progress(&Progress {
+            status: driver.status(),
+        });
+        if finished {
+            break;
+        }
+        tokio::select! {
+            event = driver.events.recv() => {
+                if let Some(event) = event {
+                    driver.handle(event).await?;
+                }
+                while let Ok(event) = driver.events.try_recv() {
+                    driver.handle(event).await?;
+                }
+            }
+            _ = tokio::time::sleep(IDLE_TICK) => {}
+            _ = &mut shutdown => {
+                interrupted = true;
+                break;
+            }
+        }
+    }
+    if interrupted {
+        driver.stop_all("the runner was interrupted").await;
+    }
+    driver.db_manager.abort();
+    Ok(Outcome {
+        experiment: driver.experiment,
+        interrupted,
+    })
+}
+
+struct Driver {
+    store: Store,
+    experiment: Experiment,
+    config: LocalConfig,
+    template: serde_json::Value,
+    trials: Vec<ObservedTrial>,
+    labels: HashMap<String, BTreeMap<String, String>>,
+    suggestion: ObservedSuggestion,
+    suggester: suggest::Suggester,
+    handles: HashMap<String, TrialHandle>,
+    finished_objectives: HashMap<String, Vec<f64>>,
+    events: mpsc::UnboundedReceiver<RunnerEvent>,
+    events_sender: mpsc::UnboundedSender<RunnerEvent>,
+    db_manager_address: String,
+    db_manager: tokio::task::JoinHandle<()>,
+    next_trial_number: usize,
+}
+
+impl Driver {
+    async fn open(
+        store: Store,
+        mut experiment: Experiment,
+        config: LocalConfig,
+    ) -> Result<Driver, LocalError> {
+        let name = experiment.metadata.name.clone();
+        let template = template(&experiment, &config.experiment_dir)?;
+        if let Some(stored) = store.get_experiment(&name).await? {
+            experiment.status = serde_json::from_str::<Option<ExperimentStatus>>(&stored.status)
+                .map_err(|error| LocalError::Corrupt {
+                    what: format!("status of experiment {name:?}"),
+                    reason: error.to_string(),
+                })?;
+        }
+        store
+            .upsert_experiment(&name, &to_json(&strip_status(&experiment)), &to_json(&experiment.status), None)
+            .await?;
+
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|source| LocalError::Io {
+                what: "cannot bind a loopback port for the DBManager".into(),
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| LocalError::Io {
+            what: "the DBManager's listener has no address".into(),
+            source,
+        })?;
+        let db_manager = tokio::spawn({
+            let service = sextant_store::db_manager_service(store.clone());
+            async move {
+                if let Err(error) = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(TcpListenerStream::new(listener))
+                    .await
+                {
+                    tracing::error!(%error, "the experiment's DBManager stopped");
+                }
+            }
+        });
+        let (events_sender, events) = mpsc::unbounded_channel();
+        let suggester = suggest::Suggester::new(&experiment);
+        let mut driver = Driver {
+            store,
+            experiment,
+            config,
+            template,
+            trials: Vec::new(),
+            labels: HashMap::new(),
+            suggestion: ObservedSuggestion::default(),
+            suggester,
+            handles: HashMap::new(),
+            finished_objectives: HashMap::new(),
+            events,
+            events_sender,
+            db_manager_address: address.to_string(),
+            db_manager,
+            next_trial_number: 0,
+        };
+        driver.load_trials().await?;
+        Ok(driver)
+    }
+
+    fn status(&self) -> ExperimentStatus {
+        self.experiment.status.clone().unwrap_or_default()
+    }
+
+    /// Loads the stored trials; re-runs those a previous driver left unfinished.
+    async fn load_trials(&mut self) -> Result<(), LocalError> {
+        let records = self.store.list_trials(&self.experiment.metadata.name).await?;
+        self.next_trial_number = records.len();
+        let mut interrupted = Vec::new();
+        for record in records {
+            let corrupt = |reason: String| LocalError::Corrupt {
+                what: format!("trial {:?}", record.name),
+                reason,
+            };
+            let parameter_assignments: Vec<ParameterAssignment> =
+                serde_json::from_str(&record.assignments).map_err(|e| corrupt(e.to_string()))?;
+            let labels: BTreeMap<String, String> =
+                serde_json::from_str(&record.labels).unwrap_or_default();
+            let condition: TrialConditionType =
+                serde_json::from_value(serde_json::Value::String(record.condition_type.clone()))
+                    .map_err(|e| corrupt(e.to_string()))?;
+            let observation: Observation = record
+                .observation
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt(e.to_string()))?
+                .unwrap_or_default();
+            let run = if condition.is_terminal() {
+                terminal_run_state(condition, &record.reason, &record.message)
+            } else {
+                interrupted.push(record.name.clone());
+                RunState::NotStarted
+            };
+            self.labels.insert(record.name.clone(), labels);
+            self.trials.push(ObservedTrial {
+                name: record.name,
+                parameter_assignments,
+                condition,
+                run,
+                observation,
+                stop_requested: false,
+            });
+        }
+        for name in interrupted {
+            if self.is_completed() {
+                // The experiment completed before the crash; its leftovers are stopped instead.
+                self.set_run(&name, RunState::Killed {
+                    message: "the runner was interrupted after the experiment completed".into(),
+                });
+                continue;
+            }
+            tracing::info!(trial = %name, "re-running a trial interrupted by a previous run");
+            self.store.delete_observation_log(&name).await?;
+            self.start_trial(&name).await?;
+        }
+        Ok(())
+    }
+
+    fn is_completed(&self) -> bool {
+        self.experiment
+            .status
+            .as_ref()
+            .is_some_and(engine::is_completed)
+            && !engine::is_restartable(&self.experiment.spec, &self.status())
+    }
+
+    /// Plans once and applies the actions; true when the experiment is done.
+    async fn step(&mut self) -> Result<bool, LocalError> {
+        // Suggestions arrive within the same step, so plan again until the plan is stable.
+        for _ in 0..8 {
+            let observed = Observed {
+                experiment: self.experiment.clone(),
+                trials: self.trials.clone(),
+                suggestion: self.suggestion.clone(),
+                now: Utc::now(),
+            };
+            let plan = engine::plan(&observed);
+            let mut replan = false;
+            for action in plan.actions {
+                replan |= matches!(action, Action::RequestSuggestions { .. } | Action::CreateTrial(_));
+                self.apply(action).await?;
+            }
+            if plan.finished {
+                return Ok(true);
+            }
+            if !replan {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
+    async fn apply(&mut self, action: Action) -> Result<(), LocalError> {
+        match action {
+            Action::SetTrialCondition {
+                trial_name,
+                condition,
+                reason,
+                message,
+            } => self.set_trial_condition(&trial_name, condition, reason, message).await,
+            Action::StopTrial { trial_name, reason } => {
+                if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
+                    trial.stop_requested = true;
+                }
+                match self.handles.get(&trial_name) {
+                    Some(handle) => handle.stop(reason),
+                    None => self.set_run(&trial_name, RunState::Killed { message: reason }),
+                }
+                Ok(())
+            }
+            Action::CreateTrial(assignment) => self.create_trial(assignment).await,
+            Action::RequestSuggestions { count } => {
+                self.request_suggestions(count).await;
+                Ok(())
+            }
+            Action::SetExperimentStatus(status) => {
+                self.experiment.status = Some(*status);
+                self.store
+                    .update_experiment_status(
+                        &self.experiment.metadata.name,
+                        &to_json(&self.experiment.status),
+                        None,
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn set_trial_condition(
+        &mut self,
+        trial_name: &str,
+        condition: TrialConditionType,
+        reason: String,
+        message: String,
+    ) -> Result<(), LocalError> {
+        let now = Utc::now();
+        let update = TrialConditionUpdate {
+            condition_type: condition_name(condition),
+            reason,
+            message,
+            start_time: (condition == TrialConditionType::Running).then_some(now),
+            completion_time: condition.is_terminal().then_some(now),
+        };
+        self.store.update_trial_condition(trial_name, &update).await?;
+        if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
+            trial.condition = condition;
+            if condition.is_terminal() {
+                self.store
+                    .update_trial_observation(trial_name, Some(&to_json(&trial.observation)))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn request_suggestions(&mut self, count: usize) {
+        let records = self.trials.clone();
+        match self.suggester.suggest(&self.experiment, &records, count).await {
+            Ok(suggest::Answer::Assignments(batches)) => {
+                for (parameter_assignments, labels) in batches {
+                    let name = self.new_trial_name();
+                    self.suggestion.unused_assignments.push(TrialAssignment {
+                        name,
+                        parameter_assignments,
+                        early_stopping_rules: Vec::new(),
+                        labels,
+                    });
+                }
+            }
+            Ok(suggest::Answer::Exhausted) => self.suggestion.exhausted = true,
+            Err(reason) => self.suggestion.failure = Some(reason),
+        }
+    }
+
+    fn new_trial_name(&mut self) -> String {
+        let taken: HashSet<&str> = self
+            .trials
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(self.suggestion.unused_assignments.iter().map(|a| a.name.as_str()))
+            .collect();
+        loop {
+            let name = format!("{}-{:05}", self.experiment.metadata.name, self.next_trial_number);
+            self.next_trial_number += 1;
+            if !taken.contains(name.as_str()) {
+                return name;
+            }
+        }
+    }
+
+    async fn create_trial(&mut self, assignment: TrialAssignment) -> Result<(), LocalError> {
+        self.suggestion
+            .unused_assignments
+            .retain(|unused| unused.name != assignment.name);
+        let new_trial = NewTrial {
+            name: assignment.name.clone(),
+            experiment_name: self.experiment.metadata.name.clone(),
+            spec: to_json(&self.template),
+            assignments: to_json(&assignment.parameter_assignments),
+            labels: to_json(&assignment.labels),
+        };
+        self.store.insert_trial(&new_trial).await?;
+        self.labels
+            .insert(assignment.name.clone(), assignment.labels.clone());
+        self.trials.push(ObservedTrial {
+            name: assignment.name.clone(),
+            parameter_assignments: assignment.parameter_assignments,
+            condition: TrialConditionType::Created,
+            run: RunState::NotStarted,
+            observation: Observation::default(),
+            stop_requested: false,
+        });
+        self.start_trial(&assignment.name).await
+    }
+
+    async fn start_trial(&mut self, trial_name: &str) -> Result<(), LocalError> {
+        let Some(trial) = self.trials.iter().find(|t| t.name == trial_name) else {
+            return Ok(());
+        };
+        let labels = self.labels.get(trial_name).cloned().unwrap_or_default();
+        let values = placeholder_values(
+            &self.experiment,
+            &self.template,
+            trial_name,
+            &trial.parameter_assignments,
+            &labels,
+        );
+        let trial_dir = self.config.trials_dir.join(trial_name);
+        let mut process = launch(&self.experiment, &self.template, &values, &self.config.experiment_dir)?;
+        process.env.extend([
+            ("KATIB_TRIAL_NAME".to_string(), trial_name.to_string()),
+            ("SEXTANT_TRIAL_DIR".to_string(), trial_dir.display().to_string()),
+            ("KATIB_DB_MANAGER_ADDRESS".to_string(), self.db_manager_address.clone()),
+            ("SEXTANT_DB_MANAGER_ADDRESS".to_string(), self.db_manager_address.clone()),
+        ]);
+        let rules = self.rules_for_new_trial().await?;
+        let task = TrialTask {
+            trial_name: trial_name.to_string(),
+            launch: process,
+            trial_dir,
+            collection: self.collection(),
+            rules,
+            store: self.store.clone(),
+            events: self.events_sender.clone(),
+        };
+        match runner::start(task) {
+            Ok(handle) => {
+                self.handles.insert(trial_name.to_string(), handle);
+                self.set_run(trial_name, RunState::Running);
+            }
+            Err(error) => self.set_run(
+                trial_name,
+                RunState::Failed {
+                    reason: "StartFailed".into(),
+                    message: format!("cannot start the trial's process: {error}"),
+                },
+            ),
+        }
+        Ok(())
+    }
+
+    fn collection(&self) -> Collection {
+        let objective = self.experiment.spec.objective.clone().unwrap_or_default();
+        let metric_names = objective.metric_names().map(str::to_string).collect();
+        let spec = self.experiment.spec.metrics_collector_spec.clone().unwrap_or_default();
+        let source = spec.source.clone().unwrap_or_default();
+        let metrics_formats = source
+            .filter
+            .map(|filter| filter.metrics_format)
+            .unwrap_or_default();
+        let source = match spec.kind() {
+            CollectorKind::Push => MetricsSource::Push,
+            CollectorKind::File => {
+                let path = source.file_system_path.unwrap_or_default();
+                MetricsSource::File {
+                    path: PathBuf::from(path.path),
+                    format: match path.format {
+                        Some(FileFormat::Json) => LineFormat::Json,
+                        _ => LineFormat::Text,
+                    },
+                }
+            }
+            _ => MetricsSource::StdOut,
+        };
+        Collection {
+            source,
+            metric_names,
+            metrics_formats,
+        }
+    }
+
+    /// The early-stopping rules a trial starting now carries (Katib computes them when the
+    /// trial is created), from the objective values of the finished trials.
+    async fn rules_for_new_trial(&mut self) -> Result<Option<RuleTracker>, LocalError> {
+        let Some(spec) = self.experiment.spec.early_stopping.clone() else {
+            return Ok(None);
+        };
+        let Some(objective) = self.experiment.spec.objective.as_ref().and_then(domain::objective) else {
+            return Ok(None);
+        };
+        let Ok(algorithm) = build_early_stopping(&spec.algorithm_name, &domain::settings(&spec.algorithm_settings)) else {
+            return Ok(None);
+        };
+        let mut observations = Vec::new();
+        for trial in self.trials.iter().filter(|t| t.condition == TrialConditionType::Succeeded) {
+            if !self.finished_objectives.contains_key(&trial.name) {
+                let filter = ObservationLogFilter {
+                    metric_name: Some(objective.metric_name.clone()),
+                    ..ObservationLogFilter::trial(trial.name.clone())
+                };
+                let values = self
+                    .store
+                    .get_observation_log(&filter)
+                    .await?
+                    .into_iter()
+                    .filter_map(|point| point.value.trim().parse::<f64>().ok())
+                    .collect();
+                self.finished_objectives.insert(trial.name.clone(), values);
+            }
+            observations.push(TrialObservations {
+                trial_name: trial.name.clone(),
+                condition: sextant_algorithms::TrialCondition::Succeeded,
+                objective_values: self.finished_objectives[&trial.name].clone(),
+            });
+        }
+        let rules = algorithm.rules(&objective, &observations);
+        Ok((!rules.is_empty()).then(|| RuleTracker::new(rules, &objective)))
+    }
+
+    fn set_run(&mut self, trial_name: &str, run: RunState) {
+        if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
+            trial.run = run;
+        }
+    }
+
+    async fn handle(&mut self, event: RunnerEvent) -> Result<(), LocalError> {
+        match event {
+            RunnerEvent::Metrics { .. } => Ok(()),
+            RunnerEvent::Ended { trial_name, state } => {
+                self.handles.remove(&trial_name);
+                let observation = self.observation_of(&trial_name).await?;
+                if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
+                    trial.observation = observation;
+                    trial.run = state;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A trial's observation from its stored log: per metric the min, max and latest value,
+    /// as Katib's controller computes it.
+    async fn observation_of(&self, trial_name: &str) -> Result<Observation, LocalError> {
+        let points = self
+            .store
+            .get_observation_log(&ObservationLogFilter::trial(trial_name.to_string()))
+            .await?;
+        let objective = self.experiment.spec.objective.clone().unwrap_or_default();
+        let metrics = objective
+            .metric_names()
+            .filter_map(|name| {
+                let reported: Vec<&sextant_store::MetricPoint> =
+                    points.iter().filter(|point| point.metric_name == name).collect();
+                let latest = reported.last()?;
+                let numbers: Vec<f64> = reported
+                    .iter()
+                    .filter_map(|point| point.value.trim().parse::<f64>().ok())
+                    .filter(|value| !value.is_nan())
+                    .collect();
+                let extreme = |pick: fn(f64, f64) -> f64| {
+                    numbers
+                        .iter()
+                        .copied()
+                        .reduce(pick)
+                        .map(|value| sextant_algorithms::space::format_double(value))
+                        .unwrap_or_else(|| UNAVAILABLE_METRIC_VALUE.to_string())
+                };
+                Some(Metric {
+                    name: name.to_string(),
+                    min: extreme(f64::min),
+                    max: extreme(f64::max),
+                    latest: latest.value.clone(),
+                })
+            })
+            .collect();
+        Ok(Observation { metrics })
+    }
+
+    async fn stop_all(&mut self, reason: &str) {
+        for handle in self.handles.values() {
+            handle.stop(reason.to_string());
+        }
+        // Wait for every process group to be gone, so none outlives the runner.
+        while !self.handles.is_empty() {
+            match tokio::time::timeout(Duration::from_secs(10), self.events.recv()).await {
+                Ok(Some(RunnerEvent::Ended { trial_name, .. })) => {
+                    self.handles.remove(&trial_name);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
+fn terminal_run_state(condition: TrialConditionType, reason: &str, message: &str) -> RunState {
+    match condition {
+        TrialConditionType::Failed => RunState::Failed {
+            reason: reason.to_string(),
+            message: message.to_string(),
+        },
+        TrialConditionType::Killed => RunState::Killed {
+            message: message.to_string(),
+        },
+        TrialConditionType::EarlyStopped => RunState::EarlyStopped,
+        _ => RunState::Succeeded,
+    }
+}
+
+fn condition_name(condition: TrialConditionType) -> String {
+    match serde_json::to_value(condition) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{condition:?}"),
+    }
+}
+
+fn strip_status(experiment: &Experiment) -> Experiment {
+    Experiment {
+        status: None,
+        ..experiment.clone()
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // The API types are plain data; serializing them cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The default directory for trial scratch directories of an experiment file.
+pub fn default_trials_dir(experiment_dir: &Path, experiment_name: &str) -> PathBuf {
+    experiment_dir.join(".sextant").join(experiment_name)
+}

@@ -1,0 +1,377 @@
+//! Running one trial as a local process: start it in its own process group, keep its output in
+//! the trial's directory, collect its metrics into the store as they appear, enforce its
+//! early-stopping rules, and report how it ended.
+//!
+//! Metric points are written to the store before the driver hears that the process ended, so a
+//! finished trial's observation is always complete, and a crash of the driver loses no point
+//! the store acknowledged.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chrono::Utc;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use sextant_algorithms::early_stopping::RuleTracker;
+use sextant_metrics::{LineFormat, MetricsParser, StreamParser};
+use sextant_store::{MetricPoint, Store};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+use crate::engine::RunState;
+use crate::local::launch::Launch;
+
+/// How long a stopped trial gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often a metrics file is checked for new lines.
+const FILE_POLL: Duration = Duration::from_millis(100);
+/// How long output pipes are drained after the process exits (a child it left behind may
+/// still hold them).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where a trial's metrics come from.
+#[derive(Debug, Clone)]
+pub enum MetricsSource {
+    /// Its standard output and error, as TEXT.
+    StdOut,
+    /// A file it writes, relative to its working directory.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        format: LineFormat,
+    },
+    /// It pushes to the DBManager itself; nothing to parse.
+    Push,
+}
+
+/// What to collect from a trial.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    /// The source.
+    pub source: MetricsSource,
+    /// The metrics asked for, objective first.
+    pub metric_names: Vec<String>,
+    /// Custom TEXT regexes (`metricsFormat`); empty for Katib's default.
+    pub metrics_formats: Vec<String>,
+}
+
+/// Why a trial is being stopped from outside.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopRequest {
+    /// Keep going.
+    None,
+    /// Stop it: the experiment completed or the driver is shutting down.
+    Kill(String),
+}
+
+/// Messages from trial tasks to the driver.
+#[derive(Debug)]
+pub enum RunnerEvent {
+    /// Metric points of the trial were stored.
+    Metrics {
+        /// The trial.
+        trial_name: String,
+    },
+    /// The trial's process ended (its points are all stored).
+    Ended {
+        /// The trial.
+        trial_name: String,
+        /// How.
+        state: RunState,
+    },
+}
+
+/// The driver's handle on a running trial.
+#[derive(Debug)]
+pub struct TrialHandle {
+    stop: watch::Sender<StopRequest>,
+}
+
+impl TrialHandle {
+    /// Asks the trial to stop: SIGTERM to its process group, SIGKILL after a grace period.
+    pub fn stop(&self, reason: String) {
+        self.stop.send_replace(StopRequest::Kill(reason));
+    }
+}
+
+/// Everything one trial's task needs.
+pub struct TrialTask {
+    /// The trial.
+    pub trial_name: String,
+    /// What to run.
+    pub launch: Launch,
+    /// Its scratch directory (created), where its output is kept.
+    pub trial_dir: PathBuf,
+    /// What to collect.
+    pub collection: Collection,
+    /// Its early-stopping rules, if any.
+    pub rules: Option<RuleTracker>,
+    /// Where points go.
+    pub store: Store,
+    /// Where the task reports.
+    pub events: mpsc::UnboundedSender<RunnerEvent>,
+}
+
+/// Starts the trial's process and the task that watches it.
+pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
+    std::fs::create_dir_all(&task.trial_dir)?;
+    let mut command = Command::new(&task.launch.argv[0]);
+    command
+        .args(&task.launch.argv[1..])
+        .envs(task.launch.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&task.launch.working_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = command.spawn()?;
+    let (stop, stop_requests) = watch::channel(StopRequest::None);
+    tokio::spawn(watch_trial(task, child, stop_requests));
+    Ok(TrialHandle { stop })
+}
+
+fn signal_group(pid: Option<u32>, signal: Signal) {
+    if let Some(pid) = pid {
+        // The group may be gone already; that is the point of the signal.
+        let _ = killpg(Pid::from_raw(pid as i32), signal);
+    }
+}
+
+async fn watch_trial(
+    task: TrialTask,
+    mut child: tokio::process::Child,
+    mut stop_requests: watch::Receiver<StopRequest>,
+) {
+    let pid = child.id();
+    let trial_name = task.trial_name.clone();
+    let state = match collect_until_exit(&task, &mut child, &mut stop_requests).await {
+        Ok(state) => state,
+        Err(message) => {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = child.wait().await;
+            RunState::Failed {
+                reason: "CollectionFailed".into(),
+                message,
+            }
+        }
+    };
+    // Whatever the trial left behind in its group goes with it.
+    signal_group(pid, Signal::SIGKILL);
+    let _ = task.events.send(RunnerEvent::Ended { trial_name, state });
+}
+
+struct Collector {
+    parsers: Vec<StreamParser>,
+    points: Vec<sextant_metrics::MetricPoint>,
+}
+
+async fn collect_until_exit(
+    task: &TrialTask,
+    child: &mut tokio::process::Child,
+    stop_requests: &mut watch::Receiver<StopRequest>,
+) -> Result<RunState, String> {
+    let pid = child.id();
+    let mut stdout = child.stdout.take().ok_or("no stdout pipe")?;
+    let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
+    let mut output = tokio::fs::File::create(task.trial_dir.join("output.log"))
+        .await
+        .map_err(|error| format!("cannot create the trial's output log: {error}"))?;
+    let format = match &task.collection.source {
+        MetricsSource::File { format, .. } => *format,
+        _ => LineFormat::Text,
+    };
+    let parser = MetricsParser::new(
+        format,
+        &task.collection.metric_names,
+        &task.collection.metrics_formats,
+    )
+    .map_err(|error| format!("metrics collector: {error}"))?;
+    // One parser per stream, so a line split across reads of one stream is joined correctly.
+    let mut collector = Collector {
+        parsers: vec![StreamParser::new(parser.clone()), StreamParser::new(parser)],
+        points: Vec::new(),
+    };
+    let parse_output = matches!(task.collection.source, MetricsSource::StdOut);
+    let mut file = match &task.collection.source {
+        MetricsSource::File { path, .. } => Some((task.launch.working_dir.join(path), 0u64)),
+        _ => None,
+    };
+    let mut rules = task.rules.clone();
+    let mut early_stopped = false;
+    let mut killed: Option<String> = None;
+    let mut stdout_buffer = vec![0u8; 64 * 1024];
+    let mut stderr_buffer = vec![0u8; 64 * 1024];
+    let (mut stdout_open, mut stderr_open) = (true, true);
+    let mut poll = tokio::time::interval(FILE_POLL);
+    let mut kill_deadline: Option<tokio::time::Instant> = None;
+    let exit = loop {
+        tokio::select! {
+            read = stdout.read(&mut stdout_buffer), if stdout_open => {
+                let count = read.unwrap_or(0);
+                if count == 0 { stdout_open = false; continue; }
+                let _ = output.write_all(&stdout_buffer[..count]).await;
+                if parse_output {
+                    collector.parsers[0].feed(&stdout_buffer[..count], Utc::now(), &mut collector.points);
+                }
+            }
+            read = stderr.read(&mut stderr_buffer), if stderr_open => {
+                let count = read.unwrap_or(0);
+                if count == 0 { stderr_open = false; continue; }
+                let _ = output.write_all(&stderr_buffer[..count]).await;
+                if parse_output {
+                    collector.parsers[1].feed(&stderr_buffer[..count], Utc::now(), &mut collector.points);
+                }
+            }
+            _ = poll.tick(), if file.is_some() => {
+                if let Some((path, offset)) = file.as_mut() {
+                    read_appended(path, offset, &mut collector).await;
+                }
+            }
+            changed = stop_requests.changed(), if killed.is_none() => {
+                if changed.is_err() { continue; }
+                if let StopRequest::Kill(reason) = stop_requests.borrow().clone() {
+                    killed = Some(reason);
+                    signal_group(pid, Signal::SIGTERM);
+                    kill_deadline = Some(tokio::time::Instant::now() + STOP_GRACE);
+                }
+            }
+            _ = sleep_until(kill_deadline) => {
+                signal_group(pid, Signal::SIGKILL);
+                kill_deadline = None;
+            }
+            status = child.wait() => {
+                break status.map_err(|error| format!("cannot wait for the trial process: {error}"))?;
+            }
+        }
+        if !collector.points.is_empty() {
+            let stop = store_points(task, &mut collector.points, rules.as_mut()).await?;
+            if stop && !early_stopped && killed.is_none() {
+                early_stopped = true;
+                signal_group(pid, Signal::SIGTERM);
+                kill_deadline = Some(tokio::time::Instant::now() + STOP_GRACE);
+            }
+        }
+    };
+    drain(&mut stdout, &mut stderr, &mut output, parse_output, &mut collector).await;
+    if let Some((path, offset)) = file.as_mut() {
+        read_appended(path, offset, &mut collector).await;
+    }
+    let now = Utc::now();
+    for parser in &mut collector.parsers {
+        parser.finish(now, &mut collector.points);
+    }
+    let _ = output.flush().await;
+    if !collector.points.is_empty() {
+        store_points(task, &mut collector.points, rules.as_mut()).await?;
+    }
+    Ok(if early_stopped {
+        RunState::EarlyStopped
+    } else if let Some(message) = killed {
+        RunState::Killed { message }
+    } else if exit.success() {
+        RunState::Succeeded
+    } else {
+        use std::os::unix::process::ExitStatusExt;
+        match (exit.code(), exit.signal()) {
+            (Some(code), _) => RunState::Failed {
+                reason: format!("ExitCode{code}"),
+                message: format!("the trial's process exited with status {code}"),
+            },
+            (None, Some(signal)) => RunState::Failed {
+                reason: "Signaled".into(),
+                message: format!("the trial's process was killed by signal {signal}"),
+            },
+            (None, None) => RunState::Failed {
+                reason: "Unknown".into(),
+                message: "the trial's process ended without a status".into(),
+            },
+        }
+    })
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Stores parsed points, feeds them to the rules, and says whether the rules now stop the trial.
+async fn store_points(
+    task: &TrialTask,
+    points: &mut Vec<sextant_metrics::MetricPoint>,
+    rules: Option<&mut RuleTracker>,
+) -> Result<bool, String> {
+    let stored: Vec<MetricPoint> = points
+        .iter()
+        .map(|point| MetricPoint {
+            trial_name: task.trial_name.clone(),
+            metric_name: point.name.clone(),
+            value: point.value.clone(),
+            timestamp: point.timestamp,
+        })
+        .collect();
+    task.store
+        .report_observation_log(&task.trial_name, &stored)
+        .await
+        .map_err(|error| format!("cannot store metrics: {error}"))?;
+    let mut stop = false;
+    if let Some(rules) = rules {
+        for point in points.iter() {
+            if let Ok(value) = point.value.trim().parse::<f64>() {
+                stop |= rules.report(&point.name, value);
+            }
+        }
+    }
+    points.clear();
+    let _ = task.events.send(RunnerEvent::Metrics {
+        trial_name: task.trial_name.clone(),
+    });
+    Ok(stop)
+}
+
+async fn read_appended(path: &PathBuf, offset: &mut u64, collector: &mut Collector) {
+    let Ok(mut file) = tokio::fs::File::open(path).await else {
+        return;
+    };
+    if file.seek(std::io::SeekFrom::Start(*offset)).await.is_err() {
+        return;
+    }
+    let mut appended = Vec::new();
+    if let Ok(count) = file.read_to_end(&mut appended).await {
+        *offset += count as u64;
+        collector.parsers[0].feed(&appended, Utc::now(), &mut collector.points);
+    }
+}
+
+async fn drain(
+    stdout: &mut tokio::process::ChildStdout,
+    stderr: &mut tokio::process::ChildStderr,
+    output: &mut tokio::fs::File,
+    parse_output: bool,
+    collector: &mut Collector,
+) {
+    let mut rest = Vec::new();
+    if tokio::time::timeout(DRAIN_TIMEOUT, stdout.read_to_end(&mut rest))
+        .await
+        .is_ok()
+    {
+        let _ = output.write_all(&rest).await;
+        if parse_output {
+            collector.parsers[0].feed(&rest, Utc::now(), &mut collector.points);
+        }
+    }
+    rest.clear();
+    if tokio::time::timeout(DRAIN_TIMEOUT, stderr.read_to_end(&mut rest))
+        .await
+        .is_ok()
+    {
+        let _ = output.write_all(&rest).await;
+        if parse_output {
+            collector.parsers[1].feed(&rest, Utc::now(), &mut collector.points);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Asking the experiment's search algorithm for assignments, in process.
+//!
+//! The request carries the whole history, as Katib's Suggestion API does: every trial except
+//! metrics-unavailable ones and early-stopped ones without an observation. Settings an
+//! algorithm hands back (Hyperband's bracket state) are merged into the next request, as
+//! Katib's Suggestion resource keeps them.
+
+use std::collections::BTreeMap;
+
+use sextant_algorithms::algorithm::{BuildContext, SuggestRequest};
+use sextant_algorithms::{
+    Direction, Objective, Setting, SuggestError, TrialCondition, TrialRecord, build_algorithm,
+};
+
+use crate::api::common::ParameterAssignment;
+use crate::api::experiment::Experiment;
+use crate::api::trial::TrialConditionType;
+use crate::domain;
+use crate::engine::{ObservedTrial, objective_value};
+
+/// One suggested trial: its parameter values and labels.
+pub type SuggestedTrial = (Vec<ParameterAssignment>, BTreeMap<String, String>);
+
+/// What the algorithm answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Exactly the requested number of trials.
+    Assignments(Vec<SuggestedTrial>),
+    /// The search space has no untried point left.
+    Exhausted,
+}
+
+/// The experiment's algorithm with the state it carries between requests.
+#[derive(Debug, Clone, Default)]
+pub struct Suggester {
+    returned_settings: Vec<Setting>,
+}
+
+impl Suggester {
+    /// A suggester for `experiment` with no state yet.
+    pub fn new(_experiment: &Experiment) -> Suggester {
+        Suggester::default()
+    }
+
+    /// Asks for `count` assignments given the trials so far; runs the algorithm on a blocking
+    /// thread. An error is a reason the experiment fails with.
+    pub async fn suggest(
+        &mut self,
+        experiment: &Experiment,
+        trials: &[ObservedTrial],
+        count: usize,
+    ) -> Result<Answer, String> {
+        let spec = &experiment.spec;
+        let space = domain::search_space(&spec.parameters).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let objective_spec = spec.objective.clone().unwrap_or_default();
+        let objective = domain::objective(&objective_spec)
+            .unwrap_or_else(|| Objective::new(Direction::Minimize, objective_spec.objective_metric_name.clone()));
+        let algorithm = spec.algorithm.clone().unwrap_or_default();
+        let mut settings = domain::settings(&algorithm.algorithm_settings);
+        settings.extend(self.returned_settings.iter().cloned());
+        let strategy = objective_spec.strategy_for(&objective_spec.objective_metric_name);
+        let mut history = Vec::with_capacity(trials.len());
+        for trial in trials {
+            let value = trial
+                .observation
+                .metric(&objective.metric_name)
+                .and_then(|metric| objective_value(metric, &strategy));
+            let condition = match trial.condition {
+                TrialConditionType::MetricsUnavailable => continue,
+                TrialConditionType::EarlyStopped if value.is_none() => continue,
+                TrialConditionType::Created => TrialCondition::Created,
+                TrialConditionType::Running => TrialCondition::Running,
+                TrialConditionType::Succeeded => TrialCondition::Succeeded,
+                TrialConditionType::Killed => TrialCondition::Killed,
+                TrialConditionType::Failed => TrialCondition::Failed,
+                TrialConditionType::EarlyStopped => TrialCondition::EarlyStopped,
+            };
+            let assignment = space
+                .parse_assignment(
+                    trial
+                        .parameter_assignments
+                        .iter()
+                        .map(|pair| (pair.name.as_str(), pair.value.as_str())),
+                )
+                .map_err(|error| format!("trial {:?}: {error}", trial.name))?;
+            let mut record = TrialRecord::new(trial.name.clone(), assignment, condition);
+            record.objective_value = value;
+            history.push(record);
+        }
+        let name = algorithm.algorithm_name.clone();
+        let max_trial_count = spec.max_trial_count.and_then(|count| u32::try_from(count).ok());
+        let parallel_trial_count = spec.parallel_trial_count.and_then(|count| u32::try_from(count).ok());
+        // Inside the worker, `Err(None)` means the space is exhausted, `Err(Some(_))` a failure.
+        let answer = tokio::task::spawn_blocking(move || {
+            let built = build_algorithm(
+                &name,
+                &settings,
+                &BuildContext {
+                    space: &space,
+                    objective: &objective,
+                    max_trial_count,
+                    parallel_trial_count,
+                },
+            )
+            .map_err(|error| Some(error.to_string()))?;
+            let suggestions = match built.suggest(&SuggestRequest {
+                space: &space,
+                objective: &objective,
+                trials: &history,
+                count,
+            }) {
+                Ok(suggestions) => suggestions,
+                Err(SuggestError::Exhausted { .. }) => return Err(None),
+                Err(error) => return Err(Some(error.to_string())),
+            };
+            let trials: Vec<SuggestedTrial> = suggestions
+                .suggestions
+                .into_iter()
+                .map(|suggestion| {
+                    let pairs = space
+                        .format_assignment(&suggestion.assignment)
+                        .into_iter()
+                        .map(|(name, value)| ParameterAssignment { name, value })
+                        .collect();
+                    (pairs, suggestion.labels)
+                })
+                .collect();
+            Ok((trials, suggestions.settings))
+        })
+        .await
+        .map_err(|error| format!("the search algorithm crashed: {error}"))?;
+        match answer {
+            Ok((trials, returned)) => {
+                if let Some(returned) = returned {
+                    self.returned_settings = returned;
+                }
+                Ok(Answer::Assignments(trials))
+            }
+            Err(None) => Ok(Answer::Exhausted),
+            Err(Some(reason)) => Err(reason),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Where lines come from: a child process's output, or a file that a trial writes.
+//!
+//! [`collect_stream`] reads a pipe to its end, writing every chunk to a pass-through writer
+//! unchanged (the user still sees the training output, byte for byte, as soon as it is written)
+//! before parsing it. [`follow_file`] has `tail -f` semantics: it waits for the file to appear,
+//! reads it from the beginning, keeps reading what is appended until told to stop, then reads to
+//! the end once more so nothing written before the stop is missed. A file that shrinks (truncated
+//! and rewritten) is read again from its start; a file replaced by another (rotation) is not
+//! followed to the new file.
+//!
+//! Both send the points of each chunk as one message, stamped with the time the chunk was read.
+
+use std::io::SeekFrom;
+use std::path::Path;
+use std::pin::pin;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::parse::{MetricPoint, StreamParser};
+use crate::{Error, Result};
+
+/// How much is read at once: large enough that a fast writer costs few system calls.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// How often a followed file is checked for new data, and a missing one for existence.
+pub const DEFAULT_FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Reads `reader` to its end, passing every chunk through to `passthrough` and parsing it.
+///
+/// `stream` names the stream in errors (`stdout`, `stderr`). A pass-through writer that fails
+/// (its reader went away) is dropped with a warning and collection continues, so the child never
+/// blocks on a full pipe. Points are sent on `points`; if the receiver is gone they are discarded.
+pub async fn collect_stream<R, W>(
+    mut reader: R,
+    mut passthrough: Option<W>,
+    stream: &'static str,
+    parser: &mut StreamParser,
+    points: &mpsc::Sender<Vec<MetricPoint>>,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buffer = vec![0_u8; READ_CHUNK_BYTES];
+    loop {
+        let length = reader
+            .read(&mut buffer)
+            .await
+            .map_err(|source| Error::ReadStream { stream, source })?;
+        if length == 0 {
+            break;
+        }
+        let chunk = &buffer[..length];
+        if let Some(writer) = passthrough.as_mut() {
+            let written = async {
+                writer.write_all(chunk).await?;
+                writer.flush().await
+            };
+            if let Err(error) = written.await {
+                tracing::warn!(stream, %error, "cannot pass the command's output through; still collecting");
+                passthrough = None;
+            }
+        }
+        let mut found = Vec::new();
+        parser.feed(chunk, Utc::now(), &mut found);
+        send(points, found).await;
+    }
+    let mut found = Vec::new();
+    parser.finish(Utc::now(), &mut found);
+    send(points, found).await;
+    Ok(())
+}
+
+/// Follows the file at `path` until `stop` completes, then reads what is left and returns.
+///
+/// A missing file is waited for (checked every `poll_interval`); if it still does not exist when
+/// `stop` completes, nothing is read. Any other error opening or reading it is returned.
+pub async fn follow_file(
+    path: &Path,
+    parser: &mut StreamParser,
+    points: &mpsc::Sender<Vec<MetricPoint>>,
+    stop: impl Future<Output = ()>,
+    poll_interval: Duration,
+) -> Result<()> {
+    let mut stop = pin!(stop);
+    let mut stopping = false;
+    let read_error = |source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = loop {
+        match tokio::fs::File::open(path).await {
+            Ok(file) => break file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if stopping {
+                    return Ok(());
+                }
+                tokio::select! {
+                    () = &mut stop => stopping = true,
+                    () = tokio::time::sleep(poll_interval) => {}
+                }
+            }
+            Err(error) => return Err(read_error(error)),
+        }
+    };
+    let mut buffer = vec![0_u8; READ_CHUNK_BYTES];
+    let mut position: u64 = 0;
+    loop {
+        let length = file.read(&mut buffer).await.map_err(read_error)?;
+        if length > 0 {
+            position += length as u64;
+            let mut found = Vec::new();
+            parser.feed(&buffer[..length], Utc::now(), &mut found);
+            send(points, found).await;
+            continue;
+        }
+        if stopping {
+            break;
+        }
+        let current_length = file.metadata().await.map_err(read_error)?.len();
+        if current_length < position {
+            tracing::info!(path = %path.display(), "metrics file was truncated; reading it from the start");
+            file.seek(SeekFrom::Start(0)).await.map_err(read_error)?;
+            position = 0;
+            parser.reset_line();
+            continue;
+        }
+        tokio::select! {
+            () = &mut stop => stopping = true,
+            () = tokio::time::sleep(poll_interval) => {}
+        }
+    }
+    let mut found = Vec::new();
+    parser.finish(Utc::now(), &mut found);
+    send(points, found).await;
+    Ok(())
+}
+
+async fn send(points: &mpsc::Sender<Vec<MetricPoint>>, found: Vec<MetricPoint>) {
+    if !found.is_empty() && points.send(found).await.is_err() {
+        tracing::debug!("point receiver closed; discarding points");
+    }
+}

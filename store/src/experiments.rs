@@ -1,0 +1,560 @@
+//! Experiments and their trials, as the experiment controller persists them.
+//!
+//! Specs, statuses, assignments, labels and observations are JSON text that the controller
+//! writes and reads; the store keeps them verbatim so that it does not depend on the
+//! controller's types. Experiments carry a resource version, bumped by every write, so that two
+//! writers cannot silently overwrite each other (the same optimistic concurrency Kubernetes
+//! offers the cluster mode). Every method that changes state runs in one transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+
+use crate::error::{Error, Result};
+use crate::name_column::StoredName;
+use crate::observation_log::check_name;
+use crate::store::{Store, with_pool};
+use crate::time::{StoredTime, check_storable, truncate_to_microseconds};
+
+/// The condition a new trial starts in, with Katib's reason and message for it.
+pub const CREATED_CONDITION: (&str, &str, &str) = ("Created", "TrialCreated", "Trial is created");
+
+/// An experiment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExperimentRecord {
+    /// The experiment's unique name.
+    pub name: String,
+    /// The experiment spec, JSON text.
+    pub spec: String,
+    /// The experiment status, JSON text.
+    pub status: String,
+    /// Starts at 1 and grows by one with every write; pass it back to detect concurrent writers.
+    pub resource_version: i64,
+    /// When the experiment was first stored.
+    pub created_at: DateTime<Utc>,
+    /// When it was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A trial to insert; it starts in the [`CREATED_CONDITION`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTrial {
+    /// The trial's unique name.
+    pub name: String,
+    /// The experiment it belongs to, which must exist.
+    pub experiment_name: String,
+    /// The trial spec, JSON text.
+    pub spec: String,
+    /// The parameter assignments, JSON text.
+    pub assignments: String,
+    /// The trial's labels, JSON text.
+    pub labels: String,
+}
+
+/// A trial as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialRecord {
+    /// The trial's unique name.
+    pub name: String,
+    /// The experiment it belongs to.
+    pub experiment_name: String,
+    /// The trial spec, JSON text.
+    pub spec: String,
+    /// The parameter assignments, JSON text.
+    pub assignments: String,
+    /// The trial's labels, JSON text.
+    pub labels: String,
+    /// The latest condition type (Katib's: `Created`, `Running`, `Succeeded`, `Failed`, ...).
+    pub condition_type: String,
+    /// The machine-readable reason for the latest condition.
+    pub reason: String,
+    /// The human-readable message for the latest condition.
+    pub message: String,
+    /// The trial's observation (metric summaries), JSON text, once computed.
+    pub observation: Option<String>,
+    /// When the trial was stored.
+    pub created_at: DateTime<Utc>,
+    /// When the trial started running.
+    pub start_time: Option<DateTime<Utc>>,
+    /// When the trial finished.
+    pub completion_time: Option<DateTime<Utc>>,
+    /// When the trial was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A change of a trial's condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialConditionUpdate {
+    /// The new condition type.
+    pub condition_type: String,
+    /// Why.
+    pub reason: String,
+    /// Said for people.
+    pub message: String,
+    /// Sets the start time, when given; a stored start time is kept otherwise.
+    pub start_time: Option<DateTime<Utc>>,
+    /// Sets the completion time, when given; a stored completion time is kept otherwise.
+    pub completion_time: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ExperimentRow {
+    name: StoredName,
+    spec: String,
+    status: String,
+    resource_version: i64,
+    created_at: StoredTime,
+    updated_at: StoredTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct TrialRow {
+    name: StoredName,
+    experiment_name: StoredName,
+    spec: String,
+    assignments: String,
+    labels: String,
+    condition_type: String,
+    reason: String,
+    message: String,
+    observation: Option<String>,
+    created_at: StoredTime,
+    start_time: Option<StoredTime>,
+    completion_time: Option<StoredTime>,
+    updated_at: StoredTime,
+}
+
+impl From<TrialRow> for TrialRecord {
+    fn from(row: TrialRow) -> TrialRecord {
+        TrialRecord {
+            name: row.name.0,
+            experiment_name: row.experiment_name.0,
+            spec: row.spec,
+            assignments: row.assignments,
+            labels: row.labels,
+            condition_type: row.condition_type,
+            reason: row.reason,
+            message: row.message,
+            observation: row.observation,
+            created_at: row.created_at.0,
+            start_time: row.start_time.map(|time| time.0),
+            completion_time: row.completion_time.map(|time| time.0),
+            updated_at: row.updated_at.0,
+        }
+    }
+}
+
+impl From<ExperimentRow> for ExperimentRecord {
+    fn from(row: ExperimentRow) -> ExperimentRecord {
+        ExperimentRecord {
+            name: row.name.0,
+            spec: row.spec,
+            status: row.status,
+            resource_version: row.resource_version,
+            created_at: row.created_at.0,
+            updated_at: row.updated_at.0,
+        }
+    }
+}
+
+const EXPERIMENT_COLUMNS: &str =
+    "SELECT name, spec, status, resource_version, created_at, updated_at FROM experiments";
+
+const TRIAL_COLUMNS: &str = "SELECT name, experiment_name, spec, assignments, labels, \
+     condition_type, reason, message, observation, created_at, start_time, completion_time, \
+     updated_at FROM trials";
+
+fn now() -> StoredTime {
+    StoredTime(truncate_to_microseconds(Utc::now()))
+}
+
+// === impl Store: experiments ===
+
+impl Store {
+    /// Creates the experiment or replaces its spec and status, bumping its resource version.
+    ///
+    /// `expected_resource_version`: `None` writes whatever is stored; `Some(0)` only creates
+    /// (an existing experiment is a [`Error::Conflict`]); `Some(version)` only replaces that
+    /// version (another is a conflict, none at all [`Error::ExperimentNotFound`]).
+    pub async fn upsert_experiment(
+        &self,
+        name: &str,
+        spec: &str,
+        status: &str,
+        expected_resource_version: Option<i64>,
+    ) -> Result<ExperimentRecord> {
+        check_name("experiment name", name)?;
+        self.write_experiment(name, Some(spec), status, expected_resource_version)
+            .await
+    }
+
+    /// Replaces an existing experiment's status, bumping its resource version; `Some(version)`
+    /// makes the write conditional on the stored version, as in [`Store::upsert_experiment`].
+    pub async fn update_experiment_status(
+        &self,
+        name: &str,
+        status: &str,
+        expected_resource_version: Option<i64>,
+    ) -> Result<ExperimentRecord> {
+        check_name("experiment name", name)?;
+        self.write_experiment(name, None, status, expected_resource_version)
+            .await
+    }
+
+    /// The experiment of that name, if stored.
+    pub async fn get_experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
+        const OPERATION: &str = "read an experiment";
+        let row: Option<ExperimentRow> = with_pool!(self, pool => {
+            let mut select = QueryBuilder::new(EXPERIMENT_COLUMNS);
+            select.push(" WHERE name = ").push_bind(name);
+            select
+                .build_query_as()
+                .fetch_optional(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+        });
+        Ok(row.map(ExperimentRecord::from))
+    }
+
+    /// Every stored experiment, oldest first.
+    pub async fn list_experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        const OPERATION: &str = "list experiments";
+        let rows: Vec<ExperimentRow> = with_pool!(self, pool => {
+            let mut select = QueryBuilder::new(EXPERIMENT_COLUMNS);
+            select.push(" ORDER BY created_at, name");
+            select
+                .build_query_as()
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+        });
+        Ok(rows.into_iter().map(ExperimentRecord::from).collect())
+    }
+
+    /// Deletes an experiment, its trials and their observation logs; `false` if it was not stored.
+    pub async fn delete_experiment(&self, name: &str) -> Result<bool> {
+        const OPERATION: &str = "delete an experiment";
+        with_pool!(self, pool => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            let mut delete_logs = QueryBuilder::new(
+                "DELETE FROM observation_logs WHERE trial_name IN \
+                 (SELECT name FROM trials WHERE experiment_name = ",
+            );
+            delete_logs.push_bind(name).push(")");
+            delete_logs
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            // Trials go with their experiment through the foreign key's ON DELETE CASCADE.
+            let mut delete_experiment = QueryBuilder::new("DELETE FROM experiments WHERE name = ");
+            delete_experiment.push_bind(name);
+            let deleted = delete_experiment
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+                .rows_affected();
+            transaction
+                .commit()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            Ok(deleted > 0)
+        })
+    }
+
+    /// The update-or-insert behind [`Store::upsert_experiment`] (`spec` given) and
+    /// [`Store::update_experiment_status`] (`spec` absent: update only).
+    ///
+    /// It starts with the `UPDATE` so that the transaction's first statement is a write: on
+    /// SQLite that takes the write lock at once (a read first would have to upgrade its lock
+    /// later, which fails instead of waiting when another writer got there first).
+    async fn write_experiment(
+        &self,
+        name: &str,
+        spec: Option<&str>,
+        status: &str,
+        expected_resource_version: Option<i64>,
+    ) -> Result<ExperimentRecord> {
+        const OPERATION: &str = "write an experiment";
+        let time = now();
+        let row: ExperimentRow = with_pool!(self, pool => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            let mut update = QueryBuilder::new("UPDATE experiments SET status = ");
+            update.push_bind(status);
+            if let Some(spec) = spec {
+                update.push(", spec = ").push_bind(spec);
+            }
+            update
+                .push(", resource_version = resource_version + 1, updated_at = ")
+                .push_bind(time)
+                .push(" WHERE name = ")
+                .push_bind(name);
+            if let Some(expected) = expected_resource_version {
+                update.push(" AND resource_version = ").push_bind(expected);
+            }
+            let updated = update
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+                .rows_affected();
+            if updated == 0 {
+                let mut select = QueryBuilder::new("SELECT resource_version FROM experiments WHERE name = ");
+                select.push_bind(name);
+                let found: Option<i64> = select
+                    .build_query_scalar()
+                    .fetch_optional(&mut *transaction)
+                    .await
+                    .map_err(|source| self.query_error(OPERATION, source))?;
+                match (found, spec, expected_resource_version) {
+                    (Some(found), _, expected) => {
+                        // Without an expected version the UPDATE matches any stored row, so a
+                        // stored row here always comes with an expected version.
+                        return Err(Error::Conflict {
+                            name: name.to_owned(),
+                            expected: expected.unwrap_or(found),
+                            found,
+                        });
+                    }
+                    (None, Some(spec), None | Some(0)) => {
+                        let mut insert = QueryBuilder::new(
+                            "INSERT INTO experiments (name, spec, status, resource_version, created_at, updated_at) VALUES (",
+                        );
+                        let mut values = insert.separated(", ");
+                        values
+                            .push_bind(name)
+                            .push_bind(spec)
+                            .push_bind(status)
+                            .push_bind(1_i64)
+                            .push_bind(time)
+                            .push_bind(time);
+                        insert.push(")");
+                        insert
+                            .build()
+                            .execute(&mut *transaction)
+                            .await
+                            .map_err(|source| self.query_error(OPERATION, source))?;
+                    }
+                    (None, _, _) => {
+                        return Err(Error::ExperimentNotFound {
+                            name: name.to_owned(),
+                        });
+                    }
+                }
+            }
+            let mut select = QueryBuilder::new(EXPERIMENT_COLUMNS);
+            select.push(" WHERE name = ").push_bind(name);
+            let row = select
+                .build_query_as()
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            transaction
+                .commit()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            row
+        });
+        Ok(ExperimentRecord::from(row))
+    }
+}
+
+// === impl Store: trials ===
+
+impl Store {
+    /// Stores a new trial in the [`CREATED_CONDITION`]; its experiment must exist.
+    pub async fn insert_trial(&self, trial: &NewTrial) -> Result<TrialRecord> {
+        check_name("trial name", &trial.name)?;
+        check_name("experiment name", &trial.experiment_name)?;
+        const OPERATION: &str = "insert a trial";
+        let time = now();
+        let (condition_type, reason, message) = CREATED_CONDITION;
+        with_pool!(self, pool => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            let mut insert = QueryBuilder::new(
+                "INSERT INTO trials (name, experiment_name, spec, assignments, labels, \
+                 condition_type, reason, message, created_at, updated_at) VALUES (",
+            );
+            let mut values = insert.separated(", ");
+            values
+                .push_bind(trial.name.as_str())
+                .push_bind(trial.experiment_name.as_str())
+                .push_bind(trial.spec.as_str())
+                .push_bind(trial.assignments.as_str())
+                .push_bind(trial.labels.as_str())
+                .push_bind(condition_type)
+                .push_bind(reason)
+                .push_bind(message)
+                .push_bind(time)
+                .push_bind(time);
+            insert.push(")");
+            insert
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| match &source {
+                    sqlx::Error::Database(database_error)
+                        if database_error.is_foreign_key_violation() =>
+                    {
+                        Error::ExperimentNotFound { name: trial.experiment_name.clone() }
+                    }
+                    sqlx::Error::Database(database_error)
+                        if database_error.is_unique_violation() =>
+                    {
+                        Error::TrialAlreadyExists { name: trial.name.clone() }
+                    }
+                    _ => self.query_error(OPERATION, source),
+                })?;
+            let mut select = QueryBuilder::new(TRIAL_COLUMNS);
+            select.push(" WHERE name = ").push_bind(trial.name.as_str());
+            let row: TrialRow = select
+                .build_query_as()
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            transaction
+                .commit()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            Ok(TrialRecord::from(row))
+        })
+    }
+
+    /// The trial of that name, if stored.
+    pub async fn get_trial(&self, name: &str) -> Result<Option<TrialRecord>> {
+        const OPERATION: &str = "read a trial";
+        let row: Option<TrialRow> = with_pool!(self, pool => {
+            let mut select = QueryBuilder::new(TRIAL_COLUMNS);
+            select.push(" WHERE name = ").push_bind(name);
+            select
+                .build_query_as()
+                .fetch_optional(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+        });
+        Ok(row.map(TrialRecord::from))
+    }
+
+    /// The trials of an experiment, oldest first.
+    pub async fn list_trials(&self, experiment_name: &str) -> Result<Vec<TrialRecord>> {
+        const OPERATION: &str = "list trials";
+        let rows: Vec<TrialRow> = with_pool!(self, pool => {
+            let mut select = QueryBuilder::new(TRIAL_COLUMNS);
+            select
+                .push(" WHERE experiment_name = ")
+                .push_bind(experiment_name)
+                .push(" ORDER BY created_at, name");
+            select
+                .build_query_as()
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+        });
+        Ok(rows.into_iter().map(TrialRecord::from).collect())
+    }
+
+    /// Sets a trial's condition (and start or completion time, when given).
+    pub async fn update_trial_condition(
+        &self,
+        trial_name: &str,
+        update: &TrialConditionUpdate,
+    ) -> Result<TrialRecord> {
+        for (field, time) in [
+            ("start_time", update.start_time),
+            ("completion_time", update.completion_time),
+        ] {
+            if let Some(time) = time {
+                check_storable(time).map_err(|reason| Error::invalid_input(field, reason))?;
+            }
+        }
+        self.update_trial(trial_name, TrialChange::Condition(update))
+            .await
+    }
+
+    /// Sets (or, with `None`, clears) a trial's observation JSON.
+    pub async fn update_trial_observation(
+        &self,
+        trial_name: &str,
+        observation: Option<&str>,
+    ) -> Result<TrialRecord> {
+        self.update_trial(trial_name, TrialChange::Observation(observation))
+            .await
+    }
+
+    async fn update_trial(&self, trial_name: &str, change: TrialChange<'_>) -> Result<TrialRecord> {
+        const OPERATION: &str = "update a trial";
+        let row: TrialRow = with_pool!(self, pool => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            let mut update = QueryBuilder::new("UPDATE trials SET ");
+            match change {
+                TrialChange::Condition(condition) => {
+                    let stored = |time: Option<DateTime<Utc>>| {
+                        time.map(|time| StoredTime(truncate_to_microseconds(time)))
+                    };
+                    update
+                        .push("condition_type = ")
+                        .push_bind(condition.condition_type.as_str())
+                        .push(", reason = ")
+                        .push_bind(condition.reason.as_str())
+                        .push(", message = ")
+                        .push_bind(condition.message.as_str())
+                        .push(", start_time = COALESCE(")
+                        .push_bind(stored(condition.start_time))
+                        .push(", start_time), completion_time = COALESCE(")
+                        .push_bind(stored(condition.completion_time))
+                        .push(", completion_time)");
+                }
+                TrialChange::Observation(observation) => {
+                    update.push("observation = ").push_bind(observation);
+                }
+            }
+            update
+                .push(", updated_at = ")
+                .push_bind(now())
+                .push(" WHERE name = ")
+                .push_bind(trial_name);
+            let updated = update
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+                .rows_affected();
+            if updated == 0 {
+                return Err(Error::TrialNotFound {
+                    name: trial_name.to_owned(),
+                });
+            }
+            let mut select = QueryBuilder::new(TRIAL_COLUMNS);
+            select.push(" WHERE name = ").push_bind(trial_name);
+            let row = select
+                .build_query_as()
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            transaction
+                .commit()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            row
+        });
+        Ok(TrialRecord::from(row))
+    }
+}
+
+/// What [`Store::update_trial`] changes.
+enum TrialChange<'a> {
+    Condition(&'a TrialConditionUpdate),
+    Observation(Option<&'a str>),
+}
