@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use sextant_controller::api::ConditionStatus;
 use sextant_controller::api::experiment::{Experiment, ExperimentStatus};
 use sextant_controller::local::{LocalConfig, Progress, default_trials_dir, run_experiment};
 use sextant_controller::{LoadError, load_experiments};
@@ -46,7 +47,13 @@ pub struct GetArgs {
     #[arg(long, global = true, env = "SEXTANT_DB", default_value = crate::DEFAULT_DB_URL)]
     pub db: String,
     /// Output format.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value = "table")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
     pub output: OutputFormat,
 }
 
@@ -101,7 +108,11 @@ pub fn validate(args: &ValidateArgs) -> ExitCode {
         match load(file) {
             Ok(experiments) => {
                 for experiment in experiments {
-                    println!("{}: experiment {:?} is valid", file.display(), experiment.metadata.name);
+                    println!(
+                        "{}: experiment {:?} is valid",
+                        file.display(),
+                        experiment.metadata.name
+                    );
                 }
             }
             Err(message) => {
@@ -110,7 +121,11 @@ pub fn validate(args: &ValidateArgs) -> ExitCode {
             }
         }
     }
-    if valid { ExitCode::SUCCESS } else { ExitCode::from(2) }
+    if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 /// `sextant run FILE`.
@@ -147,13 +162,19 @@ pub async fn run(
     };
     let name = experiment.metadata.name.clone();
     let mut last_line = String::new();
-    let outcome = run_experiment(&store, experiment, &config, shutdown, |progress: &Progress| {
-        let line = progress_line(&name, &progress.status);
-        if line != last_line {
-            eprintln!("{line}");
-            last_line = line;
-        }
-    })
+    let outcome = run_experiment(
+        &store,
+        experiment,
+        &config,
+        shutdown,
+        |progress: &Progress| {
+            let line = progress_line(&name, &progress.status);
+            if line != last_line {
+                eprintln!("{line}");
+                last_line = line;
+            }
+        },
+    )
     .await?;
     let status = outcome.experiment.status.clone().unwrap_or_default();
     if args.json {
@@ -164,7 +185,10 @@ pub async fn run(
     }
     store.close().await;
     if outcome.interrupted {
-        eprintln!("interrupted: run `sextant run {}` again to resume", args.file.display());
+        eprintln!(
+            "interrupted: run `sextant run {}` again to resume",
+            args.file.display()
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(if succeeded(&status) {
@@ -175,16 +199,20 @@ pub async fn run(
 }
 
 fn succeeded(status: &ExperimentStatus) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|condition| condition_is(condition, "Succeeded"))
+    current_condition(status).is_some_and(|(kind, _)| kind == "Succeeded")
 }
 
-fn condition_is<T: serde::Serialize>(condition: &T, kind: &str) -> bool {
-    let value = serde_json::to_value(condition).unwrap_or_default();
-    value.get("type").and_then(|t| t.as_str()) == Some(kind)
-        && value.get("status").and_then(|s| s.as_str()) == Some("True")
+/// The type and reason of the newest condition that holds (Katib appends them in order).
+fn current_condition(status: &ExperimentStatus) -> Option<(String, String)> {
+    let condition = status
+        .conditions
+        .iter()
+        .rfind(|condition| condition.status == ConditionStatus::True)?;
+    let kind = serde_json::to_value(&condition.condition_type)
+        .ok()?
+        .as_str()?
+        .to_string();
+    Some((kind, condition.reason.clone()))
 }
 
 fn progress_line(name: &str, status: &ExperimentStatus) -> String {
@@ -209,19 +237,8 @@ fn print_summary(
     status: &ExperimentStatus,
     trials: &[sextant_store::TrialRecord],
 ) {
-    let condition = status
-        .conditions
-        .iter()
-        .filter_map(|condition| serde_json::to_value(condition).ok())
-        .filter(|value| value.get("status").and_then(|s| s.as_str()) == Some("True"))
-        .next_back()
-        .map(|value| {
-            format!(
-                "{} ({})",
-                value.get("type").and_then(|v| v.as_str()).unwrap_or("?"),
-                value.get("reason").and_then(|v| v.as_str()).unwrap_or("")
-            )
-        })
+    let condition = current_condition(status)
+        .map(|(kind, reason)| format!("{kind} ({reason})"))
         .unwrap_or_else(|| "unknown".into());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -246,12 +263,16 @@ fn print_summary(
 
 fn objective_latest(experiment: &Experiment, trial: &sextant_store::TrialRecord) -> Option<f64> {
     let objective = experiment.spec.objective.as_ref()?;
-    let observation: serde_json::Value = serde_json::from_str(trial.observation.as_deref()?).ok()?;
+    let observation: serde_json::Value =
+        serde_json::from_str(trial.observation.as_deref()?).ok()?;
     observation
         .get("metrics")?
         .as_array()?
         .iter()
-        .find(|metric| metric.get("name").and_then(|n| n.as_str()) == Some(objective.objective_metric_name.as_str()))?
+        .find(|metric| {
+            metric.get("name").and_then(|n| n.as_str())
+                == Some(objective.objective_metric_name.as_str())
+        })?
         .get("latest")?
         .as_str()?
         .parse()
@@ -283,8 +304,16 @@ fn print_trials(
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
     });
-    let shown = if limit == 0 { rows.len() } else { limit.min(rows.len()) };
-    let _ = writeln!(out, "{:<28} {:<20} {:>14}  PARAMETERS", "TRIAL", "CONDITION", "OBJECTIVE");
+    let shown = if limit == 0 {
+        rows.len()
+    } else {
+        limit.min(rows.len())
+    };
+    let _ = writeln!(
+        out,
+        "{:<28} {:<20} {:>14}  PARAMETERS",
+        "TRIAL", "CONDITION", "OBJECTIVE"
+    );
     for (trial, objective) in rows.into_iter().take(shown) {
         let parameters: Vec<serde_json::Value> =
             serde_json::from_str(&trial.assignments).unwrap_or_default();
@@ -299,7 +328,9 @@ fn print_trials(
             })
             .collect::<Vec<_>>()
             .join(" ");
-        let objective = objective.map(|v| format!("{v:.6}")).unwrap_or_else(|| "-".into());
+        let objective = objective
+            .map(|v| format!("{v:.6}"))
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "{:<28} {:<20} {:>14}  {parameters}",
@@ -307,7 +338,12 @@ fn print_trials(
         );
     }
     if shown < trials.len() {
-        let _ = writeln!(out, "... {} more (sextant get trials {})", trials.len() - shown, experiment.metadata.name);
+        let _ = writeln!(
+            out,
+            "... {} more (sextant get trials {})",
+            trials.len() - shown,
+            experiment.metadata.name
+        );
     }
 }
 
@@ -325,11 +361,20 @@ pub async fn get(args: &GetArgs) -> anyhow::Result<ExitCode> {
     match &args.what {
         GetWhat::Experiments => {
             let records = store.list_experiments().await?;
-            let experiments = records.iter().map(stored).collect::<anyhow::Result<Vec<_>>>()?;
+            let experiments = records
+                .iter()
+                .map(stored)
+                .collect::<anyhow::Result<Vec<_>>>()?;
             match args.output {
-                OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&experiments)?)?,
+                OutputFormat::Json => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&experiments)?)?
+                }
                 OutputFormat::Table => {
-                    writeln!(out, "{:<32} {:<12} {:>9} {:>9} {:>7}", "NAME", "STATUS", "SUCCEEDED", "FAILED", "TRIALS")?;
+                    writeln!(
+                        out,
+                        "{:<32} {:<12} {:>9} {:>9} {:>7}",
+                        "NAME", "STATUS", "SUCCEEDED", "FAILED", "TRIALS"
+                    )?;
                     for experiment in &experiments {
                         let status = experiment.status.clone().unwrap_or_default();
                         writeln!(
@@ -352,7 +397,9 @@ pub async fn get(args: &GetArgs) -> anyhow::Result<ExitCode> {
             };
             let experiment = stored(&record)?;
             match args.output {
-                OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&experiment)?)?,
+                OutputFormat::Json => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&experiment)?)?
+                }
                 OutputFormat::Table => {
                     let status = experiment.status.clone().unwrap_or_default();
                     let trials = store.list_trials(name).await?;
@@ -401,7 +448,12 @@ fn phase(status: &ExperimentStatus) -> String {
         .iter()
         .filter_map(|condition| serde_json::to_value(condition).ok())
         .filter(|value| value.get("status").and_then(|s| s.as_str()) == Some("True"))
-        .filter_map(|value| value.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .filter_map(|value| {
+            value
+                .get("type")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
         .next_back()
         .unwrap_or_else(|| "Unknown".into())
 }

@@ -54,7 +54,8 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
-        self.status(&request.into_inner().service).map(Response::new)
+        self.status(&request.into_inner().service)
+            .map(Response::new)
     }
 
     type WatchStream = Pin<Box<dyn Stream<Item = Result<HealthCheckResponse, Status>> + Send>>;

@@ -21,7 +21,13 @@ pub const DEFAULT_DB_URL: &str = "sqlite://sextant.db";
 #[command(name = "sextant", version, about)]
 struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "SEXTANT_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SEXTANT_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -77,7 +83,9 @@ fn main() -> ExitCode {
             }
             Command::Pipeline(command) => {
                 let mut stdout = std::io::stdout();
-                match sextant_pipeline::cli::execute(&command, signal::shutdown()?, &mut stdout).await {
+                match sextant_pipeline::cli::execute(&command, signal::shutdown()?, &mut stdout)
+                    .await
+                {
                     Ok(code) => Ok(ExitCode::from(code)),
                     Err(error) => {
                         eprintln!("error: {error}");

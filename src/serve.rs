@@ -46,7 +46,9 @@ pub async fn serve(
     store: Store,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let address = listener.local_addr().context("listener has no local address")?;
+    let address = listener
+        .local_addr()
+        .context("listener has no local address")?;
     let health = HealthService::new([
         service_names::SUGGESTION,
         service_names::KATIB_PROBE_SUGGESTION,

@@ -6,7 +6,10 @@ use sextant_algorithms::test_functions::{TestFunction, median, regret_curve};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let algorithm = args.get(1).cloned().unwrap_or("bayesianoptimization".into());
+    let algorithm = args
+        .get(1)
+        .cloned()
+        .unwrap_or("bayesianoptimization".into());
     let function = args.get(2).cloned().unwrap_or("all".into());
     let trials: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(100);
     let seeds: u64 = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(10);
@@ -42,7 +45,10 @@ fn main() {
             q(0.25),
             q(0.75),
             per,
-            finals.iter().map(|v| format!("{v:.2e}")).collect::<Vec<_>>()
+            finals
+                .iter()
+                .map(|v| format!("{v:.2e}"))
+                .collect::<Vec<_>>()
         );
     }
 }

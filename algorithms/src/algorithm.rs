@@ -98,7 +98,10 @@ const REGISTRY: &[(&str, Builder)] = &[
     (crate::hyperband::NAME, crate::hyperband::build),
     (crate::tpe::NAME, crate::tpe::build),
     (crate::bayesopt::NAME, crate::bayesopt::build),
-    (crate::tpe::MULTIVARIATE_NAME, crate::tpe::build_multivariate),
+    (
+        crate::tpe::MULTIVARIATE_NAME,
+        crate::tpe::build_multivariate,
+    ),
 ];
 
 /// The names of every algorithm, in registry order.

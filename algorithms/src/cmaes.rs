@@ -60,6 +60,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::SuggestError;
 use crate::algorithm::{BuildContext, SearchAlgorithm, SuggestRequest, Suggestions};
 use crate::history::TrialRecord;
+use crate::objective::Objective;
 use crate::seed::rng_for;
 use crate::settings::{Setting, SettingsError, SettingsReader};
 use crate::space::{Assignment, Domain, Parameter, SearchSpace};
@@ -288,9 +289,7 @@ impl CmaEs {
             let members: Vec<Member> = block
                 .iter()
                 .zip(candidates)
-                .map(|(trial, candidate)| {
-                    run.member(space, trial, candidate, request.objective)
-                })
+                .map(|(trial, candidate)| run.member(space, trial, candidate, request.objective))
                 .collect();
             let single_point = block
                 .windows(2)
@@ -530,7 +529,7 @@ impl Run {
         space: &SearchSpace,
         trial: &TrialRecord,
         candidate: Vec<f64>,
-        objective: &crate::objective::Objective,
+        objective: &Objective,
     ) -> Member {
         let loss = trial.loss(objective);
         if point_to_assignment(space, &candidate) == trial.assignment {
@@ -544,10 +543,12 @@ impl Run {
             .parameters()
             .iter()
             .enumerate()
-            .map(|(index, parameter)| match trial.assignment.values.get(index) {
-                Some(value) => parameter.to_unit(*value),
-                None => self.mean[index],
-            })
+            .map(
+                |(index, parameter)| match trial.assignment.values.get(index) {
+                    Some(value) => parameter.to_unit(*value),
+                    None => self.mean[index],
+                },
+            )
             .collect();
         Member {
             point,
@@ -613,7 +614,8 @@ impl Run {
                 if member.injected {
                     let norm = norm(&self.whiten(&step));
                     if norm > clip_bound {
-                        step.iter_mut().for_each(|value| *value *= clip_bound / norm);
+                        step.iter_mut()
+                            .for_each(|value| *value *= clip_bound / norm);
                     }
                 }
                 step
@@ -630,13 +632,14 @@ impl Run {
         }
 
         let whitened = self.whiten(&weighted_step);
-        let sigma_factor = (params.c_sigma * (2.0 - params.c_sigma) * params.effective_parents).sqrt();
+        let sigma_factor =
+            (params.c_sigma * (2.0 - params.c_sigma) * params.effective_parents).sqrt();
         for (path, value) in self.path_sigma.iter_mut().zip(&whitened) {
             *path = (1.0 - params.c_sigma) * *path + sigma_factor * value;
         }
         let path_sigma_norm = norm(&self.path_sigma);
-        let exponent = (params.c_sigma / params.d_sigma)
-            * (path_sigma_norm / params.expected_norm - 1.0);
+        let exponent =
+            (params.c_sigma / params.d_sigma) * (path_sigma_norm / params.expected_norm - 1.0);
         // The tutorial caps the change per generation; a step larger than the cube is useless.
         self.sigma = (self.sigma * exponent.min(1.0).exp()).min(1e3);
 
@@ -687,14 +690,18 @@ impl Run {
         }
         let (eigenvalues, eigenvectors) = symmetric_eigen(&self.covariance, n);
         self.basis = eigenvectors;
-        self.scales = eigenvalues.iter().map(|value| value.max(1e-30).sqrt()).collect();
+        self.scales = eigenvalues
+            .iter()
+            .map(|value| value.max(1e-30).sqrt())
+            .collect();
         self.numerical_error = !(self.sigma.is_finite()
             && self.mean.iter().all(|x| x.is_finite())
             && self.covariance.iter().all(|x| x.is_finite()));
     }
 
     fn record_losses(&mut self, sorted_losses: &[f64]) {
-        let window = 10 + (30.0 * self.dimension as f64 / self.population_size as f64).ceil() as usize;
+        let window =
+            10 + (30.0 * self.dimension as f64 / self.population_size as f64).ceil() as usize;
         self.recent_best.push(sorted_losses[0]);
         if self.recent_best.len() > window {
             self.recent_best.remove(0);
@@ -833,7 +840,7 @@ fn symmetric_eigen(matrix: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
 mod tests {
     use super::*;
     use crate::history::TrialCondition;
-    use crate::objective::{Direction, Objective};
+    use crate::objective::Direction;
     use crate::space::{Distribution, Value};
 
     fn double(name: &str) -> Parameter {
@@ -951,8 +958,11 @@ mod tests {
     fn converges_on_a_sphere_and_replays_deterministically() {
         let space = SearchSpace::new(vec![double("a"), double("b"), double("c")]).expect("space");
         let objective = Objective::new(Direction::Minimize, "loss");
-        let algorithm =
-            build(&[Setting::new("random_state", "3")], &context(&space, &objective)).expect("build");
+        let algorithm = build(
+            &[Setting::new("random_state", "3")],
+            &context(&space, &objective),
+        )
+        .expect("build");
         let history = run_sequentially(algorithm.as_ref(), &space, &objective, 200);
         let best = history
             .iter()

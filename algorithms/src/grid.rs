@@ -52,9 +52,9 @@ pub fn build(
 impl GridSearch {
     /// The number of combinations, saturating at `u128::MAX`.
     pub fn combinations(&self) -> u128 {
-        self.radices
-            .iter()
-            .fold(1u128, |product, radix| product.saturating_mul(u128::from(*radix)))
+        self.radices.iter().fold(1u128, |product, radix| {
+            product.saturating_mul(u128::from(*radix))
+        })
     }
 
     fn combination(&self, space: &SearchSpace, mut index: u128) -> Assignment {

@@ -35,7 +35,10 @@ impl TrialCondition {
 
     /// Whether the trial has a usable result.
     pub fn has_result(self) -> bool {
-        matches!(self, TrialCondition::Succeeded | TrialCondition::EarlyStopped)
+        matches!(
+            self,
+            TrialCondition::Succeeded | TrialCondition::EarlyStopped
+        )
     }
 }
 

@@ -299,7 +299,12 @@ impl Hyperband {
         }
     }
 
-    fn with_resource(&self, space: &SearchSpace, mut assignment: Assignment, resource: f64) -> Assignment {
+    fn with_resource(
+        &self,
+        space: &SearchSpace,
+        mut assignment: Assignment,
+        resource: f64,
+    ) -> Assignment {
         for (parameter, value) in space.parameters().iter().zip(assignment.values.iter_mut()) {
             if parameter.name == self.resource_name {
                 *value = self.resource_value(parameter, resource);
@@ -316,7 +321,11 @@ impl Hyperband {
         bracket: i64,
         limit: u64,
     ) -> Vec<Assignment> {
-        let mut rng = rng_for(self.random_state, &[], &format!("hyperband/bracket{bracket}"));
+        let mut rng = rng_for(
+            self.random_state,
+            &[],
+            &format!("hyperband/bracket{bracket}"),
+        );
         let mut quantiles = vec![0.0; space.len()];
         (0..self.bracket_size(bracket).min(limit))
             .map(|_| {
@@ -335,7 +344,10 @@ impl Hyperband {
         trials: &[TrialRecord],
         objective: &Objective,
     ) -> Result<Vec<Assignment>, SuggestError> {
-        let previous = (position.bracket.to_string(), (position.rung - 1).to_string());
+        let previous = (
+            position.bracket.to_string(),
+            (position.rung - 1).to_string(),
+        );
         let members: Vec<&TrialRecord> = trials
             .iter()
             .filter(|trial| {

@@ -154,7 +154,11 @@ mod tests {
         let mut reader = SettingsReader::new("random", &settings);
         assert_eq!(reader.random_state(), Ok(None));
         let error = reader.finish().expect_err("typo");
-        assert!(error.to_string().contains("unknown setting \"random_stat\""));
+        assert!(
+            error
+                .to_string()
+                .contains("unknown setting \"random_stat\"")
+        );
         assert!(error.to_string().contains("random_state"));
     }
 }

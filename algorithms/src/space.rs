@@ -395,9 +395,12 @@ impl Parameter {
     /// The `k`-th value in this parameter's enumeration order, for `k < cardinality`.
     pub fn nth_value(&self, k: u64) -> Value {
         match &self.domain {
-            Domain::Double { min, max, step, .. } => {
-                Value::Double(snap_double(*min, *max, *step, min + step.unwrap_or(0.0) * k as f64))
-            }
+            Domain::Double { min, max, step, .. } => Value::Double(snap_double(
+                *min,
+                *max,
+                *step,
+                min + step.unwrap_or(0.0) * k as f64,
+            )),
             Domain::Int { min, step, .. } => Value::Int(min + step * k as i64),
             Domain::Discrete { .. } | Domain::Categorical { .. } => Value::Choice(k as usize),
         }
@@ -479,7 +482,11 @@ impl Parameter {
 
     /// Maps a point of `[0, 1]` on the search scale back to the nearest feasible value.
     pub fn from_unit(&self, u: f64) -> Value {
-        let u = if u.is_finite() { u.clamp(0.0, 1.0) } else { 0.5 };
+        let u = if u.is_finite() {
+            u.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
         match &self.domain {
             Domain::Double {
                 min,
@@ -617,14 +624,15 @@ fn invalid(index: usize, spec: &RawParameter, field: &str, rule: impl Into<Strin
     }
 }
 
-fn parse_double(
-    index: usize,
-    spec: &RawParameter,
-    errors: &mut Vec<SpaceError>,
-) -> Option<Domain> {
+fn parse_double(index: usize, spec: &RawParameter, errors: &mut Vec<SpaceError>) -> Option<Domain> {
     let number = |field: &str, text: &str, errors: &mut Vec<SpaceError>| -> Option<f64> {
         if text.trim().is_empty() {
-            errors.push(invalid(index, spec, field, "is required for a double parameter"));
+            errors.push(invalid(
+                index,
+                spec,
+                field,
+                "is required for a double parameter",
+            ));
             return None;
         }
         match text.trim().parse::<f64>() {
@@ -669,7 +677,9 @@ fn parse_double(
             index,
             spec,
             "feasibleSpace.step",
-            format!("step {step} gives more than {MAX_POINTS_PER_PARAMETER} values in [{min}, {max}]"),
+            format!(
+                "step {step} gives more than {MAX_POINTS_PER_PARAMETER} values in [{min}, {max}]"
+            ),
         ));
     }
     Some(Domain::Double {
@@ -683,7 +693,12 @@ fn parse_double(
 fn parse_int(index: usize, spec: &RawParameter, errors: &mut Vec<SpaceError>) -> Option<Domain> {
     let whole = |field: &str, text: &str, errors: &mut Vec<SpaceError>| -> Option<i64> {
         if text.trim().is_empty() {
-            errors.push(invalid(index, spec, field, "is required for an int parameter"));
+            errors.push(invalid(
+                index,
+                spec,
+                field,
+                "is required for an int parameter",
+            ));
             return None;
         }
         match text.trim().parse::<i64>() {
@@ -810,7 +825,9 @@ fn parse_discrete(
                 index,
                 spec,
                 &format!("feasibleSpace.list[{position}]"),
-                format!("discrete value {item:?} is not a finite number (use categorical for strings)"),
+                format!(
+                    "discrete value {item:?} is not a finite number (use categorical for strings)"
+                ),
             )),
         }
     }

@@ -74,7 +74,7 @@ pub fn normal_quantile(p: f64) -> f64 {
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     };
-    let x = if p < P_LOW {
+    if p < P_LOW {
         tail((-2.0 * p.ln()).sqrt())
     } else if p <= 1.0 - P_LOW {
         let q = p - 0.5;
@@ -83,8 +83,7 @@ pub fn normal_quantile(p: f64) -> f64 {
             / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     } else {
         -tail((-2.0 * (1.0 - p).ln()).sqrt())
-    };
-    x
+    }
 }
 
 #[cfg(test)]

@@ -256,16 +256,22 @@ mod tests {
     #[test]
     fn optima_are_attained_at_known_minimizers() {
         let close = |a: f64, b: f64| (a - b).abs() < 1e-5;
-        assert!(close(TestFunction::Branin.evaluate(&[PI, 2.275]), 0.397_887));
         assert!(close(
-            TestFunction::Hartmann6.evaluate(&[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]),
+            TestFunction::Branin.evaluate(&[PI, 2.275]),
+            0.397_887
+        ));
+        assert!(close(
+            TestFunction::Hartmann6
+                .evaluate(&[0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]),
             -3.32237
         ));
         assert!(close(TestFunction::Rosenbrock.evaluate(&[1.0; 5]), 0.0));
         assert!(close(TestFunction::Ackley.evaluate(&[0.0; 5]), 0.0));
         assert!(close(TestFunction::Levy.evaluate(&[1.0; 4]), 0.0));
         assert!(
-            (TestFunction::StyblinskiTang.evaluate(&[-2.903534; 8]) - TestFunction::StyblinskiTang.optimum()).abs()
+            (TestFunction::StyblinskiTang.evaluate(&[-2.903534; 8])
+                - TestFunction::StyblinskiTang.optimum())
+            .abs()
                 < 1e-3
         );
     }

@@ -1,7 +1,8 @@
 //! Katib's defaulting (its mutating webhook's `SetDefault`), applied before validation and
 //! before the engine sees a spec.
 //!
-//! Defaults: `parallelTrialCount` 3; the `StdOut` collector, and for `File`,
+//! Defaults: `parallelTrialCount` 3 (Sextant caps it at a positive `maxTrialCount`, where
+//! Katib would then reject its own default); the `StdOut` collector, and for `File`,
 //! `TensorFlowEvent` and `PrometheusMetric` Katib's default sources; a metric strategy for the
 //! objective and every additional metric (`min` when minimizing, `max` when maximizing);
 //! `resumePolicy: Never`; the `uniform` distribution for int and double parameters; for run
@@ -34,8 +35,13 @@ pub const DEFAULT_PROMETHEUS_PORT: i64 = 8080;
 /// Fills every default in place; applying it twice changes nothing more.
 pub fn apply_defaults(experiment: &mut Experiment) {
     let spec = &mut experiment.spec;
-    spec.parallel_trial_count
-        .get_or_insert(DEFAULT_PARALLEL_TRIAL_COUNT);
+    // Capped by a positive maxTrialCount, so that an experiment of two trials that never
+    // mentions parallelism is not rejected for Katib's default of 3 exceeding its budget.
+    let parallel_default = match spec.max_trial_count {
+        Some(max) if max > 0 => DEFAULT_PARALLEL_TRIAL_COUNT.min(max),
+        _ => DEFAULT_PARALLEL_TRIAL_COUNT,
+    };
+    spec.parallel_trial_count.get_or_insert(parallel_default);
     spec.resume_policy.get_or_insert(ResumePolicy::Never);
 
     for parameter in &mut spec.parameters {
@@ -107,7 +113,7 @@ pub fn with_defaults(mut experiment: Experiment) -> Experiment {
 fn default_metrics_collector(collector_spec: &mut MetricsCollectorSpec) {
     let kind = collector_spec
         .collector
-        .get_or_insert_with(|| CollectorSpec {
+        .get_or_insert(CollectorSpec {
             kind: CollectorKind::StdOut,
             custom_collector: None,
         })
@@ -215,6 +221,13 @@ mod tests {
         let twice = with_defaults(once.clone());
         assert_eq!(once, twice);
         assert_eq!(once.spec.parallel_trial_count, Some(7));
+    }
+
+    #[test]
+    fn default_parallelism_fits_a_small_budget() {
+        let mut experiment = job_experiment();
+        experiment.spec.max_trial_count = Some(2);
+        assert_eq!(with_defaults(experiment).spec.parallel_trial_count, Some(2));
     }
 
     #[test]

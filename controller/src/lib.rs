@@ -2,13 +2,13 @@
 //! defaulting and validation, and the pure experiment engine that decides what to do next.
 //!
 //! This crate owns the API contract (`kubeflow.org/v1beta1`, also read as
-//! `sextant.dev/v1beta1`) and the decisions of the controller; the drivers that carry the
-//! decisions out (local: store, trial runner, metrics; cluster: the Kubernetes API) build on it.
-//! Everything here is pure: no file or network I/O, no clock (time comes in
-//! [`engine::Observed::now`]). It depends on `sextant-algorithms` for the search domain
-//! (parameters, algorithm and early-stopping settings) and on `sextant-metrics` for what a
-//! metrics collector accepts (Katib's Go-syntax `metricsFormat` regexes); it must not depend on
-//! the store, the suggestion services or the CLI.
+//! `sextant.dev/v1beta1`), the decisions of the controller, and the local driver that carries
+//! them out on one machine. The API types, parsing, defaulting, validation and the engine are
+//! pure: no tokio, no file or network I/O, no clock (time comes in
+//! [`engine::Observed::now`]). Only [`local`] does I/O (store, processes, a loopback DBManager),
+//! around the engine. It depends on `sextant-algorithms` (search domain, settings validation),
+//! `sextant-metrics` (parsing trial output) and `sextant-store` (the local driver's memory); it
+//! must not depend on the pipeline executor's internals or on kube.
 //!
 //! Typical use: [`parse::parse_experiments`], then [`defaults::apply_defaults`], then
 //! [`validation::validate`] (or [`load_experiments`] for all three), then repeatedly
@@ -23,6 +23,7 @@
 //! - [`placeholders`]: `${trialParameters.x}` and `${trialSpec.Name}` references, and their
 //!   substitution into template strings.
 //! - [`engine`]: the pure `plan(observed)` and the status computation.
+//! - [`local`]: the local driver: `sextant run` on one machine.
 
 pub mod api;
 pub mod defaults;

@@ -23,20 +23,21 @@ pub struct PlaceholderUse {
 /// The names of the `${trialParameters.<name>}` placeholders in `text`, in order (Katib's
 /// non-greedy `\$\{trialParameters\..+?\}`).
 pub fn placeholder_names(text: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(PLACEHOLDER_OPENING) {
-        let after = &rest[start + PLACEHOLDER_OPENING.len()..];
+    placeholder_spans(text).map(|(_, name, _)| name).collect()
+}
+
+/// Each placeholder as (start, name, end) byte offsets into `text`, `end` past the `}`.
+fn placeholder_spans(text: &str) -> impl Iterator<Item = (usize, &str, usize)> {
+    let mut offset = 0;
+    std::iter::from_fn(move || {
+        let start = offset + text[offset..].find(PLACEHOLDER_OPENING)?;
+        let name_start = start + PLACEHOLDER_OPENING.len();
         // Katib's `.+?` needs at least one character before the closing brace.
-        match after.get(1..).and_then(|tail| tail.find('}')) {
-            Some(end) => {
-                names.push(&after[..end + 1]);
-                rest = &after[end + 2..];
-            }
-            None => break,
-        }
-    }
-    names
+        let after_first = name_start + text[name_start..].chars().next()?.len_utf8();
+        let name_end = after_first + text[after_first..].find('}')?;
+        offset = name_end + 1;
+        Some((start, &text[name_start..name_end], offset))
+    })
 }
 
 /// Every placeholder in a template, with the path of the string (or key) that holds it.
@@ -150,14 +151,19 @@ pub fn substitute(
     }
 }
 
-/// Replaces the placeholders of one string.
+/// Replaces the placeholders of one string in a single pass, so a substituted value is never
+/// itself read as a placeholder.
 pub fn substitute_text(text: &str, values: &BTreeMap<String, String>) -> String {
-    let mut result = text.to_owned();
-    for name in placeholder_names(text) {
+    let mut result = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, name, end) in placeholder_spans(text) {
         if let Some(value) = values.get(name) {
-            result = result.replace(&format!("{PLACEHOLDER_OPENING}{name}}}"), value);
+            result.push_str(&text[copied..start]);
+            result.push_str(value);
+            copied = end;
         }
     }
+    result.push_str(&text[copied..]);
     result
 }
 
@@ -219,6 +225,21 @@ mod tests {
         assert_eq!(
             substituted,
             serde_json::json!({"args": ["--lr=0.1", "a\"; rm -rf / #"], "n": 3})
+        );
+        let sneaky = BTreeMap::from([
+            ("a".to_owned(), "${trialParameters.b}".to_owned()),
+            ("b".to_owned(), "B".to_owned()),
+        ]);
+        assert_eq!(
+            substitute_text(
+                "${trialParameters.a}/${trialParameters.b}/${trialParameters.c}",
+                &sneaky
+            ),
+            "${trialParameters.b}/B/${trialParameters.c}"
+        );
+        assert_eq!(
+            placeholder_names("${trialParameters.}x} ${trialParameters.é}"),
+            ["}x", "é"]
         );
     }
 }

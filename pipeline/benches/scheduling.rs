@@ -1,16 +1,19 @@
 //! Scheduling overhead: a DAG of 1,000 no-op steps (`true`), 8 wide, run locally; reports steps
 //! per second. Each layer of 8 steps depends on the whole previous layer, so the scheduler does
-//! real dependency bookkeeping while process start-up stays the only real work.
+//! real dependency bookkeeping while process start-up stays the only real work. Measured twice:
+//! recording into the JSON-lines file store, and into the SQLite database the CLI uses.
 
 use std::fmt::Write;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sextant_pipeline::{
     CancellationToken, Executor, ExecutorConfig, FileRunStore, Pipeline, RunPhase, RunRequest,
-    StepKindRegistry,
+    RunStore, StepKindRegistry,
 };
+use sextant_store::Store;
 
 const STEPS: usize = 1_000;
 const WIDTH: usize = 8;
@@ -39,12 +42,16 @@ fn pipeline() -> Pipeline {
     Pipeline::from_yaml(&yaml).expect("the generated pipeline is valid")
 }
 
-fn scheduling(criterion: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+fn bench_store(
+    criterion: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    store: Arc<dyn RunStore>,
+    root: &Path,
+) {
     let pipeline = pipeline();
-    let root = tempfile::tempdir().expect("a temporary directory");
     let executor = Executor::new(
-        Arc::new(FileRunStore::new(root.path())),
+        store,
         StepKindRegistry::default(),
         ExecutorConfig {
             parallelism: WIDTH,
@@ -56,14 +63,14 @@ fn scheduling(criterion: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
     group.throughput(Throughput::Elements(STEPS as u64));
-    group.bench_function("1000_noop_steps_width_8", |bencher| {
+    group.bench_function(name, |bencher| {
         bencher.iter_custom(|iterations| {
             let mut total = Duration::ZERO;
             for _ in 0..iterations {
                 run_number += 1;
                 let run_id = format!("run-{run_number}");
                 let request = RunRequest {
-                    run_dir: root.path().join(&run_id),
+                    run_dir: root.join(&run_id),
                     run_id,
                     params: Default::default(),
                     cache: false,
@@ -79,6 +86,31 @@ fn scheduling(criterion: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+fn scheduling(criterion: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let file_root = tempfile::tempdir().expect("a temporary directory");
+    let file_store = Arc::new(FileRunStore::new(file_root.path()));
+    bench_store(
+        criterion,
+        &runtime,
+        "1000_noop_steps_width_8_file_store",
+        file_store,
+        file_root.path(),
+    );
+    let sqlite_root = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}/runs.db", sqlite_root.path().display());
+    let sqlite_store = runtime
+        .block_on(Store::connect(&url))
+        .expect("a SQLite store");
+    bench_store(
+        criterion,
+        &runtime,
+        "1000_noop_steps_width_8_sqlite",
+        Arc::new(sqlite_store),
+        sqlite_root.path(),
+    );
 }
 
 criterion_group!(benches, scheduling);

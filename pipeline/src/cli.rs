@@ -2,9 +2,10 @@
 //!
 //! The binary only parses [`PipelineCommand`] and calls [`execute`] with a shutdown future (Ctrl-C)
 //! and a writer for progress and results; everything else lives here so it is tested as a library.
-//! Runs are kept under a runs directory (`--runs-dir`, default `.sextant/pipeline-runs`): one
-//! directory per run holding the step working directories and the run's log, plus the shared
-//! cache index (see [`crate::run_store::FileRunStore`]).
+//! Run directories (the steps' working directories and logs) are created under `--runs-dir`
+//! (default `.sextant/pipeline-runs`); runs, step states and the cache index are recorded in
+//! Sextant's database (`--db URL`, default a SQLite file `runs.db` in the runs directory), so
+//! `get` and `resume` find them after the fact.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sextant_store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +24,7 @@ use crate::executor::{
     new_run_id,
 };
 use crate::kind::StepKindRegistry;
-use crate::run_store::{FileRunStore, RunPhase, RunStore, RunStoreError, StoredRun};
+use crate::run_store::{RunPhase, RunStore, RunStoreError, StoredRun};
 use crate::spec::{Pipeline, SpecError};
 
 /// `sextant pipeline <command>`.
@@ -47,12 +49,8 @@ pub struct RunArgs {
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
     /// Where runs are kept.
-    #[arg(
-        long,
-        env = "SEXTANT_PIPELINE_RUNS_DIR",
-        default_value = ".sextant/pipeline-runs"
-    )]
-    pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The run's id (default: the pipeline's name and the time).
     #[arg(long)]
     pub run_id: Option<String>,
@@ -70,15 +68,27 @@ pub struct ResumeArgs {
     /// The run's id.
     pub run_id: String,
     /// Where runs are kept.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// How to run steps.
+    #[command(flatten)]
+    pub execution: ExecutionArgs,
+}
+
+/// Where runs are kept: shared by `run`, `resume` and `get`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Where run directories (the steps' working directories and logs) are created.
     #[arg(
         long,
         env = "SEXTANT_PIPELINE_RUNS_DIR",
         default_value = ".sextant/pipeline-runs"
     )]
     pub runs_dir: PathBuf,
-    /// How to run steps.
-    #[command(flatten)]
-    pub execution: ExecutionArgs,
+    /// The database runs are recorded in: sqlite://PATH, postgres://... or mysql://...
+    /// (default: sqlite://RUNS_DIR/runs.db).
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
 }
 
 /// Settings shared by `run` and `resume`.
@@ -98,12 +108,8 @@ pub struct GetArgs {
     /// The run's id.
     pub run_id: String,
     /// Where runs are kept.
-    #[arg(
-        long,
-        env = "SEXTANT_PIPELINE_RUNS_DIR",
-        default_value = ".sextant/pipeline-runs"
-    )]
-    pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Print the stored run as JSON.
     #[arg(long)]
     pub json: bool,
@@ -165,13 +171,16 @@ pub enum CliError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] RunStoreError),
+    /// The database cannot be opened.
+    #[error("cannot open the run database: {0}")]
+    Database(#[source] sextant_store::Error),
     /// The run asked for does not exist.
-    #[error("no run `{run_id}` under {}", runs_dir.display())]
+    #[error("no run `{run_id}` in {database}")]
     RunNotFound {
         /// The run.
         run_id: String,
-        /// Where it was looked for.
-        runs_dir: PathBuf,
+        /// The database looked in, its URL without password.
+        database: String,
     },
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
@@ -236,13 +245,13 @@ pub async fn run_command(
     progress: impl FnMut(&RunEvent) + Send,
 ) -> Result<RunReport, CliError> {
     let pipeline = load_pipeline(&args.file)?;
-    let executor = file_executor(&args.runs_dir, &args.execution)?;
+    let executor = open_executor(&args.store, &args.execution).await?;
     let run_id = args
         .run_id
         .clone()
         .unwrap_or_else(|| new_run_id(&pipeline.name));
     let request = RunRequest {
-        run_dir: args.runs_dir.join(&run_id),
+        run_dir: args.store.runs_dir.join(&run_id),
         run_id,
         params: args.params.iter().cloned().collect::<BTreeMap<_, _>>(),
         cache: !args.no_cache,
@@ -259,7 +268,7 @@ pub async fn resume_command(
     shutdown: impl Future<Output = ()> + Send,
     progress: impl FnMut(&RunEvent) + Send,
 ) -> Result<RunReport, CliError> {
-    let executor = file_executor(&args.runs_dir, &args.execution)?;
+    let executor = open_executor(&args.store, &args.execution).await?;
     let run_id = args.run_id.clone();
     with_progress(shutdown, progress, |events, token| async move {
         executor.resume(&run_id, Some(events), token).await
@@ -269,14 +278,13 @@ pub async fn resume_command(
 
 /// `sextant pipeline get`: the run and its step states, as a table or JSON.
 pub async fn get_command(args: &GetArgs) -> Result<String, CliError> {
-    let store = FileRunStore::new(&args.runs_dir);
-    let stored = store
-        .load_run(&args.run_id)
-        .await?
-        .ok_or_else(|| CliError::RunNotFound {
-            run_id: args.run_id.clone(),
-            runs_dir: args.runs_dir.clone(),
-        })?;
+    let store = args.store.open().await?;
+    let stored = store.load_run(&args.run_id).await?;
+    store.close().await;
+    let stored = stored.ok_or_else(|| CliError::RunNotFound {
+        run_id: args.run_id.clone(),
+        database: sextant_store::database_url::redact_password(&args.store.database_url()),
+    })?;
     if args.json {
         // Serializing plain records to JSON cannot fail.
         let mut text = serde_json::to_string_pretty(&stored).unwrap_or_default();
@@ -372,7 +380,26 @@ fn report_exit_code(report: &RunReport) -> u8 {
     }
 }
 
-fn file_executor(runs_dir: &Path, execution: &ExecutionArgs) -> Result<Executor, CliError> {
+// === impl StoreArgs ===
+
+impl StoreArgs {
+    /// The database URL: `--db`, or the SQLite file `runs.db` in the runs directory.
+    pub fn database_url(&self) -> String {
+        match &self.db {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.runs_dir.join("runs.db").display()),
+        }
+    }
+
+    /// Connects to (and migrates) the run database.
+    pub async fn open(&self) -> Result<Store, CliError> {
+        Store::connect(&self.database_url())
+            .await
+            .map_err(CliError::Database)
+    }
+}
+
+async fn open_executor(store: &StoreArgs, execution: &ExecutionArgs) -> Result<Executor, CliError> {
     if !execution.kill_grace_seconds.is_finite() || execution.kill_grace_seconds < 0.0 {
         return Err(CliError::Usage(format!(
             "--kill-grace-seconds must be a non-negative number, got {}",
@@ -387,7 +414,7 @@ fn file_executor(runs_dir: &Path, execution: &ExecutionArgs) -> Result<Executor,
         config.parallelism = execution.parallelism;
     }
     Ok(Executor::new(
-        Arc::new(FileRunStore::new(runs_dir)),
+        Arc::new(store.open().await?),
         StepKindRegistry::default(),
         config,
     ))

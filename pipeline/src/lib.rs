@@ -78,6 +78,7 @@
 //! - [`kind`]: the [`StepKind`] plug-in trait and the built-in command kind (process groups).
 //! - [`cache`]: cache keys and artifact digests.
 //! - [`run_store`]: the [`RunStore`] trait and the file-backed [`FileRunStore`].
+//! - [`database_store`]: [`RunStore`] for `sextant_store::Store` (SQLite, PostgreSQL, MySQL).
 //! - [`argo`]: compilation to an Argo Workflow.
 //! - [`cli`]: the `sextant pipeline` commands (clap arguments and entry points).
 
@@ -85,6 +86,7 @@ pub mod argo;
 pub mod cache;
 pub mod cli;
 pub mod condition;
+pub mod database_store;
 pub mod executor;
 pub mod kind;
 pub mod run_store;

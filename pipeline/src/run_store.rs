@@ -1,4 +1,5 @@
 //! Where runs and step states are recorded: the [`RunStore`] trait and a file-backed store.
+//! (The database-backed store, over `sextant_store::Store`, is in [`crate::database_store`].)
 //!
 //! The executor writes every run and step state change through [`RunStore`], looks up cached
 //! results by key through it, and resumes an interrupted run from what it loads. The trait is
@@ -153,9 +154,18 @@ pub enum RunStoreError {
         #[source]
         source: serde_json::Error,
     },
-    /// A database backend failed.
+    /// A blocking task of the store could not finish, or a record does not fit the store.
     #[error("run store: {0}")]
     Backend(String),
+    /// The database failed.
+    #[error("run store: {0}")]
+    Database(#[from] sextant_store::Error),
+    /// A record could not be encoded as JSON.
+    #[error("run store: cannot encode a record: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// A stored record is not valid JSON of the expected shape.
+    #[error("run store: corrupt record in the database: {0}")]
+    Decode(#[source] serde_json::Error),
 }
 
 /// A [`RunStore`] in plain files under one root directory (the runs directory).

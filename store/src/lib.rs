@@ -23,6 +23,7 @@ pub mod error;
 pub mod experiments;
 pub mod name_column;
 pub mod observation_log;
+pub mod pipeline_runs;
 pub mod service;
 pub mod store;
 pub mod time;

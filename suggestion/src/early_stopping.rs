@@ -147,7 +147,10 @@ impl ObservationSource for DbManagerObservations {
                     status,
                 })?
                 .into_inner();
-            let logs = reply.observation_log.map(|log| log.metric_logs).unwrap_or_default();
+            let logs = reply
+                .observation_log
+                .map(|log| log.metric_logs)
+                .unwrap_or_default();
             values.push(
                 logs.iter()
                     .filter_map(|log| log.metric.as_ref())
@@ -338,7 +341,10 @@ fn parse_objective(spec: Option<&api::ObjectiveSpec>) -> Result<Objective, Early
             });
         }
     };
-    Ok(Objective::new(direction, spec.objective_metric_name.clone()))
+    Ok(Objective::new(
+        direction,
+        spec.objective_metric_name.clone(),
+    ))
 }
 
 fn condition(trial: &api::Trial) -> TrialCondition {

@@ -31,7 +31,8 @@ fn katib_python_stubs_get_valid_suggestions_from_every_model_free_algorithm() {
 fn katib_sdk_report_metrics_lands_in_the_observation_log() {
     let python = katib_python().expect("virtualenv with kubeflow-katib");
     let server = Server::start(&[]).expect("server starts");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/katib_report_metrics.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/katib_report_metrics.py");
     let output = Command::new(python)
         .arg(script)
         .arg(server.address.to_string())

@@ -4,5 +4,6 @@
 
 mod katib_interop;
 mod observation_log_durability;
+mod run_experiment;
 mod serve_suggestion;
 mod support;

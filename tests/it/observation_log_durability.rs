@@ -17,7 +17,12 @@ fn report(trial: &str, batch: usize) -> api::ReportObservationLogRequest {
         observation_log: Some(api::ObservationLog {
             metric_logs: (0..10)
                 .map(|index| api::MetricLog {
-                    time_stamp: format!("2026-01-01T00:{:02}:{:02}.{:06}Z", batch / 60 % 60, batch % 60, index),
+                    time_stamp: format!(
+                        "2026-01-01T00:{:02}:{:02}.{:06}Z",
+                        batch / 60 % 60,
+                        batch % 60,
+                        index
+                    ),
                     metric: Some(api::Metric {
                         name: "loss".into(),
                         value: format!("{batch}.{index}"),
@@ -49,7 +54,10 @@ async fn sigkill_loses_no_acknowledged_point() {
     };
     let mut acknowledged = HashSet::new();
     for batch in 0..100_000 {
-        match client.report_observation_log(report("durable", batch)).await {
+        match client
+            .report_observation_log(report("durable", batch))
+            .await
+        {
             Ok(_) => {
                 for index in 0..10 {
                     acknowledged.insert(format!("{batch}.{index}"));

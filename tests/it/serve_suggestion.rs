@@ -195,10 +195,7 @@ async fn bad_input_is_invalid_argument_naming_the_parameter_and_the_server_survi
         ),
     ];
     for (case, request, needles) in cases {
-        let status = suggestion
-            .get_suggestions(request)
-            .await
-            .expect_err(case);
+        let status = suggestion.get_suggestions(request).await.expect_err(case);
         assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status}");
         for needle in needles {
             assert!(

@@ -105,7 +105,9 @@ pub fn katib_python() -> anyhow::Result<PathBuf> {
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("run {command:?}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("run {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed: {status}");
     }

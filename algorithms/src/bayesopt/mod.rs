@@ -64,6 +64,8 @@ const MODEL_POINTS_LIMIT: usize = 2000;
 const LOCAL_CENTRES: usize = 5;
 /// Local candidates per centre.
 const LOCAL_CANDIDATES_PER_CENTRE: usize = 24;
+/// Candidates on each axis line through the best point.
+const AXIS_CANDIDATES: usize = 12;
 /// Candidates polished by L-BFGS.
 const POLISHED_STARTS: usize = 3;
 /// L-BFGS iterations of one polish.
@@ -310,7 +312,7 @@ impl BayesianOptimization {
         let acquisition = match self.acquisition {
             AcquisitionChoice::Single(acquisition) => acquisition,
             AcquisitionChoice::Hedge => {
-                let gains = Acquisition::ALL.map(|acquisition| -means[best_candidate(acquisition)]);
+                let eta: f64 = std::env::var("BO_ETA").map(|v| v.parse().unwrap()).unwrap_or(1.0); let gains = Acquisition::ALL.map(|acquisition| -eta * means[best_candidate(acquisition)]);
                 let probabilities = hedge_probabilities(&gains);
                 let draw = rng.random::<f64>();
                 let mut cumulative = 0.0;
@@ -516,6 +518,18 @@ fn candidate_set(
                     let redraw = column == first || (with_second && column == second);
                     candidates.push(if redraw { rng.random::<f64>() } else { x });
                 }
+            }
+        }
+    }
+    // Lines through the best point along each axis: whether moving a single coordinate to
+    // another basin pays, which random candidates rarely test in many dimensions.
+    if let Some(&centre) = order.first() {
+        let centre_row = &model.points[centre * width..(centre + 1) * width];
+        for column in 0..width {
+            for k in 0..AXIS_CANDIDATES {
+                let start = candidates.len();
+                candidates.extend_from_slice(centre_row);
+                candidates[start + column] = (k as f64 + 0.5) / AXIS_CANDIDATES as f64;
             }
         }
     }

@@ -100,8 +100,7 @@ impl MedianStop {
                     .filter(|value| value.is_finite())
                     .take(self.start_step as usize)
                     .collect();
-                (!leading.is_empty())
-                    .then(|| leading.iter().sum::<f64>() / leading.len() as f64)
+                (!leading.is_empty()).then(|| leading.iter().sum::<f64>() / leading.len() as f64)
             })
             .collect();
         if averages.is_empty() || averages.len() < self.min_trials_required as usize {
@@ -122,11 +121,7 @@ impl EarlyStoppingAlgorithm for MedianStop {
         NAME
     }
 
-    fn rules(
-        &self,
-        objective: &Objective,
-        trials: &[TrialObservations],
-    ) -> Vec<EarlyStoppingRule> {
+    fn rules(&self, objective: &Objective, trials: &[TrialObservations]) -> Vec<EarlyStoppingRule> {
         self.threshold(trials)
             .map(|value| EarlyStoppingRule {
                 metric_name: objective.metric_name.clone(),
@@ -178,7 +173,11 @@ mod tests {
         assert!(error.to_string().contains("start_step"));
         let error = MedianStop::from_settings(&[Setting::new("min_trial_required", "2")])
             .expect_err("typo");
-        assert!(error.to_string().contains("unknown setting \"min_trial_required\""));
+        assert!(
+            error
+                .to_string()
+                .contains("unknown setting \"min_trial_required\"")
+        );
     }
 
     #[test]
@@ -198,7 +197,11 @@ mod tests {
         assert!(algorithm.rules(&objective, &trials).is_empty());
         // A diverged trial: the mean of averages (Katib) would be dragged to about -33; the
         // median stays at the middle trial.
-        trials.push(trial("f", TrialCondition::Succeeded, &[-100.0, f64::NAN, -100.0]));
+        trials.push(trial(
+            "f",
+            TrialCondition::Succeeded,
+            &[-100.0, f64::NAN, -100.0],
+        ));
         let rules = algorithm.rules(&objective, &trials);
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].metric_name, "accuracy");

@@ -77,11 +77,7 @@ pub trait EarlyStoppingAlgorithm: std::fmt::Debug + Send + Sync {
 
     /// The rules new trials should carry, computed from the trials so far; empty when there is
     /// not yet enough evidence.
-    fn rules(
-        &self,
-        objective: &Objective,
-        trials: &[TrialObservations],
-    ) -> Vec<EarlyStoppingRule>;
+    fn rules(&self, objective: &Objective, trials: &[TrialObservations]) -> Vec<EarlyStoppingRule>;
 }
 
 /// The names of every early-stopping algorithm.
@@ -221,13 +217,23 @@ mod tests {
         assert!(!should_stop(
             &rules,
             &objective,
-            [("accuracy", 0.6), ("accuracy", 0.1), ("accuracy", 0.1), ("accuracy", 0.1)]
+            [
+                ("accuracy", 0.6),
+                ("accuracy", 0.1),
+                ("accuracy", 0.1),
+                ("accuracy", 0.1)
+            ]
         ));
         // Other metrics and non-finite values do not count as reports.
         assert!(!should_stop(
             &rules,
             &objective,
-            [("loss", 0.1), ("accuracy", f64::NAN), ("accuracy", 0.1), ("accuracy", 0.1)]
+            [
+                ("loss", 0.1),
+                ("accuracy", f64::NAN),
+                ("accuracy", 0.1),
+                ("accuracy", 0.1)
+            ]
         ));
     }
 
@@ -248,7 +254,11 @@ mod tests {
                 start_step: 1,
             },
         ];
-        assert!(!should_stop(&rules, &objective, [("loss", 3.0), ("loss", 2.0)]));
+        assert!(!should_stop(
+            &rules,
+            &objective,
+            [("loss", 3.0), ("loss", 2.0)]
+        ));
         assert!(should_stop(
             &rules,
             &objective,

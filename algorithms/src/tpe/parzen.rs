@@ -741,3 +741,288 @@ fn log_normal_mass(a: f64, b: f64) -> f64 {
         -0.5 * nearest * nearest - LN_SQRT_2PI - nearest.max(1.0).ln()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::space::{Assignment, ParameterType, RawParameter};
+
+    /// Type, min, max, step, distribution and list of one test parameter.
+    type Spec<'a> = (
+        ParameterType,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<Distribution>,
+        &'a [&'a str],
+    );
+
+    fn space(parameters: &[Spec<'_>]) -> SearchSpace {
+        let raw: Vec<RawParameter> = parameters
+            .iter()
+            .enumerate()
+            .map(
+                |(index, (kind, min, max, step, distribution, list))| RawParameter {
+                    name: format!("p{index}"),
+                    parameter_type: Some(*kind),
+                    min: min.to_string(),
+                    max: max.to_string(),
+                    step: step.to_string(),
+                    list: list.iter().map(|item| item.to_string()).collect(),
+                    distribution: *distribution,
+                },
+            )
+            .collect();
+        SearchSpace::parse(&raw).expect("valid test space")
+    }
+
+    fn estimator(encoding: &Encoding, points: &[Vec<Coordinate>], rule: BandwidthRule) -> Parzen {
+        let slices: Vec<&[Coordinate]> = points.iter().map(|point| point.as_slice()).collect();
+        let bandwidth = Bandwidth {
+            rule,
+            factor: 1.0,
+            clip_factor: 1.0,
+        };
+        Parzen::new(encoding, &slices, &vec![1.0; points.len()], 1.0, bandwidth)
+    }
+
+    #[test]
+    fn continuous_density_integrates_to_one_on_the_unit_range() {
+        let space = space(&[(ParameterType::Double, "-3", "5", "", None, &[])]);
+        let encoding = Encoding::new(&space);
+        let points: Vec<Vec<Coordinate>> = [0.0, 0.1, 0.12, 0.9, 1.0]
+            .iter()
+            .map(|u| vec![Coordinate::Continuous(*u)])
+            .collect();
+        for rule in [
+            BandwidthRule::Neighbours,
+            BandwidthRule::Scott { dimensions: 1 },
+        ] {
+            let parzen = estimator(&encoding, &points, rule);
+            let mut scratch = Vec::new();
+            let steps = 20_000;
+            let integral: f64 = (0..steps)
+                .map(|step| {
+                    let u = (step as f64 + 0.5) / steps as f64;
+                    parzen
+                        .log_density_joint(&[Coordinate::Continuous(u)], &mut scratch)
+                        .exp()
+                        / steps as f64
+                })
+                .sum();
+            assert!((integral - 1.0).abs() < 1e-3, "{rule:?}: {integral}");
+            let per_dimension =
+                parzen.log_density_of_dimension(0, Coordinate::Continuous(0.3), &mut scratch);
+            let joint = parzen.log_density_joint(&[Coordinate::Continuous(0.3)], &mut scratch);
+            assert!((per_dimension - joint).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn lattice_and_categorical_masses_sum_to_one() {
+        let space = space(&[
+            (
+                ParameterType::Int,
+                "1",
+                "64",
+                "",
+                Some(Distribution::LogUniform),
+                &[],
+            ),
+            (ParameterType::Double, "0", "1", "0.25", None, &[]),
+            (
+                ParameterType::Categorical,
+                "",
+                "",
+                "",
+                None,
+                &["a", "b", "c"],
+            ),
+        ]);
+        let encoding = Encoding::new(&space);
+        let points: Vec<Vec<Coordinate>> = [
+            [Value::Int(1), Value::Double(0.25), Value::Choice(2)],
+            [Value::Int(3), Value::Double(1.0), Value::Choice(2)],
+            [Value::Int(64), Value::Double(0.0), Value::Choice(0)],
+        ]
+        .iter()
+        .map(|values| encoding.encode(values).expect("fits the space"))
+        .collect();
+        let parzen = estimator(&encoding, &points, BandwidthRule::Neighbours);
+        let mut scratch = Vec::new();
+        let mut mass = |dimension: usize, coordinate: Coordinate| {
+            parzen
+                .log_density_of_dimension(dimension, coordinate, &mut scratch)
+                .exp()
+        };
+        let Axis::Lattice(ints) = &encoding.axes()[0] else {
+            panic!("int parameter is a lattice")
+        };
+        let total: f64 = (0..64).map(|index| mass(0, ints.cell(index))).sum();
+        assert!((total - 1.0).abs() < 1e-3, "int total {total}");
+        let Axis::Lattice(steps) = &encoding.axes()[1] else {
+            panic!("stepped double is a lattice")
+        };
+        let total: f64 = (0..5).map(|index| mass(1, steps.cell(index))).sum();
+        assert!((total - 1.0).abs() < 1e-6, "stepped total {total}");
+        let total: f64 = (0..3)
+            .map(|choice| mass(2, Coordinate::Choice(choice)))
+            .sum();
+        assert!((total - 1.0).abs() < 1e-12, "categorical total {total}");
+    }
+
+    #[test]
+    fn lattice_values_round_trip_and_samples_are_feasible() {
+        let space = space(&[
+            (
+                ParameterType::Int,
+                "2",
+                "1000",
+                "7",
+                Some(Distribution::LogNormal),
+                &[],
+            ),
+            (
+                ParameterType::Double,
+                "-1",
+                "1",
+                "0.1",
+                Some(Distribution::Normal),
+                &[],
+            ),
+            (
+                ParameterType::Discrete,
+                "",
+                "",
+                "",
+                None,
+                &["1", "10", "100"],
+            ),
+            (ParameterType::Categorical, "", "", "", None, &["only"]),
+            (
+                ParameterType::Double,
+                "0.001",
+                "0.001",
+                "",
+                Some(Distribution::LogUniform),
+                &[],
+            ),
+        ]);
+        let encoding = Encoding::new(&space);
+        assert!(matches!(encoding.axes()[3], Axis::Fixed(Value::Choice(0))));
+        assert!(matches!(encoding.axes()[4], Axis::Fixed(Value::Double(_))));
+        assert_eq!(encoding.modelled_dimensions(), 3);
+        for parameter_index in 0..2 {
+            let parameter = &space.parameters()[parameter_index];
+            let count = parameter.cardinality().expect("lattice");
+            for index in 0..count {
+                let mut values = vec![
+                    Value::Int(2),
+                    Value::Double(0.0),
+                    Value::Choice(0),
+                    Value::Choice(0),
+                    Value::Double(0.001),
+                ];
+                values[parameter_index] = parameter.nth_value(index);
+                let point = encoding.encode(&values).expect("feasible values encode");
+                assert_eq!(
+                    encoding.decode(&point)[parameter_index],
+                    values[parameter_index]
+                );
+            }
+        }
+        let observed = encoding
+            .encode(&[
+                Value::Int(9),
+                Value::Double(0.3),
+                Value::Choice(1),
+                Value::Choice(0),
+                Value::Double(0.001),
+            ])
+            .expect("fits");
+        let parzen = estimator(
+            &encoding,
+            &[observed],
+            BandwidthRule::Scott { dimensions: 3 },
+        );
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..2000 {
+            let values = encoding.decode(&parzen.sample_joint(&encoding, &mut rng));
+            assert!(space.contains(&Assignment { values }));
+        }
+    }
+
+    #[test]
+    fn values_that_do_not_fit_are_not_encoded() {
+        let space = space(&[
+            (ParameterType::Double, "0", "1", "", None, &[]),
+            (ParameterType::Categorical, "", "", "", None, &["a", "b"]),
+        ]);
+        let encoding = Encoding::new(&space);
+        assert!(
+            encoding
+                .encode(&[Value::Double(f64::NAN), Value::Choice(0)])
+                .is_none()
+        );
+        assert!(
+            encoding
+                .encode(&[Value::Double(0.5), Value::Choice(2)])
+                .is_none()
+        );
+        assert!(
+            encoding
+                .encode(&[Value::Int(1), Value::Choice(0)])
+                .is_none()
+        );
+        assert!(encoding.encode(&[Value::Double(0.5)]).is_none());
+        // Out-of-bounds numbers (an earlier, wider space) are clamped, not dropped.
+        assert_eq!(
+            encoding.encode(&[Value::Double(7.0), Value::Choice(1)]),
+            Some(vec![Coordinate::Continuous(1.0), Coordinate::Choice(1)])
+        );
+    }
+
+    #[test]
+    fn normal_masses_are_accurate_and_finite_in_the_tails() {
+        let direct = |a: f64, b: f64| (normal_cdf(b) - normal_cdf(a)).ln();
+        for (a, b) in [
+            (-1.0, 1.0),
+            (-0.3, 2.0),
+            (0.5, 0.9),
+            (-3.0, -0.2),
+            (1.0, 1.04),
+        ] {
+            assert!(
+                (log_normal_mass(a, b) - direct(a, b)).abs() < 5e-3,
+                "[{a}, {b}]"
+            );
+        }
+        for (a, b) in [(40.0, 41.0), (-900.0, -800.0), (1e6, 1e6 + 1.0), (3.0, 3.0)] {
+            let value = log_normal_mass(a, b);
+            assert!(value.is_finite() && value < 0.0, "[{a}, {b}]: {value}");
+        }
+        assert!(log_normal_mass(10.0, 11.0) < log_normal_mass(9.0, 10.0));
+        assert!((log_sum_exp(&[0.0, 0.0]) - 2.0_f64.ln()).abs() < 1e-12);
+        assert_eq!(log_sum_exp(&[]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn neighbour_gaps_follow_the_sorted_order() {
+        // Sorted: 0.1, 0.5 (the prior), 0.8; ends 0 and 1.
+        let gaps = neighbour_gaps(&[0.8, 0.1, 0.5]);
+        assert_eq!(gaps.len(), 3);
+        assert!(
+            (gaps[1] - 0.4).abs() < 1e-12,
+            "outermost takes its inner gap"
+        );
+        assert!(
+            (gaps[0] - 0.3).abs() < 1e-12,
+            "outermost takes its inner gap"
+        );
+        assert!((gaps[2] - 0.4).abs() < 1e-12, "inner takes the larger gap");
+        assert_eq!(neighbour_gaps(&[0.5]), vec![0.5]);
+    }
+}

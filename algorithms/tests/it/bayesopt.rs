@@ -1,6 +1,7 @@
 //! Quality of `bayesianoptimization` on fixed seeds: after a short run its median simple regret
 //! must be far below random search's over the same seeds, so a regression in the model, the
-//! acquisition or its optimizer fails CI.
+//! acquisition or its optimizer fails CI. When written, the margins were about 480x (Branin,
+//! 30 trials) and 400x (Hartmann6, 40 trials); the tests ask for 50x.
 
 use sextant_algorithms::Setting;
 use sextant_algorithms::test_functions::{TestFunction, median, regret_curve};
@@ -32,10 +33,10 @@ fn assert_far_better_than_random(function: TestFunction, trials: usize, factor: 
 
 #[test]
 fn gp_beats_random_search_on_branin() {
-    assert_far_better_than_random(TestFunction::Branin, 30, 10.0);
+    assert_far_better_than_random(TestFunction::Branin, 30, 50.0);
 }
 
 #[test]
 fn gp_beats_random_search_on_hartmann6() {
-    assert_far_better_than_random(TestFunction::Hartmann6, 60, 10.0);
+    assert_far_better_than_random(TestFunction::Hartmann6, 40, 50.0);
 }

@@ -23,7 +23,10 @@ fn median_final_regret(algorithm: &str, function: TestFunction, extra: &[Setting
 fn assert_better_than_random(function: TestFunction, factor: f64, extra: &[Setting]) {
     let cmaes = median_final_regret("cmaes", function, extra);
     let random = median_final_regret("random", function, &[]);
-    println!("{}: cmaes {cmaes:.3e}, random {random:.3e}", function.name());
+    println!(
+        "{}: cmaes {cmaes:.3e}, random {random:.3e}",
+        function.name()
+    );
     assert!(cmaes.is_finite() && cmaes >= 0.0);
     assert!(
         cmaes * factor < random,

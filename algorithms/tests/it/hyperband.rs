@@ -97,7 +97,9 @@ fn brackets_and_rungs_follow_the_paper_and_the_loop_ends_exhausted() {
         // the state says the loop is done).
         let count = if settings.iter().any(|setting| setting.name == "n") {
             let n: usize = setting(&settings, "n").parse().expect("n");
-            let proposed: usize = setting(&settings, "evaluating_trials").parse().expect("count");
+            let proposed: usize = setting(&settings, "evaluating_trials")
+                .parse()
+                .expect("count");
             (n - proposed).max(1)
         } else {
             1
@@ -190,7 +192,11 @@ fn a_rung_waits_for_its_predecessor_and_too_large_requests_are_refused() {
     ];
     // Bracket 1 of R = 9: rung 0 has ceil(3 * 3 / 2) = 5 configurations at 3 epochs.
     let error = suggest(&settings, &space, &objective, &[], 6).expect_err("too many");
-    assert!(error.to_string().contains("can propose 5 trials now, 6 were requested"));
+    assert!(
+        error
+            .to_string()
+            .contains("can propose 5 trials now, 6 were requested")
+    );
     let first = suggest(&settings, &space, &objective, &[], 2).expect("two");
     let state = first.settings.clone().expect("state");
     assert_eq!(setting(&state, "evaluating_trials"), "2");
@@ -216,8 +222,15 @@ fn a_rung_waits_for_its_predecessor_and_too_large_requests_are_refused() {
         .collect();
     // The same state asked twice gives the same configurations (the split is deterministic).
     let whole = suggest(&settings, &space, &objective, &[], 5).expect("five");
-    let split: Vec<_> = history.iter().map(|trial| trial.assignment.clone()).collect();
-    let whole: Vec<_> = whole.suggestions.into_iter().map(|s| s.assignment).collect();
+    let split: Vec<_> = history
+        .iter()
+        .map(|trial| trial.assignment.clone())
+        .collect();
+    let whole: Vec<_> = whole
+        .suggestions
+        .into_iter()
+        .map(|s| s.assignment)
+        .collect();
     assert_eq!(split, whole);
 
     let after_rung_zero = suggest(&state, &space, &objective, &[], 3)
@@ -237,7 +250,10 @@ fn a_rung_waits_for_its_predecessor_and_too_large_requests_are_refused() {
     history[4].objective_value = None;
     let promoted = suggest(&after_rung_zero, &space, &objective, &history, 1).expect("promoted");
     // Maximizing: the best finished configuration is trial 3 (trial 4 failed).
-    assert_eq!(promoted.suggestions[0].assignment.values[0], history[3].assignment.values[0]);
+    assert_eq!(
+        promoted.suggestions[0].assignment.values[0],
+        history[3].assignment.values[0]
+    );
     assert_eq!(promoted.suggestions[0].assignment.values[1], Value::Int(9));
     let done = promoted.settings.expect("state");
     assert_eq!(setting(&done, "current_s"), "0");
@@ -257,11 +273,17 @@ fn settings_are_validated() {
         (vec![Setting::new("resource_name", "epochs")], "r_l"),
         (vec![Setting::new("r_l", "9")], "resource_name"),
         (
-            vec![Setting::new("r_l", "-1"), Setting::new("resource_name", "epochs")],
+            vec![
+                Setting::new("r_l", "-1"),
+                Setting::new("resource_name", "epochs"),
+            ],
             "must be a positive number",
         ),
         (
-            vec![Setting::new("r_l", "9"), Setting::new("resource_name", "batch")],
+            vec![
+                Setting::new("r_l", "9"),
+                Setting::new("resource_name", "batch"),
+            ],
             "must name a parameter of the search space",
         ),
         (
@@ -291,6 +313,9 @@ fn settings_are_validated() {
     ];
     for (settings, expected) in cases {
         let error = build_algorithm("hyperband", &settings, &context).expect_err("invalid");
-        assert!(error.to_string().contains(expected), "{error} lacks {expected}");
+        assert!(
+            error.to_string().contains(expected),
+            "{error} lacks {expected}"
+        );
     }
 }

@@ -4,3 +4,4 @@ mod bayesopt;
 mod cmaes;
 mod hyperband;
 mod properties;
+mod tpe;

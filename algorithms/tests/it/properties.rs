@@ -20,7 +20,12 @@ fn raw_parameter() -> impl Strategy<Value = RawParameter> {
         Just(Some(Distribution::LogNormal)),
     ];
     prop_oneof![
-        (0.001f64..50.0, 0.0f64..100.0, proptest::option::of(0.01f64..10.0), distribution.clone())
+        (
+            0.001f64..50.0,
+            0.0f64..100.0,
+            proptest::option::of(0.01f64..10.0),
+            distribution.clone()
+        )
             .prop_map(|(min, width, step, distribution)| RawParameter {
                 parameter_type: Some(ParameterType::Double),
                 min: min.to_string(),
@@ -29,19 +34,26 @@ fn raw_parameter() -> impl Strategy<Value = RawParameter> {
                 distribution,
                 ..RawParameter::default()
             }),
-        (1i64..50, 0i64..200, proptest::option::of(1i64..7), distribution).prop_map(
-            |(min, width, step, distribution)| RawParameter {
+        (
+            1i64..50,
+            0i64..200,
+            proptest::option::of(1i64..7),
+            distribution
+        )
+            .prop_map(|(min, width, step, distribution)| RawParameter {
                 parameter_type: Some(ParameterType::Int),
                 min: min.to_string(),
                 max: (min + width).to_string(),
                 step: step.map(|s| s.to_string()).unwrap_or_default(),
                 distribution,
                 ..RawParameter::default()
-            }
-        ),
+            }),
         proptest::collection::btree_set(-1000i32..1000, 1..6).prop_map(|values| RawParameter {
             parameter_type: Some(ParameterType::Discrete),
-            list: values.iter().map(|v| (f64::from(*v) / 4.0).to_string()).collect(),
+            list: values
+                .iter()
+                .map(|v| (f64::from(*v) / 4.0).to_string())
+                .collect(),
             ..RawParameter::default()
         }),
         proptest::collection::btree_set("[a-z]{1,6}", 1..5).prop_map(|choices| RawParameter {
@@ -99,7 +111,11 @@ fn as_history(assignments: &[sextant_algorithms::Assignment]) -> Vec<TrialRecord
         .iter()
         .enumerate()
         .map(|(index, assignment)| {
-            TrialRecord::new(format!("t{index}"), assignment.clone(), TrialCondition::Succeeded)
+            TrialRecord::new(
+                format!("t{index}"),
+                assignment.clone(),
+                TrialCondition::Succeeded,
+            )
         })
         .collect()
 }

@@ -127,3 +127,60 @@ pub struct TrialStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observation: Option<Observation>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ConditionStatus;
+    use crate::api::common::CollectorKind;
+
+    /// A Trial as `kubectl get trial -o yaml` prints it from Katib.
+    const KATIB_TRIAL: &str = r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Trial
+metadata:
+  name: random-6d4hq7zn
+  namespace: kubeflow
+  labels: {katib.kubeflow.org/experiment: random}
+  ownerReferences: [{apiVersion: kubeflow.org/v1beta1, kind: Experiment, name: random, uid: x}]
+spec:
+  metricsCollector:
+    collector: {kind: StdOut}
+  objective:
+    type: minimize
+    goal: 0.001
+    objectiveMetricName: loss
+    metricStrategies: [{name: loss, value: min}]
+  parameterAssignments:
+    - {name: lr, value: "0.0123"}
+  primaryContainerName: training-container
+  runSpec: {apiVersion: batch/v1, kind: Job, metadata: {name: random-6d4hq7zn}}
+  successCondition: status.conditions.#(type=="Complete")#|#(status=="True")#
+  failureCondition: status.conditions.#(type=="Failed")#|#(status=="True")#
+status:
+  startTime: "2024-05-01T10:00:00Z"
+  completionTime: "2024-05-01T10:05:00Z"
+  conditions:
+    - {type: Created, status: "True", reason: TrialCreated, message: Trial is created, lastUpdateTime: "2024-05-01T10:00:00Z", lastTransitionTime: "2024-05-01T10:00:00Z"}
+    - {type: Running, status: "False", reason: TrialRunning, message: Trial is running}
+    - {type: Succeeded, status: "True", reason: "TrialSucceeded. Job reason: Completed", message: "Trial has succeeded. Job message: done"}
+  observation:
+    metrics: [{name: loss, min: "0.21", max: "0.9", latest: "0.25"}]
+"#;
+
+    #[test]
+    fn katib_trials_are_read() {
+        let trial: Trial = serde_yaml::from_str(KATIB_TRIAL).expect("parses");
+        assert_eq!(trial.spec.parameter_assignments[0].value, "0.0123");
+        assert_eq!(trial.spec.metrics_collector.kind(), CollectorKind::StdOut);
+        let status = trial.status.expect("a status");
+        let last = status.conditions.last().expect("conditions");
+        assert_eq!(last.condition_type, TrialConditionType::Succeeded);
+        assert_eq!(last.status, ConditionStatus::True);
+        let observation = status.observation.expect("an observation");
+        assert!(observation.is_available_for("loss"));
+        assert!(!observation.is_available_for("accuracy"));
+        assert!(TrialConditionType::MetricsUnavailable.is_terminal());
+        assert!(!TrialConditionType::Running.is_terminal());
+    }
+}

@@ -66,7 +66,10 @@ pub fn template(experiment: &Experiment, experiment_dir: &Path) -> Result<Value,
     if let Some(spec) = &template.trial_spec {
         return Ok(spec.clone());
     }
-    let source = template.config_map.as_ref().ok_or(LaunchError::NoTemplate)?;
+    let source = template
+        .config_map
+        .as_ref()
+        .ok_or(LaunchError::NoTemplate)?;
     let path = experiment_dir.join(&source.template_path);
     let text = std::fs::read_to_string(&path).map_err(|error| LaunchError::ConfigMap {
         path: path.clone(),
@@ -135,7 +138,10 @@ pub fn launch(
     let resolved = substitute(template, values);
     let kind = RunKind::of_template(&resolved);
     let (container, path) = match kind {
-        Some(RunKind::Process) => (resolved.get("spec").cloned(), "spec.trialTemplate.trialSpec.spec".to_string()),
+        Some(RunKind::Process) => (
+            resolved.get("spec").cloned(),
+            "spec.trialTemplate.trialSpec.spec".to_string(),
+        ),
         Some(RunKind::Job) => {
             let containers = resolved
                 .pointer("/spec/template/spec/containers")
@@ -164,7 +170,10 @@ pub fn launch(
                 path: "spec.trialTemplate.trialSpec".into(),
                 rule: format!(
                     "kind {}/{} cannot run as a local process; use batch/v1 Job or sextant.dev/v1beta1 Process",
-                    resolved.get("apiVersion").and_then(Value::as_str).unwrap_or("?"),
+                    resolved
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?"),
                     resolved.get("kind").and_then(Value::as_str).unwrap_or("?"),
                 ),
             });

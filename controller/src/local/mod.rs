@@ -185,7 +185,12 @@ impl Driver {
                 })?;
         }
         store
-            .upsert_experiment(&name, &to_json(&strip_status(&experiment)), &to_json(&experiment.status), None)
+            .upsert_experiment(
+                &name,
+                &to_json(&strip_status(&experiment)),
+                &to_json(&experiment.status),
+                None,
+            )
             .await?;
 
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -239,7 +244,10 @@ impl Driver {
 
     /// Loads the stored trials; re-runs those a previous driver left unfinished.
     async fn load_trials(&mut self) -> Result<(), LocalError> {
-        let records = self.store.list_trials(&self.experiment.metadata.name).await?;
+        let records = self
+            .store
+            .list_trials(&self.experiment.metadata.name)
+            .await?;
         self.next_trial_number = records.len();
         let mut interrupted = Vec::new();
         for record in records {
@@ -280,9 +288,12 @@ impl Driver {
         for name in interrupted {
             if self.is_completed() {
                 // The experiment completed before the crash; its leftovers are stopped instead.
-                self.set_run(&name, RunState::Killed {
-                    message: "the runner was interrupted after the experiment completed".into(),
-                });
+                self.set_run(
+                    &name,
+                    RunState::Killed {
+                        message: "the runner was interrupted after the experiment completed".into(),
+                    },
+                );
                 continue;
             }
             tracing::info!(trial = %name, "re-running a trial interrupted by a previous run");
@@ -313,7 +324,10 @@ impl Driver {
             let plan = engine::plan(&observed);
             let mut replan = false;
             for action in plan.actions {
-                replan |= matches!(action, Action::RequestSuggestions { .. } | Action::CreateTrial(_));
+                replan |= matches!(
+                    action,
+                    Action::RequestSuggestions { .. } | Action::CreateTrial(_)
+                );
                 self.apply(action).await?;
             }
             if plan.finished {
@@ -333,7 +347,10 @@ impl Driver {
                 condition,
                 reason,
                 message,
-            } => self.set_trial_condition(&trial_name, condition, reason, message).await,
+            } => {
+                self.set_trial_condition(&trial_name, condition, reason, message)
+                    .await
+            }
             Action::StopTrial { trial_name, reason } => {
                 if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
                     trial.stop_requested = true;
@@ -378,7 +395,9 @@ impl Driver {
             start_time: (condition == TrialConditionType::Running).then_some(now),
             completion_time: condition.is_terminal().then_some(now),
         };
-        self.store.update_trial_condition(trial_name, &update).await?;
+        self.store
+            .update_trial_condition(trial_name, &update)
+            .await?;
         if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
             trial.condition = condition;
             if condition.is_terminal() {
@@ -392,7 +411,11 @@ impl Driver {
 
     async fn request_suggestions(&mut self, count: usize) {
         let records = self.trials.clone();
-        match self.suggester.suggest(&self.experiment, &records, count).await {
+        match self
+            .suggester
+            .suggest(&self.experiment, &records, count)
+            .await
+        {
             Ok(suggest::Answer::Assignments(batches)) => {
                 for (parameter_assignments, labels) in batches {
                     let name = self.new_trial_name();
@@ -414,10 +437,18 @@ impl Driver {
             .trials
             .iter()
             .map(|t| t.name.as_str())
-            .chain(self.suggestion.unused_assignments.iter().map(|a| a.name.as_str()))
+            .chain(
+                self.suggestion
+                    .unused_assignments
+                    .iter()
+                    .map(|a| a.name.as_str()),
+            )
             .collect();
         loop {
-            let name = format!("{}-{:05}", self.experiment.metadata.name, self.next_trial_number);
+            let name = format!(
+                "{}-{:05}",
+                self.experiment.metadata.name, self.next_trial_number
+            );
             self.next_trial_number += 1;
             if !taken.contains(name.as_str()) {
                 return name;
@@ -463,12 +494,26 @@ impl Driver {
             &labels,
         );
         let trial_dir = self.config.trials_dir.join(trial_name);
-        let mut process = launch(&self.experiment, &self.template, &values, &self.config.experiment_dir)?;
+        let mut process = launch(
+            &self.experiment,
+            &self.template,
+            &values,
+            &self.config.experiment_dir,
+        )?;
         process.env.extend([
             ("KATIB_TRIAL_NAME".to_string(), trial_name.to_string()),
-            ("SEXTANT_TRIAL_DIR".to_string(), trial_dir.display().to_string()),
-            ("KATIB_DB_MANAGER_ADDRESS".to_string(), self.db_manager_address.clone()),
-            ("SEXTANT_DB_MANAGER_ADDRESS".to_string(), self.db_manager_address.clone()),
+            (
+                "SEXTANT_TRIAL_DIR".to_string(),
+                trial_dir.display().to_string(),
+            ),
+            (
+                "KATIB_DB_MANAGER_ADDRESS".to_string(),
+                self.db_manager_address.clone(),
+            ),
+            (
+                "SEXTANT_DB_MANAGER_ADDRESS".to_string(),
+                self.db_manager_address.clone(),
+            ),
         ]);
         let rules = self.rules_for_new_trial().await?;
         let task = TrialTask {
@@ -499,7 +544,12 @@ impl Driver {
     fn collection(&self) -> Collection {
         let objective = self.experiment.spec.objective.clone().unwrap_or_default();
         let metric_names = objective.metric_names().map(str::to_string).collect();
-        let spec = self.experiment.spec.metrics_collector_spec.clone().unwrap_or_default();
+        let spec = self
+            .experiment
+            .spec
+            .metrics_collector_spec
+            .clone()
+            .unwrap_or_default();
         let source = spec.source.clone().unwrap_or_default();
         let metrics_formats = source
             .filter
@@ -532,14 +582,27 @@ impl Driver {
         let Some(spec) = self.experiment.spec.early_stopping.clone() else {
             return Ok(None);
         };
-        let Some(objective) = self.experiment.spec.objective.as_ref().and_then(domain::objective) else {
+        let Some(objective) = self
+            .experiment
+            .spec
+            .objective
+            .as_ref()
+            .and_then(domain::objective)
+        else {
             return Ok(None);
         };
-        let Ok(algorithm) = build_early_stopping(&spec.algorithm_name, &domain::settings(&spec.algorithm_settings)) else {
+        let Ok(algorithm) = build_early_stopping(
+            &spec.algorithm_name,
+            &domain::settings(&spec.algorithm_settings),
+        ) else {
             return Ok(None);
         };
         let mut observations = Vec::new();
-        for trial in self.trials.iter().filter(|t| t.condition == TrialConditionType::Succeeded) {
+        for trial in self
+            .trials
+            .iter()
+            .filter(|t| t.condition == TrialConditionType::Succeeded)
+        {
             if !self.finished_objectives.contains_key(&trial.name) {
                 let filter = ObservationLogFilter {
                     metric_name: Some(objective.metric_name.clone()),
@@ -596,8 +659,10 @@ impl Driver {
         let metrics = objective
             .metric_names()
             .filter_map(|name| {
-                let reported: Vec<&sextant_store::MetricPoint> =
-                    points.iter().filter(|point| point.metric_name == name).collect();
+                let reported: Vec<&sextant_store::MetricPoint> = points
+                    .iter()
+                    .filter(|point| point.metric_name == name)
+                    .collect();
                 let latest = reported.last()?;
                 let numbers: Vec<f64> = reported
                     .iter()
@@ -609,7 +674,7 @@ impl Driver {
                         .iter()
                         .copied()
                         .reduce(pick)
-                        .map(|value| sextant_algorithms::space::format_double(value))
+                        .map(sextant_algorithms::space::format_double)
                         .unwrap_or_else(|| UNAVAILABLE_METRIC_VALUE.to_string())
                 };
                 Some(Metric {

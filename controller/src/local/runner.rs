@@ -6,7 +6,7 @@
 //! finished trial's observation is always complete, and a crash of the driver loses no point
 //! the store acknowledged.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,9 +24,9 @@ use crate::engine::RunState;
 use crate::local::launch::Launch;
 
 /// How long a stopped trial gets between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How often a metrics file is checked for new lines.
-const FILE_POLL: Duration = Duration::from_millis(100);
+pub(crate) const FILE_POLL: Duration = Duration::from_millis(100);
 /// How long output pipes are drained after the process exits (a child it left behind may
 /// still hold them).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -91,6 +91,12 @@ pub struct TrialHandle {
 }
 
 impl TrialHandle {
+    /// A handle and the receiving end its trial's task watches.
+    pub(crate) fn new() -> (TrialHandle, watch::Receiver<StopRequest>) {
+        let (stop, stop_requests) = watch::channel(StopRequest::None);
+        (TrialHandle { stop }, stop_requests)
+    }
+
     /// Asks the trial to stop: SIGTERM to its process group, SIGKILL after a grace period.
     pub fn stop(&self, reason: String) {
         self.stop.send_replace(StopRequest::Kill(reason));
@@ -128,9 +134,9 @@ pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
         .stderr(Stdio::piped())
         .process_group(0);
     let child = command.spawn()?;
-    let (stop, stop_requests) = watch::channel(StopRequest::None);
+    let (handle, stop_requests) = TrialHandle::new();
     tokio::spawn(watch_trial(task, child, stop_requests));
-    Ok(TrialHandle { stop })
+    Ok(handle)
 }
 
 fn signal_group(pid: Option<u32>, signal: Signal) {
@@ -179,16 +185,7 @@ async fn collect_until_exit(
     let mut output = tokio::fs::File::create(task.trial_dir.join("output.log"))
         .await
         .map_err(|error| format!("cannot create the trial's output log: {error}"))?;
-    let format = match &task.collection.source {
-        MetricsSource::File { format, .. } => *format,
-        _ => LineFormat::Text,
-    };
-    let parser = MetricsParser::new(
-        format,
-        &task.collection.metric_names,
-        &task.collection.metrics_formats,
-    )
-    .map_err(|error| format!("metrics collector: {error}"))?;
+    let parser = metrics_parser(&task.collection)?;
     // One parser per stream, so a line split across reads of one stream is joined correctly.
     let mut collector = Collector {
         parsers: vec![StreamParser::new(parser.clone()), StreamParser::new(parser)],
@@ -227,7 +224,7 @@ async fn collect_until_exit(
             }
             _ = poll.tick(), if file.is_some() => {
                 if let Some((path, offset)) = file.as_mut() {
-                    read_appended(path, offset, &mut collector).await;
+                    read_appended(path, offset, &mut collector.parsers[0], &mut collector.points).await;
                 }
             }
             changed = stop_requests.changed(), if killed.is_none() => {
@@ -247,7 +244,7 @@ async fn collect_until_exit(
             }
         }
         if !collector.points.is_empty() {
-            let stop = store_points(task, &mut collector.points, rules.as_mut()).await?;
+            let stop = store_points(&task.sink(), &mut collector.points, rules.as_mut()).await?;
             if stop && !early_stopped && killed.is_none() {
                 early_stopped = true;
                 signal_group(pid, Signal::SIGTERM);
@@ -255,9 +252,16 @@ async fn collect_until_exit(
             }
         }
     };
-    drain(&mut stdout, &mut stderr, &mut output, parse_output, &mut collector).await;
+    drain(
+        &mut stdout,
+        &mut stderr,
+        &mut output,
+        parse_output,
+        &mut collector,
+    )
+    .await;
     if let Some((path, offset)) = file.as_mut() {
-        read_appended(path, offset, &mut collector).await;
+        read_appended(path, offset, &mut collector.parsers[0], &mut collector.points).await;
     }
     let now = Utc::now();
     for parser in &mut collector.parsers {
@@ -265,7 +269,7 @@ async fn collect_until_exit(
     }
     let _ = output.flush().await;
     if !collector.points.is_empty() {
-        store_points(task, &mut collector.points, rules.as_mut()).await?;
+        store_points(&task.sink(), &mut collector.points, rules.as_mut()).await?;
     }
     Ok(if early_stopped {
         RunState::EarlyStopped
@@ -299,23 +303,57 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// The parser of a trial's metrics, per its collector.
+pub(crate) fn metrics_parser(collection: &Collection) -> Result<MetricsParser, String> {
+    let format = match &collection.source {
+        MetricsSource::File { format, .. } => *format,
+        _ => LineFormat::Text,
+    };
+    MetricsParser::new(
+        format,
+        &collection.metric_names,
+        &collection.metrics_formats,
+    )
+    .map_err(|error| format!("metrics collector: {error}"))
+}
+
+/// Where a trial's parsed points go: the store, then a note to the driver.
+pub(crate) struct PointSink<'a> {
+    /// The trial the points belong to.
+    pub(crate) trial_name: &'a str,
+    /// The store.
+    pub(crate) store: &'a Store,
+    /// The driver's channel.
+    pub(crate) events: &'a mpsc::UnboundedSender<RunnerEvent>,
+}
+
+impl TrialTask {
+    fn sink(&self) -> PointSink<'_> {
+        PointSink {
+            trial_name: &self.trial_name,
+            store: &self.store,
+            events: &self.events,
+        }
+    }
+}
+
 /// Stores parsed points, feeds them to the rules, and says whether the rules now stop the trial.
-async fn store_points(
-    task: &TrialTask,
+pub(crate) async fn store_points(
+    task: &PointSink<'_>,
     points: &mut Vec<sextant_metrics::MetricPoint>,
     rules: Option<&mut RuleTracker>,
 ) -> Result<bool, String> {
     let stored: Vec<MetricPoint> = points
         .iter()
         .map(|point| MetricPoint {
-            trial_name: task.trial_name.clone(),
+            trial_name: task.trial_name.to_string(),
             metric_name: point.name.clone(),
             value: point.value.clone(),
             timestamp: point.timestamp,
         })
         .collect();
     task.store
-        .report_observation_log(&task.trial_name, &stored)
+        .report_observation_log(task.trial_name, &stored)
         .await
         .map_err(|error| format!("cannot store metrics: {error}"))?;
     let mut stop = false;
@@ -328,12 +366,18 @@ async fn store_points(
     }
     points.clear();
     let _ = task.events.send(RunnerEvent::Metrics {
-        trial_name: task.trial_name.clone(),
+        trial_name: task.trial_name.to_string(),
     });
     Ok(stop)
 }
 
-async fn read_appended(path: &PathBuf, offset: &mut u64, collector: &mut Collector) {
+/// Feeds what was appended to `path` since `offset` to `parser`, advancing `offset`.
+pub(crate) async fn read_appended(
+    path: &Path,
+    offset: &mut u64,
+    parser: &mut StreamParser,
+    points: &mut Vec<sextant_metrics::MetricPoint>,
+) {
     let Ok(mut file) = tokio::fs::File::open(path).await else {
         return;
     };
@@ -343,7 +387,7 @@ async fn read_appended(path: &PathBuf, offset: &mut u64, collector: &mut Collect
     let mut appended = Vec::new();
     if let Ok(count) = file.read_to_end(&mut appended).await {
         *offset += count as u64;
-        collector.parsers[0].feed(&appended, Utc::now(), &mut collector.points);
+        parser.feed(&appended, Utc::now(), points);
     }
 }
 

@@ -59,8 +59,12 @@ impl Suggester {
                 .join("; ")
         })?;
         let objective_spec = spec.objective.clone().unwrap_or_default();
-        let objective = domain::objective(&objective_spec)
-            .unwrap_or_else(|| Objective::new(Direction::Minimize, objective_spec.objective_metric_name.clone()));
+        let objective = domain::objective(&objective_spec).unwrap_or_else(|| {
+            Objective::new(
+                Direction::Minimize,
+                objective_spec.objective_metric_name.clone(),
+            )
+        });
         let algorithm = spec.algorithm.clone().unwrap_or_default();
         let mut settings = domain::settings(&algorithm.algorithm_settings);
         settings.extend(self.returned_settings.iter().cloned());
@@ -94,8 +98,12 @@ impl Suggester {
             history.push(record);
         }
         let name = algorithm.algorithm_name.clone();
-        let max_trial_count = spec.max_trial_count.and_then(|count| u32::try_from(count).ok());
-        let parallel_trial_count = spec.parallel_trial_count.and_then(|count| u32::try_from(count).ok());
+        let max_trial_count = spec
+            .max_trial_count
+            .and_then(|count| u32::try_from(count).ok());
+        let parallel_trial_count = spec
+            .parallel_trial_count
+            .and_then(|count| u32::try_from(count).ok());
         // Inside the worker, `Err(None)` means the space is exhausted, `Err(Some(_))` a failure.
         let answer = tokio::task::spawn_blocking(move || {
             let built = build_algorithm(

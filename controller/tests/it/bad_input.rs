@@ -250,3 +250,31 @@ fn updates_follow_katib_rules() -> Result<()> {
     assert!(errors.has_path("spec.maxTrialCount"), "{errors}");
     Ok(())
 }
+
+#[test]
+fn early_stopping_is_checked_by_its_algorithm() {
+    let with_early_stopping = |block: &str| {
+        GOOD_PROCESS.replace(
+            "  maxTrialCount: 12\n",
+            &format!("  maxTrialCount: 12\n{block}"),
+        )
+    };
+    let errors = errors_of(&with_early_stopping(
+        "  earlyStopping:\n    algorithmName: medianstop\n    algorithmSettings:\n      - {name: start_step, value: \"2\"}\n      - {name: min_trials_required, value: \"0\"}\n",
+    ));
+    assert!(
+        errors.has_path("spec.earlyStopping.algorithmSettings[1].value"),
+        "{errors}"
+    );
+    let errors = errors_of(&with_early_stopping(
+        "  earlyStopping:\n    algorithmName: hyperstop\n",
+    ));
+    assert!(
+        errors.has_path("spec.earlyStopping.algorithmName"),
+        "{errors}"
+    );
+    let valid = with_early_stopping(
+        "  earlyStopping:\n    algorithmName: medianstop\n    algorithmSettings: [{name: start_step, value: \"2\"}]\n",
+    );
+    assert!(load_experiments(&valid).is_ok());
+}

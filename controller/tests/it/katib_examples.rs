@@ -123,6 +123,10 @@ fn every_katib_example_validates_except_declared_out_of_scope_features() -> Resu
         for mut experiment in experiments {
             experiment_count += 1;
             apply_defaults(&mut experiment);
+            // The types are field for field: JSON out and back loses nothing.
+            let json = serde_json::to_value(&experiment)?;
+            let back: sextant_controller::Experiment = serde_json::from_value(json)?;
+            assert_eq!(back, experiment, "{relative}: JSON round trip");
             match (validate(&experiment), expected.is_empty()) {
                 (Ok(()), true) => {}
                 (Ok(()), false) => {

@@ -12,12 +12,9 @@ fn validator() -> &'static jsonschema::Validator {
     VALIDATOR.get_or_init(|| {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/schemas/argo/schema.json"
+            "/tests/data/argo-workflows-schema.json"
         );
-        let fallback = "/work/shared/schemas/argo/schema.json";
-        let text = std::fs::read_to_string(path)
-            .or_else(|_| std::fs::read_to_string(fallback))
-            .expect("the argo schema in shared/schemas/argo");
+        let text = std::fs::read_to_string(path).expect("the Argo Workflows schema");
         let schema: Value = serde_json::from_str(&text).expect("schema json");
         jsonschema::validator_for(&schema).expect("a usable schema")
     })

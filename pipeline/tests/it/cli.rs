@@ -93,7 +93,7 @@ async fn run_prints_progress_then_get_shows_the_stored_run() {
     let (result, _) = run_cli(&["get", "nope", "--runs-dir", runs]).await;
     let error = result.unwrap_err();
     assert!(
-        error.to_string().starts_with("no run `nope` under"),
+        error.to_string().starts_with("no run `nope` in sqlite://"),
         "{error}"
     );
     assert_eq!(error.exit_code(), 2);

@@ -6,6 +6,7 @@ mod caching;
 mod cancel;
 mod cli;
 mod dag;
+mod database;
 mod failures;
 mod items;
 mod plugin;

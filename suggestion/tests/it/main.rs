@@ -1,0 +1,3 @@
+//! Integration tests of the suggestion crate, over loopback gRPC through the public API only.
+
+mod early_stopping;

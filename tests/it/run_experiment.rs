@@ -1,0 +1,511 @@
+//! `sextant run` end to end: real processes as trials, a real SQLite store, Katib's status.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::katib_python;
+
+/// A scratch directory holding an experiment file, its scripts and its store.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    fn db(&self) -> String {
+        format!("sqlite://{}", self.path().join("store.db").display())
+    }
+
+    fn sextant(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("SEXTANT_LOG", "warn");
+        command
+    }
+
+    /// `sextant run FILE --db DB --json`, returning the exit code and the printed Experiment.
+    fn run(&self, file: &Path) -> (Output, Value) {
+        let output = self
+            .sextant(&[
+                "run",
+                &file.display().to_string(),
+                "--db",
+                &self.db(),
+                "--json",
+            ])
+            .output()
+            .expect("run sextant");
+        let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, json)
+    }
+
+    fn trials(&self, experiment: &str) -> Vec<Value> {
+        let output = self
+            .sextant(&[
+                "get",
+                "trials",
+                experiment,
+                "--db",
+                &self.db(),
+                "-o",
+                "json",
+            ])
+            .output()
+            .expect("sextant get");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Vec<Value>>(&output.stdout).expect("trials json")
+    }
+}
+
+/// An experiment running `command` (a YAML flow list) for each trial.
+fn experiment(name: &str, body: &str, command: &str) -> String {
+    format!(
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: {name}
+spec:
+{body}
+  trialTemplate:
+    primaryContainerName: training-container
+    trialParameters:
+      - name: x
+        reference: x
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec:
+        command: {command}
+"#
+    )
+}
+
+fn reason(experiment: &Value) -> (String, String) {
+    let conditions = experiment["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let last = conditions
+        .iter()
+        .rev()
+        .find(|condition| condition["status"] == "True")
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        last["type"].as_str().unwrap_or_default().to_string(),
+        last["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn every_branin_example_runs_to_succeeded() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/branin");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .expect("examples/branin")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    for file in files {
+        let scratch = Scratch::new();
+        let (output, experiment) = scratch.run(&file);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}: {}",
+            file.display(),
+            explain(&output)
+        );
+        let (condition, _) = reason(&experiment);
+        assert_eq!(condition, "Succeeded", "{}", file.display());
+        let best: f64 =
+            experiment["status"]["currentOptimalTrial"]["observation"]["metrics"][0]["latest"]
+                .as_str()
+                .and_then(|value| value.parse().ok())
+                .expect("an optimal trial with a loss");
+        assert!(best < 60.0, "{}: best loss {best}", file.display());
+        let _ = std::fs::remove_dir_all(examples.join(".sextant"));
+    }
+}
+
+#[test]
+fn the_goal_stops_the_experiment_early() {
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "goal.yaml",
+        &experiment(
+            "goal",
+            r#"  objective: {type: minimize, goal: 0.5, objectiveMetricName: loss}
+  algorithm: {algorithmName: random}
+  parallelTrialCount: 1
+  maxTrialCount: 20
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}"#,
+            r#"[python3, -c, "print('loss=0.1')", "${trialParameters.x}"]"#,
+        ),
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(
+        reason(&experiment),
+        ("Succeeded".into(), "ExperimentGoalReached".into())
+    );
+    assert_eq!(experiment["status"]["trialsSucceeded"], 1);
+}
+
+#[test]
+fn max_failed_trial_count_fails_the_experiment() {
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "failing.yaml",
+        &experiment(
+            "failing",
+            r#"  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: random}
+  parallelTrialCount: 2
+  maxTrialCount: 10
+  maxFailedTrialCount: 3
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}"#,
+            r#"[python3, -c, "import sys; sys.exit(3)", "${trialParameters.x}"]"#,
+        ),
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    assert_eq!(reason(&experiment).0, "Failed");
+    let failed = experiment["status"]["trialsFailed"].as_i64().unwrap_or(0);
+    assert!((3..=4).contains(&failed), "{failed} failed trials");
+}
+
+#[test]
+fn grid_exhaustion_ends_the_experiment() {
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "grid.yaml",
+        &experiment(
+            "grid",
+            r#"  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: grid}
+  parallelTrialCount: 3
+  maxTrialCount: 10
+  parameters:
+    - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "4"}}"#,
+            r#"[python3, -c, "import sys; print('loss=' + sys.argv[1])", "${trialParameters.x}"]"#,
+        ),
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(
+        reason(&experiment),
+        ("Succeeded".into(), "ExperimentSuggestionEndReached".into())
+    );
+    let trials = scratch.trials("grid");
+    let mut values: Vec<String> = trials
+        .iter()
+        .map(|trial| {
+            trial["parameterAssignments"][0]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    values.sort();
+    assert_eq!(values, ["1", "2", "3", "4"]);
+    assert_eq!(
+        experiment["status"]["currentOptimalTrial"]["parameterAssignments"][0]["value"],
+        "1"
+    );
+}
+
+#[test]
+fn median_stopping_stops_a_bad_trial() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "train.py",
+        r#"import sys, time
+quality = float(sys.argv[1])
+for epoch in range(1, 21):
+    print(f"epoch={epoch} accuracy={quality * epoch / 20}", flush=True)
+    time.sleep(0.05)
+"#,
+    );
+    let file = scratch.write(
+        "median.yaml",
+        &experiment(
+            "median",
+            r#"  objective: {type: maximize, objectiveMetricName: accuracy}
+  algorithm: {algorithmName: grid}
+  earlyStopping:
+    algorithmName: medianstop
+    algorithmSettings:
+      - {name: min_trials_required, value: "2"}
+      - {name: start_step, value: "3"}
+  parallelTrialCount: 1
+  maxTrialCount: 4
+  parameters:
+    - {name: x, parameterType: discrete, feasibleSpace: {list: ["0.9", "0.8", "0.1", "0.85"]}}"#,
+            r#"[python3, train.py, "${trialParameters.x}"]"#,
+        ),
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let trials = scratch.trials("median");
+    let condition_of = |value: &str| {
+        trials
+            .iter()
+            .find(|trial| trial["parameterAssignments"][0]["value"] == value)
+            .map(|trial| trial["condition"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(condition_of("0.9"), "Succeeded");
+    assert_eq!(condition_of("0.8"), "Succeeded");
+    assert_eq!(condition_of("0.1"), "EarlyStopped", "{trials:#?}");
+    assert_eq!(condition_of("0.85"), "Succeeded");
+    assert_eq!(experiment["status"]["trialsEarlyStopped"], 1);
+}
+
+#[test]
+fn katib_sdk_push_trial_is_counted() {
+    let python = katib_python().expect("virtualenv with kubeflow-katib");
+    let scratch = Scratch::new();
+    scratch.write(
+        "push.py",
+        r#"import os, sys
+from kubeflow.katib import report_metrics
+from kubeflow.katib.utils import utils
+# Katib's SDK reads the pod namespace file, which only exists inside a pod.
+utils.get_current_k8s_namespace = lambda: "default"
+x = float(sys.argv[1])
+report_metrics({"loss": (x - 0.3) ** 2}, db_manager_address=os.environ["KATIB_DB_MANAGER_ADDRESS"])
+"#,
+    );
+    let file = scratch.write(
+        "push.yaml",
+        &experiment(
+            "push",
+            r#"  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: random}
+  metricsCollectorSpec: {collector: {kind: Push}}
+  parallelTrialCount: 2
+  maxTrialCount: 4
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}"#,
+            &format!(
+                r#"[{}, push.py, "${{trialParameters.x}}"]"#,
+                python.display()
+            ),
+        ),
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(experiment["status"]["trialsSucceeded"], 4, "{experiment:#}");
+}
+
+#[test]
+fn parameter_values_with_shell_metacharacters_reach_argv_intact() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "echo_argv.py",
+        r#"import json, os, sys
+with open(os.path.join(os.environ["SEXTANT_TRIAL_DIR"], "argv.json"), "w") as f:
+    json.dump(sys.argv[1:], f)
+print("loss=1")
+"#,
+    );
+    let values = [
+        "two words",
+        "it's \"quoted\"",
+        "a;rm -rf nothing",
+        "$(echo pwned)",
+        "`id` && || | > <",
+        "line1\nline2",
+    ];
+    let list = values
+        .iter()
+        .map(|value| serde_json::to_string(value).expect("json"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let file = scratch.write(
+        "shell.yaml",
+        &experiment(
+            "shell",
+            &format!(
+                r#"  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: grid}}
+  parallelTrialCount: 2
+  maxTrialCount: {}
+  parameters:
+    - {{name: x, parameterType: categorical, feasibleSpace: {{list: [{list}]}}}}"#,
+                values.len()
+            ),
+            r#"[python3, echo_argv.py, "${trialParameters.x}", "--flag=${trialParameters.x}"]"#,
+        ),
+    );
+    let (output, _) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let mut seen = Vec::new();
+    for trial in scratch.trials("shell") {
+        let name = trial["name"].as_str().expect("name");
+        let argv: Vec<String> = serde_json::from_str(
+            &std::fs::read_to_string(
+                scratch
+                    .path()
+                    .join(".sextant/shell")
+                    .join(name)
+                    .join("argv.json"),
+            )
+            .expect("argv.json"),
+        )
+        .expect("argv json");
+        assert_eq!(argv.len(), 2, "{argv:?}");
+        assert_eq!(argv[1], format!("--flag={}", argv[0]));
+        seen.push(argv[0].clone());
+    }
+    seen.sort();
+    let mut expected: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn an_invalid_spec_exits_2_listing_every_problem_and_writes_nothing() {
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "invalid.yaml",
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: invalid
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: simulated-annealing}
+  parallelTrialCount: 0
+  maxTrialCount: 5
+  maxFailedTrialCount: 9
+  parameters:
+    - {name: lr, parameterType: double, feasibleSpace: {min: "5", max: "1"}}
+  trialTemplate:
+    trialParameters:
+      - {name: rate, reference: learning_rate}
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec:
+        command: [python3, train.py, "${trialParameters.rate}", "${trialParameters.momentum}"]
+"#,
+    );
+    let (output, _) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "spec.parameters[0].feasibleSpace: min 5 > max 1",
+        "simulated-annealing",
+        "spec.parallelTrialCount",
+        "spec.maxFailedTrialCount",
+        "learning_rate",
+        "momentum",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
+    }
+    assert!(
+        !scratch.path().join("store.db").exists(),
+        "the store was written"
+    );
+}
+
+#[test]
+fn sigkill_and_resume_ends_with_exactly_max_trial_count() {
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "resume.yaml",
+        &experiment(
+            "resume",
+            r#"  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: random, algorithmSettings: [{name: random_state, value: "3"}]}
+  parallelTrialCount: 3
+  maxTrialCount: 12
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}"#,
+            r#"[python3, -c, "import sys, time; time.sleep(0.3); print('loss=' + sys.argv[1])", "${trialParameters.x}"]"#,
+        ),
+    );
+    let mut runner = scratch
+        .sextant(&["run", &file.display().to_string(), "--db", &scratch.db()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // Kill the runner once some trials finished and others are running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let output = scratch
+            .sextant(&[
+                "get",
+                "trials",
+                "resume",
+                "--db",
+                &scratch.db(),
+                "-o",
+                "json",
+            ])
+            .output()
+            .expect("get");
+        let trials: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let done = trials
+            .iter()
+            .filter(|t| t["condition"] == "Succeeded")
+            .count();
+        if done >= 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress before the kill");
+    }
+    runner.kill().expect("SIGKILL the runner");
+    runner.wait().expect("wait");
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(reason(&experiment).1, "ExperimentMaxTrialsReached");
+    let trials = scratch.trials("resume");
+    let succeeded = trials
+        .iter()
+        .filter(|t| t["condition"] == "Succeeded")
+        .count();
+    assert_eq!(trials.len(), 12, "{trials:#?}");
+    assert_eq!(succeeded, 12);
+    assert_eq!(experiment["status"]["trialsSucceeded"], 12);
+}
