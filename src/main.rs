@@ -69,32 +69,44 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => experiment_cli::run(&args, signal::shutdown()?).await,
-            Command::Validate(args) => Ok(experiment_cli::validate(&args)),
-            Command::Get(args) => experiment_cli::get(&args).await,
-            Command::Serve(args) => serve::run(args, signal::shutdown()?)
-                .await
-                .map(|()| ExitCode::SUCCESS),
-            Command::Collect(args) => {
-                let code = sextant_metrics::run_collect(args.into()).await?;
-                Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
-            }
-            Command::Pipeline(command) => {
-                let mut stdout = std::io::stdout();
-                match sextant_pipeline::cli::execute(&command, signal::shutdown()?, &mut stdout)
+    let result =
+        runtime.block_on(async {
+            match cli.command {
+                Command::Run(args) => experiment_cli::run(&args, signal::shutdown()?).await,
+                Command::Validate(args) => Ok(experiment_cli::validate(&args)),
+                Command::Get(args) => experiment_cli::get(&args).await,
+                Command::Serve(args) => serve::run(args, signal::shutdown()?)
                     .await
-                {
-                    Ok(code) => Ok(ExitCode::from(code)),
-                    Err(error) => {
-                        eprintln!("error: {error}");
-                        Ok(ExitCode::from(error.exit_code()))
+                    .map(|()| ExitCode::SUCCESS),
+                Command::Collect(args) => {
+                    let code = sextant_metrics::run_collect(args.into()).await?;
+                    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+                }
+                Command::Pipeline(command) => {
+                    let mut stdout = std::io::stdout();
+                    let tune_kind = |store: &sextant_store::Store| {
+                        let kind =
+                            sextant_controller::local::tune_step::TuneStepKind::new(store.clone());
+                        vec![std::sync::Arc::new(kind)
+                            as std::sync::Arc<dyn sextant_pipeline::StepKind>]
+                    };
+                    match sextant_pipeline::cli::execute_with_kinds(
+                        &command,
+                        &tune_kind,
+                        signal::shutdown()?,
+                        &mut stdout,
+                    )
+                    .await
+                    {
+                        Ok(code) => Ok(ExitCode::from(code)),
+                        Err(error) => {
+                            eprintln!("error: {error}");
+                            Ok(ExitCode::from(error.exit_code()))
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -1,5 +1,5 @@
-//! `sextant serve`: one gRPC server for Katib's Suggestion and DBManager APIs and the health
-//! protocol.
+//! `sextant serve`: one gRPC server for Katib's Suggestion, EarlyStopping and DBManager APIs and
+//! the health protocol.
 //!
 //! The server takes an already-bound listener and a shutdown future, so tests bind
 //! `127.0.0.1:0` and the binary binds the configured address; on shutdown it stops accepting
@@ -7,12 +7,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use sextant_proto::service_names;
-use sextant_store::Store;
-use sextant_suggestion::SuggestionService;
+use sextant_store::{Store, TrialConditionUpdate};
+use sextant_suggestion::early_stopping::DbManagerObservations;
+use sextant_suggestion::{EarlyStoppingService, SuggestionService, TrialStatusSink};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -53,17 +55,46 @@ pub async fn serve(
         service_names::SUGGESTION,
         service_names::KATIB_PROBE_SUGGESTION,
         service_names::DB_MANAGER,
+        service_names::EARLY_STOPPING,
     ]);
+    let early_stopping = EarlyStoppingService::new(
+        Arc::new(DbManagerObservations),
+        Arc::new(StoreTrialStatuses(store.clone())),
+    );
     tracing::info!(%address, "sextant serve listening");
     // The line tools and tests wait for; it carries the bound port when asked for port 0.
     println!("listening on {address}");
     tonic::transport::Server::builder()
         .add_service(health.into_server())
         .add_service(SuggestionService.into_server())
+        .add_service(early_stopping.into_server())
         .add_service(sextant_store::db_manager_service(store))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("gRPC server failed")?;
     tracing::info!("sextant serve stopped");
     Ok(())
+}
+
+/// `SetTrialStatus` on trials this server's store holds: the trial becomes EarlyStopped, as
+/// Katib's medianstop service marks the Trial resource.
+#[derive(Debug, Clone)]
+struct StoreTrialStatuses(Store);
+
+#[tonic::async_trait]
+impl TrialStatusSink for StoreTrialStatuses {
+    async fn mark_early_stopped(&self, trial_name: &str) -> Result<(), String> {
+        let update = TrialConditionUpdate {
+            condition_type: "EarlyStopped".into(),
+            reason: "TrialEarlyStopped".into(),
+            message: "Trial is early stopped".into(),
+            start_time: None,
+            completion_time: Some(chrono::Utc::now()),
+        };
+        self.0
+            .update_trial_condition(trial_name, &update)
+            .await
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
 }

@@ -23,7 +23,7 @@ use crate::executor::{
     Executor, ExecutorConfig, ExecutorError, RunEvent, RunReport, RunRequest, instance_name,
     new_run_id,
 };
-use crate::kind::StepKindRegistry;
+use crate::kind::{StepKind, StepKindRegistry};
 use crate::run_store::{RunPhase, RunStore, RunStoreError, StoredRun};
 use crate::spec::{Pipeline, SpecError};
 
@@ -197,6 +197,11 @@ impl CliError {
     }
 }
 
+/// Builds step kinds beyond the built-in ones for the executor of a command, from the store the
+/// command opened (the binary passes the experiment crate's `tune` kind this way, as this crate
+/// cannot depend on it).
+pub type ExtraKinds = dyn Fn(&Store) -> Vec<Arc<dyn StepKind>> + Send + Sync;
+
 /// Runs one pipeline command, writing progress and results to `out`.
 ///
 /// Returns the exit code: 0 when the command (and the run, for `run`/`resume`) succeeded, 1 when
@@ -206,9 +211,19 @@ pub async fn execute(
     shutdown: impl Future<Output = ()> + Send,
     out: &mut (dyn Write + Send),
 ) -> Result<u8, CliError> {
+    execute_with_kinds(command, &|_: &Store| Vec::new(), shutdown, out).await
+}
+
+/// [`execute`], with the step kinds `extra_kinds` builds registered beside the built-in ones.
+pub async fn execute_with_kinds(
+    command: &PipelineCommand,
+    extra_kinds: &ExtraKinds,
+    shutdown: impl Future<Output = ()> + Send,
+    out: &mut (dyn Write + Send),
+) -> Result<u8, CliError> {
     match command {
         PipelineCommand::Run(args) => {
-            let report = run_command(args, shutdown, |event| {
+            let report = run_with_kinds(args, extra_kinds, shutdown, |event| {
                 // Progress lines are best effort: a closed terminal must not stop the run.
                 let _ = writeln!(out, "{event}");
             })
@@ -216,7 +231,7 @@ pub async fn execute(
             Ok(report_exit_code(&report))
         }
         PipelineCommand::Resume(args) => {
-            let report = resume_command(args, shutdown, |event| {
+            let report = resume_with_kinds(args, extra_kinds, shutdown, |event| {
                 let _ = writeln!(out, "{event}");
             })
             .await?;
@@ -244,8 +259,17 @@ pub async fn run_command(
     shutdown: impl Future<Output = ()> + Send,
     progress: impl FnMut(&RunEvent) + Send,
 ) -> Result<RunReport, CliError> {
+    run_with_kinds(args, &|_: &Store| Vec::new(), shutdown, progress).await
+}
+
+async fn run_with_kinds(
+    args: &RunArgs,
+    extra_kinds: &ExtraKinds,
+    shutdown: impl Future<Output = ()> + Send,
+    progress: impl FnMut(&RunEvent) + Send,
+) -> Result<RunReport, CliError> {
     let pipeline = load_pipeline(&args.file)?;
-    let executor = open_executor(&args.store, &args.execution).await?;
+    let executor = open_executor(&args.store, &args.execution, extra_kinds).await?;
     let run_id = args
         .run_id
         .clone()
@@ -268,7 +292,16 @@ pub async fn resume_command(
     shutdown: impl Future<Output = ()> + Send,
     progress: impl FnMut(&RunEvent) + Send,
 ) -> Result<RunReport, CliError> {
-    let executor = open_executor(&args.store, &args.execution).await?;
+    resume_with_kinds(args, &|_: &Store| Vec::new(), shutdown, progress).await
+}
+
+async fn resume_with_kinds(
+    args: &ResumeArgs,
+    extra_kinds: &ExtraKinds,
+    shutdown: impl Future<Output = ()> + Send,
+    progress: impl FnMut(&RunEvent) + Send,
+) -> Result<RunReport, CliError> {
+    let executor = open_executor(&args.store, &args.execution, extra_kinds).await?;
     let run_id = args.run_id.clone();
     with_progress(shutdown, progress, |events, token| async move {
         executor.resume(&run_id, Some(events), token).await
@@ -399,7 +432,11 @@ impl StoreArgs {
     }
 }
 
-async fn open_executor(store: &StoreArgs, execution: &ExecutionArgs) -> Result<Executor, CliError> {
+async fn open_executor(
+    store: &StoreArgs,
+    execution: &ExecutionArgs,
+    extra_kinds: &ExtraKinds,
+) -> Result<Executor, CliError> {
     if !execution.kill_grace_seconds.is_finite() || execution.kill_grace_seconds < 0.0 {
         return Err(CliError::Usage(format!(
             "--kill-grace-seconds must be a non-negative number, got {}",
@@ -413,11 +450,12 @@ async fn open_executor(store: &StoreArgs, execution: &ExecutionArgs) -> Result<E
     if execution.parallelism > 0 {
         config.parallelism = execution.parallelism;
     }
-    Ok(Executor::new(
-        Arc::new(store.open().await?),
-        StepKindRegistry::default(),
-        config,
-    ))
+    let store = store.open().await?;
+    let mut kinds = StepKindRegistry::default();
+    for kind in extra_kinds(&store) {
+        kinds.register(kind);
+    }
+    Ok(Executor::new(Arc::new(store), kinds, config))
 }
 
 /// Drives `start` while forwarding its events to `progress` and turning `shutdown` into

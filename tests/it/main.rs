@@ -4,6 +4,8 @@
 
 mod katib_interop;
 mod observation_log_durability;
+mod pipelines;
 mod run_experiment;
+mod serve_early_stopping;
 mod serve_suggestion;
 mod support;

@@ -6,16 +6,23 @@
 //! One call is stateless: the model is refitted from the history each time, with a bounded
 //! number of L-BFGS starts and iterations (and, past a few hundred trials, on a subsample) so a
 //! suggestion stays within milliseconds. The acquisition is maximized by scoring a Sobol
-//! candidate set and perturbations of the best trials in one batched posterior evaluation, then
-//! polishing the best starts with box-constrained L-BFGS over the continuous coordinates.
+//! candidate set, perturbations of the best trials and lines through the best trial along each
+//! axis in one batched posterior evaluation (one triangular solve with many right-hand sides
+//! against the Cholesky factor), then polishing the best starts with box-constrained L-BFGS
+//! over the continuous coordinates. Int, stepped, discrete and categorical values are rounded
+//! before the acquisition is evaluated, so only feasible points are ever scored or suggested.
 //! Pending trials and earlier suggestions of the same batch enter the model as "constant liar"
 //! observations at the best observed loss (Ginsbourger, Le Riche & Carraro, "Kriging Is
 //! Well-Suited to Parallelize Optimization", 2010), which collapses the posterior variance
 //! there, so a batch spreads out and no pending point is proposed again.
 //!
+//! The model sees the losses standardized, with their upper tail compressed logarithmically
+//! (see `warp_losses`), so a few disastrous trials do not dictate the fit near the good ones.
+//!
 //! `gp_hedge` follows Hoffman, Brochu & de Freitas (UAI 2011): each of EI, PI and LCB nominates
-//! its best point and one nominee is chosen with probability proportional to `exp(gain)`,
-//! where a nominee's gain is minus its posterior mean. Hoffman's gains accumulate over the
+//! its best candidate, one acquisition is chosen with probability proportional to
+//! `exp(gain)`, where the gain is minus the posterior mean at its nominee, and that
+//! acquisition's polished optimum is suggested. Hoffman's gains accumulate over the
 //! run; a stateless service cannot carry them (trial labels are Kubernetes labels, too short
 //! to hold the nominees), so here the horizon is the current call: the portfolio favours the
 //! acquisition whose nominee the current model expects to be best.
@@ -65,7 +72,7 @@ const LOCAL_CENTRES: usize = 5;
 /// Local candidates per centre.
 const LOCAL_CANDIDATES_PER_CENTRE: usize = 24;
 /// Candidates on each axis line through the best point.
-const AXIS_CANDIDATES: usize = 12;
+const AXIS_CANDIDATES: usize = 8;
 /// Candidates polished by L-BFGS.
 const POLISHED_STARTS: usize = 3;
 /// L-BFGS iterations of one polish.
@@ -312,7 +319,7 @@ impl BayesianOptimization {
         let acquisition = match self.acquisition {
             AcquisitionChoice::Single(acquisition) => acquisition,
             AcquisitionChoice::Hedge => {
-                let eta: f64 = std::env::var("BO_ETA").map(|v| v.parse().unwrap()).unwrap_or(1.0); let gains = Acquisition::ALL.map(|acquisition| -eta * means[best_candidate(acquisition)]);
+                let gains = Acquisition::ALL.map(|acquisition| -means[best_candidate(acquisition)]);
                 let probabilities = hedge_probabilities(&gains);
                 let draw = rng.random::<f64>();
                 let mut cumulative = 0.0;
@@ -389,7 +396,7 @@ impl Model {
             },
             _ => FitEffort {
                 starts: 1,
-                max_iterations: 12,
+                max_iterations: 10,
             },
         };
         let hyperparameters = gp::fit(&fit_points, &fit_targets, width, effort);

@@ -4,7 +4,7 @@
 //! search scale ([`Parameter::to_unit`], logarithmic for log distributions); int and stepped
 //! double parameters ("lattices") on `[0, 1]` of a widened scale in which each feasible value
 //! owns a cell reaching halfway to its neighbours, so a kernel's mass over a cell is the
-//! probability of that value (the discretized kernel of Watanabe 2023, §3.3); discrete and
+//! probability of that value (the discretized kernel of Watanabe 2023); discrete and
 //! categorical parameters by their list index; parameters with one feasible value are fixed and
 //! not modelled.
 //!
@@ -14,7 +14,7 @@
 //! (normal and logNormal priors, matching [`crate::space`]'s prior). A categorical component
 //! puts mass `(1 + eps) / (1 + K eps)` on its observed choice and `eps / (1 + K eps)` on each
 //! other, with `eps = prior_weight / (n + 1)`; the prior's is uniform. The mixture is either
-//! a product over parameters of per-parameter mixtures ([`Parzen::log_density_independent`],
+//! a product over parameters of per-parameter mixtures ([`Parzen::log_density_of_dimension`],
 //! univariate TPE) or a mixture of product kernels, each component a full point
 //! ([`Parzen::log_density_joint`], multivariate TPE).
 

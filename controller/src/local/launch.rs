@@ -8,6 +8,8 @@
 //!   ignored, as there is no container runtime locally.
 //! - `sextant.dev/v1beta1` Process: `spec.command` + `spec.args`, `spec.env`,
 //!   `spec.workingDir`.
+//! - `sextant.dev/v1beta1` Pipeline: not a single process; see
+//!   [`pipeline_trial`](crate::local::pipeline_trial).
 //! - a `configMap` source is read from a file: `templatePath` relative to the experiment file's
 //!   directory.
 
@@ -169,7 +171,7 @@ pub fn launch(
             return Err(LaunchError::Template {
                 path: "spec.trialTemplate.trialSpec".into(),
                 rule: format!(
-                    "kind {}/{} cannot run as a local process; use batch/v1 Job or sextant.dev/v1beta1 Process",
+                    "kind {}/{} cannot run as a local process; use batch/v1 Job, or sextant.dev/v1beta1 Process or Pipeline",
                     resolved
                         .get("apiVersion")
                         .and_then(Value::as_str)

@@ -1,5 +1,5 @@
 //! The local driver: runs an experiment to the end on this machine, with the store as its
-//! memory and trials as local processes.
+//! memory and trials as local processes or local pipeline runs ([`pipeline_trial`]).
 //!
 //! It carries out the engine's decisions: it observes (the experiment, its trials, the runs of
 //! their processes), asks [`engine::plan`](crate::engine::plan) what to do, applies each action
@@ -19,11 +19,15 @@
 //! # Layout
 //! - [`launch`]: a trial's process from the template and the trial's values.
 //! - [`runner`]: running one trial's process and collecting its metrics.
+//! - [`pipeline_trial`]: running a `Pipeline` trial through the pipeline executor.
+//! - [`tune_step`]: the `tune` pipeline step kind, an experiment inside a pipeline.
 //! - [`suggest`]: asking the search algorithm for assignments, in process.
 
 pub mod launch;
+pub mod pipeline_trial;
 pub mod runner;
 pub mod suggest;
+pub mod tune_step;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -43,10 +47,12 @@ use crate::api::common::{
 };
 use crate::api::experiment::{Experiment, ExperimentStatus};
 use crate::api::suggestion::TrialAssignment;
+use crate::api::template::RunKind;
 use crate::api::trial::TrialConditionType;
 use crate::domain;
 use crate::engine::{self, Action, Observed, ObservedSuggestion, ObservedTrial, RunState};
 use crate::local::launch::{LaunchError, launch, placeholder_values, template};
+use crate::local::pipeline_trial::PipelineTrialTask;
 use crate::local::runner::{Collection, MetricsSource, RunnerEvent, TrialHandle, TrialTask};
 
 /// How often the driver re-plans when nothing happens (timeouts and clocks still move).
@@ -494,13 +500,7 @@ impl Driver {
             &labels,
         );
         let trial_dir = self.config.trials_dir.join(trial_name);
-        let mut process = launch(
-            &self.experiment,
-            &self.template,
-            &values,
-            &self.config.experiment_dir,
-        )?;
-        process.env.extend([
+        let trial_env = vec![
             ("KATIB_TRIAL_NAME".to_string(), trial_name.to_string()),
             (
                 "SEXTANT_TRIAL_DIR".to_string(),
@@ -514,18 +514,45 @@ impl Driver {
                 "SEXTANT_DB_MANAGER_ADDRESS".to_string(),
                 self.db_manager_address.clone(),
             ),
-        ]);
-        let rules = self.rules_for_new_trial().await?;
-        let task = TrialTask {
-            trial_name: trial_name.to_string(),
-            launch: process,
-            trial_dir,
-            collection: self.collection(),
-            rules,
-            store: self.store.clone(),
-            events: self.events_sender.clone(),
+        ];
+        let started = if RunKind::of_template(&self.template) == Some(RunKind::Pipeline) {
+            let launch = pipeline_trial::prepare(
+                &self.experiment,
+                &self.template,
+                &values,
+                trial_name,
+                &trial_dir,
+                &self.config.experiment_dir,
+                &trial_env,
+            )?;
+            pipeline_trial::start(PipelineTrialTask {
+                trial_name: trial_name.to_string(),
+                launch,
+                trial_dir,
+                collection: self.collection(),
+                rules: self.rules_for_new_trial().await?,
+                store: self.store.clone(),
+                events: self.events_sender.clone(),
+            })
+        } else {
+            let mut process = launch(
+                &self.experiment,
+                &self.template,
+                &values,
+                &self.config.experiment_dir,
+            )?;
+            process.env.extend(trial_env);
+            runner::start(TrialTask {
+                trial_name: trial_name.to_string(),
+                launch: process,
+                trial_dir,
+                collection: self.collection(),
+                rules: self.rules_for_new_trial().await?,
+                store: self.store.clone(),
+                events: self.events_sender.clone(),
+            })
         };
-        match runner::start(task) {
+        match started {
             Ok(handle) => {
                 self.handles.insert(trial_name.to_string(), handle);
                 self.set_run(trial_name, RunState::Running);
@@ -534,7 +561,7 @@ impl Driver {
                 trial_name,
                 RunState::Failed {
                     reason: "StartFailed".into(),
-                    message: format!("cannot start the trial's process: {error}"),
+                    message: format!("cannot start the trial: {error}"),
                 },
             ),
         }

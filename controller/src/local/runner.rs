@@ -261,7 +261,13 @@ async fn collect_until_exit(
     )
     .await;
     if let Some((path, offset)) = file.as_mut() {
-        read_appended(path, offset, &mut collector.parsers[0], &mut collector.points).await;
+        read_appended(
+            path,
+            offset,
+            &mut collector.parsers[0],
+            &mut collector.points,
+        )
+        .await;
     }
     let now = Utc::now();
     for parser in &mut collector.parsers {

@@ -1,0 +1,361 @@
+//! Pipeline trials: a `sextant.dev/v1beta1` `Pipeline` trial template run through the pipeline
+//! executor (`sextant-pipeline`), recorded in the experiment's store.
+//!
+//! The template's strings get the trial's `${trialParameters.x}` values first, as for the other
+//! kinds; its `spec` is then loaded as a pipeline spec (a substituted value containing `{{` would
+//! be read as a pipeline reference). Rules:
+//! - metrics come from one step, the *metrics step*: the step `trialTemplate.primaryContainerName`
+//!   names, else the last sink, that is the step declared last in `spec.steps` among those no
+//!   other step depends on (a pipeline's final result). It must not use `withItems`. Its
+//!   `stdout.log` and `stderr.log` (StdOut collector) or the File collector's path (relative to
+//!   the step's working directory) are parsed as the run goes, with the same collector as process
+//!   trials, and the points are stored under the trial's name; early-stopping rules apply to them.
+//! - the metrics step is never served from the cache (its output must be produced to be
+//!   collected), and gets the trial environment of process trials (`KATIB_TRIAL_NAME`,
+//!   `SEXTANT_TRIAL_DIR`, the DBManager address), so the Push collector works from it; other
+//!   steps keep their cacheability.
+//! - the driver sets the pipeline parameters `experimentDir` (the experiment file's directory,
+//!   absolute), `trialName` and `trialDir` when the pipeline declares them: steps run in their own
+//!   directories, so scripts beside the experiment file are reached as
+//!   `{{params.experimentDir}}/train.py`.
+//! - the run goes in `<trial dir>/<run id>`; a failed pipeline fails the trial
+//!   (`PipelineFailed`); stopping the trial (early stopping, completion, Ctrl-C) cancels the run,
+//!   which ends every step's process group.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+use sextant_algorithms::early_stopping::RuleTracker;
+use sextant_metrics::StreamParser;
+use sextant_pipeline::{
+    CancellationToken, Executor, ExecutorConfig, Pipeline, RunPhase, RunRequest, StepKindRegistry,
+    new_run_id,
+};
+use sextant_store::Store;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::experiment::Experiment;
+use crate::engine::RunState;
+use crate::local::launch::LaunchError;
+use crate::local::runner::{
+    Collection, FILE_POLL, MetricsSource, PointSink, RunnerEvent, STOP_GRACE, StopRequest,
+    TrialHandle, metrics_parser, read_appended, store_points,
+};
+use crate::local::tune_step::TuneStepKind;
+use crate::placeholders::substitute;
+
+/// The pipeline parameter the driver sets to the experiment file's directory.
+pub const EXPERIMENT_DIR_PARAM: &str = "experimentDir";
+/// The pipeline parameter the driver sets to the trial's name.
+pub const TRIAL_NAME_PARAM: &str = "trialName";
+/// The pipeline parameter the driver sets to the trial's scratch directory.
+pub const TRIAL_DIR_PARAM: &str = "trialDir";
+
+/// A trial's pipeline, ready to run.
+#[derive(Debug, Clone)]
+pub struct PipelineLaunch {
+    /// The loaded pipeline, with the metrics step adjusted (no cache, trial environment).
+    pub pipeline: Pipeline,
+    /// The parameter values the driver sets.
+    pub params: BTreeMap<String, String>,
+    /// The step whose output holds the metrics.
+    pub metrics_step: String,
+}
+
+/// Everything one pipeline trial's task needs.
+pub struct PipelineTrialTask {
+    /// The trial.
+    pub trial_name: String,
+    /// What to run.
+    pub launch: PipelineLaunch,
+    /// Its scratch directory; the run's directory goes inside.
+    pub trial_dir: PathBuf,
+    /// What to collect.
+    pub collection: Collection,
+    /// Its early-stopping rules, if any.
+    pub rules: Option<RuleTracker>,
+    /// Where points and the run's records go.
+    pub store: Store,
+    /// Where the task reports.
+    pub events: mpsc::UnboundedSender<RunnerEvent>,
+}
+
+/// Builds a trial's pipeline from the template, the trial's placeholder values and the trial
+/// environment `env` (given to the metrics step).
+pub fn prepare(
+    experiment: &Experiment,
+    template: &Value,
+    values: &BTreeMap<String, String>,
+    trial_name: &str,
+    trial_dir: &Path,
+    experiment_dir: &Path,
+    env: &[(String, String)],
+) -> Result<PipelineLaunch, LaunchError> {
+    let mut resolved = substitute(template, values);
+    // Validation keeps the template's metadata free of a name: the run is named after the trial.
+    if let Some(object) = resolved.as_object_mut() {
+        let metadata = object
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.insert("name".into(), Value::String(pipeline_name(trial_name)));
+        }
+    }
+    // JSON is YAML, and the spec loader reports problems with their field paths.
+    let text = serde_json::to_string(&resolved).unwrap_or_default();
+    let mut pipeline = Pipeline::from_yaml(&text).map_err(|error| LaunchError::Template {
+        path: "spec.trialTemplate.trialSpec".into(),
+        rule: error.to_string(),
+    })?;
+    let primary = experiment
+        .spec
+        .trial_template
+        .as_ref()
+        .map(|template| template.primary_container_name.as_str())
+        .unwrap_or_default();
+    let index = metrics_step_index(&pipeline, primary)?;
+    let step = &mut pipeline.steps[index];
+    if step.is_fanned_out() {
+        return Err(LaunchError::Template {
+            path: "spec.trialTemplate.trialSpec.spec.steps".into(),
+            rule: format!(
+                "the metrics step `{}` uses withItems; metrics must come from a single step",
+                step.name
+            ),
+        });
+    }
+    step.cache = false;
+    for (name, value) in env {
+        step.env.retain(|(existing, _)| existing != name);
+        step.env.push((name.clone(), literal(value)));
+    }
+    let metrics_step = step.name.clone();
+    let offered = [
+        (EXPERIMENT_DIR_PARAM, experiment_dir.display().to_string()),
+        (TRIAL_NAME_PARAM, trial_name.to_string()),
+        (TRIAL_DIR_PARAM, trial_dir.display().to_string()),
+    ];
+    let params = offered
+        .into_iter()
+        .filter(|(name, _)| pipeline.params.iter().any(|param| param.name == *name))
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    Ok(PipelineLaunch {
+        pipeline,
+        params,
+        metrics_step,
+    })
+}
+
+/// The metrics step: the one `primary` names, else the last declared sink.
+fn metrics_step_index(pipeline: &Pipeline, primary: &str) -> Result<usize, LaunchError> {
+    if !primary.is_empty() {
+        return pipeline
+            .steps
+            .iter()
+            .position(|step| step.name == primary)
+            .ok_or_else(|| LaunchError::Template {
+                path: "spec.trialTemplate.primaryContainerName".into(),
+                rule: format!(
+                    "{primary:?} names no step of the pipeline (steps: {})",
+                    pipeline
+                        .steps
+                        .iter()
+                        .map(|step| step.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+    }
+    let is_dependency = |index: usize| {
+        pipeline
+            .steps
+            .iter()
+            .any(|step| step.dependencies.contains(&index))
+    };
+    // A valid pipeline is acyclic and has a step, so it has a sink; the fallback is unreachable.
+    Ok((0..pipeline.steps.len())
+        .rev()
+        .find(|index| !is_dependency(*index))
+        .unwrap_or(0))
+}
+
+/// A pipeline name from a trial name (pipeline names allow letters, digits, `-` and `_`).
+fn pipeline_name(trial_name: &str) -> String {
+    trial_name
+        .chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || character == '-' || character == '_' {
+                character
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn literal(text: &str) -> sextant_pipeline::template::Template {
+    sextant_pipeline::template::Template {
+        segments: vec![sextant_pipeline::template::Segment::Literal(
+            text.to_string(),
+        )],
+    }
+}
+
+/// Starts the trial's pipeline run and the task that watches it.
+pub fn start(task: PipelineTrialTask) -> std::io::Result<TrialHandle> {
+    std::fs::create_dir_all(&task.trial_dir)?;
+    let (handle, stop_requests) = TrialHandle::new();
+    tokio::spawn(watch_pipeline(task, stop_requests));
+    Ok(handle)
+}
+
+/// One metrics file being followed.
+struct FollowedFile {
+    path: PathBuf,
+    offset: u64,
+    parser: StreamParser,
+}
+
+async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Receiver<StopRequest>) {
+    let run_id = new_run_id(&task.launch.pipeline.name);
+    let run_dir = task.trial_dir.join(&run_id);
+    let step_dir = run_dir.join(&task.launch.metrics_step);
+    let mut kinds = StepKindRegistry::default();
+    kinds.register(Arc::new(TuneStepKind::new(task.store.clone())));
+    let executor = Executor::new(
+        Arc::new(task.store.clone()),
+        kinds,
+        ExecutorConfig {
+            kill_grace: STOP_GRACE,
+            ..ExecutorConfig::default()
+        },
+    );
+    let request = RunRequest {
+        run_id,
+        run_dir,
+        params: task.launch.params.clone(),
+        cache: true,
+    };
+    let sink = PointSink {
+        trial_name: &task.trial_name,
+        store: &task.store,
+        events: &task.events,
+    };
+    let mut followed = match followed_files(&task.collection, &step_dir) {
+        Ok(followed) => followed,
+        Err(message) => {
+            let state = RunState::Failed {
+                reason: "CollectionFailed".into(),
+                message,
+            };
+            let _ = task.events.send(RunnerEvent::Ended {
+                trial_name: task.trial_name.clone(),
+                state,
+            });
+            return;
+        }
+    };
+    let cancellation = CancellationToken::new();
+    let run = executor.run(&task.launch.pipeline, request, None, cancellation.clone());
+    tokio::pin!(run);
+    let mut rules = task.rules.clone();
+    let mut points = Vec::new();
+    let mut early_stopped = false;
+    let mut killed: Option<String> = None;
+    let mut collection_error: Option<String> = None;
+    let mut poll = tokio::time::interval(FILE_POLL);
+    let report = loop {
+        tokio::select! {
+            report = &mut run => break report,
+            _ = poll.tick(), if !followed.is_empty() => {
+                for file in &mut followed {
+                    read_appended(&file.path, &mut file.offset, &mut file.parser, &mut points).await;
+                }
+            }
+            changed = stop_requests.changed(), if killed.is_none() => {
+                if changed.is_err() { continue; }
+                if let StopRequest::Kill(reason) = stop_requests.borrow().clone() {
+                    killed = Some(reason);
+                    cancellation.cancel();
+                }
+            }
+        }
+        if !points.is_empty() && collection_error.is_none() {
+            match store_points(&sink, &mut points, rules.as_mut()).await {
+                Ok(true) if !early_stopped && killed.is_none() => {
+                    early_stopped = true;
+                    cancellation.cancel();
+                }
+                Ok(_) => {}
+                Err(message) => {
+                    collection_error = Some(message);
+                    cancellation.cancel();
+                }
+            }
+        }
+    };
+    let now = Utc::now();
+    for file in &mut followed {
+        read_appended(&file.path, &mut file.offset, &mut file.parser, &mut points).await;
+        file.parser.finish(now, &mut points);
+    }
+    if !points.is_empty()
+        && collection_error.is_none()
+        && let Err(message) = store_points(&sink, &mut points, rules.as_mut()).await
+    {
+        collection_error = Some(message);
+    }
+    let state = if let Some(message) = collection_error {
+        RunState::Failed {
+            reason: "CollectionFailed".into(),
+            message,
+        }
+    } else if early_stopped {
+        RunState::EarlyStopped
+    } else if let Some(message) = killed {
+        RunState::Killed { message }
+    } else {
+        match report {
+            Ok(report) if report.phase == RunPhase::Succeeded => RunState::Succeeded,
+            Ok(report) => RunState::Failed {
+                reason: "PipelineFailed".into(),
+                message: format!(
+                    "pipeline run {} ended {:?}: {}",
+                    report.run_id,
+                    report.phase,
+                    report.message.unwrap_or_default()
+                ),
+            },
+            Err(error) => RunState::Failed {
+                reason: "PipelineError".into(),
+                message: format!("the trial's pipeline cannot run: {error}"),
+            },
+        }
+    };
+    let _ = task.events.send(RunnerEvent::Ended {
+        trial_name: task.trial_name.clone(),
+        state,
+    });
+}
+
+/// The files the collector reads, inside the metrics step's working directory.
+fn followed_files(collection: &Collection, step_dir: &Path) -> Result<Vec<FollowedFile>, String> {
+    let parser = metrics_parser(collection)?;
+    let follow = |name: PathBuf| FollowedFile {
+        path: step_dir.join(name),
+        offset: 0,
+        parser: StreamParser::new(parser.clone()),
+    };
+    Ok(match &collection.source {
+        MetricsSource::StdOut => vec![
+            follow(PathBuf::from("stdout.log")),
+            follow(PathBuf::from("stderr.log")),
+        ],
+        MetricsSource::File { path, .. } => vec![follow(path.clone())],
+        MetricsSource::Push => Vec::new(),
+    })
+}

@@ -1,0 +1,326 @@
+//! Pipelines in experiments, end to end: `Pipeline` trial templates, the `tune` step of
+//! `sextant pipeline run`, and the median-stop, pipeline-trial and tune-then-train examples.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A scratch directory holding copies of example files and a store.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// Copies the files of `examples/<name>` into the scratch directory (trials write their
+    /// scratch directories beside the experiment file, which must not be the repository).
+    fn copy_example(&self, name: &str) {
+        for entry in std::fs::read_dir(examples().join(name)).expect("example directory") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                std::fs::copy(
+                    &path,
+                    self.path().join(path.file_name().expect("file name")),
+                )
+                .expect("copy");
+            }
+        }
+    }
+
+    fn db(&self) -> String {
+        format!("sqlite://{}", self.path().join("store.db").display())
+    }
+
+    fn sextant(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(args)
+            .current_dir(self.path())
+            .env("SEXTANT_LOG", "warn")
+            .output()
+            .expect("run sextant")
+    }
+
+    /// `sextant run FILE --json`: the exit output and the printed Experiment.
+    fn run(&self, file: &str) -> (Output, Value) {
+        let output = self.sextant(&["run", file, "--db", &self.db(), "--json"]);
+        let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+        (output, json)
+    }
+
+    fn trials(&self, experiment: &str) -> Vec<Value> {
+        let output = self.sextant(&[
+            "get",
+            "trials",
+            experiment,
+            "--db",
+            &self.db(),
+            "-o",
+            "json",
+        ]);
+        assert!(output.status.success(), "{}", explain(&output));
+        serde_json::from_slice(&output.stdout).expect("trials json")
+    }
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn succeeded(experiment: &Value) -> bool {
+    experiment["status"]["conditions"]
+        .as_array()
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|condition| condition["type"] == "Succeeded" && condition["status"] == "True")
+        })
+}
+
+/// A trial's `name` metric value under `field` (min, max or latest).
+fn metric(trial: &Value, name: &str, field: &str) -> f64 {
+    trial["observation"]["metrics"]
+        .as_array()
+        .and_then(|metrics| metrics.iter().find(|metric| metric["name"] == name))
+        .and_then(|metric| metric[field].as_str())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("trial without {name} {field}: {trial:#}"))
+}
+
+#[test]
+fn the_pipeline_trial_example_collects_metrics_from_its_train_step() {
+    let scratch = Scratch::new();
+    scratch.copy_example("pipeline-trial");
+    let (output, experiment) = scratch.run("experiment.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert!(succeeded(&experiment), "{experiment:#}");
+    let trials = scratch.trials("pipeline-trial");
+    assert_eq!(trials.len(), 6);
+    for trial in &trials {
+        assert_eq!(trial["condition"], "Succeeded", "{trial:#}");
+        // The last line the train step printed is the trial's latest loss.
+        let name = trial["name"].as_str().expect("trial name");
+        let trial_dir = scratch.path().join(".sextant/pipeline-trial").join(name);
+        let run_dir = std::fs::read_dir(&trial_dir)
+            .expect("trial directory")
+            .map(|entry| entry.expect("entry").path())
+            .find(|path| path.is_dir())
+            .expect("the trial's run directory");
+        let log = std::fs::read_to_string(run_dir.join("train/stdout.log")).expect("train log");
+        let last = log.lines().last().expect("a line");
+        assert!(last.starts_with("epoch=20 loss="), "{last}");
+        let printed: f64 = last["epoch=20 loss=".len()..].parse().expect("a loss");
+        assert_eq!(metric(trial, "loss", "latest"), printed, "{trial:#}");
+    }
+}
+
+/// An experiment whose trial is a pipeline: `prepare` prints a decoy `loss=-1000`, `train`
+/// prints `loss=<lr>` and exits with `exit_code`; when `train` is the metrics step (no `primary`),
+/// it checks that it got the trial's environment.
+fn decoy_pipeline_experiment(name: &str, primary: &str, exit_code: u8) -> String {
+    let check_env = primary.is_empty();
+    format!(
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: {name}
+spec:
+  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: grid}}
+  parallelTrialCount: 2
+  maxTrialCount: 2
+  maxFailedTrialCount: 0
+  parameters:
+    - {{name: lr, parameterType: discrete, feasibleSpace: {{list: ["0.5", "0.25"]}}}}
+  trialTemplate:
+    primaryContainerName: "{primary}"
+    trialParameters: [{{name: lr, reference: lr}}]
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Pipeline
+      spec:
+        params: [{{name: experimentDir}}, {{name: trialName}}]
+        steps:
+          - name: prepare
+            command: [python3, -c, "print('loss=-1000')"]
+          - name: train
+            dependsOn: [prepare]
+            command:
+              - python3
+              - "{{{{params.experimentDir}}}}/train.py"
+              - "${{trialParameters.lr}}"
+              - "{{{{params.trialName}}}}"
+              - "{exit_code}"
+              - "{check_env}"
+"#
+    )
+}
+
+const DECOY_TRAIN: &str = r#"import os, sys
+lr, trial, code, check_env = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if check_env == "true":
+    assert os.environ["KATIB_TRIAL_NAME"] == trial, "the metrics step has the trial environment"
+print(f"loss={lr}", flush=True)
+sys.exit(code)
+"#;
+
+#[test]
+fn pipeline_trials_take_metrics_from_the_named_or_last_step_and_fail_with_their_pipeline() {
+    let scratch = Scratch::new();
+    scratch.write("train.py", DECOY_TRAIN);
+
+    scratch.write("last.yaml", &decoy_pipeline_experiment("last-step", "", 0));
+    let (output, experiment) = scratch.run("last.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    for trial in scratch.trials("last-step") {
+        assert_eq!(trial["condition"], "Succeeded", "{trial:#}");
+        let lr: f64 = trial["parameterAssignments"][0]["value"]
+            .as_str()
+            .and_then(|value| value.parse().ok())
+            .expect("lr");
+        assert_eq!(metric(&trial, "loss", "min"), lr, "{trial:#}");
+        assert_eq!(metric(&trial, "loss", "max"), lr, "{trial:#}");
+    }
+    assert_eq!(
+        experiment["status"]["currentOptimalTrial"]["parameterAssignments"][0]["value"],
+        "0.25"
+    );
+
+    scratch.write(
+        "named.yaml",
+        &decoy_pipeline_experiment("named-step", "prepare", 0),
+    );
+    let (output, _) = scratch.run("named.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    for trial in scratch.trials("named-step") {
+        assert_eq!(metric(&trial, "loss", "latest"), -1000.0, "{trial:#}");
+    }
+
+    scratch.write("failing.yaml", &decoy_pipeline_experiment("failing", "", 3));
+    let (output, experiment) = scratch.run("failing.yaml");
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    assert!(!succeeded(&experiment), "{experiment:#}");
+    let trials = scratch.trials("failing");
+    assert!(
+        trials
+            .iter()
+            .any(|trial| trial["condition"] == "Failed" && trial["reason"] == "PipelineFailed"),
+        "{trials:#?}"
+    );
+}
+
+#[test]
+fn the_tune_then_train_pipeline_trains_with_the_best_parameters() {
+    let scratch = Scratch::new();
+    let dir = examples().join("tune-then-train");
+    let output = scratch.sextant(&[
+        "pipeline",
+        "run",
+        &dir.join("pipeline.yaml").display().to_string(),
+        "--param",
+        &format!("dir={}", dir.display()),
+        "--db",
+        &scratch.db(),
+        "--runs-dir",
+        &scratch.path().join("runs").display().to_string(),
+        "--run-id",
+        "ttt",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+
+    // The tune step's experiment is in the same store; its best trial is the lowest loss.
+    let trials = scratch.trials("ttt-tune");
+    assert_eq!(trials.len(), 12);
+    let best = trials
+        .iter()
+        .filter(|trial| trial["condition"] == "Succeeded")
+        .min_by(|a, b| metric(a, "loss", "latest").total_cmp(&metric(b, "loss", "latest")))
+        .expect("a succeeded trial");
+    let best_value = |name: &str| -> f64 {
+        best["parameterAssignments"]
+            .as_array()
+            .and_then(|assignments| assignments.iter().find(|a| a["name"] == name))
+            .and_then(|assignment| assignment["value"].as_str())
+            .and_then(|value| value.parse().ok())
+            .expect("an assignment")
+    };
+
+    let result: Value = serde_json::from_str(
+        &std::fs::read_to_string(scratch.path().join("runs/ttt/train/result.json"))
+            .expect("the train step's result"),
+    )
+    .expect("result json");
+    assert_eq!(result["x1"].as_f64(), Some(best_value("x1")), "{result}");
+    assert_eq!(result["x2"].as_f64(), Some(best_value("x2")), "{result}");
+    let loss = result["loss"].as_f64().expect("loss");
+    assert!(
+        (loss - metric(best, "loss", "latest")).abs() < 1e-9,
+        "{result}"
+    );
+
+    let run = scratch.sextant(&["pipeline", "get", "ttt", "--db", &scratch.db(), "--json"]);
+    assert!(run.status.success(), "{}", explain(&run));
+    let run: Value = serde_json::from_slice(&run.stdout).expect("run json");
+    let tune = run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|step| step["step"] == "tune"))
+        .expect("the tune step");
+    let objective: f64 = tune["outputs"]["params"]["objective"]
+        .as_str()
+        .and_then(|value| value.parse().ok())
+        .expect("the objective output");
+    assert!((objective - loss).abs() < 1e-9, "{tune:#}");
+}
+
+#[test]
+fn the_median_stop_example_early_stops_a_trial() {
+    let scratch = Scratch::new();
+    scratch.copy_example("median-stop");
+    let (output, experiment) = scratch.run("experiment.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert!(succeeded(&experiment), "{experiment:#}");
+    let trials = scratch.trials("median-stop");
+    assert_eq!(trials.len(), 6);
+    let early_stopped: Vec<&Value> = trials
+        .iter()
+        .filter(|trial| trial["condition"] == "EarlyStopped")
+        .collect();
+    assert!(!early_stopped.is_empty(), "{trials:#?}");
+    for trial in early_stopped {
+        // Stopped before its last (tenth) epoch.
+        let name = trial["name"].as_str().expect("trial name");
+        let log = std::fs::read_to_string(
+            scratch
+                .path()
+                .join(".sextant/median-stop")
+                .join(name)
+                .join("output.log"),
+        )
+        .expect("the trial's output");
+        assert!(!log.contains("epoch=10 "), "{name}: {log}");
+    }
+}
