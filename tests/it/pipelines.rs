@@ -226,9 +226,10 @@ fn pipeline_trials_take_metrics_from_the_named_or_last_step_and_fail_with_their_
     assert!(!succeeded(&experiment), "{experiment:#}");
     let trials = scratch.trials("failing");
     assert!(
-        trials
-            .iter()
-            .any(|trial| trial["condition"] == "Failed" && trial["reason"] == "PipelineFailed"),
+        trials.iter().any(|trial| trial["condition"] == "Failed"
+            && trial["reason"]
+                .as_str()
+                .is_some_and(|reason| reason.ends_with("PipelineFailed"))),
         "{trials:#?}"
     );
 }
@@ -322,5 +323,79 @@ fn the_median_stop_example_early_stops_a_trial() {
         )
         .expect("the trial's output");
         assert!(!log.contains("epoch=10 "), "{name}: {log}");
+    }
+}
+
+const SLEEPER: &str = r#"import os, subprocess, sys, time
+x, directory = sys.argv[1], sys.argv[2]
+pids_path = os.path.join(directory, "pids")
+if x == "0":
+    # Reach the goal only once the other trial is running, so that it is the one killed.
+    for _ in range(200):
+        if os.path.exists(pids_path):
+            break
+        time.sleep(0.05)
+    print("loss=0", flush=True)
+    sys.exit(0)
+child = subprocess.Popen(["sleep", "60"])
+with open(pids_path + ".tmp", "w") as pids:
+    pids.write(f"{os.getpid()} {child.pid}")
+os.rename(pids_path + ".tmp", pids_path)
+print("loss=1", flush=True)
+time.sleep(60)
+"#;
+
+#[test]
+fn a_killed_pipeline_trial_leaves_no_process_behind() {
+    let scratch = Scratch::new();
+    scratch.write("sleeper.py", SLEEPER);
+    let file = scratch.write(
+        "kill.yaml",
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: kill
+spec:
+  objective: {type: minimize, goal: 0.1, objectiveMetricName: loss}
+  algorithm: {algorithmName: grid}
+  parallelTrialCount: 2
+  maxTrialCount: 2
+  parameters:
+    - {name: x, parameterType: discrete, feasibleSpace: {list: ["0", "1"]}}
+  trialTemplate:
+    trialParameters: [{name: x, reference: x}]
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Pipeline
+      spec:
+        params: [{name: experimentDir}]
+        steps:
+          - name: train
+            command:
+              - python3
+              - "{{params.experimentDir}}/sleeper.py"
+              - "${trialParameters.x}"
+              - "{{params.experimentDir}}"
+"#,
+    );
+    let started = std::time::Instant::now();
+    let (output, experiment) = scratch.run(&file.display().to_string());
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert!(succeeded(&experiment), "{experiment:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let trials = scratch.trials("kill");
+    assert!(
+        trials.iter().any(|trial| trial["condition"] == "Killed"),
+        "{trials:#?}"
+    );
+    let pids = std::fs::read_to_string(scratch.path().join("pids")).expect("the sleeper's pids");
+    for pid in pids.split_whitespace() {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Gone, or at most a zombie waiting for a parent that is not ours.
+        let alive = stat
+            .rfind(')')
+            .and_then(|end| stat.get(end + 2..end + 3))
+            .is_some_and(|state| state != "Z");
+        assert!(!alive, "process {pid} outlived its trial: {stat}");
     }
 }

@@ -419,7 +419,7 @@ impl Driver {
         let records = self.trials.clone();
         match self
             .suggester
-            .suggest(&self.experiment, &records, count)
+            .suggest(&self.experiment, &records, &self.labels, count)
             .await
         {
             Ok(suggest::Answer::Assignments(batches)) => {

@@ -5,7 +5,7 @@
 //! algorithm hands back (Hyperband's bracket state) are merged into the next request, as
 //! Katib's Suggestion resource keeps them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sextant_algorithms::algorithm::{BuildContext, SuggestRequest};
 use sextant_algorithms::{
@@ -42,12 +42,14 @@ impl Suggester {
         Suggester::default()
     }
 
-    /// Asks for `count` assignments given the trials so far; runs the algorithm on a blocking
-    /// thread. An error is a reason the experiment fails with.
+    /// Asks for `count` assignments given the trials so far and their labels (algorithms such
+    /// as Hyperband find their bookkeeping there); runs the algorithm on a blocking thread. An
+    /// error is a reason the experiment fails with.
     pub async fn suggest(
         &mut self,
         experiment: &Experiment,
         trials: &[ObservedTrial],
+        labels: &HashMap<String, BTreeMap<String, String>>,
         count: usize,
     ) -> Result<Answer, String> {
         let spec = &experiment.spec;
@@ -95,6 +97,7 @@ impl Suggester {
                 .map_err(|error| format!("trial {:?}: {error}", trial.name))?;
             let mut record = TrialRecord::new(trial.name.clone(), assignment, condition);
             record.objective_value = value;
+            record.labels = labels.get(&trial.name).cloned().unwrap_or_default();
             history.push(record);
         }
         let name = algorithm.algorithm_name.clone();
