@@ -60,6 +60,7 @@ fn trials_per_second(c: &mut Criterion) {
                 let config = LocalConfig {
                     experiment_dir: scratch.path().to_path_buf(),
                     trials_dir: scratch.path().join("trials"),
+                    suggestion_service: None,
                 };
                 let url = format!("sqlite://{}", scratch.path().join("bench.db").display());
                 total += runtime.block_on(async {

@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// Print the final Experiment object, with Katib's status, as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Ask this Katib-API Suggestion service (`host:port`, e.g. a `sextant serve`) for
+    /// assignments instead of the in-process algorithms.
+    #[arg(long, value_name = "ADDR")]
+    pub suggestion_service: Option<String>,
 }
 
 /// Options of `sextant validate`.
@@ -159,6 +163,7 @@ pub async fn run(
     let config = LocalConfig {
         trials_dir: default_trials_dir(&experiment_dir, &experiment.metadata.name),
         experiment_dir,
+        suggestion_service: args.suggestion_service.clone(),
     };
     let name = experiment.metadata.name.clone();
     let mut last_line = String::new();

@@ -1,7 +1,9 @@
 //! The `sextant pipeline ...` commands: clap arguments and the async functions behind them.
 //!
-//! The binary only parses [`PipelineCommand`] and calls [`execute`] with a shutdown future (Ctrl-C)
-//! and a writer for progress and results; everything else lives here so it is tested as a library.
+//! The binary only parses [`PipelineCommand`] and calls [`execute`] (or [`execute_with_kinds`], to
+//! register step kinds of crates above this one, such as the controller's `tune`) with a shutdown
+//! future (Ctrl-C) and a writer for progress and results; everything else lives here so it is
+//! tested as a library.
 //! Run directories (the steps' working directories and logs) are created under `--runs-dir`
 //! (default `.sextant/pipeline-runs`); runs, step states and the cache index are recorded in
 //! Sextant's database (`--db URL`, default a SQLite file `runs.db` in the runs directory), so

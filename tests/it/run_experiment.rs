@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::katib_python;
+use crate::support::{Server, katib_python};
 
 /// A scratch directory holding an experiment file, its scripts and its store.
 struct Scratch {
@@ -45,6 +45,11 @@ impl Scratch {
 
     /// `sextant run FILE --db DB --json`, returning the exit code and the printed Experiment.
     fn run(&self, file: &Path) -> (Output, Value) {
+        self.run_with(file, &[])
+    }
+
+    /// `sextant run FILE --db DB --json EXTRA...`.
+    fn run_with(&self, file: &Path, extra: &[&str]) -> (Output, Value) {
         let output = self
             .sextant(&[
                 "run",
@@ -53,6 +58,7 @@ impl Scratch {
                 &self.db(),
                 "--json",
             ])
+            .args(extra)
             .output()
             .expect("run sextant");
         let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
@@ -508,4 +514,37 @@ fn sigkill_and_resume_ends_with_exactly_max_trial_count() {
     assert_eq!(trials.len(), 12, "{trials:#?}");
     assert_eq!(succeeded, 12);
     assert_eq!(experiment["status"]["trialsSucceeded"], 12);
+}
+
+#[test]
+fn a_remote_suggestion_service_drives_the_experiment_to_exhaustion() {
+    let server = Server::start(&[]).expect("sextant serve starts");
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "remote.yaml",
+        &experiment(
+            "remote",
+            r#"  objective: {type: maximize, objectiveMetricName: score}
+  algorithm: {algorithmName: grid}
+  parallelTrialCount: 2
+  maxTrialCount: 10
+  parameters:
+    - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "5"}}"#,
+            r#"[python3, -c, "import sys; print('score=' + sys.argv[1])", "${trialParameters.x}"]"#,
+        ),
+    );
+    let (output, experiment) = scratch.run_with(
+        &file,
+        &["--suggestion-service", &server.address.to_string()],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(
+        reason(&experiment),
+        ("Succeeded".into(), "ExperimentSuggestionEndReached".into())
+    );
+    assert_eq!(experiment["status"]["trialsSucceeded"], 5);
+    assert_eq!(
+        experiment["status"]["currentOptimalTrial"]["parameterAssignments"][0]["value"],
+        "5"
+    );
 }

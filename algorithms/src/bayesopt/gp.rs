@@ -126,12 +126,12 @@ pub fn fit(points: &[f64], targets: &[f64], width: usize, effort: FitEffort) -> 
         relative_tolerance: 1e-5,
         ..Options::default()
     };
-    let mut workspace = Workspace::default();
+    let mut workspace = Workspace::new(points, targets.len(), width);
     let mut best: Option<lbfgs::Minimum> = None;
     for start in starts.iter().take(effort.starts.clamp(1, starts.len())) {
         let found = lbfgs::minimize(
             |theta, gradient| {
-                negative_log_posterior(points, targets, width, theta, gradient, &mut workspace)
+                negative_log_posterior(targets, width, theta, gradient, &mut workspace)
             },
             &start.to_log(),
             &lower,
@@ -148,17 +148,38 @@ pub fn fit(points: &[f64], targets: &[f64], width: usize, effort: FitEffort) -> 
     }
 }
 
-/// Buffers reused across evaluations of the marginal likelihood.
-#[derive(Debug, Default)]
+/// What every evaluation of the marginal likelihood for one data set shares: the squared
+/// coordinate differences of each pair of points (computed once, as they do not depend on the
+/// hyperparameters) and buffers reused across evaluations.
+#[derive(Debug)]
 struct Workspace {
+    /// Pairs `(i, j)` with `j < i` in column order, `width` values each.
+    squared_differences: Vec<f64>,
     kernel: Vec<f64>,
     shared_factor: Vec<f64>,
+}
+
+impl Workspace {
+    fn new(points: &[f64], n: usize, width: usize) -> Workspace {
+        let mut squared_differences = Vec::with_capacity(n * n.saturating_sub(1) / 2 * width);
+        for j in 0..n {
+            let xj = &points[j * width..(j + 1) * width];
+            for i in j + 1..n {
+                let xi = &points[i * width..(i + 1) * width];
+                squared_differences.extend(xi.iter().zip(xj).map(|(a, b)| (a - b) * (a - b)));
+            }
+        }
+        Workspace {
+            squared_differences,
+            kernel: vec![0.0; n * n],
+            shared_factor: vec![0.0; n * n],
+        }
+    }
 }
 
 /// The negative log marginal likelihood plus negative log prior at log hyperparameters
 /// `theta`, with its gradient; `+inf` when the kernel matrix cannot be factored.
 fn negative_log_posterior(
-    points: &[f64],
     targets: &[f64],
     width: usize,
     theta: &[f64],
@@ -169,19 +190,18 @@ fn negative_log_posterior(
     let lambdas: Vec<f64> = theta[..width].iter().map(|value| value.exp()).collect();
     let signal = theta[width].exp();
     let noise = theta[width + 1].exp();
-    workspace.kernel.clear();
-    workspace.kernel.resize(n * n, 0.0);
-    workspace.shared_factor.clear();
-    workspace.shared_factor.resize(n * n, 0.0);
+    let differences = &workspace.squared_differences;
     let kernel = &mut workspace.kernel;
+    let mut pair = 0;
     for j in 0..n {
-        let xj = &points[j * width..(j + 1) * width];
         for i in j + 1..n {
-            let xi = &points[i * width..(i + 1) * width];
-            let (correlation, factor) = matern(scaled_distance(xi, xj, &lambdas));
+            let squared = &differences[pair * width..(pair + 1) * width];
+            let r2: f64 = squared.iter().zip(&lambdas).map(|(s, l)| s * l).sum();
+            let (correlation, factor) = matern(r2);
             kernel[i + j * n] = signal * correlation;
             kernel[j + i * n] = signal * correlation;
             workspace.shared_factor[i + j * n] = factor;
+            pair += 1;
         }
         kernel[j + j * n] = signal + noise.max(MINIMUM_NOISE_VARIANCE);
     }
@@ -203,8 +223,8 @@ fn negative_log_posterior(
     gradient.iter_mut().for_each(|g| *g = 0.0);
     let mut signal_term = 0.0;
     let mut noise_term = 0.0;
+    let mut pair = 0;
     for j in 0..n {
-        let xj = &points[j * width..(j + 1) * width];
         let inverse_column = inverse.col_as_slice(j);
         let diagonal_weight = alpha[j] * alpha[j] - inverse_column[j];
         signal_term += 0.5 * diagonal_weight * signal;
@@ -214,11 +234,11 @@ fn negative_log_posterior(
             signal_term += weight * kernel[i + j * n];
             // dk/d(log lambda_d) = -(5/6) signal (1 + sqrt5 r) e^(-sqrt5 r) lambda_d delta_d^2.
             let common = -5.0 / 6.0 * signal * workspace.shared_factor[i + j * n] * weight;
-            let xi = &points[i * width..(i + 1) * width];
-            for d in 0..width {
-                let delta = xi[d] - xj[d];
-                gradient[d] += common * delta * delta;
+            let squared = &differences[pair * width..(pair + 1) * width];
+            for (g, s) in gradient[..width].iter_mut().zip(squared) {
+                *g += common * s;
             }
+            pair += 1;
         }
     }
     for d in 0..width {
@@ -406,8 +426,8 @@ mod tests {
         let (points, targets) = sample_data();
         let theta = vec![1.3, -0.4, 0.2, -5.0];
         let mut gradient = vec![0.0; 4];
-        let mut workspace = Workspace::default();
-        negative_log_posterior(&points, &targets, 2, &theta, &mut gradient, &mut workspace);
+        let mut workspace = Workspace::new(&points, targets.len(), 2);
+        negative_log_posterior(&targets, 2, &theta, &mut gradient, &mut workspace);
         let mut scratch = vec![0.0; 4];
         for j in 0..4 {
             let h = 1e-6;
@@ -416,15 +436,8 @@ mod tests {
             let mut minus = theta.clone();
             minus[j] -= h;
             let numeric =
-                (negative_log_posterior(&points, &targets, 2, &plus, &mut scratch, &mut workspace)
-                    - negative_log_posterior(
-                        &points,
-                        &targets,
-                        2,
-                        &minus,
-                        &mut scratch,
-                        &mut workspace,
-                    ))
+                (negative_log_posterior(&targets, 2, &plus, &mut scratch, &mut workspace)
+                    - negative_log_posterior(&targets, 2, &minus, &mut scratch, &mut workspace))
                     / (2.0 * h);
             assert!(
                 (numeric - gradient[j]).abs() < 1e-5 * numeric.abs().max(1.0),

@@ -2,7 +2,7 @@
 //! memory and trials as local processes or local pipeline runs ([`pipeline_trial`]).
 //!
 //! It carries out the engine's decisions: it observes (the experiment, its trials, the runs of
-//! their processes), asks [`engine::plan`](crate::engine::plan) what to do, applies each action
+//! their processes), asks [`engine::plan`] what to do, applies each action
 //! through the store and the [`runner`], and waits for the next event. Every change is written
 //! to the store before it counts, so a run that is killed at any point resumes from the store:
 //! `sextant run` on the same file and store continues the experiment.
@@ -17,14 +17,16 @@
 //! trial's environment as `KATIB_DB_MANAGER_ADDRESS` and `SEXTANT_DB_MANAGER_ADDRESS`.
 //!
 //! # Layout
-//! - [`launch`]: a trial's process from the template and the trial's values.
+//! - [`launch`](mod@launch): a trial's process from the template and the trial's values.
 //! - [`runner`]: running one trial's process and collecting its metrics.
 //! - [`pipeline_trial`]: running a `Pipeline` trial through the pipeline executor.
 //! - [`tune_step`]: the `tune` pipeline step kind, an experiment inside a pipeline.
-//! - [`suggest`]: asking the search algorithm for assignments, in process.
+//! - [`suggest`]: asking the search algorithm for assignments, in process or remotely.
+//! - [`remote`]: the client of a remote Katib-API Suggestion service.
 
 pub mod launch;
 pub mod pipeline_trial;
+pub mod remote;
 pub mod runner;
 pub mod suggest;
 pub mod tune_step;
@@ -66,6 +68,9 @@ pub struct LocalConfig {
     pub experiment_dir: PathBuf,
     /// Where trial scratch directories go (`<trials_dir>/<trial>`).
     pub trials_dir: PathBuf,
+    /// A Katib-API Suggestion service (`host:port`) to ask instead of the in-process
+    /// algorithms.
+    pub suggestion_service: Option<String>,
 }
 
 /// A snapshot for progress displays.
@@ -222,7 +227,7 @@ impl Driver {
             }
         });
         let (events_sender, events) = mpsc::unbounded_channel();
-        let suggester = suggest::Suggester::new(&experiment);
+        let suggester = suggest::Suggester::new(config.suggestion_service.as_deref());
         let mut driver = Driver {
             store,
             experiment,

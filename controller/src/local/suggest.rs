@@ -17,6 +17,7 @@ use crate::api::experiment::Experiment;
 use crate::api::trial::TrialConditionType;
 use crate::domain;
 use crate::engine::{ObservedTrial, objective_value};
+use crate::local::remote::RemoteSuggester;
 
 /// One suggested trial: its parameter values and labels.
 pub type SuggestedTrial = (Vec<ParameterAssignment>, BTreeMap<String, String>);
@@ -30,16 +31,27 @@ pub enum Answer {
     Exhausted,
 }
 
-/// The experiment's algorithm with the state it carries between requests.
-#[derive(Debug, Clone, Default)]
-pub struct Suggester {
-    returned_settings: Vec<Setting>,
+/// Where an experiment's assignments come from, with the state it carries between requests.
+#[derive(Debug, Clone)]
+pub enum Suggester {
+    /// The algorithms of `sextant-algorithms`, in this process.
+    InProcess {
+        /// Settings the algorithm handed back last time.
+        returned_settings: Vec<Setting>,
+    },
+    /// A Katib-API Suggestion service.
+    Remote(RemoteSuggester),
 }
 
 impl Suggester {
-    /// A suggester for `experiment` with no state yet.
-    pub fn new(_experiment: &Experiment) -> Suggester {
-        Suggester::default()
+    /// In process, or from the service at `suggestion_service` when given.
+    pub fn new(suggestion_service: Option<&str>) -> Suggester {
+        match suggestion_service {
+            Some(address) => Suggester::Remote(RemoteSuggester::new(address)),
+            None => Suggester::InProcess {
+                returned_settings: Vec::new(),
+            },
+        }
     }
 
     /// Asks for `count` assignments given the trials so far and their labels (algorithms such
@@ -52,6 +64,23 @@ impl Suggester {
         labels: &HashMap<String, BTreeMap<String, String>>,
         count: usize,
     ) -> Result<Answer, String> {
+        match self {
+            Suggester::Remote(remote) => remote.suggest(experiment, trials, labels, count).await,
+            Suggester::InProcess { returned_settings } => {
+                suggest_in_process(returned_settings, experiment, trials, labels, count).await
+            }
+        }
+    }
+}
+
+async fn suggest_in_process(
+    returned_settings: &mut Vec<Setting>,
+    experiment: &Experiment,
+    trials: &[ObservedTrial],
+    labels: &HashMap<String, BTreeMap<String, String>>,
+    count: usize,
+) -> Result<Answer, String> {
+    {
         let spec = &experiment.spec;
         let space = domain::search_space(&spec.parameters).map_err(|errors| {
             errors
@@ -69,7 +98,7 @@ impl Suggester {
         });
         let algorithm = spec.algorithm.clone().unwrap_or_default();
         let mut settings = domain::settings(&algorithm.algorithm_settings);
-        settings.extend(self.returned_settings.iter().cloned());
+        settings.extend(returned_settings.iter().cloned());
         let strategy = objective_spec.strategy_for(&objective_spec.objective_metric_name);
         let mut history = Vec::with_capacity(trials.len());
         for trial in trials {
@@ -149,7 +178,7 @@ impl Suggester {
         match answer {
             Ok((trials, returned)) => {
                 if let Some(returned) = returned {
-                    self.returned_settings = returned;
+                    *returned_settings = returned;
                 }
                 Ok(Answer::Assignments(trials))
             }

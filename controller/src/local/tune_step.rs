@@ -99,6 +99,7 @@ impl TuneStepKind {
         let config = LocalConfig {
             experiment_dir,
             trials_dir: ctx.work_dir.join("trials"),
+            suggestion_service: None,
         };
         let timeout = ctx.timeout;
         let cancellation = ctx.cancellation.clone();
