@@ -367,14 +367,17 @@ impl Hyperband {
             .filter(|trial| trial.condition.is_pending())
             .count();
         if pending > 0 {
-            return Err(SuggestError::Unsupported(format!(
-                "hyperband: rung {} of bracket {} promotes the best of rung {}, and {pending} of \
+            return Err(SuggestError::NotReady {
+                available: 0,
+                reason: format!(
+                    "hyperband: rung {} of bracket {} promotes the best of rung {}, and {pending} of \
                  its {} trials have not finished; request again when they have",
-                position.rung,
-                position.bracket,
-                previous.1,
-                members.len()
-            )));
+                    position.rung,
+                    position.bracket,
+                    previous.1,
+                    members.len()
+                ),
+            });
         }
         // Trials without a usable result rank after every trial with one, in history order.
         let mut ranked: Vec<(f64, usize)> = members
@@ -447,14 +450,17 @@ impl SearchAlgorithm for Hyperband {
                     requested: request.count,
                 });
             }
-            return Err(SuggestError::Unsupported(format!(
-                "hyperband can propose {} trials now, {} were requested: rung {} of bracket {} \
-                 promotes from trials that have not finished",
-                suggestions.len(),
-                request.count,
-                position.rung,
-                position.bracket
-            )));
+            return Err(SuggestError::NotReady {
+                available: suggestions.len(),
+                reason: format!(
+                    "hyperband can propose {} trials now, {} were requested: rung {} of bracket \
+                     {} promotes from trials that have not finished",
+                    suggestions.len(),
+                    request.count,
+                    position.rung,
+                    position.bracket
+                ),
+            });
         }
         Ok(Suggestions {
             suggestions,

@@ -73,4 +73,14 @@ pub enum SuggestError {
     /// The trial history is inconsistent with the search space or the algorithm's state.
     #[error("invalid history: {0}")]
     InvalidHistory(String),
+    /// Fewer assignments than requested can be proposed until running trials finish
+    /// (Hyperband promotes from a rung only once all of it is done); ask for `available` now,
+    /// or again later.
+    #[error("{reason}")]
+    NotReady {
+        /// How many assignments can be proposed now.
+        available: usize,
+        /// Why no more can.
+        reason: String,
+    },
 }

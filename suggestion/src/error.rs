@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | invalid request, space, settings or history | `INVALID_ARGUMENT` |
 //! | search space exhausted (grid) | `OUT_OF_RANGE`: iterating past the end of the space |
+//! | the algorithm must wait for running trials (Hyperband) | `UNAVAILABLE`: retry later |
 //! | the algorithm task panicked or was cancelled | `INTERNAL` |
 
 use sextant_algorithms::{SettingsError, SpaceError, SuggestError};
@@ -60,6 +61,7 @@ impl From<Error> for tonic::Status {
         let message = error.to_string();
         match error {
             Error::Suggest(SuggestError::Exhausted { .. }) => tonic::Status::out_of_range(message),
+            Error::Suggest(SuggestError::NotReady { .. }) => tonic::Status::unavailable(message),
             Error::Worker(_) => tonic::Status::internal(message),
             _ => tonic::Status::invalid_argument(message),
         }

@@ -548,3 +548,57 @@ fn a_remote_suggestion_service_drives_the_experiment_to_exhaustion() {
         "5"
     );
 }
+
+#[test]
+fn hyperband_promotes_trials_to_larger_budgets_in_local_runs() {
+    let scratch = Scratch::new();
+    let file = scratch.write(
+        "hyperband.yaml",
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: hyperband
+spec:
+  parallelTrialCount: 3
+  maxTrialCount: 20
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm:
+    algorithmName: hyperband
+    algorithmSettings:
+      - {name: resource_name, value: epochs}
+      - {name: eta, value: "3"}
+      - {name: r_l, value: "9"}
+  parameters:
+    - {name: lr, parameterType: double, feasibleSpace: {min: "0.01", max: "0.05"}}
+    - {name: epochs, parameterType: int, feasibleSpace: {min: "1", max: "9"}}
+  trialTemplate:
+    trialParameters:
+      - {name: lr, reference: lr}
+      - {name: epochs, reference: epochs}
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec:
+        command: [python3, -c, "import sys; print('loss=%f' % (float(sys.argv[1]) / float(sys.argv[2])))", "${trialParameters.lr}", "${trialParameters.epochs}"]
+"#,
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(reason(&experiment).0, "Succeeded");
+    let budgets: std::collections::BTreeSet<String> = scratch
+        .trials("hyperband")
+        .iter()
+        .filter_map(|trial| {
+            trial["parameterAssignments"]
+                .as_array()?
+                .iter()
+                .find(|pair| pair["name"] == "epochs")
+                .and_then(|pair| pair["value"].as_str().map(str::to_string))
+        })
+        .collect();
+    assert_eq!(
+        budgets,
+        ["1", "3", "9"].iter().map(|b| b.to_string()).collect(),
+        "rungs promote trials to larger budgets"
+    );
+}

@@ -333,22 +333,30 @@ impl Driver {
                 now: Utc::now(),
             };
             let plan = engine::plan(&observed);
-            let mut replan = false;
+            let before = self.suggestion_state();
             for action in plan.actions {
-                replan |= matches!(
-                    action,
-                    Action::RequestSuggestions { .. } | Action::CreateTrial(_)
-                );
                 self.apply(action).await?;
             }
             if plan.finished {
                 return Ok(true);
             }
-            if !replan {
+            // New trials or a new answer from the algorithm change the next plan; an algorithm
+            // that must wait for running trials does not, until one of them ends.
+            if self.suggestion_state() == before {
                 break;
             }
         }
         Ok(false)
+    }
+
+    /// What the engine's suggestion-related decisions depend on.
+    fn suggestion_state(&self) -> (usize, usize, bool, bool) {
+        (
+            self.trials.len(),
+            self.suggestion.unused_assignments.len(),
+            self.suggestion.exhausted,
+            self.suggestion.failure.is_some(),
+        )
     }
 
     async fn apply(&mut self, action: Action) -> Result<(), LocalError> {
@@ -439,6 +447,7 @@ impl Driver {
                 }
             }
             Ok(suggest::Answer::Exhausted) => self.suggestion.exhausted = true,
+            Ok(suggest::Answer::NotReady) => {}
             Err(reason) => self.suggestion.failure = Some(reason),
         }
     }

@@ -29,6 +29,8 @@ pub enum Answer {
     Assignments(Vec<SuggestedTrial>),
     /// The search space has no untried point left.
     Exhausted,
+    /// Nothing can be proposed until running trials finish; ask again later.
+    NotReady,
 }
 
 /// Where an experiment's assignments come from, with the state it carries between requests.
@@ -136,7 +138,6 @@ async fn suggest_in_process(
         let parallel_trial_count = spec
             .parallel_trial_count
             .and_then(|count| u32::try_from(count).ok());
-        // Inside the worker, `Err(None)` means the space is exhausted, `Err(Some(_))` a failure.
         let answer = tokio::task::spawn_blocking(move || {
             let built = build_algorithm(
                 &name,
@@ -148,17 +149,25 @@ async fn suggest_in_process(
                     parallel_trial_count,
                 },
             )
-            .map_err(|error| Some(error.to_string()))?;
-            let suggestions = match built.suggest(&SuggestRequest {
-                space: &space,
-                objective: &objective,
-                trials: &history,
-                count,
-            }) {
-                Ok(suggestions) => suggestions,
-                Err(SuggestError::Exhausted { .. }) => return Err(None),
-                Err(error) => return Err(Some(error.to_string())),
+            .map_err(|error| Refusal::Failed(error.to_string()))?;
+            let ask = |count| {
+                built.suggest(&SuggestRequest {
+                    space: &space,
+                    objective: &objective,
+                    trials: &history,
+                    count,
+                })
             };
+            let suggestions = match ask(count) {
+                // Take what can be proposed now; the rest is asked for once trials finish.
+                Err(SuggestError::NotReady { available, .. }) if available > 0 => ask(available),
+                other => other,
+            }
+            .map_err(|error| match error {
+                SuggestError::Exhausted { .. } => Refusal::Exhausted,
+                SuggestError::NotReady { .. } => Refusal::NotReady,
+                error => Refusal::Failed(error.to_string()),
+            })?;
             let trials: Vec<SuggestedTrial> = suggestions
                 .suggestions
                 .into_iter()
@@ -182,8 +191,16 @@ async fn suggest_in_process(
                 }
                 Ok(Answer::Assignments(trials))
             }
-            Err(None) => Ok(Answer::Exhausted),
-            Err(Some(reason)) => Err(reason),
+            Err(Refusal::Exhausted) => Ok(Answer::Exhausted),
+            Err(Refusal::NotReady) => Ok(Answer::NotReady),
+            Err(Refusal::Failed(reason)) => Err(reason),
         }
     }
+}
+
+/// Why the algorithm proposed nothing.
+enum Refusal {
+    Exhausted,
+    NotReady,
+    Failed(String),
 }
