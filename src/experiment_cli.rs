@@ -12,7 +12,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use sextant_controller::api::ConditionStatus;
 use sextant_controller::api::experiment::{Experiment, ExperimentStatus};
-use sextant_controller::local::{LocalConfig, Progress, default_trials_dir, run_experiment};
+use sextant_controller::local::{
+    LocalConfig, LocalError, Progress, default_trials_dir, run_experiment,
+};
 use sextant_controller::{LoadError, load_experiments};
 use sextant_store::Store;
 
@@ -180,7 +182,16 @@ pub async fn run(
             }
         },
     )
-    .await?;
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        // A template that cannot run here (a missing configMap file) is invalid input.
+        Err(LocalError::Launch(error)) => {
+            eprintln!("{}: {error}", args.file.display());
+            return Ok(ExitCode::from(2));
+        }
+        Err(error) => return Err(error.into()),
+    };
     let status = outcome.experiment.status.clone().unwrap_or_default();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome.experiment)?);

@@ -68,7 +68,10 @@ pub async fn serve(
         .add_service(health.into_server())
         .add_service(SuggestionService.into_server())
         .add_service(early_stopping.into_server())
-        .add_service(sextant_store::db_manager_service(store))
+        .add_service(
+            sextant_store::db_manager_service(store)
+                .max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("gRPC server failed")?;

@@ -194,6 +194,25 @@ pub fn regret_curve(
     function: TestFunction,
     trials: usize,
 ) -> Result<Vec<f64>, SuggestError> {
+    let history = trajectory(algorithm, settings, function, trials)?;
+    let mut best = f64::INFINITY;
+    Ok(history
+        .iter()
+        .map(|trial| {
+            best = best.min(trial.objective_value.unwrap_or(f64::INFINITY));
+            best - function.optimum()
+        })
+        .collect())
+}
+
+/// The `trials` finished trials that `algorithm` proposes one at a time on `function`, each
+/// with its value: the history a real sequential run builds, for regret curves and benches.
+pub fn trajectory(
+    algorithm: &str,
+    settings: &[Setting],
+    function: TestFunction,
+    trials: usize,
+) -> Result<Vec<TrialRecord>, SuggestError> {
     let space = function.space();
     let objective = Objective::new(Direction::Minimize, "value");
     let built = build_algorithm(
@@ -208,8 +227,6 @@ pub fn regret_curve(
     )
     .map_err(|error| SuggestError::Unsupported(error.to_string()))?;
     let mut history: Vec<TrialRecord> = Vec::with_capacity(trials);
-    let mut best = f64::INFINITY;
-    let mut curve = Vec::with_capacity(trials);
     for index in 0..trials {
         let suggestions = built.suggest(&SuggestRequest {
             space: &space,
@@ -224,8 +241,6 @@ pub fn regret_curve(
             .ok_or_else(|| SuggestError::Unsupported("no suggestion returned".into()))?
             .assignment;
         let value = function.evaluate_assignment(&assignment);
-        best = best.min(value);
-        curve.push(best - function.optimum());
         let mut record = TrialRecord::new(
             format!("trial-{index}"),
             assignment,
@@ -235,7 +250,7 @@ pub fn regret_curve(
         record.metrics = vec![("value".into(), value.to_string())];
         history.push(record);
     }
-    Ok(curve)
+    Ok(history)
 }
 
 /// The median of `values` (which must not be empty).

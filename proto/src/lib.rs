@@ -34,3 +34,8 @@ pub mod service_names {
     /// (`DefaultGRPCService`); it is not the real service name, but probes must be answered.
     pub const KATIB_PROBE_SUGGESTION: &str = "manager.v1beta1.Suggestion";
 }
+
+/// The largest gRPC message Sextant's servers and clients accept: 64 MiB, room for a request
+/// carrying the history of ~100,000 trials, while a client cannot make a server allocate
+/// without bound (tonic's default of 4 MiB is too small for long experiments).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;

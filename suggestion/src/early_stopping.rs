@@ -130,7 +130,7 @@ impl ObservationSource for DbManagerObservations {
                 address: db_manager_address.into(),
                 message: error.to_string(),
             })?
-            .max_decoding_message_size(usize::MAX >> 1);
+            .max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES);
         let mut values = Vec::with_capacity(trial_names.len());
         for trial_name in trial_names {
             let reply = client
@@ -227,7 +227,7 @@ impl EarlyStoppingService {
 
     /// The service wrapped in its tonic server.
     pub fn into_server(self) -> EarlyStoppingServer<EarlyStoppingService> {
-        EarlyStoppingServer::new(self).max_decoding_message_size(usize::MAX >> 1)
+        EarlyStoppingServer::new(self).max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES)
     }
 
     /// Answers a GetEarlyStoppingRules request.

@@ -25,7 +25,7 @@ pub struct SuggestionService;
 impl SuggestionService {
     /// The service wrapped in its tonic server.
     pub fn into_server(self) -> SuggestionServer<SuggestionService> {
-        SuggestionServer::new(self).max_decoding_message_size(usize::MAX >> 1)
+        SuggestionServer::new(self).max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES)
     }
 
     /// Answers a GetSuggestions request synchronously; the gRPC method runs this on a

@@ -28,7 +28,7 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 
-pub use status::{compute_status, is_completed, is_restartable, objective_value};
+pub use status::{compute_status, is_completed, is_restartable, objective_value, will_restart};
 
 use crate::api::common::{Observation, ParameterAssignment};
 use crate::api::experiment::{Experiment, ExperimentStatus};

@@ -54,6 +54,14 @@ pub fn is_restartable(spec: &ExperimentSpec, status: &ExperimentStatus) -> bool 
         )
 }
 
+/// Whether a completed experiment restarts on the next plan: restartable, and `maxTrialCount`
+/// raised above the trials it has.
+pub fn will_restart(spec: &ExperimentSpec, status: &ExperimentStatus) -> bool {
+    is_completed(status)
+        && is_restartable(spec, status)
+        && spec.max_trial_count.is_some_and(|max| max > status.trials)
+}
+
 /// The value that stands for a trial's metric under a strategy, as Katib reads it: `min` and
 /// `max` fall back to `latest` when unavailable; `None` when unavailable or not a finite number.
 pub fn objective_value(metric: &Metric, strategy: &MetricStrategyType) -> Option<f64> {
@@ -84,10 +92,7 @@ pub(crate) fn compute(observed: &Observed, trials: &[EffectiveTrial<'_>]) -> Exp
     );
 
     let mut was_completed = is_completed(&status);
-    if was_completed
-        && is_restartable(spec, &status)
-        && spec.max_trial_count.is_some_and(|max| max > status.trials)
-    {
+    if will_restart(spec, &status) {
         status.conditions.retain(|condition| {
             !matches!(
                 condition.condition_type,

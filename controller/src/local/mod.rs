@@ -39,6 +39,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sextant_algorithms::early_stopping::{RuleTracker, TrialObservations, build_early_stopping};
 use sextant_metrics::LineFormat;
+use sextant_store::observation_log::numeric_value;
 use sextant_store::{NewTrial, ObservationLogFilter, Store, TrialConditionUpdate};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -127,14 +128,32 @@ pub async fn run_experiment(
 ) -> Result<Outcome, LocalError> {
     let mut driver = Driver::open(store.clone(), experiment, config.clone()).await?;
     tokio::pin!(shutdown);
-    let mut interrupted = false;
+    let result = drive(&mut driver, &mut shutdown, &mut progress).await;
+    // Whatever ended the loop (completion, a signal, a store error), no trial outlives it.
+    driver.stop_all("the runner stopped").await;
+    driver.db_manager.abort();
+    result.map(|interrupted| Outcome {
+        experiment: driver.experiment,
+        interrupted,
+    })
+}
+
+/// Plans and waits until the experiment is done (`false`) or `shutdown` fires (`true`).
+async fn drive(
+    driver: &mut Driver,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    progress: &mut impl FnMut(&Progress),
+) -> Result<bool, LocalError> {
     loop {
-        let finished = driver.step().await?;
+        let finished = tokio::select! {
+            finished = driver.step() => finished?,
+            _ = &mut *shutdown => return Ok(true),
+        };
         progress(&Progress {
             status: driver.status(),
         });
         if finished {
-            break;
+            return Ok(false);
         }
         tokio::select! {
             event = driver.events.recv() => {
@@ -146,20 +165,9 @@ pub async fn run_experiment(
                 }
             }
             _ = tokio::time::sleep(IDLE_TICK) => {}
-            _ = &mut shutdown => {
-                interrupted = true;
-                break;
-            }
+            _ = &mut *shutdown => return Ok(true),
         }
     }
-    if interrupted {
-        driver.stop_all("the runner was interrupted").await;
-    }
-    driver.db_manager.abort();
-    Ok(Outcome {
-        experiment: driver.experiment,
-        interrupted,
-    })
 }
 
 struct Driver {
@@ -315,11 +323,8 @@ impl Driver {
     }
 
     fn is_completed(&self) -> bool {
-        self.experiment
-            .status
-            .as_ref()
-            .is_some_and(engine::is_completed)
-            && !engine::is_restartable(&self.experiment.spec, &self.status())
+        let status = self.status();
+        engine::is_completed(&status) && !engine::will_restart(&self.experiment.spec, &status)
     }
 
     /// Plans once and applies the actions; true when the experiment is done.
@@ -414,17 +419,20 @@ impl Driver {
             start_time: (condition == TrialConditionType::Running).then_some(now),
             completion_time: condition.is_terminal().then_some(now),
         };
+        let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) else {
+            return Ok(());
+        };
+        // The observation goes first: a crash between the two writes then leaves a trial that
+        // is still running (and is re-run), never a finished one without its observation.
+        if condition.is_terminal() {
+            self.store
+                .update_trial_observation(trial_name, Some(&to_json(&trial.observation)))
+                .await?;
+        }
         self.store
             .update_trial_condition(trial_name, &update)
             .await?;
-        if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
-            trial.condition = condition;
-            if condition.is_terminal() {
-                self.store
-                    .update_trial_observation(trial_name, Some(&to_json(&trial.observation)))
-                    .await?;
-            }
-        }
+        trial.condition = condition;
         Ok(())
     }
 
@@ -529,43 +537,55 @@ impl Driver {
                 self.db_manager_address.clone(),
             ),
         ];
-        let started = if RunKind::of_template(&self.template) == Some(RunKind::Pipeline) {
-            let launch = pipeline_trial::prepare(
-                &self.experiment,
-                &self.template,
-                &values,
-                trial_name,
-                &trial_dir,
-                &self.config.experiment_dir,
-                &trial_env,
-            )?;
-            pipeline_trial::start(PipelineTrialTask {
-                trial_name: trial_name.to_string(),
-                launch,
-                trial_dir,
-                collection: self.collection(),
-                rules: self.rules_for_new_trial().await?,
-                store: self.store.clone(),
-                events: self.events_sender.clone(),
-            })
-        } else {
-            let mut process = launch(
-                &self.experiment,
-                &self.template,
-                &values,
-                &self.config.experiment_dir,
-            )?;
-            process.env.extend(trial_env);
-            runner::start(TrialTask {
-                trial_name: trial_name.to_string(),
-                launch: process,
-                trial_dir,
-                collection: self.collection(),
-                rules: self.rules_for_new_trial().await?,
-                store: self.store.clone(),
-                events: self.events_sender.clone(),
-            })
-        };
+        // A template that cannot become a process for this trial fails the trial, not the
+        // run: the trial is already stored, and a resume must not trip over it again.
+        let rules = self.rules_for_new_trial().await?;
+        let started: Result<TrialHandle, String> =
+            if RunKind::of_template(&self.template) == Some(RunKind::Pipeline) {
+                match pipeline_trial::prepare(
+                    &self.experiment,
+                    &self.template,
+                    &values,
+                    trial_name,
+                    &trial_dir,
+                    &self.config.experiment_dir,
+                    &trial_env,
+                ) {
+                    Ok(launch) => pipeline_trial::start(PipelineTrialTask {
+                        trial_name: trial_name.to_string(),
+                        launch,
+                        trial_dir,
+                        collection: self.collection(),
+                        rules,
+                        store: self.store.clone(),
+                        events: self.events_sender.clone(),
+                    })
+                    .map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                }
+            } else {
+                match launch(
+                    &self.experiment,
+                    &self.template,
+                    &values,
+                    &self.config.experiment_dir,
+                ) {
+                    Ok(mut process) => {
+                        process.env.extend(trial_env);
+                        runner::start(TrialTask {
+                            trial_name: trial_name.to_string(),
+                            launch: process,
+                            trial_dir,
+                            collection: self.collection(),
+                            rules,
+                            store: self.store.clone(),
+                            events: self.events_sender.clone(),
+                        })
+                        .map_err(|error| error.to_string())
+                    }
+                    Err(error) => Err(error.to_string()),
+                }
+            };
         match started {
             Ok(handle) => {
                 self.handles.insert(trial_name.to_string(), handle);
@@ -654,7 +674,7 @@ impl Driver {
                     .get_observation_log(&filter)
                     .await?
                     .into_iter()
-                    .filter_map(|point| point.value.trim().parse::<f64>().ok())
+                    .filter_map(|point| numeric_value(&point.value))
                     .collect();
                 self.finished_objectives.insert(trial.name.clone(), values);
             }
@@ -707,8 +727,7 @@ impl Driver {
                 let latest = reported.last()?;
                 let numbers: Vec<f64> = reported
                     .iter()
-                    .filter_map(|point| point.value.trim().parse::<f64>().ok())
-                    .filter(|value| !value.is_nan())
+                    .filter_map(|point| numeric_value(&point.value))
                     .collect();
                 let extreme = |pick: fn(f64, f64) -> f64| {
                     numbers

@@ -277,8 +277,12 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
                 }
             }
             changed = stop_requests.changed(), if killed.is_none() => {
-                if changed.is_err() { continue; }
-                if let StopRequest::Kill(reason) = stop_requests.borrow().clone() {
+                // A dropped handle means the driver is gone: nobody will collect this trial.
+                let request = match changed {
+                    Ok(()) => stop_requests.borrow().clone(),
+                    Err(_) => StopRequest::Kill("the driver went away".into()),
+                };
+                if let StopRequest::Kill(reason) = request {
                     killed = Some(reason);
                     cancellation.cancel();
                 }

@@ -6,10 +6,12 @@
 //! strategy, and the settings the service returned last time merged into the algorithm's.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use sextant_proto::api;
 use sextant_proto::api::suggestion_client::SuggestionClient;
-use tonic::transport::Channel;
+
+use tonic::transport::{Channel, Endpoint};
 
 use crate::api::common::ParameterAssignment;
 use crate::api::experiment::{Distribution, Experiment, ParameterType};
@@ -57,15 +59,22 @@ impl RemoteSuggester {
         let client = match &mut self.client {
             Some(client) => client,
             None => {
-                let client = SuggestionClient::connect(self.endpoint.clone())
+                let unreachable = |error: tonic::transport::Error| {
+                    format!(
+                        "cannot reach the suggestion service {}: {error}",
+                        self.endpoint
+                    )
+                };
+                // Katib's controller gives a suggestion call 60 s; so does Sextant.
+                let channel = Endpoint::from_shared(self.endpoint.clone())
+                    .map_err(unreachable)?
+                    .connect_timeout(Duration::from_secs(10))
+                    .timeout(Duration::from_secs(60))
+                    .connect()
                     .await
-                    .map_err(|error| {
-                        format!(
-                            "cannot reach the suggestion service {}: {error}",
-                            self.endpoint
-                        )
-                    })?
-                    .max_decoding_message_size(usize::MAX >> 1);
+                    .map_err(unreachable)?;
+                let client = SuggestionClient::new(channel)
+                    .max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES);
                 self.client.insert(client)
             }
         };

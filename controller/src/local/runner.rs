@@ -15,6 +15,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use sextant_algorithms::early_stopping::RuleTracker;
 use sextant_metrics::{LineFormat, MetricsParser, StreamParser};
+use sextant_store::observation_log::numeric_value;
 use sextant_store::{MetricPoint, Store};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -133,9 +134,19 @@ pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // Lines already in a metrics file that earlier trials also wrote are not this trial's;
+    // measured before the trial starts, so none of its own lines are skipped.
+    let followed = match &task.collection.source {
+        MetricsSource::File { path, .. } => {
+            let path = task.launch.working_dir.join(path);
+            let start = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            Some((path, start))
+        }
+        _ => None,
+    };
     let child = command.spawn()?;
     let (handle, stop_requests) = TrialHandle::new();
-    tokio::spawn(watch_trial(task, child, stop_requests));
+    tokio::spawn(watch_trial(task, child, followed, stop_requests));
     Ok(handle)
 }
 
@@ -149,11 +160,12 @@ fn signal_group(pid: Option<u32>, signal: Signal) {
 async fn watch_trial(
     task: TrialTask,
     mut child: tokio::process::Child,
+    followed: Option<(PathBuf, u64)>,
     mut stop_requests: watch::Receiver<StopRequest>,
 ) {
     let pid = child.id();
     let trial_name = task.trial_name.clone();
-    let state = match collect_until_exit(&task, &mut child, &mut stop_requests).await {
+    let state = match collect_until_exit(&task, &mut child, followed, &mut stop_requests).await {
         Ok(state) => state,
         Err(message) => {
             signal_group(pid, Signal::SIGKILL);
@@ -177,6 +189,7 @@ struct Collector {
 async fn collect_until_exit(
     task: &TrialTask,
     child: &mut tokio::process::Child,
+    mut file: Option<(PathBuf, u64)>,
     stop_requests: &mut watch::Receiver<StopRequest>,
 ) -> Result<RunState, String> {
     let pid = child.id();
@@ -192,10 +205,6 @@ async fn collect_until_exit(
         points: Vec::new(),
     };
     let parse_output = matches!(task.collection.source, MetricsSource::StdOut);
-    let mut file = match &task.collection.source {
-        MetricsSource::File { path, .. } => Some((task.launch.working_dir.join(path), 0u64)),
-        _ => None,
-    };
     let mut rules = task.rules.clone();
     let mut early_stopped = false;
     let mut killed: Option<String> = None;
@@ -228,8 +237,12 @@ async fn collect_until_exit(
                 }
             }
             changed = stop_requests.changed(), if killed.is_none() => {
-                if changed.is_err() { continue; }
-                if let StopRequest::Kill(reason) = stop_requests.borrow().clone() {
+                // A dropped handle means the driver is gone: nobody will collect this trial.
+                let request = match changed {
+                    Ok(()) => stop_requests.borrow().clone(),
+                    Err(_) => StopRequest::Kill("the driver went away".into()),
+                };
+                if let StopRequest::Kill(reason) = request {
                     killed = Some(reason);
                     signal_group(pid, Signal::SIGTERM);
                     kill_deadline = Some(tokio::time::Instant::now() + STOP_GRACE);
@@ -252,6 +265,9 @@ async fn collect_until_exit(
             }
         }
     };
+    // The trial is over once its main process is; anything it left running goes now, which
+    // also closes the pipes those leftovers held, so draining them cannot stall.
+    signal_group(pid, Signal::SIGKILL);
     drain(
         &mut stdout,
         &mut stderr,
@@ -365,7 +381,7 @@ pub(crate) async fn store_points(
     let mut stop = false;
     if let Some(rules) = rules {
         for point in points.iter() {
-            if let Ok(value) = point.value.trim().parse::<f64>() {
+            if let Some(value) = numeric_value(&point.value) {
                 stop |= rules.report(&point.name, value);
             }
         }
@@ -387,6 +403,15 @@ pub(crate) async fn read_appended(
     let Ok(mut file) = tokio::fs::File::open(path).await else {
         return;
     };
+    // A file shorter than what was read was rewritten from the start (`open(path, "w")`).
+    if file
+        .metadata()
+        .await
+        .is_ok_and(|metadata| metadata.len() < *offset)
+    {
+        *offset = 0;
+        parser.reset_line();
+    }
     if file.seek(std::io::SeekFrom::Start(*offset)).await.is_err() {
         return;
     }
@@ -404,24 +429,17 @@ async fn drain(
     parse_output: bool,
     collector: &mut Collector,
 ) {
+    // What was read before a timeout is kept: those are the trial's last lines.
     let mut rest = Vec::new();
-    if tokio::time::timeout(DRAIN_TIMEOUT, stdout.read_to_end(&mut rest))
-        .await
-        .is_ok()
-    {
-        let _ = output.write_all(&rest).await;
-        if parse_output {
-            collector.parsers[0].feed(&rest, Utc::now(), &mut collector.points);
-        }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, stdout.read_to_end(&mut rest)).await;
+    let _ = output.write_all(&rest).await;
+    if parse_output {
+        collector.parsers[0].feed(&rest, Utc::now(), &mut collector.points);
     }
     rest.clear();
-    if tokio::time::timeout(DRAIN_TIMEOUT, stderr.read_to_end(&mut rest))
-        .await
-        .is_ok()
-    {
-        let _ = output.write_all(&rest).await;
-        if parse_output {
-            collector.parsers[1].feed(&rest, Utc::now(), &mut collector.points);
-        }
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, stderr.read_to_end(&mut rest)).await;
+    let _ = output.write_all(&rest).await;
+    if parse_output {
+        collector.parsers[1].feed(&rest, Utc::now(), &mut collector.points);
     }
 }
