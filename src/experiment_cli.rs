@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sextant_controller::api::ConditionStatus;
+use sextant_controller::api::common::{ObjectiveType, Observation};
+use sextant_controller::engine;
 use sextant_controller::api::experiment::{Experiment, ExperimentStatus};
 use sextant_controller::local::{
     LocalConfig, LocalError, Progress, default_trials_dir, run_experiment,
@@ -277,25 +279,16 @@ fn print_summary(
     print_trials(&mut out, experiment, trials, 10);
 }
 
-fn objective_latest(experiment: &Experiment, trial: &sextant_store::TrialRecord) -> Option<f64> {
+/// A trial's objective value under the objective's metric strategy, as the optimal trial is
+/// chosen.
+fn objective_value(experiment: &Experiment, trial: &sextant_store::TrialRecord) -> Option<f64> {
     let objective = experiment.spec.objective.as_ref()?;
-    let observation: serde_json::Value =
-        serde_json::from_str(trial.observation.as_deref()?).ok()?;
-    observation
-        .get("metrics")?
-        .as_array()?
-        .iter()
-        .find(|metric| {
-            metric.get("name").and_then(|n| n.as_str())
-                == Some(objective.objective_metric_name.as_str())
-        })?
-        .get("latest")?
-        .as_str()?
-        .parse()
-        .ok()
+    let observation: Observation = serde_json::from_str(trial.observation.as_deref()?).ok()?;
+    let metric = observation.metric(&objective.objective_metric_name)?;
+    engine::objective_value(metric, &objective.strategy_for(&objective.objective_metric_name))
 }
 
-/// Prints trials best first (by the objective's latest value), at most `limit` (0 = all).
+/// Prints trials best first (by the objective under its strategy), at most `limit` (0 = all).
 fn print_trials(
     out: &mut impl Write,
     experiment: &Experiment,
@@ -306,12 +299,10 @@ fn print_trials(
         .spec
         .objective
         .as_ref()
-        .and_then(|objective| serde_json::to_value(&objective.objective_type).ok())
-        .and_then(|value| value.as_str().map(|s| s == "maximize"))
-        .unwrap_or(false);
+        .is_some_and(|objective| objective.objective_type == Some(ObjectiveType::Maximize));
     let mut rows: Vec<(&sextant_store::TrialRecord, Option<f64>)> = trials
         .iter()
-        .map(|trial| (trial, objective_latest(experiment, trial)))
+        .map(|trial| (trial, objective_value(experiment, trial)))
         .collect();
     rows.sort_by(|(_, a), (_, b)| match (a, b) {
         (Some(a), Some(b)) if maximize => b.total_cmp(a),

@@ -277,7 +277,7 @@ impl Driver {
             let parameter_assignments: Vec<ParameterAssignment> =
                 serde_json::from_str(&record.assignments).map_err(|e| corrupt(e.to_string()))?;
             let labels: BTreeMap<String, String> =
-                serde_json::from_str(&record.labels).unwrap_or_default();
+                serde_json::from_str(&record.labels).map_err(|e| corrupt(e.to_string()))?;
             let condition: TrialConditionType =
                 serde_json::from_value(serde_json::Value::String(record.condition_type.clone()))
                     .map_err(|e| corrupt(e.to_string()))?;
