@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use sextant_controller::api::ConditionStatus;
 use sextant_controller::api::common::{ObjectiveType, Observation};
-use sextant_controller::engine;
 use sextant_controller::api::experiment::{Experiment, ExperimentStatus};
+use sextant_controller::engine;
 use sextant_controller::local::{
     LocalConfig, LocalError, Progress, default_trials_dir, run_experiment,
 };
@@ -285,7 +285,10 @@ fn objective_value(experiment: &Experiment, trial: &sextant_store::TrialRecord) 
     let objective = experiment.spec.objective.as_ref()?;
     let observation: Observation = serde_json::from_str(trial.observation.as_deref()?).ok()?;
     let metric = observation.metric(&objective.objective_metric_name)?;
-    engine::objective_value(metric, &objective.strategy_for(&objective.objective_metric_name))
+    engine::objective_value(
+        metric,
+        &objective.strategy_for(&objective.objective_metric_name),
+    )
 }
 
 /// Prints trials best first (by the objective under its strategy), at most `limit` (0 = all).

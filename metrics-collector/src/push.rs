@@ -18,19 +18,21 @@
 //! [`Pusher::finish`] flushes: everything buffered is sent, with the same retries, until
 //! [`PushConfig::flush_timeout`] has passed; what is left then is counted as undelivered.
 //!
-//! Delivery is at-least-once: a point is removed from the buffer only when its request was
-//! acknowledged, so it is never sent again after an acknowledgment, but when a request reached the
-//! DBManager and the reply was lost (a timeout, a connection cut after the write), the batch is
-//! sent again and the DBManager stores it twice. `ReportObservationLog` carries no request id
-//! with which a DBManager could recognize the repetition.
+//! Delivery is exactly-once against a DBManager that answers `GetObservationLog`: a point is
+//! removed from the buffer only when its request was acknowledged, so it is never sent again
+//! after an acknowledgment; and when a request failed, it may still have reached the DBManager
+//! (the reply was lost to a timeout or a cut connection), so before its points are sent again
+//! the pusher reads the trial's log over their time span and leaves out those already stored.
+//! `ReportObservationLog` carries no request id with which the DBManager could recognize the
+//! repetition itself. Against a DBManager without `GetObservationLog` it is at-least-once.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::SecondsFormat;
 use sextant_proto::api::{
-    Metric, MetricLog, ObservationLog, ReportObservationLogRequest,
+    GetObservationLogRequest, Metric, MetricLog, ObservationLog, ReportObservationLogRequest,
     db_manager_client::DbManagerClient,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -141,6 +143,7 @@ impl Pusher {
             buffer: VecDeque::new(),
             oldest_waiting_since: None,
             retry_at: None,
+            unconfirmed: 0,
             overflowing: false,
             report: PushReport::default(),
         };
@@ -198,6 +201,9 @@ struct PushLoop {
     retry_at: Option<Instant>,
     /// The next backoff.
     backoff: Duration,
+    /// How many points at the front of the buffer were in a failed request, so may be stored
+    /// already.
+    unconfirmed: usize,
     /// Points are being dropped; warn once per episode, not once per point.
     overflowing: bool,
     report: PushReport,
@@ -214,7 +220,9 @@ impl PushLoop {
                 && let Some(batch) = self.take_due_batch(flush_deadline.is_some())
             {
                 in_flight_points = batch.len() as u64;
-                in_flight = Some(self.send(batch));
+                let unconfirmed = self.unconfirmed.min(batch.len());
+                self.unconfirmed -= unconfirmed;
+                in_flight = Some(self.send(batch, unconfirmed));
             }
             if !input_open && in_flight.is_none() && self.buffer.is_empty() {
                 break;
@@ -267,6 +275,7 @@ impl PushLoop {
             return;
         }
         self.buffer.drain(..excess);
+        self.unconfirmed = self.unconfirmed.saturating_sub(excess);
         self.report.dropped += excess as u64;
         if !self.overflowing {
             tracing::warn!(
@@ -316,15 +325,30 @@ impl PushLoop {
         }
     }
 
-    fn send(&self, batch: Vec<MetricPoint>) -> InFlight {
+    /// Sends `batch`, leaving out those of its first `unconfirmed` points that the DBManager
+    /// already stored.
+    fn send(&self, batch: Vec<MetricPoint>, unconfirmed: usize) -> InFlight {
         let mut client = self.client.clone();
-        let request = ReportObservationLogRequest {
-            trial_name: self.trial_name.clone(),
-            observation_log: Some(ObservationLog {
-                metric_logs: batch.iter().map(metric_log).collect(),
-            }),
-        };
+        let trial_name = self.trial_name.clone();
         Box::pin(async move {
+            let stored = match already_stored(&mut client, &trial_name, &batch[..unconfirmed]).await
+            {
+                Ok(stored) => stored,
+                Err(status) => return (batch, Err(status)),
+            };
+            let request = ReportObservationLogRequest {
+                trial_name,
+                observation_log: Some(ObservationLog {
+                    metric_logs: batch
+                        .iter()
+                        .enumerate()
+                        .filter(|(index, point)| {
+                            *index >= unconfirmed || !stored.contains(&point_key(point))
+                        })
+                        .map(|(_, point)| metric_log(point))
+                        .collect(),
+                }),
+            };
             let result = client.report_observation_log(request).await.map(|_| ());
             (batch, result)
         })
@@ -350,6 +374,7 @@ impl PushLoop {
                 if self.buffer.is_empty() {
                     self.oldest_waiting_since = Some(Instant::now());
                 }
+                self.unconfirmed += batch.len();
                 for point in batch.into_iter().rev() {
                     self.buffer.push_front(point);
                 }
@@ -394,6 +419,60 @@ fn is_transient(code: tonic::Code) -> bool {
             | tonic::Code::Aborted
             | tonic::Code::Cancelled
     )
+}
+
+/// What identifies a stored point: its metric, its value as reported and its time to the
+/// microsecond (the precision DBManagers store).
+type PointKey = (String, String, i64);
+
+fn point_key(point: &MetricPoint) -> PointKey {
+    (
+        point.name.clone(),
+        point.value.clone(),
+        point.timestamp.timestamp_micros(),
+    )
+}
+
+/// The keys of those `points` the DBManager already holds for the trial; none when `points` is
+/// empty or the DBManager cannot be asked (`UNIMPLEMENTED`).
+async fn already_stored(
+    client: &mut DbManagerClient<Channel>,
+    trial_name: &str,
+    points: &[MetricPoint],
+) -> Result<HashSet<PointKey>, tonic::Status> {
+    let (Some(first), Some(last)) = (
+        points.iter().map(|point| point.timestamp).min(),
+        points.iter().map(|point| point.timestamp).max(),
+    ) else {
+        return Ok(HashSet::new());
+    };
+    // Widened by a millisecond, so truncation to the stored precision cannot exclude a point.
+    let margin = chrono::Duration::milliseconds(1);
+    let request = GetObservationLogRequest {
+        trial_name: trial_name.to_string(),
+        metric_name: String::new(),
+        start_time: (first - margin).to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        end_time: (last + margin).to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    };
+    let logs = match client.get_observation_log(request).await {
+        Ok(reply) => {
+            reply
+                .into_inner()
+                .observation_log
+                .unwrap_or_default()
+                .metric_logs
+        }
+        Err(status) if status.code() == tonic::Code::Unimplemented => return Ok(HashSet::new()),
+        Err(status) => return Err(status),
+    };
+    Ok(logs
+        .into_iter()
+        .filter_map(|log| {
+            let time = chrono::DateTime::parse_from_rfc3339(&log.time_stamp).ok()?;
+            let metric = log.metric?;
+            Some((metric.name, metric.value, time.timestamp_micros()))
+        })
+        .collect())
 }
 
 fn metric_log(point: &MetricPoint) -> MetricLog {

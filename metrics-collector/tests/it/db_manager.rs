@@ -34,6 +34,9 @@ struct State {
     fail_next: AtomicU64,
     /// Answer every report with `InvalidArgument`.
     reject_all: AtomicU64,
+    /// Store this many coming reports but answer them with `Unavailable`, as when the reply is
+    /// lost after the write.
+    lose_ack_next: AtomicU64,
 }
 
 /// The recording DBManager; clones share their records.
@@ -53,6 +56,10 @@ impl RecordingDbManager {
 
     pub fn fail_next(&self, count: u64) {
         self.state.fail_next.store(count, Ordering::SeqCst);
+    }
+
+    pub fn lose_ack_next(&self, count: u64) {
+        self.state.lose_ack_next.store(count, Ordering::SeqCst);
     }
 
     pub fn reject_all(&self) {
@@ -168,6 +175,18 @@ impl DbManager for RecordingDbManager {
                 value: metric.value,
                 time_stamp: log.time_stamp,
             });
+        }
+        let losing_ack = self
+            .state
+            .lose_ack_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if losing_ack {
+            return Err(Status::unavailable(
+                "stored, but the reply is lost on purpose",
+            ));
         }
         Ok(Response::new(ReportObservationLogReply {}))
     }

@@ -69,6 +69,23 @@ async fn transient_errors_are_retried_until_delivered_once() -> anyhow::Result<(
 }
 
 #[tokio::test]
+async fn a_batch_stored_before_its_reply_was_lost_is_not_stored_twice() -> anyhow::Result<()> {
+    let db = RecordingDbManager::default();
+    let (_server, address) = db.serve_anywhere();
+    db.lose_ack_next(2);
+    let pusher = Pusher::start(&address.to_string(), "trial-l", push_config())?;
+    pusher.push(points(1..=10)).await;
+    pusher.push(points(11..=15)).await;
+    let report = pusher.finish().await;
+    assert_eq!(report.failed_attempts, 2);
+    assert_eq!(report.delivered, 15);
+    let mut stored = db.values_of("loss");
+    stored.sort_by_key(|value| value.parse::<u32>().unwrap_or(0));
+    assert_eq!(stored, numbers(1..=15), "every point exactly once");
+    Ok(())
+}
+
+#[tokio::test]
 async fn permanent_errors_drop_the_batch_instead_of_blocking() -> anyhow::Result<()> {
     let db = RecordingDbManager::default();
     let (_server, address) = db.serve_anywhere();
