@@ -2,93 +2,13 @@
 //! `sextant pipeline run`, and the median-stop, pipeline-trial and tune-then-train examples.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// A scratch directory holding copies of example files and a store.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path().join(name);
-        std::fs::write(&path, text).expect("write");
-        path
-    }
-
-    /// Copies the files of `examples/<name>` into the scratch directory (trials write their
-    /// scratch directories beside the experiment file, which must not be the repository).
-    fn copy_example(&self, name: &str) {
-        for entry in std::fs::read_dir(examples().join(name)).expect("example directory") {
-            let path = entry.expect("entry").path();
-            if path.is_file() {
-                std::fs::copy(
-                    &path,
-                    self.path().join(path.file_name().expect("file name")),
-                )
-                .expect("copy");
-            }
-        }
-    }
-
-    fn db(&self) -> String {
-        format!("sqlite://{}", self.path().join("store.db").display())
-    }
-
-    fn sextant(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sextant"))
-            .args(args)
-            .current_dir(self.path())
-            .env("SEXTANT_LOG", "warn")
-            .output()
-            .expect("run sextant")
-    }
-
-    /// `sextant run FILE --json`: the exit output and the printed Experiment.
-    fn run(&self, file: &str) -> (Output, Value) {
-        let output = self.sextant(&["run", file, "--db", &self.db(), "--json"]);
-        let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        (output, json)
-    }
-
-    fn trials(&self, experiment: &str) -> Vec<Value> {
-        let output = self.sextant(&[
-            "get",
-            "trials",
-            experiment,
-            "--db",
-            &self.db(),
-            "-o",
-            "json",
-        ]);
-        assert!(output.status.success(), "{}", explain(&output));
-        serde_json::from_slice(&output.stdout).expect("trials json")
-    }
-}
+use crate::support::{Scratch, explain};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
-}
-
-fn explain(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn succeeded(experiment: &Value) -> bool {
@@ -238,7 +158,7 @@ fn pipeline_trials_take_metrics_from_the_named_or_last_step_and_fail_with_their_
 fn the_tune_then_train_pipeline_trains_with_the_best_parameters() {
     let scratch = Scratch::new();
     let dir = examples().join("tune-then-train");
-    let output = scratch.sextant(&[
+    let output = scratch.output(&[
         "pipeline",
         "run",
         &dir.join("pipeline.yaml").display().to_string(),
@@ -283,7 +203,7 @@ fn the_tune_then_train_pipeline_trains_with_the_best_parameters() {
         "{result}"
     );
 
-    let run = scratch.sextant(&["pipeline", "get", "ttt", "--db", &scratch.db(), "--json"]);
+    let run = scratch.output(&["pipeline", "get", "ttt", "--db", &scratch.db(), "--json"]);
     assert!(run.status.success(), "{}", explain(&run));
     let run: Value = serde_json::from_slice(&run.stdout).expect("run json");
     let tune = run["steps"]
@@ -379,7 +299,7 @@ spec:
 "#,
     );
     let started = std::time::Instant::now();
-    let (output, experiment) = scratch.run(&file.display().to_string());
+    let (output, experiment) = scratch.run(&file);
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
     assert!(succeeded(&experiment), "{experiment:#}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
@@ -398,4 +318,32 @@ spec:
             .is_some_and(|state| state != "Z");
         assert!(!alive, "process {pid} outlived its trial: {stat}");
     }
+}
+
+#[test]
+fn a_parameter_value_holding_pipeline_syntax_fails_its_trial_instead_of_becoming_a_reference() {
+    let scratch = Scratch::new();
+    scratch.write("train.py", DECOY_TRAIN);
+    let text = decoy_pipeline_experiment("injection", "", 0)
+        .replace("parameterType: discrete", "parameterType: categorical")
+        .replace(
+            r#"list: ["0.5", "0.25"]"#,
+            r#"list: ["0.5", "{{params.experimentDir}}"]"#,
+        )
+        .replace("maxFailedTrialCount: 0", "maxFailedTrialCount: 1");
+    scratch.write("injection.yaml", &text);
+    let (output, _) = scratch.run("injection.yaml");
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let trials = scratch.trials("injection");
+    let injected = trials
+        .iter()
+        .find(|trial| trial["parameterAssignments"][0]["value"] == "{{params.experimentDir}}")
+        .expect("the trial with the injected value");
+    assert_eq!(injected["condition"], "Failed", "{injected:#}");
+    assert!(
+        injected["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("reserve")),
+        "{injected:#}"
+    );
 }

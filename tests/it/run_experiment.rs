@@ -1,91 +1,11 @@
 //! `sextant run` end to end: real processes as trials, a real SQLite store, Katib's status.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Server, katib_python};
-
-/// A scratch directory holding an experiment file, its scripts and its store.
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path().join(name);
-        std::fs::write(&path, text).expect("write");
-        path
-    }
-
-    fn db(&self) -> String {
-        format!("sqlite://{}", self.path().join("store.db").display())
-    }
-
-    fn sextant(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
-        command
-            .args(args)
-            .current_dir(self.path())
-            .env("SEXTANT_LOG", "warn");
-        command
-    }
-
-    /// `sextant run FILE --db DB --json`, returning the exit code and the printed Experiment.
-    fn run(&self, file: &Path) -> (Output, Value) {
-        self.run_with(file, &[])
-    }
-
-    /// `sextant run FILE --db DB --json EXTRA...`.
-    fn run_with(&self, file: &Path, extra: &[&str]) -> (Output, Value) {
-        let output = self
-            .sextant(&[
-                "run",
-                &file.display().to_string(),
-                "--db",
-                &self.db(),
-                "--json",
-            ])
-            .args(extra)
-            .output()
-            .expect("run sextant");
-        let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-        (output, json)
-    }
-
-    fn trials(&self, experiment: &str) -> Vec<Value> {
-        let output = self
-            .sextant(&[
-                "get",
-                "trials",
-                experiment,
-                "--db",
-                &self.db(),
-                "-o",
-                "json",
-            ])
-            .output()
-            .expect("sextant get");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice::<Vec<Value>>(&output.stdout).expect("trials json")
-    }
-}
+use crate::support::{Scratch, Server, explain, katib_python};
 
 /// An experiment running `command` (a YAML flow list) for each trial.
 fn experiment(name: &str, body: &str, command: &str) -> String {
@@ -124,15 +44,6 @@ fn reason(experiment: &Value) -> (String, String) {
     (
         last["type"].as_str().unwrap_or_default().to_string(),
         last["reason"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-fn explain(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
     )
 }
 
@@ -477,7 +388,7 @@ fn sigkill_and_resume_ends_with_exactly_max_trial_count() {
         ),
     );
     let mut runner = scratch
-        .sextant(&["run", &file.display().to_string(), "--db", &scratch.db()])
+        .command(&["run", &file.display().to_string(), "--db", &scratch.db()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -487,7 +398,7 @@ fn sigkill_and_resume_ends_with_exactly_max_trial_count() {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let output = scratch
-            .sextant(&[
+            .command(&[
                 "get",
                 "trials",
                 "resume",

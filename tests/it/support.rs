@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -112,4 +112,104 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
         bail!("{command:?} failed: {status}");
     }
     Ok(())
+}
+
+/// A scratch directory for one end-to-end test: experiment files, their scripts, trial
+/// directories and a SQLite store, so nothing lands in the source tree.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// Copies the files of `examples/<name>` into the scratch directory.
+    pub fn copy_example(&self, name: &str) {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        for entry in std::fs::read_dir(examples.join(name)).expect("example directory") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                std::fs::copy(
+                    &path,
+                    self.path().join(path.file_name().expect("file name")),
+                )
+                .expect("copy");
+            }
+        }
+    }
+
+    pub fn db(&self) -> String {
+        format!("sqlite://{}", self.path().join("store.db").display())
+    }
+
+    /// `sextant ARGS...` to run in the scratch directory.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env("SEXTANT_LOG", "warn");
+        command
+    }
+
+    /// Runs `sextant ARGS...` to the end.
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run sextant")
+    }
+
+    /// `sextant run FILE --db DB --json`: the output and the printed Experiment.
+    pub fn run(&self, file: impl AsRef<Path>) -> (Output, serde_json::Value) {
+        self.run_with(file, &[])
+    }
+
+    /// `sextant run FILE --db DB --json EXTRA...`.
+    pub fn run_with(&self, file: impl AsRef<Path>, extra: &[&str]) -> (Output, serde_json::Value) {
+        let file = file.as_ref().display().to_string();
+        let output = self
+            .command(&["run", &file, "--db", &self.db(), "--json"])
+            .args(extra)
+            .output()
+            .expect("run sextant");
+        let json = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+        (output, json)
+    }
+
+    /// The trials of `experiment`, from `sextant get trials -o json`.
+    pub fn trials(&self, experiment: &str) -> Vec<serde_json::Value> {
+        let output = self.output(&[
+            "get",
+            "trials",
+            experiment,
+            "--db",
+            &self.db(),
+            "-o",
+            "json",
+        ]);
+        assert!(output.status.success(), "{}", explain(&output));
+        serde_json::from_slice(&output.stdout).expect("trials json")
+    }
+}
+
+/// A command's exit code and output, for assertion messages.
+pub fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }

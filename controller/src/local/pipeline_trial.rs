@@ -94,6 +94,20 @@ pub fn prepare(
     experiment_dir: &Path,
     env: &[(String, String)],
 ) -> Result<PipelineLaunch, LaunchError> {
+    // Values are substituted into the pipeline's text before it is parsed, so one holding the
+    // pipeline's own `{{...}}` syntax would become a live reference (to a param, another
+    // step's output); such a trial fails instead.
+    if let Some((name, value)) = values
+        .iter()
+        .find(|(_, value)| value.contains("{{") || value.contains("}}"))
+    {
+        return Err(LaunchError::Template {
+            path: format!("spec.trialTemplate.trialParameters[{name}]"),
+            rule: format!(
+                "value {value:?} contains `{{{{` or `}}}}`, which pipeline templates reserve for references"
+            ),
+        });
+    }
     let mut resolved = substitute(template, values);
     // Validation keeps the template's metadata free of a name: the run is named after the trial.
     if let Some(object) = resolved.as_object_mut() {
