@@ -124,6 +124,8 @@ fn suggestion_latency(c: &mut Criterion) {
         let address = listener.local_addr().expect("address");
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                .initial_stream_window_size(sextant_proto::STREAM_WINDOW_BYTES)
+                .initial_connection_window_size(sextant_proto::CONNECTION_WINDOW_BYTES)
                 .add_service(SuggestionService.into_server())
                 .serve_with_incoming(TcpListenerStream::new(listener)),
         );

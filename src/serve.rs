@@ -65,6 +65,8 @@ pub async fn serve(
     // The line tools and tests wait for; it carries the bound port when asked for port 0.
     println!("listening on {address}");
     tonic::transport::Server::builder()
+        .initial_stream_window_size(sextant_proto::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(sextant_proto::CONNECTION_WINDOW_BYTES)
         .add_service(health.into_server())
         .add_service(SuggestionService.into_server())
         .add_service(early_stopping.into_server())
