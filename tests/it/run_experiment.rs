@@ -520,3 +520,37 @@ spec:
         "rungs promote trials to larger budgets"
     );
 }
+
+#[test]
+fn raising_max_trial_count_restarts_a_long_running_experiment() {
+    let scratch = Scratch::new();
+    let spec = |max: u32| {
+        experiment(
+            "restart",
+            &format!(
+                r#"  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: random}}
+  resumePolicy: LongRunning
+  parallelTrialCount: 2
+  maxTrialCount: {max}
+  parameters:
+    - {{name: x, parameterType: double, feasibleSpace: {{min: "0", max: "1"}}}}"#
+            ),
+            r#"[python3, -c, "import sys; print('loss=' + sys.argv[1])", "${trialParameters.x}"]"#,
+        )
+    };
+    let file = scratch.write("restart.yaml", &spec(3));
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(experiment["status"]["trialsSucceeded"], 3);
+
+    scratch.write("restart.yaml", &spec(5));
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(
+        reason(&experiment),
+        ("Succeeded".into(), "ExperimentMaxTrialsReached".into())
+    );
+    assert_eq!(experiment["status"]["trialsSucceeded"], 5);
+    assert_eq!(scratch.trials("restart").len(), 5);
+}
