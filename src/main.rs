@@ -84,9 +84,13 @@ fn main() -> ExitCode {
                 }
                 Command::Pipeline(command) => {
                     let mut stdout = std::io::stdout();
-                    let tune_kind = |store: &sextant_store::Store| {
-                        let kind =
-                            sextant_controller::local::tune_step::TuneStepKind::new(store.clone());
+                    // `tune` steps run their trials where `sextant pipeline run` was started.
+                    let working_dir = std::env::current_dir()?;
+                    let tune_kind = move |store: &sextant_store::Store| {
+                        let kind = sextant_controller::local::tune_step::TuneStepKind::new(
+                            store.clone(),
+                            working_dir.clone(),
+                        );
                         vec![std::sync::Arc::new(kind)
                             as std::sync::Arc<dyn sextant_pipeline::StepKind>]
                     };

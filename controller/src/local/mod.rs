@@ -56,7 +56,7 @@ use crate::domain;
 use crate::engine::{self, Action, Observed, ObservedSuggestion, ObservedTrial, RunState};
 use crate::local::launch::{LaunchError, launch, placeholder_values, template};
 use crate::local::pipeline_trial::PipelineTrialTask;
-use crate::local::runner::{Collection, MetricsSource, RunnerEvent, TrialHandle, TrialTask};
+use crate::local::runner::{Collection, MetricsSource, TrialEnded, TrialHandle, TrialTask};
 
 /// How often the driver re-plans when nothing happens (timeouts and clocks still move).
 const IDLE_TICK: Duration = Duration::from_millis(500);
@@ -181,8 +181,8 @@ struct Driver {
     suggester: suggest::Suggester,
     handles: HashMap<String, TrialHandle>,
     finished_objectives: HashMap<String, Vec<f64>>,
-    events: mpsc::UnboundedReceiver<RunnerEvent>,
-    events_sender: mpsc::UnboundedSender<RunnerEvent>,
+    events: mpsc::UnboundedReceiver<TrialEnded>,
+    events_sender: mpsc::UnboundedSender<TrialEnded>,
     db_manager_address: String,
     db_manager: tokio::task::JoinHandle<()>,
     next_trial_number: usize,
@@ -694,19 +694,14 @@ impl Driver {
         }
     }
 
-    async fn handle(&mut self, event: RunnerEvent) -> Result<(), LocalError> {
-        match event {
-            RunnerEvent::Metrics { .. } => Ok(()),
-            RunnerEvent::Ended { trial_name, state } => {
-                self.handles.remove(&trial_name);
-                let observation = self.observation_of(&trial_name).await?;
-                if let Some(trial) = self.trials.iter_mut().find(|t| t.name == trial_name) {
-                    trial.observation = observation;
-                    trial.run = state;
-                }
-                Ok(())
-            }
+    async fn handle(&mut self, ended: TrialEnded) -> Result<(), LocalError> {
+        self.handles.remove(&ended.trial_name);
+        let observation = self.observation_of(&ended.trial_name).await?;
+        if let Some(trial) = self.trials.iter_mut().find(|t| t.name == ended.trial_name) {
+            trial.observation = observation;
+            trial.run = ended.state;
         }
+        Ok(())
     }
 
     /// A trial's observation from its stored log: per metric the min, max and latest value,
@@ -755,10 +750,9 @@ impl Driver {
         // Wait for every process group to be gone, so none outlives the runner.
         while !self.handles.is_empty() {
             match tokio::time::timeout(Duration::from_secs(10), self.events.recv()).await {
-                Ok(Some(RunnerEvent::Ended { trial_name, .. })) => {
+                Ok(Some(TrialEnded { trial_name, .. })) => {
                     self.handles.remove(&trial_name);
                 }
-                Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
             }
         }

@@ -41,7 +41,7 @@ use crate::api::experiment::Experiment;
 use crate::engine::RunState;
 use crate::local::launch::LaunchError;
 use crate::local::runner::{
-    Collection, FILE_POLL, MetricsSource, PointSink, RunnerEvent, STOP_GRACE, StopRequest,
+    Collection, FILE_POLL, MetricsSource, PointSink, STOP_GRACE, StopRequest, TrialEnded,
     TrialHandle, metrics_parser, read_appended, store_points,
 };
 use crate::local::tune_step::TuneStepKind;
@@ -63,6 +63,8 @@ pub struct PipelineLaunch {
     pub params: BTreeMap<String, String>,
     /// The step whose output holds the metrics.
     pub metrics_step: String,
+    /// The experiment file's directory, where `tune` steps inside the pipeline run their trials.
+    pub experiment_dir: PathBuf,
 }
 
 /// Everything one pipeline trial's task needs.
@@ -80,7 +82,7 @@ pub struct PipelineTrialTask {
     /// Where points and the run's records go.
     pub store: Store,
     /// Where the task reports.
-    pub events: mpsc::UnboundedSender<RunnerEvent>,
+    pub events: mpsc::UnboundedSender<TrialEnded>,
 }
 
 /// Builds a trial's pipeline from the template, the trial's placeholder values and the trial
@@ -161,6 +163,7 @@ pub fn prepare(
         pipeline,
         params,
         metrics_step,
+        experiment_dir: experiment_dir.to_path_buf(),
     })
 }
 
@@ -239,7 +242,10 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
     let run_dir = task.trial_dir.join(&run_id);
     let step_dir = run_dir.join(&task.launch.metrics_step);
     let mut kinds = StepKindRegistry::default();
-    kinds.register(Arc::new(TuneStepKind::new(task.store.clone())));
+    kinds.register(Arc::new(TuneStepKind::new(
+        task.store.clone(),
+        task.launch.experiment_dir.clone(),
+    )));
     let executor = Executor::new(
         Arc::new(task.store.clone()),
         kinds,
@@ -257,7 +263,6 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
     let sink = PointSink {
         trial_name: &task.trial_name,
         store: &task.store,
-        events: &task.events,
     };
     let mut followed = match followed_files(&task.collection, &step_dir) {
         Ok(followed) => followed,
@@ -266,7 +271,7 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
                 reason: "CollectionFailed".into(),
                 message,
             };
-            let _ = task.events.send(RunnerEvent::Ended {
+            let _ = task.events.send(TrialEnded {
                 trial_name: task.trial_name.clone(),
                 state,
             });
@@ -354,7 +359,7 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
             },
         }
     };
-    let _ = task.events.send(RunnerEvent::Ended {
+    let _ = task.events.send(TrialEnded {
         trial_name: task.trial_name.clone(),
         state,
     });

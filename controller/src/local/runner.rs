@@ -68,21 +68,14 @@ pub enum StopRequest {
     Kill(String),
 }
 
-/// Messages from trial tasks to the driver.
+/// What a trial's task tells the driver: its process ended, and every point it reported is
+/// stored.
 #[derive(Debug)]
-pub enum RunnerEvent {
-    /// Metric points of the trial were stored.
-    Metrics {
-        /// The trial.
-        trial_name: String,
-    },
-    /// The trial's process ended (its points are all stored).
-    Ended {
-        /// The trial.
-        trial_name: String,
-        /// How.
-        state: RunState,
-    },
+pub struct TrialEnded {
+    /// The trial.
+    pub trial_name: String,
+    /// How it ended.
+    pub state: RunState,
 }
 
 /// The driver's handle on a running trial.
@@ -119,7 +112,7 @@ pub struct TrialTask {
     /// Where points go.
     pub store: Store,
     /// Where the task reports.
-    pub events: mpsc::UnboundedSender<RunnerEvent>,
+    pub events: mpsc::UnboundedSender<TrialEnded>,
 }
 
 /// Starts the trial's process and the task that watches it.
@@ -178,7 +171,7 @@ async fn watch_trial(
     };
     // Whatever the trial left behind in its group goes with it.
     signal_group(pid, Signal::SIGKILL);
-    let _ = task.events.send(RunnerEvent::Ended { trial_name, state });
+    let _ = task.events.send(TrialEnded { trial_name, state });
 }
 
 struct Collector {
@@ -345,8 +338,6 @@ pub(crate) struct PointSink<'a> {
     pub(crate) trial_name: &'a str,
     /// The store.
     pub(crate) store: &'a Store,
-    /// The driver's channel.
-    pub(crate) events: &'a mpsc::UnboundedSender<RunnerEvent>,
 }
 
 impl TrialTask {
@@ -354,7 +345,6 @@ impl TrialTask {
         PointSink {
             trial_name: &self.trial_name,
             store: &self.store,
-            events: &self.events,
         }
     }
 }
@@ -387,9 +377,6 @@ pub(crate) async fn store_points(
         }
     }
     points.clear();
-    let _ = task.events.send(RunnerEvent::Metrics {
-        trial_name: task.trial_name.to_string(),
-    });
     Ok(stop)
 }
 

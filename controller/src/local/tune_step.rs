@@ -55,12 +55,17 @@ const MAX_EXPERIMENT_NAME_LENGTH: usize = 40;
 #[derive(Debug, Clone)]
 pub struct TuneStepKind {
     store: Store,
+    experiment_dir: PathBuf,
 }
 
 impl TuneStepKind {
-    /// A `tune` kind whose experiments are recorded in `store`.
-    pub fn new(store: Store) -> TuneStepKind {
-        TuneStepKind { store }
+    /// A `tune` kind whose experiments are recorded in `store` and whose trials run in
+    /// `experiment_dir` unless their template says otherwise.
+    pub fn new(store: Store, experiment_dir: PathBuf) -> TuneStepKind {
+        TuneStepKind {
+            store,
+            experiment_dir,
+        }
     }
 
     async fn tune(&self, ctx: StepContext) -> Result<StepOutputs, StepFailure> {
@@ -91,13 +96,8 @@ impl TuneStepKind {
                 "spec.parameters: a tune step's parameter may not be called `{OBJECTIVE_OUTPUT}` (that output holds the objective value)"
             )));
         }
-        let experiment_dir = std::env::current_dir().map_err(|source| StepFailure::Io {
-            action: "cannot read the current directory",
-            path: PathBuf::from("."),
-            source,
-        })?;
         let config = LocalConfig {
-            experiment_dir,
+            experiment_dir: self.experiment_dir.clone(),
             trials_dir: ctx.work_dir.join("trials"),
             suggestion_service: None,
         };
