@@ -9,8 +9,9 @@
 //! around the engine. It depends on `sextant-algorithms` (search domain, settings validation),
 //! `sextant-metrics` (parsing trial output), `sextant-store` (the local driver's memory),
 //! `sextant-pipeline` (pipeline trials and the `tune` step, through its public API) and
-//! `sextant-proto` (the client of a remote Suggestion service); nothing depends on it but the
-//! binary, and it must not depend on kube until the Kubernetes driver needs it.
+//! `sextant-suggestion` and `sextant-proto` (asking a remote Suggestion service); nothing
+//! depends on it but the binary, and it must not depend on kube until the Kubernetes driver
+//! needs it.
 //!
 //! Typical use: [`parse::parse_experiments`], then [`defaults::apply_defaults`], then
 //! [`validation::validate`] (or [`load_experiments`] for all three), then repeatedly

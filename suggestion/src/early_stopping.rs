@@ -118,13 +118,7 @@ impl ObservationSource for DbManagerObservations {
         metric_name: &str,
         trial_names: &[String],
     ) -> Result<Vec<Vec<f64>>, ObservationError> {
-        // Katib passes `host:port`; tonic needs a URI.
-        let endpoint = if db_manager_address.contains("://") {
-            db_manager_address.to_string()
-        } else {
-            format!("http://{db_manager_address}")
-        };
-        let mut client = DbManagerClient::connect(endpoint)
+        let mut client = DbManagerClient::connect(crate::client::endpoint_uri(db_manager_address))
             .await
             .map_err(|error| ObservationError::Connect {
                 address: db_manager_address.into(),

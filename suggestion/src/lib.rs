@@ -8,12 +8,14 @@
 //! number of replicas can answer.
 //!
 //! # Layout
+//! - [`client`]: a client of a remote Katib-API Suggestion service.
 //! - [`convert`]: wire messages to typed values and back.
 //! - [`early_stopping`]: the `EarlyStopping` service (`medianstop`), reading observation logs
 //!   from a DBManager.
 //! - [`error`]: the crate's error type and its mapping to gRPC status codes.
 //! - [`service`]: the `Suggestion` service implementation.
 
+pub mod client;
 pub mod convert;
 pub mod early_stopping;
 pub mod error;

@@ -1,17 +1,15 @@
 //! Asking a remote Katib-API Suggestion service (`sextant run --suggestion-service ADDR`):
-//! Sextant's own `sextant serve`, or any server that speaks `api.v1.beta1.Suggestion`.
+//! Sextant's own `sextant serve`, or any server that speaks `api.v1.beta1.Suggestion`, through
+//! the client of `sextant-suggestion`; this module builds the request from the experiment.
 //!
 //! The request is built as Katib's controller builds it: every trial except metrics-unavailable
 //! ones and early-stopped ones without an observation, each metric's value chosen by its
 //! strategy, and the settings the service returned last time merged into the algorithm's.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use sextant_proto::api;
-use sextant_proto::api::suggestion_client::SuggestionClient;
-
-use tonic::transport::{Channel, Endpoint};
+use sextant_suggestion::client::{RemoteError, RemoteSuggestionClient};
 
 use crate::api::common::ParameterAssignment;
 use crate::api::experiment::{Distribution, Experiment, ParameterType};
@@ -19,25 +17,18 @@ use crate::api::trial::TrialConditionType;
 use crate::engine::{ObservedTrial, objective_value};
 use crate::local::suggest::Answer;
 
-/// A client of a remote Suggestion service, with the settings it handed back.
+/// A remote Suggestion service, with the settings it handed back.
 #[derive(Debug, Clone)]
 pub struct RemoteSuggester {
-    endpoint: String,
-    client: Option<SuggestionClient<Channel>>,
+    client: RemoteSuggestionClient,
     returned_settings: Vec<api::AlgorithmSetting>,
 }
 
 impl RemoteSuggester {
-    /// A client for `address` (`host:port` or a URL); it connects on first use.
+    /// A suggester asking the service at `address` (`host:port` or a URL).
     pub fn new(address: &str) -> RemoteSuggester {
-        let endpoint = if address.contains("://") {
-            address.to_string()
-        } else {
-            format!("http://{address}")
-        };
         RemoteSuggester {
-            endpoint,
-            client: None,
+            client: RemoteSuggestionClient::new(address),
             returned_settings: Vec::new(),
         }
     }
@@ -56,49 +47,12 @@ impl RemoteSuggester {
             current_request_number: i32::try_from(count).unwrap_or(i32::MAX),
             total_request_number: i32::try_from(trials.len() + count).unwrap_or(i32::MAX),
         };
-        let client = match &mut self.client {
-            Some(client) => client,
-            None => {
-                let unreachable = |error: tonic::transport::Error| {
-                    format!(
-                        "cannot reach the suggestion service {}: {error}",
-                        self.endpoint
-                    )
-                };
-                // Katib's controller gives a suggestion call 60 s; so does Sextant.
-                let channel = Endpoint::from_shared(self.endpoint.clone())
-                    .map_err(unreachable)?
-                    .connect_timeout(Duration::from_secs(10))
-                    .timeout(Duration::from_secs(60))
-                    .connect()
-                    .await
-                    .map_err(unreachable)?;
-                let client = SuggestionClient::new(channel)
-                    .max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES);
-                self.client.insert(client)
-            }
+        let reply = match self.client.get_suggestions(request).await {
+            Ok(reply) => reply,
+            Err(RemoteError::Exhausted(_)) => return Ok(Answer::Exhausted),
+            Err(RemoteError::NotReady(_)) => return Ok(Answer::NotReady),
+            Err(error) => return Err(error.to_string()),
         };
-        let reply = match client.get_suggestions(request).await {
-            Ok(reply) => reply.into_inner(),
-            Err(status) if status.code() == tonic::Code::OutOfRange => {
-                return Ok(Answer::Exhausted);
-            }
-            Err(status) => {
-                return Err(format!(
-                    "suggestion service {}: {}: {}",
-                    self.endpoint,
-                    status.code(),
-                    status.message()
-                ));
-            }
-        };
-        if reply.parameter_assignments.len() != count {
-            return Err(format!(
-                "suggestion service {} returned {} assignments for {count} requested",
-                self.endpoint,
-                reply.parameter_assignments.len()
-            ));
-        }
         if let Some(algorithm) = reply.algorithm {
             self.returned_settings = algorithm.algorithm_settings;
         }
