@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sextant_controller::api::ConditionStatus;
-use sextant_controller::api::common::{ObjectiveType, Observation};
+use sextant_controller::api::common::{ObjectiveType, Observation, ParameterAssignment};
 use sextant_controller::api::experiment::{Experiment, ExperimentStatus};
 use sextant_controller::engine;
 use sextant_controller::local::{
@@ -319,23 +319,24 @@ fn print_trials(
     } else {
         limit.min(rows.len())
     };
+    let name_width = rows
+        .iter()
+        .take(shown)
+        .map(|(trial, _)| trial.name.len())
+        .max()
+        .unwrap_or(0)
+        .max("TRIAL".len());
     let _ = writeln!(
         out,
-        "{:<28} {:<20} {:>14}  PARAMETERS",
+        "{:<name_width$} {:<18} {:>14}  PARAMETERS",
         "TRIAL", "CONDITION", "OBJECTIVE"
     );
     for (trial, objective) in rows.into_iter().take(shown) {
-        let parameters: Vec<serde_json::Value> =
+        let parameters: Vec<ParameterAssignment> =
             serde_json::from_str(&trial.assignments).unwrap_or_default();
         let parameters = parameters
             .iter()
-            .map(|p| {
-                format!(
-                    "{}={}",
-                    p.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
-                    p.get("value").and_then(|v| v.as_str()).unwrap_or("?")
-                )
-            })
+            .map(|pair| format!("{}={}", pair.name, pair.value))
             .collect::<Vec<_>>()
             .join(" ");
         let objective = objective
@@ -343,7 +344,7 @@ fn print_trials(
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "{:<28} {:<20} {:>14}  {parameters}",
+            "{:<name_width$} {:<18} {:>14}  {parameters}",
             trial.name, trial.condition_type, objective
         );
     }
