@@ -554,3 +554,70 @@ fn raising_max_trial_count_restarts_a_long_running_experiment() {
     assert_eq!(experiment["status"]["trialsSucceeded"], 5);
     assert_eq!(scratch.trials("restart").len(), 5);
 }
+
+/// The pids of live processes whose environment names `trial` as theirs.
+fn processes_of_trial(trial: &str) -> Vec<u32> {
+    let marker = format!("KATIB_TRIAL_NAME={trial}");
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+                environ
+                    .split(|byte| *byte == 0)
+                    .any(|entry| entry == marker.as_bytes())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn resume_ends_the_trial_processes_a_killed_runner_left_behind() {
+    let scratch = Scratch::new();
+    // The first attempt hangs; the re-run after resume reports at once.
+    let file = scratch.write(
+        "leftover.yaml",
+        &experiment(
+            "leftover",
+            r#"  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: random}
+  parallelTrialCount: 1
+  maxTrialCount: 1
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}"#,
+            r#"[python3, -c, "import os, sys, time\nmark = os.path.join(os.environ['SEXTANT_TRIAL_DIR'], 'attempted')\nif not os.path.exists(mark):\n    open(mark, 'w').close()\n    time.sleep(120)\nprint('loss=' + sys.argv[1])", "${trialParameters.x}"]"#,
+        ),
+    );
+    let trial = "leftover-00000";
+    let mark = scratch
+        .path()
+        .join(".sextant/leftover")
+        .join(trial)
+        .join("attempted");
+    let mut runner = scratch
+        .command(&["run", &file.display().to_string(), "--db", &scratch.db()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !mark.exists() {
+        assert!(Instant::now() < deadline, "the first attempt never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    runner.kill().expect("SIGKILL the runner");
+    runner.wait().expect("wait");
+    assert!(
+        !processes_of_trial(trial).is_empty(),
+        "the killed runner's trial process should still be running"
+    );
+
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(experiment["status"]["trialsSucceeded"], 1);
+    assert_eq!(
+        processes_of_trial(trial),
+        Vec::<u32>::new(),
+        "the leftover process group is gone"
+    );
+}

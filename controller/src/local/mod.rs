@@ -307,6 +307,7 @@ impl Driver {
         for name in interrupted {
             if self.is_completed() {
                 // The experiment completed before the crash; its leftovers are stopped instead.
+                runner::kill_leftover(&self.config.trials_dir.join(&name), &name);
                 self.set_run(
                     &name,
                     RunState::Killed {
@@ -316,6 +317,7 @@ impl Driver {
                 continue;
             }
             tracing::info!(trial = %name, "re-running a trial interrupted by a previous run");
+            runner::kill_leftover(&self.config.trials_dir.join(&name), &name);
             self.store.delete_observation_log(&name).await?;
             self.start_trial(&name).await?;
         }

@@ -138,9 +138,39 @@ pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
         _ => None,
     };
     let child = command.spawn()?;
+    if let Some(pid) = child.id() {
+        // A runner killed outright leaves this group running; the next runner reads the file
+        // and ends it before re-running the trial (see `kill_leftover`).
+        std::fs::write(task.trial_dir.join(PROCESS_GROUP_FILE), pid.to_string())?;
+    }
     let (handle, stop_requests) = TrialHandle::new();
     tokio::spawn(watch_trial(task, child, followed, stop_requests));
     Ok(handle)
+}
+
+/// The file in a trial's directory holding its process group id.
+const PROCESS_GROUP_FILE: &str = "process-group";
+
+/// Ends the process group a previous runner started for `trial_name` in `trial_dir`, if it is
+/// still there. The group's leader must still carry the trial's `KATIB_TRIAL_NAME`, so a
+/// process id reused since by something else is never signalled.
+pub fn kill_leftover(trial_dir: &Path, trial_name: &str) {
+    let Ok(text) = std::fs::read_to_string(trial_dir.join(PROCESS_GROUP_FILE)) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return;
+    };
+    let marker = format!("KATIB_TRIAL_NAME={trial_name}");
+    let is_the_trial = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+        environ
+            .split(|byte| *byte == 0)
+            .any(|entry| entry == marker.as_bytes())
+    });
+    if is_the_trial {
+        tracing::info!(trial = %trial_name, pid, "ending a process group left by a previous runner");
+        signal_group(Some(pid), Signal::SIGKILL);
+    }
 }
 
 fn signal_group(pid: Option<u32>, signal: Signal) {
