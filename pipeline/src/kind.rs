@@ -290,29 +290,34 @@ fn open_log(path: &Path) -> Result<std::fs::File, StepFailure> {
         })
 }
 
-/// The file in a step's working directory naming the process group of its running attempt.
-pub(crate) const PROCESS_GROUP_FILE: &str = ".sextant-process-group";
+/// The file in a step's (or a trial's) directory naming the process group of its running
+/// attempt, so a runner started after a crash can end what the dead one left running.
+pub const PROCESS_GROUP_FILE: &str = ".sextant-process-group";
 
-/// Ends the process group a dead runner left running in `work_dir`, if any.
-///
-/// The group is only killed when one of its live processes still works inside `work_dir`: a
-/// process group id is not reused while any member lives, so such a member proves the group is
-/// the step's, not an unrelated one that got the same number later.
-pub(crate) fn kill_stale_process_group(work_dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(work_dir.join(PROCESS_GROUP_FILE)) else {
+/// Ends the process group noted in `dir`'s [`PROCESS_GROUP_FILE`], if a live member of it
+/// passes `belongs`: a process group id is not reused while any member lives, so such a member
+/// proves the group is the one noted, not an unrelated one that got the same number later.
+pub fn kill_noted_process_group(dir: &Path, belongs: impl Fn(u32) -> bool) {
+    let Ok(text) = std::fs::read_to_string(dir.join(PROCESS_GROUP_FILE)) else {
         return;
     };
     let Ok(process_group) = text.trim().parse::<u32>() else {
         return;
     };
-    let members = live_group_members(process_group);
-    let ours = members.iter().any(|pid| {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(work_dir))
-    });
-    if ours {
-        tracing::info!(process_group, work_dir = %work_dir.display(), "killing a step left running by an earlier runner");
+    if live_group_members(process_group).into_iter().any(belongs) {
+        tracing::info!(process_group, dir = %dir.display(), "killing a process group left running by an earlier runner");
         signal_group(Some(process_group), Signal::SIGKILL);
     }
+}
+
+/// Ends the process group a dead runner left running in a step's `work_dir`, if one of its
+/// processes still works inside it.
+pub(crate) fn kill_stale_process_group(work_dir: &Path) {
+    // `/proc/PID/cwd` is absolute, and the runs directory may have been given relative.
+    let absolute = std::fs::canonicalize(work_dir).unwrap_or_else(|_| work_dir.to_path_buf());
+    kill_noted_process_group(work_dir, |pid| {
+        std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&absolute))
+    });
 }
 
 /// Live (not zombie) processes in `process_group`, read from /proc.

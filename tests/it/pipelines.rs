@@ -347,3 +347,110 @@ fn a_parameter_value_holding_pipeline_syntax_fails_its_trial_instead_of_becoming
         "{injected:#}"
     );
 }
+
+/// The pids of live (not zombie) processes in process group `group`.
+fn processes_in_group(group: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // After the parenthesised command name, `stat` holds the state, the parent and the
+            // process group; a killed orphan stays a zombie until something reaps it.
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map(|(_, rest)| rest.split_whitespace().collect())
+                    .unwrap_or_default();
+                fields.first() != Some(&"Z")
+                    && fields.get(2).and_then(|field| field.parse::<u32>().ok()) == Some(group)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_pipeline_runner_resumes_without_redoing_finished_steps() {
+    let scratch = Scratch::new();
+    let dir = scratch.path().display().to_string();
+    scratch.write(
+        "resumable.yaml",
+        r#"apiVersion: sextant.dev/v1beta1
+kind: Pipeline
+metadata: {name: resumable}
+spec:
+  params: [{name: dir}]
+  steps:
+    - name: first
+      command: [sh, -c, 'echo run >> "$0/first.count"; echo ready > out.txt', '{{params.dir}}']
+      outputs: {params: [{name: out, path: out.txt}]}
+    - name: second
+      command: [sh, -c, 'echo run >> "$0/second.count"; if [ $(wc -l < "$0/second.count") -lt 2 ]; then echo $$ > "$0/second.pid"; sleep 60; fi', '{{params.dir}}', '{{steps.first.outputs.params.out}}']
+    - name: third
+      dependsOn: [second]
+      command: [sh, -c, 'echo run >> "$0/third.count"', '{{params.dir}}']
+"#,
+    );
+    let count = |step: &str| {
+        std::fs::read_to_string(scratch.path().join(format!("{step}.count")))
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let param = format!("dir={dir}");
+    let mut runner = scratch
+        .command(&[
+            "pipeline",
+            "run",
+            "resumable.yaml",
+            "--param",
+            &param,
+            "--run-id",
+            "resumable",
+            "--no-cache",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the runner");
+    let pid_file = scratch.path().join("second.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&pid_file).map_or(true, |text| text.trim().is_empty()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner never reached the second step"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    runner.kill().expect("SIGKILL the runner");
+    runner.wait().expect("wait");
+    // The runner died without stopping its step: the resumed run must end that group first.
+    let stale_group: u32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(!processes_in_group(stale_group).is_empty());
+    assert_eq!((count("first"), count("second")), (1, 1));
+
+    let resumed = scratch.output(&["pipeline", "resume", "resumable"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", explain(&resumed));
+    assert_eq!(count("first"), 1, "a finished step ran again");
+    assert_eq!(count("second"), 2);
+    assert_eq!(count("third"), 1);
+    assert_eq!(processes_in_group(stale_group), Vec::<u32>::new());
+    let stored = scratch.output(&["pipeline", "get", "resumable", "--json"]);
+    assert!(stored.status.success(), "{}", explain(&stored));
+    let stored: Value = serde_json::from_slice(&stored.stdout).expect("run json");
+    let phases: Vec<&str> = stored["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|step| step["phase"].as_str())
+        .collect();
+    assert_eq!(phases.len(), 3, "{stored:#}");
+    assert!(
+        phases
+            .iter()
+            .all(|phase| phase.eq_ignore_ascii_case("succeeded")),
+        "{stored:#}"
+    );
+}

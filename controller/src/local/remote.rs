@@ -49,6 +49,11 @@ impl RemoteSuggester {
         };
         let reply = match self.client.get_suggestions(request).await {
             Ok(reply) => reply,
+            // Fewer points may remain than were asked for; they are still worth trying, and the
+            // service does not say how many there are, so they are taken one at a time.
+            Err(RemoteError::Exhausted(_)) if count > 1 => {
+                return Box::pin(self.suggest(experiment, trials, labels, 1)).await;
+            }
             Err(RemoteError::Exhausted(_)) => return Ok(Answer::Exhausted),
             Err(RemoteError::NotReady(_)) => return Ok(Answer::NotReady),
             Err(error) => return Err(error.to_string()),

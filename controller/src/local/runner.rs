@@ -15,6 +15,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use sextant_algorithms::early_stopping::RuleTracker;
 use sextant_metrics::{LineFormat, MetricsParser, StreamParser};
+use sextant_pipeline::kind::{PROCESS_GROUP_FILE, kill_noted_process_group};
 use sextant_store::observation_log::numeric_value;
 use sextant_store::{MetricPoint, Store};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -148,29 +149,18 @@ pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
     Ok(handle)
 }
 
-/// The file in a trial's directory holding its process group id.
-const PROCESS_GROUP_FILE: &str = "process-group";
-
 /// Ends the process group a previous runner started for `trial_name` in `trial_dir`, if it is
-/// still there. The group's leader must still carry the trial's `KATIB_TRIAL_NAME`, so a
-/// process id reused since by something else is never signalled.
+/// still there: a member must carry the trial's `KATIB_TRIAL_NAME`, since the trial's processes
+/// work in the experiment's directory, not the trial's.
 pub fn kill_leftover(trial_dir: &Path, trial_name: &str) {
-    let Ok(text) = std::fs::read_to_string(trial_dir.join(PROCESS_GROUP_FILE)) else {
-        return;
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return;
-    };
     let marker = format!("KATIB_TRIAL_NAME={trial_name}");
-    let is_the_trial = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-        environ
-            .split(|byte| *byte == 0)
-            .any(|entry| entry == marker.as_bytes())
+    kill_noted_process_group(trial_dir, |pid| {
+        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+            environ
+                .split(|byte| *byte == 0)
+                .any(|entry| entry == marker.as_bytes())
+        })
     });
-    if is_the_trial {
-        tracing::info!(trial = %trial_name, pid, "ending a process group left by a previous runner");
-        signal_group(Some(pid), Signal::SIGKILL);
-    }
 }
 
 fn signal_group(pid: Option<u32>, signal: Signal) {

@@ -161,6 +161,10 @@ async fn suggest_in_process(
             let suggestions = match ask(count) {
                 // Take what can be proposed now; the rest is asked for once trials finish.
                 Err(SuggestError::NotReady { available, .. }) if available > 0 => ask(available),
+                // The last points of a finite space are still worth trying.
+                Err(SuggestError::Exhausted { remaining, .. }) if remaining > 0 => {
+                    ask(usize::try_from(remaining).unwrap_or(count))
+                }
                 other => other,
             }
             .map_err(|error| match error {
@@ -203,4 +207,66 @@ enum Refusal {
     Exhausted,
     NotReady,
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::RunState;
+
+    fn grid_experiment() -> Experiment {
+        crate::load_experiments(
+            r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: grid}
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: grid}
+  parameters:
+    - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "4"}}
+  trialTemplate:
+    trialParameters: [{name: x, reference: x}]
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec: {command: [echo, "${trialParameters.x}"]}
+"#,
+        )
+        .expect("valid")
+        .remove(0)
+    }
+
+    fn trial(value: &str) -> ObservedTrial {
+        ObservedTrial {
+            name: format!("grid-{value}"),
+            parameter_assignments: vec![ParameterAssignment {
+                name: "x".into(),
+                value: value.into(),
+            }],
+            condition: TrialConditionType::Running,
+            run: RunState::Running,
+            observation: Default::default(),
+            stop_requested: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_last_points_of_a_finite_space_are_proposed_before_it_counts_as_exhausted() {
+        let experiment = grid_experiment();
+        let mut suggester = Suggester::new(None);
+        let labels = HashMap::new();
+        let three = [trial("1"), trial("2"), trial("3")];
+        match suggester.suggest(&experiment, &three, &labels, 2).await {
+            Ok(Answer::Assignments(trials)) => {
+                assert_eq!(trials.len(), 1);
+                assert_eq!(trials[0].0[0].value, "4");
+            }
+            other => panic!("expected the last point, got {other:?}"),
+        }
+        let four = [trial("1"), trial("2"), trial("3"), trial("4")];
+        assert_eq!(
+            suggester.suggest(&experiment, &four, &labels, 2).await,
+            Ok(Answer::Exhausted)
+        );
+    }
 }

@@ -10,7 +10,6 @@ mod database;
 mod failures;
 mod items;
 mod plugin;
-mod resume;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
