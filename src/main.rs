@@ -3,6 +3,7 @@
 //! This binary only parses arguments, sets up logging and the runtime, and calls into the
 //! library crates; each subcommand lives in its own module.
 
+mod cluster;
 mod experiment_cli;
 mod health;
 mod serve;
@@ -51,6 +52,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a training command and push the metrics it prints to a DBManager.
     Collect(sextant_metrics::CollectArgs),
+    /// Print the Experiment and Trial CustomResourceDefinitions (YAML).
+    Crd(cluster::CrdArgs),
+    /// Reconcile Experiment and Trial custom resources in a Kubernetes cluster.
+    Controller(cluster::ControllerArgs),
     /// Run, inspect and compile pipelines.
     #[command(subcommand)]
     Pipeline(sextant_pipeline::cli::PipelineCommand),
@@ -76,6 +81,10 @@ fn main() -> ExitCode {
                 Command::Validate(args) => Ok(experiment_cli::validate(&args)),
                 Command::Get(args) => experiment_cli::get(&args).await,
                 Command::Serve(args) => serve::run(args, signal::shutdown()?)
+                    .await
+                    .map(|()| ExitCode::SUCCESS),
+                Command::Crd(args) => cluster::crd(&args).map(|()| ExitCode::SUCCESS),
+                Command::Controller(args) => cluster::controller(args, signal::shutdown()?)
                     .await
                     .map(|()| ExitCode::SUCCESS),
                 Command::Collect(args) => {

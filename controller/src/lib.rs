@@ -29,12 +29,17 @@
 //! - [`local`]: the local driver: `sextant run` on one machine.
 
 pub mod api;
+pub mod conditions;
 pub mod defaults;
 pub mod domain;
 pub mod engine;
+pub mod kube;
 pub mod local;
+pub mod observation;
 pub mod parse;
 pub mod placeholders;
+pub mod remote;
+pub mod suggest;
 pub mod validation;
 
 pub use api::experiment::Experiment;

@@ -9,7 +9,7 @@ use crate::api::string_enum;
 pub const UNAVAILABLE_METRIC_VALUE: &str = "unavailable";
 
 /// A search algorithm and its settings.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlgorithmSpec {
     /// Katib's algorithm name (`random`, `tpe`, ...).
@@ -21,7 +21,7 @@ pub struct AlgorithmSpec {
 }
 
 /// One algorithm or early-stopping setting.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AlgorithmSetting {
     /// The setting's name.
@@ -35,7 +35,7 @@ pub struct AlgorithmSetting {
 pub type EarlyStoppingSetting = AlgorithmSetting;
 
 /// An early-stopping algorithm and its settings.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EarlyStoppingSpec {
     /// The algorithm's name (`medianstop`).
@@ -59,7 +59,7 @@ string_enum! {
 }
 
 /// An early-stopping rule attached to a trial.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EarlyStoppingRule {
     /// The metric the rule watches.
@@ -96,7 +96,7 @@ string_enum! {
 }
 
 /// The strategy for one metric.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricStrategy {
     /// The metric.
@@ -106,7 +106,7 @@ pub struct MetricStrategy {
 }
 
 /// What an experiment optimizes.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectiveSpec {
     /// Minimize or maximize; absent is invalid.
@@ -154,7 +154,7 @@ impl ObjectiveSpec {
 }
 
 /// One parameter's value in a trial.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParameterAssignment {
     /// The search parameter.
@@ -165,7 +165,7 @@ pub struct ParameterAssignment {
 
 /// One metric of a trial's observation: its smallest, largest and last reported values, each
 /// `unavailable` when nothing numeric was reported.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Metric {
     /// The metric's name.
@@ -194,7 +194,7 @@ impl Metric {
 }
 
 /// What a trial reported.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Observation {
     /// One entry per collected metric.
@@ -258,7 +258,7 @@ string_enum! {
 }
 
 /// Where a metrics file lives and how it is written.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileSystemPath {
     /// The path; locally, a relative path is relative to the trial's working directory.
@@ -273,7 +273,7 @@ pub struct FileSystemPath {
 }
 
 /// Regular expressions that pick metrics out of TEXT output.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FilterSpec {
     /// Each with two capture groups: the metric name, then its value.
@@ -281,8 +281,13 @@ pub struct FilterSpec {
     pub metrics_format: Vec<String>,
 }
 
+/// The schema Kubernetes gives an `IntOrString` field.
+pub(crate) fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "x-kubernetes-int-or-string": true })
+}
+
 /// Kubernetes' `IntOrString`, as ports are written.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum IntOrString {
     /// A number.
@@ -292,7 +297,7 @@ pub enum IntOrString {
 }
 
 /// One HTTP header of an `httpGet` source.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpHeader {
     /// The header's name.
@@ -303,7 +308,7 @@ pub struct HttpHeader {
 }
 
 /// Kubernetes' `HTTPGetAction`: where a Prometheus collector scrapes.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpGetAction {
     /// The URL path.
@@ -311,6 +316,7 @@ pub struct HttpGetAction {
     pub path: Option<String>,
     /// The port, by number or name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::common::int_or_string")]
     pub port: Option<IntOrString>,
     /// The host; the pod's IP when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,7 +330,7 @@ pub struct HttpGetAction {
 }
 
 /// Where metrics come from.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceSpec {
     /// A Prometheus endpoint.
@@ -339,18 +345,19 @@ pub struct SourceSpec {
 }
 
 /// Which collector runs.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CollectorSpec {
     /// The collector kind.
     pub kind: CollectorKind,
     /// For `Custom`: the Kubernetes container to inject, kept verbatim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::free_form_object")]
     pub custom_collector: Option<serde_json::Value>,
 }
 
 /// How a trial's metrics are collected.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsCollectorSpec {
     /// Where the metrics come from.

@@ -20,7 +20,7 @@ pub const EXPERIMENT_KIND: &str = "Experiment";
 pub const KEEP_RUNNING_TRIALS_ANNOTATION: &str = "sextant.dev/keep-running-trials";
 
 /// An Experiment object.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Experiment {
     /// `kubeflow.org/v1beta1` or `sextant.dev/v1beta1`.
@@ -84,7 +84,34 @@ string_enum! {
 }
 
 /// The spec of an Experiment.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+///
+/// In a cluster it is the spec of the `sextant.dev/v1beta1` Experiment custom resource,
+/// [`ExperimentResource`].
+#[derive(
+    Clone,
+    Debug,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Default,
+    schemars::JsonSchema,
+    kube::CustomResource,
+)]
+#[kube(
+    group = "sextant.dev",
+    version = "v1beta1",
+    kind = "Experiment",
+    root = "ExperimentResource",
+    namespaced,
+    status = "ExperimentStatus",
+    shortname = "exp",
+    category = "sextant",
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[-1:].type"}"#,
+    printcolumn = r#"{"name":"Trials","type":"integer","jsonPath":".status.trials"}"#,
+    printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.trialsSucceeded"}"#,
+    printcolumn = r#"{"name":"Best trial","type":"string","jsonPath":".status.currentOptimalTrial.bestTrialName"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentSpec {
     /// The search space.
@@ -123,7 +150,7 @@ pub struct ExperimentSpec {
 }
 
 /// One search parameter, all values as strings (Katib's `ParameterSpec`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParameterSpec {
     /// The parameter's name.
@@ -138,7 +165,7 @@ pub struct ParameterSpec {
 }
 
 /// The feasible values of a parameter (Katib's `FeasibleSpace`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FeasibleSpace {
     /// Upper bound of an int or double parameter.
@@ -159,7 +186,7 @@ pub struct FeasibleSpace {
 }
 
 /// Neural architecture search configuration (Katib's `NasConfig`), out of Sextant's scope.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NasConfig {
     /// The network's shape.
@@ -171,7 +198,7 @@ pub struct NasConfig {
 }
 
 /// The shape of a searched network.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GraphConfig {
     /// Layers.
@@ -186,7 +213,7 @@ pub struct GraphConfig {
 }
 
 /// One operation of a NAS search space.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Operation {
     /// The operation's type, e.g. `convolution`.
@@ -198,7 +225,7 @@ pub struct Operation {
 }
 
 /// A template stored elsewhere: in a cluster a ConfigMap key, locally a file.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigMapSource {
     /// The ConfigMap (cluster only).
@@ -213,7 +240,7 @@ pub struct ConfigMapSource {
 }
 
 /// A `${trialParameters.<name>}` placeholder and what fills it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrialParameterSpec {
     /// The placeholder's name.
@@ -229,7 +256,7 @@ pub struct TrialParameterSpec {
 
 /// How each trial's run object is built (Katib's `TrialTemplate`; `trialSpec` and `configMap`
 /// are Katib's inline `TrialSource`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrialTemplate {
     /// Keep the run object after the trial completes.
@@ -238,6 +265,7 @@ pub struct TrialTemplate {
     /// The run object: a `batch/v1` Job, a `sextant.dev/v1beta1` Process or Pipeline, or in
     /// a cluster any kind with success and failure conditions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::free_form_object")]
     pub trial_spec: Option<serde_json::Value>,
     /// The run object stored elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,7 +288,7 @@ pub struct TrialTemplate {
 }
 
 /// Condition types of an Experiment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum ExperimentConditionType {
     /// Accepted and initialized.
     Created,
@@ -278,11 +306,11 @@ pub enum ExperimentConditionType {
 pub type ExperimentCondition = Condition<ExperimentConditionType>;
 
 /// The best trial so far.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OptimalTrial {
     /// Its name; empty when no trial has an objective value yet.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub best_trial_name: String,
     /// Its parameter values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -293,7 +321,7 @@ pub struct OptimalTrial {
 }
 
 /// Where an experiment stands, in Katib's shape.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentStatus {
     /// When the experiment was created.

@@ -6,7 +6,8 @@
 //! keep values outside Katib's set as `Other(text)` instead of failing to parse, so that
 //! validation can report every bad value at once with its field path. The types derive
 //! `Clone, Debug, Serialize, Deserialize, PartialEq` (and `Default` where an empty value makes
-//! sense), ready for kube's `CustomResource` derive, which the Kubernetes driver adds later.
+//! sense) and `JsonSchema`, from which the custom resource definitions of [`crate::kube`] are
+//! generated.
 
 pub mod common;
 pub mod experiment;
@@ -25,6 +26,15 @@ pub const KATIB_API_VERSION: &str = "kubeflow.org/v1beta1";
 /// Sextant's own API group and version: the same schema as Katib's, and the group of Sextant's
 /// own trial template kinds.
 pub const SEXTANT_API_VERSION: &str = "sextant.dev/v1beta1";
+
+/// The schema of an embedded Kubernetes object or other free-form JSON (a trial template's
+/// `trialSpec`, a custom collector): any object, kept whole by the API server.
+pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
 
 /// Whether `api_version` is one under which Sextant accepts Katib's kinds.
 pub fn is_supported_api_version(api_version: &str) -> bool {
@@ -82,6 +92,25 @@ macro_rules! string_enum {
             }
         }
 
+        // A plain string in the CRD schema: values outside Katib's set must reach validation,
+        // which names the field, instead of being refused by the API server without context.
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "description": format!("One of: {}.", $name::KNOWN.join(", ")),
+                })
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 formatter.write_str(self.as_str())
@@ -93,7 +122,7 @@ pub(crate) use string_enum;
 
 /// The part of Kubernetes' `ObjectMeta` that Sextant uses; other metadata fields are ignored
 /// when read.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// The object's name, unique per kind and namespace.
@@ -123,7 +152,9 @@ pub struct ObjectMeta {
 }
 
 /// Whether a condition holds, as Kubernetes spells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 pub enum ConditionStatus {
     /// The condition holds.
     True,
@@ -135,7 +166,7 @@ pub enum ConditionStatus {
 }
 
 /// One condition of an Experiment, Trial or Suggestion, with the kind's condition type `T`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition<T> {
     /// What the condition is about.

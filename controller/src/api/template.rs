@@ -13,17 +13,10 @@ pub const PROCESS_KIND: &str = "Process";
 /// The kind name of Sextant's pipeline template.
 pub const PIPELINE_KIND: &str = "Pipeline";
 
-/// Katib's default success condition of a `batch/v1` Job.
-pub const JOB_SUCCESS_CONDITION: &str =
-    r#"status.conditions.#(type=="Complete")#|#(status=="True")#"#;
-
-/// Katib's default failure condition of a `batch/v1` Job (also of Kubeflow jobs and TrainJob).
-pub const JOB_FAILURE_CONDITION: &str =
-    r#"status.conditions.#(type=="Failed")#|#(status=="True")#"#;
-
-/// Katib's default success condition of Kubeflow training jobs (TFJob, PyTorchJob, ...).
-pub const KUBEFLOW_JOB_SUCCESS_CONDITION: &str =
-    r#"status.conditions.#(type=="Succeeded")#|#(status=="True")#"#;
+pub use crate::conditions::{
+    JOB_FAILURE as JOB_FAILURE_CONDITION, JOB_SUCCESS as JOB_SUCCESS_CONDITION,
+    TRAINING_JOB_SUCCESS as KUBEFLOW_JOB_SUCCESS_CONDITION,
+};
 
 /// What a trial template's run object is, by `apiVersion` and `kind`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,17 +75,17 @@ impl RunKind {
         matches!(self, RunKind::Process | RunKind::Pipeline)
     }
 
-    /// Katib's default success and failure conditions for this kind, if it has them.
+    /// Katib's default success and failure conditions for this kind, if it has them (see
+    /// [`crate::conditions::default_conditions`]; Argo and Tekton are left to the user here, as
+    /// Katib's defaulting does).
     pub fn default_conditions(&self) -> Option<(&'static str, &'static str)> {
-        match self {
-            RunKind::Job | RunKind::TrainJob => {
-                Some((JOB_SUCCESS_CONDITION, JOB_FAILURE_CONDITION))
-            }
-            RunKind::KubeflowJob(_) => {
-                Some((KUBEFLOW_JOB_SUCCESS_CONDITION, JOB_FAILURE_CONDITION))
-            }
-            _ => None,
-        }
+        let (api_version, kind) = match self {
+            RunKind::Job => ("batch/v1", "Job"),
+            RunKind::KubeflowJob(kind) => ("kubeflow.org/v1", kind.as_str()),
+            RunKind::TrainJob => ("trainer.kubeflow.org/v1alpha1", "TrainJob"),
+            _ => return None,
+        };
+        crate::conditions::default_conditions(api_version, kind)
     }
 
     /// Katib's default primary pod labels for this kind.

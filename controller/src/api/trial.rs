@@ -18,7 +18,7 @@ pub const TRIAL_KIND: &str = "Trial";
 pub const EXPERIMENT_LABEL: &str = "katib.kubeflow.org/experiment";
 
 /// A Trial object.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Trial {
     /// `kubeflow.org/v1beta1` or `sextant.dev/v1beta1`.
@@ -37,7 +37,31 @@ pub struct Trial {
 }
 
 /// The spec of a Trial, built by the engine's driver from the experiment and a suggestion.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+///
+/// In a cluster it is the spec of the `sextant.dev/v1beta1` Trial custom resource,
+/// [`TrialResource`].
+#[derive(
+    Clone,
+    Debug,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Default,
+    schemars::JsonSchema,
+    kube::CustomResource,
+)]
+#[kube(
+    group = "sextant.dev",
+    version = "v1beta1",
+    kind = "Trial",
+    root = "TrialResource",
+    namespaced,
+    status = "TrialStatus",
+    category = "sextant",
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[-1:].type"}"#,
+    printcolumn = r#"{"name":"Experiment","type":"string","jsonPath":".metadata.labels.katib\\.kubeflow\\.org/experiment"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialSpec {
     /// The experiment's objective.
@@ -51,6 +75,7 @@ pub struct TrialSpec {
     pub early_stopping_rules: Vec<EarlyStoppingRule>,
     /// The run object, placeholders substituted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::free_form_object")]
     pub run_spec: Option<serde_json::Value>,
     /// Keep the run object after completion.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -76,7 +101,7 @@ pub struct TrialSpec {
 }
 
 /// Condition types of a Trial.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum TrialConditionType {
     /// Created, its run not yet started.
     Created,
@@ -108,7 +133,7 @@ impl TrialConditionType {
 pub type TrialCondition = Condition<TrialConditionType>;
 
 /// How a Trial went.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialStatus {
     /// When the trial was created.

@@ -263,8 +263,9 @@ pub(crate) fn effective_trials(observed: &Observed) -> Vec<EffectiveTrial<'_>> {
         .collect()
 }
 
-/// The condition a trial moves to given its run, with Katib's reason and message.
-fn next_condition(
+/// The condition a trial moves to given its run, with Katib's reason and message; `None` when
+/// it stays where it is.
+pub fn next_condition(
     trial: &ObservedTrial,
     objective_metric: &str,
 ) -> Option<(TrialConditionType, String, String)> {

@@ -21,14 +21,10 @@
 //! - [`runner`]: running one trial's process and collecting its metrics.
 //! - [`pipeline_trial`]: running a `Pipeline` trial through the pipeline executor.
 //! - [`tune_step`]: the `tune` pipeline step kind, an experiment inside a pipeline.
-//! - [`suggest`]: asking the search algorithm for assignments, in process or remotely.
-//! - [`remote`]: the client of a remote Katib-API Suggestion service.
 
 pub mod launch;
 pub mod pipeline_trial;
-pub mod remote;
 pub mod runner;
-pub mod suggest;
 pub mod tune_step;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -45,18 +41,17 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::common::{
-    CollectorKind, FileFormat, Metric, Observation, ParameterAssignment, UNAVAILABLE_METRIC_VALUE,
-};
+use crate::api::common::{CollectorKind, FileFormat, Observation, ParameterAssignment};
 use crate::api::experiment::{Experiment, ExperimentStatus};
 use crate::api::suggestion::TrialAssignment;
 use crate::api::template::RunKind;
 use crate::api::trial::TrialConditionType;
-use crate::domain;
 use crate::engine::{self, Action, Observed, ObservedSuggestion, ObservedTrial, RunState};
 use crate::local::launch::{LaunchError, launch, placeholder_values, template};
 use crate::local::pipeline_trial::PipelineTrialTask;
 use crate::local::runner::{Collection, MetricsSource, TrialEnded, TrialHandle, TrialTask};
+use crate::suggest;
+use crate::{domain, observation};
 
 /// How often the driver re-plans when nothing happens (timeouts and clocks still move).
 const IDLE_TICK: Duration = Duration::from_millis(500);
@@ -706,43 +701,14 @@ impl Driver {
         Ok(())
     }
 
-    /// A trial's observation from its stored log: per metric the min, max and latest value,
-    /// as Katib's controller computes it.
+    /// A trial's observation from its stored log.
     async fn observation_of(&self, trial_name: &str) -> Result<Observation, LocalError> {
         let points = self
             .store
             .get_observation_log(&ObservationLogFilter::trial(trial_name.to_string()))
             .await?;
         let objective = self.experiment.spec.objective.clone().unwrap_or_default();
-        let metrics = objective
-            .metric_names()
-            .filter_map(|name| {
-                let reported: Vec<&sextant_store::MetricPoint> = points
-                    .iter()
-                    .filter(|point| point.metric_name == name)
-                    .collect();
-                let latest = reported.last()?;
-                let numbers: Vec<f64> = reported
-                    .iter()
-                    .filter_map(|point| numeric_value(&point.value))
-                    .collect();
-                let extreme = |pick: fn(f64, f64) -> f64| {
-                    numbers
-                        .iter()
-                        .copied()
-                        .reduce(pick)
-                        .map(sextant_algorithms::space::format_double)
-                        .unwrap_or_else(|| UNAVAILABLE_METRIC_VALUE.to_string())
-                };
-                Some(Metric {
-                    name: name.to_string(),
-                    min: extreme(f64::min),
-                    max: extreme(f64::max),
-                    latest: latest.value.clone(),
-                })
-            })
-            .collect();
-        Ok(Observation { metrics })
+        Ok(observation::from_log(&objective, &points))
     }
 
     async fn stop_all(&mut self, reason: &str) {

@@ -15,7 +15,7 @@ use crate::api::common::ParameterAssignment;
 use crate::api::experiment::{Distribution, Experiment, ParameterType};
 use crate::api::trial::TrialConditionType;
 use crate::engine::{ObservedTrial, objective_value};
-use crate::local::suggest::Answer;
+use crate::suggest::Answer;
 
 /// A remote Suggestion service, with the settings it handed back.
 #[derive(Debug, Clone)]

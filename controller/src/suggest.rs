@@ -17,7 +17,7 @@ use crate::api::experiment::Experiment;
 use crate::api::trial::TrialConditionType;
 use crate::domain;
 use crate::engine::{ObservedTrial, objective_value};
-use crate::local::remote::RemoteSuggester;
+use crate::remote::RemoteSuggester;
 
 /// One suggested trial: its parameter values and labels.
 pub type SuggestedTrial = (Vec<ParameterAssignment>, BTreeMap<String, String>);

@@ -1,0 +1,427 @@
+//! The experiment controller's reconcile: observe an Experiment and its Trials, plan with the
+//! engine, carry the plan out through the API server.
+//!
+//! Each reconcile re-derives everything from the cluster's state: the Experiment (defaulted and
+//! validated here, so an invalid one fails with every field path in its condition message, no
+//! webhook needed), its Trials from the watch cache, and the algorithm's answer for the trials
+//! still wanted. Assignments become Trials in the same reconcile; a trial's name is
+//! `<experiment>-<ordinal>`, the next ordinal after the highest seen, so a cache that lags behind
+//! a create (or a controller restarted mid-experiment) can only try to create an existing name,
+//! which the API server refuses: no trial is ever duplicated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action as ControllerAction;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::api::experiment::{
+    ExperimentConditionType, ExperimentResource, ExperimentStatus, TrialTemplate,
+};
+use crate::api::suggestion::TrialAssignment;
+use crate::api::trial::{EXPERIMENT_LABEL, TrialResource, TrialSpec};
+use crate::api::{ConditionStatus, set_condition};
+use crate::engine::{self, Action, Observed, ObservedSuggestion};
+use crate::kube::convert::{self, belongs_to, ordinal, trial_name};
+use crate::kube::{
+    Context, OBSERVATION_LOG_FINALIZER, ReconcileError, STOP_ANNOTATION, object_key,
+};
+use crate::local::launch::placeholder_values;
+use crate::placeholders::substitute;
+use crate::suggest::{Answer, Suggester};
+use crate::{defaults, validation};
+
+/// The reason of the `Failed` condition of an Experiment whose spec is invalid.
+pub const REASON_INVALID_SPEC: &str = "ExperimentSpecInvalid";
+
+/// How soon to ask again when the algorithm must wait for running trials (Hyperband).
+const NOT_READY_RETRY: Duration = Duration::from_secs(2);
+
+pub(super) async fn reconcile(
+    resource: Arc<ExperimentResource>,
+    context: Arc<Context>,
+) -> Result<ControllerAction, ReconcileError> {
+    if resource.metadata.deletion_timestamp.is_some() {
+        return Ok(ControllerAction::await_change());
+    }
+    // Until the first list of Trials is in, the cache would say there are none.
+    let _ = context.trials.wait_until_ready().await;
+    let action = reconcile_experiment(&resource, &context).await?;
+    context.succeeded(&object_key(resource.as_ref()));
+    Ok(action)
+}
+
+pub(super) fn error_policy(
+    resource: Arc<ExperimentResource>,
+    error: &ReconcileError,
+    context: Arc<Context>,
+) -> ControllerAction {
+    let key = object_key(resource.as_ref());
+    tracing::warn!(experiment = %key, %error, "reconcile failed; retrying");
+    ControllerAction::requeue(context.backoff(key))
+}
+
+async fn reconcile_experiment(
+    resource: &ExperimentResource,
+    context: &Context,
+) -> Result<ControllerAction, ReconcileError> {
+    let namespace = resource.namespace().unwrap_or_default();
+    let experiments: Api<ExperimentResource> = Api::namespaced(context.client.clone(), &namespace);
+    let name = resource.name_any();
+    let mut experiment = convert::experiment_of(resource);
+    defaults::apply_defaults(&mut experiment);
+
+    let template = match trial_template(context, &experiment.spec.trial_template, &namespace).await
+    {
+        Ok(template) => template,
+        Err(message) => {
+            fail_invalid(context, resource, &experiments, message).await?;
+            return Ok(ControllerAction::await_change());
+        }
+    };
+    let config_map_template = template.as_ref().filter(|_| {
+        experiment
+            .spec
+            .trial_template
+            .as_ref()
+            .is_some_and(|template| template.trial_spec.is_none())
+    });
+    if let Err(errors) = validation::validate_with_template(&experiment, config_map_template) {
+        fail_invalid(context, resource, &experiments, errors.to_string()).await?;
+        return Ok(ControllerAction::await_change());
+    }
+    let template = template.unwrap_or(Value::Null);
+
+    let mut trials: Vec<Arc<TrialResource>> = context
+        .trials
+        .state()
+        .into_iter()
+        .filter(|trial| belongs_to(trial, resource))
+        .collect();
+    trials.sort_by_key(|trial| ordinal(&name, &trial.name_any()).unwrap_or(u64::MAX));
+    let next_ordinal = trials
+        .iter()
+        .filter_map(|trial| ordinal(&name, &trial.name_any()))
+        .max()
+        .map_or(0, |highest| highest + 1);
+    let labels: HashMap<String, BTreeMap<String, String>> = trials
+        .iter()
+        .map(|trial| (trial.name_any(), trial.spec.labels.clone()))
+        .collect();
+    let mut observed = Observed {
+        experiment: experiment.clone(),
+        trials: trials
+            .iter()
+            .map(|trial| convert::observed_trial(trial))
+            .collect(),
+        suggestion: ObservedSuggestion::default(),
+        now: Utc::now(),
+    };
+
+    let mut plan = engine::plan(&observed);
+    let mut retry_after = None;
+    let wanted = plan.actions.iter().find_map(|action| match action {
+        Action::RequestSuggestions { count } => Some(*count),
+        _ => None,
+    });
+    if let Some(count) = wanted {
+        let uid = resource.uid().unwrap_or_default();
+        let mut suggester = context
+            .suggesters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&uid)
+            .unwrap_or_else(|| Suggester::new(context.config.suggestion_service.as_deref()));
+        let answer = suggester
+            .suggest(&experiment, &observed.trials, &labels, count)
+            .await;
+        context
+            .suggesters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid, suggester);
+        match answer {
+            Ok(Answer::Assignments(batch)) => {
+                observed.suggestion.unused_assignments = batch
+                    .into_iter()
+                    .zip(next_ordinal..)
+                    .map(
+                        |((parameter_assignments, labels), ordinal)| TrialAssignment {
+                            name: trial_name(&name, ordinal),
+                            parameter_assignments,
+                            early_stopping_rules: Vec::new(),
+                            labels,
+                        },
+                    )
+                    .collect();
+            }
+            Ok(Answer::Exhausted) => observed.suggestion.exhausted = true,
+            Ok(Answer::NotReady) => retry_after = Some(NOT_READY_RETRY),
+            Err(reason) => observed.suggestion.failure = Some(reason),
+        }
+        plan = engine::plan(&observed);
+    }
+
+    let trials_api: Api<TrialResource> = Api::namespaced(context.client.clone(), &namespace);
+    for action in &plan.actions {
+        match action {
+            Action::CreateTrial(assignment) => {
+                let trial = new_trial(resource, &experiment.spec, &template, assignment, &observed);
+                match trials_api.create(&PostParams::default(), &trial).await {
+                    Ok(_) => {}
+                    // The cache lags behind an earlier create of the same trial: nothing to do.
+                    Err(kube::Error::Api(status)) if status.code == 409 => {
+                        retry_after = Some(Duration::from_secs(1));
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Action::StopTrial { trial_name, reason } => {
+                let patch = json!({"metadata": {"annotations": {STOP_ANNOTATION: reason}}});
+                trials_api
+                    .patch(trial_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
+            Action::SetTrialCondition {
+                trial_name,
+                condition,
+                reason,
+                message,
+            } => {
+                if let Some(trial) = trials.iter().find(|trial| &trial.name_any() == trial_name) {
+                    let mut status = trial.status.clone().unwrap_or_default();
+                    set_condition(
+                        &mut status.conditions,
+                        *condition,
+                        ConditionStatus::True,
+                        reason,
+                        message,
+                        observed.now,
+                    );
+                    super::trials::write_status(&trials_api, trial, &status).await?;
+                }
+            }
+            Action::RequestSuggestions { .. } => {}
+            Action::SetExperimentStatus(status) => {
+                write_status(context, resource, &experiments, status).await?;
+            }
+        }
+    }
+    Ok(match retry_after {
+        Some(delay) => ControllerAction::requeue(delay),
+        None if plan.finished => ControllerAction::await_change(),
+        None => ControllerAction::requeue(context.config.poll_interval * 6),
+    })
+}
+
+/// The trial template as JSON: the inline `trialSpec`, or the ConfigMap's entry. An error is
+/// the message of the experiment's `Failed` condition.
+async fn trial_template(
+    context: &Context,
+    template: &Option<TrialTemplate>,
+    namespace: &str,
+) -> Result<Option<Value>, String> {
+    let Some(template) = template else {
+        return Ok(None);
+    };
+    if let Some(spec) = &template.trial_spec {
+        return Ok(Some(spec.clone()));
+    }
+    let Some(source) = &template.config_map else {
+        return Ok(None);
+    };
+    let config_namespace = if source.config_map_namespace.is_empty() {
+        namespace
+    } else {
+        source.config_map_namespace.as_str()
+    };
+    let config_maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), config_namespace);
+    let path = "spec.trialTemplate.configMap";
+    let config_map = config_maps
+        .get_opt(&source.config_map_name)
+        .await
+        .map_err(|error| {
+            format!(
+                "{path}: cannot read ConfigMap {config_namespace}/{}: {error}",
+                source.config_map_name
+            )
+        })?
+        .ok_or_else(|| {
+            format!(
+                "{path}: ConfigMap {config_namespace}/{} does not exist",
+                source.config_map_name
+            )
+        })?;
+    let text = config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get(&source.template_path))
+        .ok_or_else(|| {
+            format!(
+                "{path}.templatePath: ConfigMap {config_namespace}/{} has no key {:?}",
+                source.config_map_name, source.template_path
+            )
+        })?;
+    serde_yaml::from_str(text)
+        .map(Some)
+        .map_err(|error| format!("{path}.templatePath: not a YAML object: {error}"))
+}
+
+fn new_trial(
+    experiment: &ExperimentResource,
+    spec: &crate::api::experiment::ExperimentSpec,
+    template: &Value,
+    assignment: &TrialAssignment,
+    observed: &Observed,
+) -> TrialResource {
+    let values = placeholder_values(
+        &observed.experiment,
+        template,
+        &assignment.name,
+        &assignment.parameter_assignments,
+        &assignment.labels,
+    );
+    let trial_template = spec.trial_template.clone().unwrap_or_default();
+    let mut trial = TrialResource::new(
+        &assignment.name,
+        TrialSpec {
+            objective: spec.objective.clone(),
+            parameter_assignments: assignment.parameter_assignments.clone(),
+            early_stopping_rules: assignment.early_stopping_rules.clone(),
+            run_spec: Some(substitute(template, &values)),
+            retain_run: trial_template.retain,
+            metrics_collector: spec.metrics_collector_spec.clone().unwrap_or_default(),
+            primary_pod_labels: trial_template.primary_pod_labels,
+            primary_container_name: trial_template.primary_container_name,
+            success_condition: trial_template.success_condition,
+            failure_condition: trial_template.failure_condition,
+            labels: assignment.labels.clone(),
+        },
+    );
+    let mut labels = experiment.labels().clone();
+    labels.insert(EXPERIMENT_LABEL.into(), experiment.name_any());
+    trial.metadata.namespace = experiment.namespace();
+    trial.metadata.labels = Some(labels);
+    trial.metadata.owner_references = experiment
+        .controller_owner_ref(&())
+        .map(|owner| vec![owner]);
+    // Set at creation, so no trial ever exists without the finalizer that deletes its log.
+    trial.metadata.finalizers = Some(vec![OBSERVATION_LOG_FINALIZER.into()]);
+    trial
+}
+
+/// Writes the Experiment's status when it changed in more than its reconcile time, with the
+/// names of finished trials left out, and records an event when its last condition changed.
+async fn write_status(
+    context: &Context,
+    resource: &ExperimentResource,
+    experiments: &Api<ExperimentResource>,
+    status: &ExperimentStatus,
+) -> Result<(), ReconcileError> {
+    if !convert::differs(resource.status.as_ref(), status) {
+        return Ok(());
+    }
+    let bounded = convert::bounded(status);
+    let to_json = |status: &ExperimentStatus, what: &str| {
+        serde_json::to_value(status).map_err(|source| ReconcileError::Json {
+            what: what.into(),
+            source,
+        })
+    };
+    let old = match &resource.status {
+        Some(status) => to_json(status, "the experiment's status")?,
+        None => Value::Null,
+    };
+    let new = to_json(&bounded, "the experiment's new status")?;
+    let patch = json!({"status": convert::merge_patch(&old, &new)});
+    experiments
+        .patch_status(
+            &resource.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    let last = |status: Option<&ExperimentStatus>| {
+        status
+            .and_then(|status| status.conditions.last())
+            .map(|condition| (condition.condition_type.clone(), condition.reason.clone()))
+    };
+    if let Some(condition) = bounded.conditions.last()
+        && last(resource.status.as_ref()) != last(Some(&bounded))
+    {
+        let type_ = match condition.condition_type {
+            ExperimentConditionType::Failed => EventType::Warning,
+            _ => EventType::Normal,
+        };
+        publish(
+            context,
+            resource,
+            type_,
+            &condition.reason,
+            &condition.message,
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Marks an experiment whose spec cannot be used `Failed`, with every problem in the message.
+async fn fail_invalid(
+    context: &Context,
+    resource: &ExperimentResource,
+    experiments: &Api<ExperimentResource>,
+    message: String,
+) -> Result<(), ReconcileError> {
+    let mut status = resource.status.clone().unwrap_or_default();
+    let now = Utc::now();
+    status.start_time.get_or_insert(now);
+    let changed = set_condition(
+        &mut status.conditions,
+        ExperimentConditionType::Failed,
+        ConditionStatus::True,
+        REASON_INVALID_SPEC,
+        &message,
+        now,
+    );
+    let message_changed = status
+        .conditions
+        .last()
+        .is_some_and(|condition| condition.message != message);
+    if changed || message_changed {
+        if let Some(condition) = status.conditions.last_mut() {
+            condition.message = message;
+        }
+        status.completion_time = Some(now);
+        write_status(context, resource, experiments, &status).await?;
+    }
+    Ok(())
+}
+
+async fn publish(
+    context: &Context,
+    resource: &ExperimentResource,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1024).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = context
+        .recorder
+        .publish(&event, &resource.object_ref(&()))
+        .await
+    {
+        tracing::debug!(%error, "cannot record an event");
+    }
+}

@@ -1,0 +1,223 @@
+//! The Kubernetes driver: Experiments and Trials as `sextant.dev/v1beta1` custom resources,
+//! reconciled with kube-runtime through the same pure engine as the local driver.
+//!
+//! Two controllers run in one process:
+//! - the experiment controller ([`experiments`]) observes an Experiment and its Trials (from a
+//!   watch cache), asks [`crate::engine::plan`] what to do, and carries it out: creates Trials
+//!   (owned by the Experiment, named `<experiment>-<ordinal>` so that a stale cache or a restart
+//!   can never create a trial twice: the second create is refused as `AlreadyExists`), asks the
+//!   search algorithm for assignments, marks trials to stop, and writes the Experiment's status
+//!   through the status subresource;
+//! - the trial controller ([`trials`]) creates each Trial's run object (a Job, an Argo Workflow,
+//!   a Kubeflow training job, any kind) with the dynamic API, owned by the Trial, judges it with
+//!   the trial's GJSON-style success and failure conditions ([`crate::conditions`]), reads the
+//!   trial's observation log from the store, and writes the Trial's status. A finalizer deletes
+//!   the observation log with the Trial; the run object goes with it by garbage collection.
+//!
+//! Katib's pains are avoided on purpose: an invalid Experiment gets a `Failed` condition naming
+//! every field path (no admission webhook needed); metrics arrive by push (the trial calls the
+//! DBManager of `sextant serve`) or by `sextant collect` wrapping the primary container's
+//! command, never by a sidecar; an exhausted search space ends the experiment; running trials
+//! are stopped when it completes; the Experiment's status keeps counts, not the names of every
+//! finished trial, so it stays small however many trials run.
+//!
+//! Single replica: no leader election. Two controllers reconciling the same Experiment would
+//! still never duplicate a trial (names are deterministic), but could race on status; the
+//! Deployment in `deploy/` therefore runs one replica with the `Recreate` strategy.
+
+mod convert;
+pub mod crd;
+mod experiments;
+mod run_object;
+mod trials;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use sextant_store::Store;
+
+pub use crd::{CrdError, crds};
+
+use crate::api::experiment::ExperimentResource;
+use crate::api::trial::TrialResource;
+use crate::suggest::Suggester;
+
+/// The finalizer that deletes a trial's observation log before the Trial goes.
+pub const OBSERVATION_LOG_FINALIZER: &str = "sextant.dev/observation-log";
+
+/// The annotation by which the experiment controller asks for a trial to be stopped; its value
+/// is the reason.
+pub const STOP_ANNOTATION: &str = "sextant.dev/stop-reason";
+
+/// The label naming a run object's trial.
+pub const TRIAL_LABEL: &str = "katib.kubeflow.org/trial";
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// Where trials push metrics (the DBManager of `sextant serve`), as `host:port`; given to
+    /// trials in their environment and to `sextant collect`.
+    pub db_manager_address: String,
+    /// A Katib-API Suggestion service to ask instead of the in-process algorithms.
+    pub suggestion_service: Option<String>,
+    /// How often an active trial is looked at again even when no watch event came (metrics
+    /// arrive in the store, not in the API server).
+    pub poll_interval: Duration,
+    /// The name the controller's events carry.
+    pub reporter: String,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> ControllerConfig {
+        ControllerConfig {
+            namespace: None,
+            db_manager_address: "sextant-serve.sextant-system.svc:6789".into(),
+            suggestion_service: None,
+            poll_interval: Duration::from_secs(10),
+            reporter: "sextant-controller".into(),
+        }
+    }
+}
+
+/// Why a reconcile did not complete; the object is looked at again after a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A call to the API server failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] sextant_store::Error),
+    /// Adding or removing the trial finalizer failed, or what ran under it.
+    #[error("{0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    /// An object could not be serialized or read back.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being (de)serialized.
+        what: String,
+        /// Why it failed.
+        source: serde_json::Error,
+    },
+}
+
+/// Shared by the reconcilers.
+pub(crate) struct Context {
+    client: Client,
+    store: Store,
+    config: ControllerConfig,
+    /// Every Trial, from a watch: the experiment controller's view of its trials.
+    trials: reflector::Store<TrialResource>,
+    /// Per experiment uid, the suggester and the settings it carries between requests.
+    suggesters: Mutex<HashMap<String, Suggester>>,
+    recorder: Recorder,
+    /// Per object, the failures in a row, for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    /// API resources of run-object kinds, by `apiVersion` and `kind`, as discovered.
+    kinds: tokio::sync::Mutex<HashMap<(String, String), Option<run_object::Kind>>>,
+}
+
+impl Context {
+    /// The delay before the next try after another failure of `key`: 1 s doubling to 5 min.
+    fn backoff(&self, key: String) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let count = failures.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// Runs both controllers until `shutdown` resolves, then lets the reconciles in flight finish.
+pub async fn run(
+    client: Client,
+    store: Store,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let (experiments_api, trials_api): (Api<ExperimentResource>, Api<TrialResource>) =
+        match &config.namespace {
+            Some(namespace) => (
+                Api::namespaced(client.clone(), namespace),
+                Api::namespaced(client.clone(), namespace),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+    let jobs_api: Api<Job> = match &config.namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+
+    let (trial_reader, trial_writer) = reflector::store();
+    let trial_events = reflector::reflector(
+        trial_writer,
+        watcher(trials_api.clone(), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: config.reporter.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let context = Arc::new(Context {
+        client,
+        store,
+        config,
+        trials: trial_reader,
+        suggesters: Mutex::new(HashMap::new()),
+        recorder,
+        failures: Mutex::new(HashMap::new()),
+        kinds: tokio::sync::Mutex::new(HashMap::new()),
+    });
+    let shutdown = shutdown.shared();
+
+    let experiment_controller = Controller::new(experiments_api, watcher::Config::default())
+        .owns_stream(trial_events)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            experiments::reconcile,
+            experiments::error_policy,
+            context.clone(),
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "experiment reconcile");
+            }
+        });
+    let trial_controller = Controller::new(trials_api, watcher::Config::default())
+        .owns(jobs_api, watcher::Config::default())
+        .graceful_shutdown_on(shutdown)
+        .run(trials::reconcile, trials::error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "trial reconcile");
+            }
+        });
+    futures::join!(experiment_controller, trial_controller);
+}
+
+/// The key of an object in the backoff table.
+fn object_key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
+    ObjectRef::from_obj(object).to_string()
+}

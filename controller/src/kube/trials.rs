@@ -1,0 +1,476 @@
+//! The trial controller's reconcile: create the Trial's run object, judge it by the trial's
+//! success and failure conditions, read the observation log, record the Trial's condition.
+//!
+//! A trial's condition moves by the engine's rule ([`crate::engine::next_condition`]), so a run
+//! that succeeded without its objective metric is `MetricsUnavailable` at once, as locally. A
+//! run object that cannot be made fails the trial with the reason: an unknown kind
+//! (`UnknownKind`), one the controller may not create (`Forbidden`, RBAC), a template that does
+//! not fit its metrics collector (`InvalidRunSpec`), a condition that does not parse
+//! (`InvalidCondition`). A trial asked to stop has its run object deleted and ends `Killed`.
+//! When a trial ends, its run object is deleted unless the template says `retain`; when the
+//! Trial is deleted, the finalizer deletes its observation log and garbage collection its run
+//! object.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use kube::api::{DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action as ControllerAction;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+use sextant_store::ObservationLogFilter;
+
+use crate::api::trial::{TrialConditionType, TrialResource, TrialStatus};
+use crate::api::{ConditionStatus, set_condition};
+use crate::conditions::{Condition, default_conditions};
+use crate::engine::{ObservedTrial, RunState, next_condition};
+use crate::kube::convert::{current_condition, merge_patch, observed_trial, stop_reason};
+use crate::kube::run_object::{self, Kind};
+use crate::kube::{Context, OBSERVATION_LOG_FINALIZER, ReconcileError, object_key};
+use crate::observation;
+
+pub(super) async fn reconcile(
+    trial: Arc<TrialResource>,
+    context: Arc<Context>,
+) -> Result<ControllerAction, ReconcileError> {
+    let key = object_key(trial.as_ref());
+    let namespace = trial.namespace().unwrap_or_default();
+    let trials: Api<TrialResource> = Api::namespaced(context.client.clone(), &namespace);
+    let action = finalizer(&trials, OBSERVATION_LOG_FINALIZER, trial, |event| async {
+        match event {
+            FinalizerEvent::Apply(trial) => apply(&trial, &trials, &context).await,
+            FinalizerEvent::Cleanup(trial) => {
+                context
+                    .store
+                    .delete_observation_log(&trial.name_any())
+                    .await?;
+                Ok(ControllerAction::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|error| ReconcileError::Finalizer(Box::new(error)))?;
+    context.succeeded(&key);
+    Ok(action)
+}
+
+pub(super) fn error_policy(
+    trial: Arc<TrialResource>,
+    error: &ReconcileError,
+    context: Arc<Context>,
+) -> ControllerAction {
+    let key = object_key(trial.as_ref());
+    tracing::warn!(trial = %key, %error, "reconcile failed; retrying");
+    ControllerAction::requeue(context.backoff(key))
+}
+
+/// What became of the attempt to get the trial's run object.
+enum RunObject {
+    Found(Value),
+    /// The run cannot be made; the trial fails with this reason and message.
+    Impossible(String, String),
+}
+
+async fn apply(
+    trial: &TrialResource,
+    trials: &Api<TrialResource>,
+    context: &Context,
+) -> Result<ControllerAction, ReconcileError> {
+    let (condition, _, _) = current_condition(trial);
+    if condition.is_terminal() {
+        if !trial.spec.retain_run {
+            delete_run_object(trial, context).await?;
+        }
+        return Ok(ControllerAction::await_change());
+    }
+    let mut observed = observed_trial(trial);
+    if let Some(reason) = stop_reason(trial) {
+        delete_run_object(trial, context).await?;
+        observed.run = RunState::Killed {
+            message: reason.to_owned(),
+        };
+        record(trial, trials, &observed).await?;
+        return Ok(ControllerAction::await_change());
+    }
+
+    observed.run = match run_object(trial, context).await? {
+        RunObject::Impossible(reason, message) => RunState::Failed { reason, message },
+        RunObject::Found(object) => judge(trial, &object),
+    };
+    let points = context
+        .store
+        .get_observation_log(&ObservationLogFilter::trial(trial.name_any()))
+        .await?;
+    let objective = trial.spec.objective.clone().unwrap_or_default();
+    observed.observation = observation::from_log(&objective, &points);
+    let ended = record(trial, trials, &observed).await?;
+    Ok(if ended {
+        ControllerAction::await_change()
+    } else {
+        ControllerAction::requeue(context.config.poll_interval)
+    })
+}
+
+/// The run's state by the trial's conditions, or Katib's defaults for its kind.
+fn judge(trial: &TrialResource, object: &Value) -> RunState {
+    let (api_version, kind) = run_object::type_of(object).unwrap_or_default();
+    let defaults = default_conditions(&api_version, &kind);
+    let pick = |given: &str, default: Option<&'static str>| {
+        if given.is_empty() {
+            default.map(str::to_owned)
+        } else {
+            Some(given.to_owned())
+        }
+    };
+    let success = pick(
+        &trial.spec.success_condition,
+        defaults.map(|(success, _)| success),
+    );
+    let failure = pick(
+        &trial.spec.failure_condition,
+        defaults.map(|(_, failure)| failure),
+    );
+    let parse = |text: Option<String>, field: &str| match text {
+        None => Err(format!(
+            "spec.{field}: {api_version} {kind} has no default; the trial template must give one"
+        )),
+        Some(text) => Condition::parse(&text).map_err(|error| format!("spec.{field}: {error}")),
+    };
+    let conditions = parse(success, "successCondition")
+        .and_then(|success| Ok((success, parse(failure, "failureCondition")?)));
+    match conditions {
+        Err(message) => RunState::Failed {
+            reason: "InvalidCondition".into(),
+            message,
+        },
+        Ok((_, failure)) if failure.is_met(object) => {
+            let (reason, message) = failure_details(object);
+            RunState::Failed { reason, message }
+        }
+        Ok((success, _)) if success.is_met(object) => RunState::Succeeded,
+        Ok(_) => RunState::Running,
+    }
+}
+
+/// The reason and message a failed run object gives: a Job's `Failed` condition, else the
+/// object's `status.message`.
+fn failure_details(object: &Value) -> (String, String) {
+    let text = |value: Option<&Value>| value.and_then(Value::as_str).unwrap_or_default().to_owned();
+    let failed = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|conditions| {
+            conditions.iter().find(|condition| {
+                condition.get("type").and_then(Value::as_str) == Some("Failed")
+                    && condition.get("status").and_then(Value::as_str) == Some("True")
+            })
+        });
+    match failed {
+        Some(condition) => (
+            text(condition.get("reason")),
+            text(condition.get("message")),
+        ),
+        None => (String::new(), text(object.pointer("/status/message"))),
+    }
+}
+
+/// Gets the trial's run object, creating it when it does not exist yet.
+async fn run_object(trial: &TrialResource, context: &Context) -> Result<RunObject, ReconcileError> {
+    let name = trial.name_any();
+    let Some(run_spec) = &trial.spec.run_spec else {
+        return Ok(RunObject::Impossible(
+            "InvalidRunSpec".into(),
+            run_object::RunObjectError::Missing.to_string(),
+        ));
+    };
+    let (api_version, kind) = match run_object::type_of(run_spec) {
+        Ok(pair) => pair,
+        Err(error) => {
+            return Ok(RunObject::Impossible(
+                "InvalidRunSpec".into(),
+                error.to_string(),
+            ));
+        }
+    };
+    let Some(found) = kind_of(context, &api_version, &kind).await? else {
+        return Ok(RunObject::Impossible(
+            "UnknownKind".into(),
+            format!("the cluster serves no kind {kind} in {api_version}"),
+        ));
+    };
+    let namespace = trial.namespace().unwrap_or_default();
+    let api: Api<DynamicObject> = if found.namespaced {
+        Api::namespaced_with(context.client.clone(), &namespace, &found.resource)
+    } else {
+        Api::all_with(context.client.clone(), &found.resource)
+    };
+    let to_value = |object: &DynamicObject| {
+        serde_json::to_value(object).map_err(|source| ReconcileError::Json {
+            what: format!("run object {name}"),
+            source,
+        })
+    };
+    match api.get_opt(&name).await {
+        Ok(Some(object)) => return Ok(RunObject::Found(to_value(&object)?)),
+        Ok(None) => {}
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            return Ok(RunObject::Impossible("Forbidden".into(), status.message));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let built = match run_object::build(trial, &context.config.db_manager_address) {
+        Ok(built) => built,
+        Err(error) => {
+            return Ok(RunObject::Impossible(
+                "InvalidRunSpec".into(),
+                error.to_string(),
+            ));
+        }
+    };
+    let object: DynamicObject =
+        serde_json::from_value(built).map_err(|source| ReconcileError::Json {
+            what: format!("run object {name}"),
+            source,
+        })?;
+    match api.create(&PostParams::default(), &object).await {
+        Ok(created) => Ok(RunObject::Found(to_value(&created)?)),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            Ok(RunObject::Impossible("Forbidden".into(), status.message))
+        }
+        // Invalid for the API server (422) or refused by an admission plugin (400).
+        Err(kube::Error::Api(status)) if status.code == 422 || status.code == 400 => Ok(
+            RunObject::Impossible("InvalidRunSpec".into(), status.message),
+        ),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The API resource serving `kind` in `api_version`, discovered once; `None` when the cluster
+/// has no such kind (yet: a miss is not remembered, so installing the CRD later works).
+async fn kind_of(
+    context: &Context,
+    api_version: &str,
+    kind: &str,
+) -> Result<Option<Kind>, ReconcileError> {
+    let key = (api_version.to_owned(), kind.to_owned());
+    if let Some(found) = context.kinds.lock().await.get(&key) {
+        return Ok(found.clone());
+    }
+    let (group, version) = match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let found = match kube::discovery::pinned_kind(&context.client, &gvk).await {
+        Ok((resource, capabilities)) => Some(Kind {
+            resource,
+            namespaced: capabilities.scope == kube::discovery::Scope::Namespaced,
+        }),
+        Err(kube::Error::Api(status)) if status.code == 404 => None,
+        Err(kube::Error::Discovery(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    if found.is_some() {
+        context.kinds.lock().await.insert(key, found.clone());
+    }
+    Ok(found)
+}
+
+async fn delete_run_object(trial: &TrialResource, context: &Context) -> Result<(), ReconcileError> {
+    let Some(run_spec) = &trial.spec.run_spec else {
+        return Ok(());
+    };
+    let Ok((api_version, kind)) = run_object::type_of(run_spec) else {
+        return Ok(());
+    };
+    let Some(found) = kind_of(context, &api_version, &kind).await? else {
+        return Ok(());
+    };
+    let api: Api<DynamicObject> = if found.namespaced {
+        Api::namespaced_with(
+            context.client.clone(),
+            &trial.namespace().unwrap_or_default(),
+            &found.resource,
+        )
+    } else {
+        Api::all_with(context.client.clone(), &found.resource)
+    };
+    match api
+        .delete(&trial.name_any(), &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Records the trial's observation and the condition its run leads to; true when the trial
+/// has ended.
+async fn record(
+    trial: &TrialResource,
+    trials: &Api<TrialResource>,
+    observed: &ObservedTrial,
+) -> Result<bool, ReconcileError> {
+    let objective_metric = trial
+        .spec
+        .objective
+        .as_ref()
+        .map(|objective| objective.objective_metric_name.as_str())
+        .unwrap_or_default();
+    let now = Utc::now();
+    let mut status = trial.status.clone().unwrap_or_default();
+    if status.conditions.is_empty() {
+        set_condition(
+            &mut status.conditions,
+            TrialConditionType::Created,
+            ConditionStatus::True,
+            "TrialCreated",
+            "Trial is created",
+            now,
+        );
+    }
+    status.start_time.get_or_insert(now);
+    let mut condition = observed.condition;
+    if let Some((next, reason, message)) = next_condition(observed, objective_metric) {
+        if next.is_terminal() && condition == TrialConditionType::Running {
+            set_condition(
+                &mut status.conditions,
+                TrialConditionType::Running,
+                ConditionStatus::False,
+                &reason,
+                &message,
+                now,
+            );
+        }
+        set_condition(
+            &mut status.conditions,
+            next,
+            ConditionStatus::True,
+            &reason,
+            &message,
+            now,
+        );
+        if next.is_terminal() {
+            status.completion_time = Some(now);
+        }
+        condition = next;
+    }
+    if !observed.observation.metrics.is_empty() || status.observation.is_some() {
+        status.observation = Some(observed.observation.clone());
+    }
+    if trial.status.as_ref() != Some(&status) {
+        write_status(trials, trial, &status).await?;
+    }
+    Ok(condition.is_terminal())
+}
+
+/// Writes a trial's status through the status subresource, as a merge patch from what the
+/// trial had.
+pub(super) async fn write_status(
+    trials: &Api<TrialResource>,
+    trial: &TrialResource,
+    status: &TrialStatus,
+) -> Result<(), ReconcileError> {
+    let json_error = |source| ReconcileError::Json {
+        what: format!("the status of trial {}", trial.name_any()),
+        source,
+    };
+    let old = match &trial.status {
+        Some(old) => serde_json::to_value(old).map_err(json_error)?,
+        None => Value::Null,
+    };
+    let new = serde_json::to_value(status).map_err(json_error)?;
+    let patch = json!({"status": merge_patch(&old, &new)});
+    trials
+        .patch_status(
+            &trial.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::trial::TrialSpec;
+
+    fn job_with(conditions: Value) -> Value {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": conditions}})
+    }
+
+    fn trial(success: &str, failure: &str) -> TrialResource {
+        TrialResource::new(
+            "t",
+            TrialSpec {
+                success_condition: success.into(),
+                failure_condition: failure.into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn jobs_are_judged_by_katibs_default_conditions() {
+        let trial = trial("", "");
+        assert_eq!(judge(&trial, &job_with(json!([]))), RunState::Running);
+        assert_eq!(
+            judge(
+                &trial,
+                &job_with(json!([{"type": "Complete", "status": "True"}]))
+            ),
+            RunState::Succeeded
+        );
+        assert_eq!(
+            judge(
+                &trial,
+                &job_with(json!([{"type": "Complete", "status": "False"}]))
+            ),
+            RunState::Running
+        );
+        assert_eq!(
+            judge(
+                &trial,
+                &job_with(
+                    json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}])
+                )
+            ),
+            RunState::Failed {
+                reason: "BackoffLimitExceeded".into(),
+                message: "Job has reached the specified backoff limit".into()
+            }
+        );
+    }
+
+    #[test]
+    fn kinds_without_defaults_need_their_conditions() {
+        let custom = json!({"apiVersion": "example.com/v1", "kind": "Training", "status": {"phase": "Succeeded"}});
+        match judge(&trial("", ""), &custom) {
+            RunState::Failed { reason, message } => {
+                assert_eq!(reason, "InvalidCondition");
+                assert!(message.contains("spec.successCondition"), "{message}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        let given = trial(
+            r#"status.[@this].#(phase=="Succeeded")#"#,
+            r#"status.[@this].#(phase=="Failed")#"#,
+        );
+        assert_eq!(judge(&given, &custom), RunState::Succeeded);
+        let workflow = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "status": {"phase": "Running"}});
+        assert_eq!(judge(&trial("", ""), &workflow), RunState::Running);
+        let failed = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "status": {"phase": "Failed", "message": "step train failed"}});
+        assert_eq!(
+            judge(&trial("", ""), &failed),
+            RunState::Failed {
+                reason: String::new(),
+                message: "step train failed".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! `sextant crd` and `sextant controller`: the Kubernetes mode's definitions and controller.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sextant_controller::kube::{ControllerConfig, crd::crd_documents};
+use sextant_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Arguments of `sextant controller`.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Observation logs: a PostgreSQL or MySQL URL (SQLite works for a single-node test).
+    #[arg(long, env = "SEXTANT_DB")]
+    pub db: String,
+    /// Where trials push metrics: the DBManager of `sextant serve`, as HOST:PORT.
+    #[arg(
+        long,
+        env = "SEXTANT_DB_MANAGER",
+        default_value = "sextant-serve.sextant-system.svc:6789"
+    )]
+    pub db_manager_address: String,
+    /// A Katib-API Suggestion service to use instead of the in-process algorithms.
+    #[arg(long, env = "SEXTANT_SUGGESTION_SERVICE")]
+    pub suggestion_service: Option<String>,
+    /// Watch only this namespace (default: all).
+    #[arg(long, env = "SEXTANT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// HTTP `/healthz` and `/readyz` for the kubelet's probes.
+    #[arg(long, env = "SEXTANT_HEALTH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub health_listen: SocketAddr,
+    /// Seconds between looks at an active trial (its metrics arrive in the store, not as
+    /// Kubernetes events).
+    #[arg(long, default_value_t = 10.0)]
+    pub poll_interval: f64,
+}
+
+/// Arguments of `sextant crd`.
+#[derive(Debug, clap::Args)]
+pub struct CrdArgs {
+    /// Write each definition to DIR/<name>.yaml (as `deploy/crds/` holds them) instead of
+    /// printing one multi-document stream.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// Prints the CustomResourceDefinitions, or writes them one file each.
+pub fn crd(args: &CrdArgs) -> anyhow::Result<()> {
+    for (name, yaml) in crd_documents()? {
+        match &args.dir {
+            Some(dir) => {
+                let path = dir.join(format!("{name}.yaml"));
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            None => println!("---\n{yaml}"),
+        }
+    }
+    Ok(())
+}
+
+/// Runs the controller until `shutdown`; the cluster is the one of `KUBECONFIG` (or
+/// `~/.kube/config`), or the in-cluster service account.
+pub async fn controller(
+    args: ControllerArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if !(args.poll_interval.is_finite() && args.poll_interval > 0.0) {
+        anyhow::bail!("--poll-interval must be a positive number of seconds");
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API server")?;
+    let store = Store::connect(&args.db).await?;
+    let listener = TcpListener::bind(args.health_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.health_listen))?;
+    tokio::spawn(serve_health(listener));
+    let config = ControllerConfig {
+        namespace: args.namespace,
+        db_manager_address: args.db_manager_address,
+        suggestion_service: args.suggestion_service,
+        poll_interval: Duration::from_secs_f64(args.poll_interval),
+        ..ControllerConfig::default()
+    };
+    tracing::info!(namespace = ?config.namespace, "controller starting");
+    sextant_controller::kube::run(client, store, config, shutdown).await;
+    tracing::info!("controller stopped");
+    Ok(())
+}
+
+/// Answers the kubelet's HTTP probes: 200 for `/healthz` and `/readyz`, 404 otherwise. The
+/// controllers run in this process, so answering at all is the health.
+async fn serve_health(listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let read = stream.read(&mut request).await.unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..read]);
+            let path = line.split_whitespace().nth(1).unwrap_or_default();
+            let (status, body) = match path {
+                "/healthz" | "/readyz" => ("200 OK", "ok\n"),
+                _ => ("404 Not Found", "not found\n"),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
