@@ -2,7 +2,10 @@
 //!
 //! One test binary for the whole package keeps link time down on small machines.
 
+mod deploy;
+mod k8s_schema;
 mod katib_interop;
+mod kubernetes;
 mod observation_log_durability;
 mod pipelines;
 mod run_experiment;

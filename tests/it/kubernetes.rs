@@ -1,0 +1,758 @@
+//! Kubernetes mode against a real API server: `kube-apiserver` and `kube-controller-manager`
+//! v1.20.2 (built from Debian's source package by `scripts/k8s-testbed`) beside etcd, on
+//! loopback. `sextant controller` and `sextant serve` run as real processes; observation logs
+//! go to the PostgreSQL server at 127.0.0.1:5432.
+//!
+//! The controller runs as the user `sextant-controller`, bound to nothing but the ClusterRole of
+//! `deploy/rbac.yaml`, so these tests also prove that role is enough.
+//!
+//! No kubelet runs here, so no pod ever starts: the tests play the node's part, and the
+//! training program's. They push a trial's metrics to `sextant serve`'s DBManager, as the
+//! program would, and patch the Job's status to `Complete` or `Failed`, as the Job controller
+//! would once its pod ended.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use sextant_controller::api::experiment::ExperimentResource;
+use sextant_controller::api::trial::TrialResource;
+use sextant_proto::api;
+use sextant_proto::api::db_manager_client::DbManagerClient;
+
+use crate::support::Server;
+
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The testbed's directory, started once per test run.
+fn testbed() -> &'static PathBuf {
+    static TESTBED: OnceLock<PathBuf> = OnceLock::new();
+    TESTBED.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("SEXTANT_TEST_K8S_DIR") {
+            return PathBuf::from(dir);
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = root.join("target").join("k8s-testbed");
+        let status = Command::new(root.join("scripts").join("k8s-testbed"))
+            .arg("start")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/k8s-testbed");
+        assert!(status.success(), "scripts/k8s-testbed start failed");
+        dir
+    })
+}
+
+async fn client_for(kubeconfig: &str) -> Client {
+    let path = testbed().join(kubeconfig);
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&path).expect("read the kubeconfig"),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .expect("a client config");
+    Client::try_from(config).expect("a client")
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-{:x}{:x}",
+        std::process::id() % 4096,
+        nanos % 65536
+    )
+}
+
+/// Server-side applies every document of a YAML file with the administrator's client.
+async fn apply_file(client: &Client, path: &str) {
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap_or_else(|error| panic!("read {path}: {error}"));
+    let params = PatchParams::apply("sextant-tests").force();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value: Value = serde::Deserialize::deserialize(document).expect("YAML");
+        if value.is_null() {
+            continue;
+        }
+        let object: DynamicObject = serde_json::from_value(value.clone()).expect("an object");
+        let types = object.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).expect("a group version kind");
+        let resource = ApiResource::from_gvk(&gvk);
+        let api: Api<DynamicObject> = match object.namespace() {
+            Some(namespace) => Api::namespaced_with(client.clone(), &namespace, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        api.patch(&object.name_any(), &params, &Patch::Apply(&value))
+            .await
+            .unwrap_or_else(|error| panic!("apply {path} {}: {error}", object.name_any()));
+    }
+}
+
+/// One test's world: a namespace, `sextant serve`, and `sextant controller` watching the
+/// namespace as the least-privileged user.
+struct Harness {
+    client: Client,
+    namespace: String,
+    serve: Server,
+    controller: Option<Child>,
+}
+
+impl Harness {
+    async fn new(name: &str) -> Harness {
+        let client = client_for("kubeconfig").await;
+        install_crds_and_role(&client).await;
+        let namespace = unique(name);
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": namespace}}))
+                    .expect("a namespace"),
+            )
+            .await
+            .expect("create the namespace");
+        let serve = Server::start_with_db(POSTGRES_URL, &[]).expect("start sextant serve");
+        let mut harness = Harness {
+            client,
+            namespace,
+            serve,
+            controller: None,
+        };
+        harness.start_controller();
+        harness
+    }
+
+    fn start_controller(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["controller", "--db", POSTGRES_URL, "--db-manager-address"])
+            .arg(self.serve.address.to_string())
+            .args(["--namespace", &self.namespace])
+            .args(["--health-listen", "127.0.0.1:0", "--poll-interval", "0.3"])
+            .env("KUBECONFIG", testbed().join("kubeconfig-controller"))
+            .env("SEXTANT_LOG", "warn,kube_client=error")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start sextant controller");
+        self.controller = Some(child);
+    }
+
+    fn kill_controller(&mut self) {
+        if let Some(mut child) = self.controller.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn experiments(&self) -> Api<ExperimentResource> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn trials_api(&self) -> Api<TrialResource> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    async fn create_experiment(&self, experiment: Value) -> ExperimentResource {
+        let experiment: ExperimentResource =
+            serde_json::from_value(experiment).expect("an Experiment");
+        self.experiments()
+            .create(&PostParams::default(), &experiment)
+            .await
+            .expect("create the experiment")
+    }
+
+    async fn experiment(&self, name: &str) -> ExperimentResource {
+        self.experiments()
+            .get(name)
+            .await
+            .expect("get the experiment")
+    }
+
+    async fn trials(&self) -> Vec<TrialResource> {
+        let mut trials = self
+            .trials_api()
+            .list(&Default::default())
+            .await
+            .expect("list trials")
+            .items;
+        trials.sort_by_key(|trial| trial.creation_timestamp().map(|time| time.0));
+        trials
+    }
+
+    /// Pushes `loss` for a trial to the DBManager, as its training program would.
+    async fn report_loss(&self, trial: &str, loss: f64) {
+        let mut db = DbManagerClient::connect(self.serve.endpoint())
+            .await
+            .expect("connect to the DBManager");
+        db.report_observation_log(api::ReportObservationLogRequest {
+            trial_name: trial.into(),
+            observation_log: Some(api::ObservationLog {
+                metric_logs: vec![api::MetricLog {
+                    time_stamp: "2026-01-01T00:00:00Z".into(),
+                    metric: Some(api::Metric {
+                        name: "loss".into(),
+                        value: loss.to_string(),
+                    }),
+                }],
+            }),
+        })
+        .await
+        .expect("report metrics");
+    }
+
+    /// Sets a Job's condition, as the Job controller does when its pod ends.
+    async fn end_job(&self, name: &str, condition: &str, reason: &str) {
+        let patch = json!({"status": {"conditions": [{
+            "type": condition, "status": "True", "reason": reason,
+            "message": format!("set by the test ({reason})"),
+        }]}});
+        self.jobs()
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patch the job status");
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.kill_controller();
+    }
+}
+
+async fn install_crds_and_role(client: &Client) {
+    apply_file(client, "deploy/crds/experiments.sextant.dev.yaml").await;
+    apply_file(client, "deploy/crds/trials.sextant.dev.yaml").await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in ["experiments.sextant.dev", "trials.sextant.dev"] {
+        wait_until(&format!("{name} established"), || async {
+            crds.get(name).await.ok().is_some_and(|crd| {
+                crd.status
+                    .and_then(|status| status.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|condition| condition.type_ == "Established" && condition.status == "True")
+            })
+        })
+        .await;
+    }
+    // Only the ClusterRole of deploy/rbac.yaml, bound to the test's controller user.
+    let text =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml"))
+            .expect("read deploy/rbac.yaml");
+    let role: ClusterRole = serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|document| {
+            let value: Value = serde::Deserialize::deserialize(document).ok()?;
+            (value["kind"] == "ClusterRole").then(|| serde_json::from_value(value).ok())?
+        })
+        .next()
+        .expect("deploy/rbac.yaml has a ClusterRole");
+    let role_name = role.name_any();
+    let params = PatchParams::apply("sextant-tests").force();
+    Api::<ClusterRole>::all(client.clone())
+        .patch(&role_name, &params, &Patch::Apply(&role))
+        .await
+        .expect("apply the ClusterRole");
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "sextant-controller-tests"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "sextant-controller"}],
+    });
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch("sextant-controller-tests", &params, &Patch::Apply(&binding))
+        .await
+        .expect("bind the ClusterRole");
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn experiment(name: &str, extra_spec: Value) -> Value {
+    let mut experiment = json!({
+        "apiVersion": "sextant.dev/v1beta1",
+        "kind": "Experiment",
+        "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "11"}]},
+            "parallelTrialCount": 2,
+            "maxTrialCount": 4,
+            "maxFailedTrialCount": 3,
+            "parameters": [
+                {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}},
+            ],
+            "metricsCollectorSpec": {"collector": {"kind": "Push"}},
+            "trialTemplate": {
+                "primaryContainerName": "training",
+                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                "trialSpec": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "spec": {"backoffLimit": 0, "template": {"spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{
+                            "name": "training",
+                            "image": "ghcr.io/example/trainer:1.0",
+                            "command": ["python3", "train.py", "--lr=${trialParameters.learningRate}"],
+                        }],
+                    }}},
+                },
+            },
+        },
+    });
+    if let (Some(spec), Value::Object(extra)) = (experiment["spec"].as_object_mut(), extra_spec) {
+        spec.extend(extra);
+    }
+    experiment
+}
+
+/// A run object of any kind with a pod template holding the primary container.
+fn run_object(api_version: &str, kind: &str) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"annotations": {"lr": "${trialParameters.learningRate}"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "training", "image": "trainer"}]}}},
+    })
+}
+
+fn condition_of(trial: &TrialResource) -> Option<String> {
+    trial.status.as_ref().and_then(|status| {
+        status
+            .conditions
+            .iter()
+            .rev()
+            .find(|condition| condition.status == sextant_controller::api::ConditionStatus::True)
+            .map(|condition| format!("{:?}", condition.condition_type))
+    })
+}
+
+fn experiment_condition(experiment: &ExperimentResource) -> Option<(String, String, String)> {
+    experiment.status.as_ref().and_then(|status| {
+        status.conditions.last().map(|condition| {
+            (
+                format!("{:?}", condition.condition_type),
+                condition.reason.clone(),
+                condition.message.clone(),
+            )
+        })
+    })
+}
+
+fn lr_of(trial: &TrialResource) -> f64 {
+    trial
+        .spec
+        .parameter_assignments
+        .iter()
+        .find(|assignment| assignment.name == "lr")
+        .and_then(|assignment| assignment.value.parse().ok())
+        .expect("an lr value")
+}
+
+fn loss_for(lr: f64) -> f64 {
+    (lr - 0.042).powi(2)
+}
+
+/// Plays trials to the end as they come: metrics, then the Job's completion. Checks on the way
+/// that no more than `parallel` are active and that each Job carries its trial's parameters.
+async fn play_until_done(harness: &Harness, experiment: &str, parallel: usize) -> HashSet<String> {
+    let mut finished = HashSet::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "the experiment did not finish");
+        let current = harness.experiment(experiment).await;
+        if experiment_condition(&current)
+            .is_some_and(|(condition, _, _)| condition == "Succeeded" || condition == "Failed")
+        {
+            return finished;
+        }
+        let trials = harness.trials().await;
+        let active: Vec<&TrialResource> = trials
+            .iter()
+            .filter(|trial| !finished.contains(&trial.name_any()))
+            .collect();
+        assert!(
+            active.len() <= parallel,
+            "{} trials active at once",
+            active.len()
+        );
+        for trial in active {
+            let name = trial.name_any();
+            let Ok(job) = harness.jobs().get(&name).await else {
+                continue;
+            };
+            let container = &job
+                .spec
+                .as_ref()
+                .expect("a job spec")
+                .template
+                .spec
+                .as_ref()
+                .expect("a pod spec")
+                .containers[0];
+            let lr = lr_of(trial);
+            let command = container.command.clone().unwrap_or_default();
+            assert_eq!(
+                command.last().map(String::as_str),
+                Some(format!("--lr={}", trial.spec.parameter_assignments[0].value).as_str())
+            );
+            assert!(
+                (0.01..=0.1).contains(&lr),
+                "lr {lr} outside the search space"
+            );
+            let env = container.env.clone().unwrap_or_default();
+            assert!(
+                env.iter().any(|var| var.name == "KATIB_TRIAL_NAME"
+                    && var.value.as_deref() == Some(name.as_str()))
+            );
+            harness.report_loss(&name, loss_for(lr)).await;
+            harness.end_job(&name, "Complete", "Completed").await;
+            finished.insert(name);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiment_of_jobs_with_pushed_metrics_succeeds_with_the_best_trial() {
+    let harness = Harness::new("success").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(&name, json!({})))
+        .await;
+    let played = play_until_done(&harness, &name, 2).await;
+
+    let done = harness.experiment(&name).await;
+    let (condition, reason, _) = experiment_condition(&done).expect("a condition");
+    assert_eq!(
+        (condition.as_str(), reason.as_str()),
+        ("Succeeded", "ExperimentMaxTrialsReached")
+    );
+    let status = done.status.expect("a status");
+    assert_eq!(status.trials, 4);
+    assert_eq!(status.trials_succeeded, 4);
+    let trials = harness.trials().await;
+    assert_eq!(trials.len(), 4);
+    assert_eq!(played.len(), 4);
+    let best = trials
+        .iter()
+        .min_by(|a, b| loss_for(lr_of(a)).total_cmp(&loss_for(lr_of(b))))
+        .expect("trials");
+    assert_eq!(
+        status.current_optimal_trial.best_trial_name,
+        best.name_any()
+    );
+    // Counts, not names: the status does not grow with the number of finished trials.
+    assert!(status.succeeded_trial_list.is_empty());
+    for trial in &trials {
+        assert_eq!(
+            condition_of(trial).as_deref(),
+            Some("Succeeded"),
+            "{}",
+            trial.name_any()
+        );
+    }
+    // Finished trials' Jobs are deleted (the template does not say retain).
+    wait_until("the finished jobs to be deleted", || async {
+        harness
+            .jobs()
+            .list(&Default::default())
+            .await
+            .map(|jobs| {
+                jobs.items
+                    .iter()
+                    .all(|job| job.metadata.deletion_timestamp.is_some())
+            })
+            .unwrap_or(false)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_jobs_fail_trials_and_the_experiment_at_max_failed_trial_count() {
+    let harness = Harness::new("failure").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({"maxFailedTrialCount": 2, "maxTrialCount": 5}),
+        ))
+        .await;
+    let mut failed = HashSet::new();
+    let deadline = Instant::now() + WAIT;
+    while !experiment_condition(&harness.experiment(&name).await)
+        .is_some_and(|(condition, _, _)| condition == "Failed")
+    {
+        assert!(Instant::now() < deadline, "the experiment did not fail");
+        for trial in harness.trials().await {
+            let trial_name = trial.name_any();
+            if failed.contains(&trial_name) || harness.jobs().get(&trial_name).await.is_err() {
+                continue;
+            }
+            harness
+                .end_job(&trial_name, "Failed", "BackoffLimitExceeded")
+                .await;
+            failed.insert(trial_name);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let done = harness.experiment(&name).await;
+    let (_, reason, message) = experiment_condition(&done).expect("a condition");
+    assert_eq!(reason, "ExperimentFailed");
+    assert!(message.contains("max failed count"), "{message}");
+    let trials = harness.trials().await;
+    let failed_trials: Vec<&TrialResource> = trials
+        .iter()
+        .filter(|trial| condition_of(trial).as_deref() == Some("Failed"))
+        .collect();
+    assert!(failed_trials.len() >= 2);
+    let reason = &failed_trials[0]
+        .status
+        .as_ref()
+        .expect("a status")
+        .conditions
+        .last()
+        .expect("a condition")
+        .reason;
+    assert!(reason.contains("BackoffLimitExceeded"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_experiment_fails_naming_each_field_path() {
+    let harness = Harness::new("invalid").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({
+                "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "5", "max": "1"}}],
+                "algorithm": {"algorithmName": "no-such-algorithm"},
+            }),
+        ))
+        .await;
+    wait_until("the experiment to fail", || async {
+        experiment_condition(&harness.experiment(&name).await)
+            .is_some_and(|(condition, _, _)| condition == "Failed")
+    })
+    .await;
+    let (_, reason, message) =
+        experiment_condition(&harness.experiment(&name).await).expect("a condition");
+    assert_eq!(reason, "ExperimentSpecInvalid");
+    assert!(
+        message.contains("spec.parameters[0].feasibleSpace"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.algorithm.algorithmName"),
+        "{message}"
+    );
+    assert!(
+        harness.trials().await.is_empty(),
+        "an invalid experiment made trials"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_objects_of_unknown_or_forbidden_kinds_fail_their_trials_with_the_reason() {
+    let harness = Harness::new("kinds").await;
+    let cases = [
+        ("UnknownKind", run_object("example.com/v1", "Training")),
+        // deploy/rbac.yaml does not let the controller create Deployments.
+        ("Forbidden", run_object("apps/v1", "Deployment")),
+    ];
+    for (expected, trial_spec) in cases {
+        let name = unique("exp");
+        harness
+            .create_experiment(experiment(
+                &name,
+                json!({
+                    "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
+                    "trialTemplate": {
+                        "primaryContainerName": "training",
+                        "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                        "successCondition": "status.conditions.#(type==\"Done\")#",
+                        "failureCondition": "status.conditions.#(type==\"Broken\")#",
+                        "trialSpec": trial_spec,
+                    },
+                }),
+            ))
+            .await;
+        wait_until(&format!("a trial failed with {expected}"), || async {
+            harness.trials().await.iter().any(|trial| {
+                trial.labels().get("katib.kubeflow.org/experiment") == Some(&name)
+                    && trial
+                        .status
+                        .as_ref()
+                        .and_then(|status| status.conditions.last())
+                        .is_some_and(|condition| {
+                            format!("{:?}", condition.condition_type) == "Failed"
+                                && condition.reason.contains(expected)
+                        })
+            })
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_experiment_removes_its_trials_jobs_and_observation_logs() {
+    let harness = Harness::new("deletion").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({"maxTrialCount": 2, "parallelTrialCount": 2, "maxFailedTrialCount": 1}),
+        ))
+        .await;
+    wait_until("two jobs", || async {
+        harness
+            .jobs()
+            .list(&Default::default())
+            .await
+            .map(|jobs| jobs.items.len() == 2)
+            .unwrap_or(false)
+    })
+    .await;
+    let trial_names: Vec<String> = harness
+        .trials()
+        .await
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    for trial in &trial_names {
+        harness.report_loss(trial, 0.5).await;
+    }
+    let mut db = DbManagerClient::connect(harness.serve.endpoint())
+        .await
+        .expect("connect");
+    let logged = |db: &mut DbManagerClient<tonic::transport::Channel>, trial: String| {
+        let mut db = db.clone();
+        async move {
+            db.get_observation_log(api::GetObservationLogRequest {
+                trial_name: trial,
+                ..Default::default()
+            })
+            .await
+            .expect("get the log")
+            .into_inner()
+            .observation_log
+            .map(|log| log.metric_logs.len())
+            .unwrap_or(0)
+        }
+    };
+    assert_eq!(logged(&mut db, trial_names[0].clone()).await, 1);
+
+    harness
+        .experiments()
+        .delete(&name, &DeleteParams::foreground())
+        .await
+        .expect("delete the experiment");
+    wait_until("trials, jobs and the experiment to be gone", || async {
+        harness.trials().await.is_empty()
+            && harness
+                .jobs()
+                .list(&Default::default())
+                .await
+                .map(|jobs| jobs.items.is_empty())
+                .unwrap_or(false)
+            && harness
+                .experiments()
+                .get_opt(&name)
+                .await
+                .map(|found| found.is_none())
+                .unwrap_or(false)
+    })
+    .await;
+    for trial in trial_names {
+        assert_eq!(
+            logged(&mut db, trial.clone()).await,
+            0,
+            "the log of {trial} outlived it"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_controller_resumes_without_duplicate_trials() {
+    let mut harness = Harness::new("restart").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(&name, json!({})))
+        .await;
+    wait_until("the first trials' jobs", || async {
+        harness.trials().await.len() == 2
+            && harness
+                .jobs()
+                .list(&Default::default())
+                .await
+                .map(|jobs| jobs.items.len() == 2)
+                .unwrap_or(false)
+    })
+    .await;
+    // Finish one trial while the controller is down: the new controller must see it.
+    harness.kill_controller();
+    let first = harness.trials().await[0].name_any();
+    let lr = lr_of(&harness.trials().await[0]);
+    harness.report_loss(&first, loss_for(lr)).await;
+    harness.end_job(&first, "Complete", "Completed").await;
+    harness.start_controller();
+
+    play_until_done(&harness, &name, 2).await;
+    let trials = harness.trials().await;
+    let names: BTreeMap<String, usize> = trials.iter().map(|trial| (trial.name_any(), 1)).collect();
+    assert_eq!(trials.len(), 4, "trials: {names:?}");
+    let expected: Vec<String> = (0..4).map(|ordinal| format!("{name}-{ordinal}")).collect();
+    assert_eq!(names.keys().cloned().collect::<Vec<_>>(), expected);
+    let (condition, _, _) =
+        experiment_condition(&harness.experiment(&name).await).expect("a condition");
+    assert_eq!(condition, "Succeeded");
+}
+
+#[test]
+fn the_committed_crds_are_the_generated_ones() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for (name, yaml) in sextant_controller::kube::crd::crd_documents().expect("render the CRDs") {
+        let path = root
+            .join("deploy")
+            .join("crds")
+            .join(format!("{name}.yaml"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == yaml,
+            "{} differs from the generated definition; run `cargo run -- crd --dir deploy/crds`",
+            path.display()
+        );
+    }
+}
