@@ -422,6 +422,8 @@ async fn play_until_done(harness: &Harness, experiment: &str, parallel: usize) -
                 .as_ref()
                 .expect("a pod spec")
                 .containers[0];
+            let errors = crate::k8s_schema::validate(&serde_json::to_value(&job).expect("JSON"));
+            assert!(errors.is_ok(), "the Job {name} is invalid: {errors:?}");
             let lr = lr_of(trial);
             let command = container.command.clone().unwrap_or_default();
             assert_eq!(
@@ -755,4 +757,162 @@ fn the_committed_crds_are_the_generated_ones() {
             path.display()
         );
     }
+}
+
+/// Argo's Workflow kind, installed the way the recipe allows without Argo's controller: a
+/// definition that keeps any content, so Workflows can be created and their status patched.
+async fn install_workflow_crd(client: &Client) {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "workflows.argoproj.io"},
+        "spec": {
+            "group": "argoproj.io",
+            "names": {"kind": "Workflow", "plural": "workflows", "singular": "workflow", "listKind": "WorkflowList"},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1alpha1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
+            }],
+        },
+    });
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "workflows.argoproj.io",
+        &PatchParams::apply("sextant-tests").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply the Workflow CRD");
+    wait_until("workflows.argoproj.io established", || async {
+        crds.get("workflows.argoproj.io")
+            .await
+            .ok()
+            .is_some_and(|crd| {
+                crd.status
+                    .and_then(|status| status.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|condition| condition.type_ == "Established" && condition.status == "True")
+            })
+    })
+    .await;
+}
+
+fn argo_schema_errors(workflow: &Value) -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipeline/tests/data/argo-workflows-schema.json"
+    );
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the Argo schema"))
+            .expect("schema JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a usable schema");
+    validator
+        .iter_errors(workflow)
+        .map(|error| format!("{error} at {}", error.instance_path()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped() {
+    let harness = Harness::new("pipeline").await;
+    install_workflow_crd(&harness.client).await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({
+                "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
+                "metricsCollectorSpec": {"collector": {"kind": "StdOut"}},
+                "trialTemplate": {
+                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                    "trialSpec": {
+                        "apiVersion": "sextant.dev/v1beta1",
+                        "kind": "Pipeline",
+                        "spec": {"steps": [
+                            {"name": "prepare", "image": "busybox:1", "command": ["sh", "-c", "echo data > data.csv"],
+                             "outputs": {"artifacts": [{"name": "data", "path": "data.csv"}]}},
+                            {"name": "train", "image": "trainer:1",
+                             "command": ["python3", "train.py", "--data", "{{steps.prepare.outputs.artifacts.data}}", "--lr", "${trialParameters.learningRate}"]},
+                        ]},
+                    },
+                },
+            }),
+        ))
+        .await;
+    let workflows: Api<DynamicObject> = Api::namespaced_with(
+        harness.client.clone(),
+        &harness.namespace,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "argoproj.io",
+            "v1alpha1",
+            "Workflow",
+        )),
+    );
+    let trial_name = format!("{name}-0");
+    wait_until("the trial's workflow", || async {
+        workflows
+            .get_opt(&trial_name)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    let workflow = serde_json::to_value(workflows.get(&trial_name).await.expect("the workflow"))
+        .expect("JSON");
+    let mut generated = workflow.clone();
+    // What the controller made, without what the API server added.
+    generated
+        .as_object_mut()
+        .expect("an object")
+        .remove("status");
+    generated["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("managedFields");
+    let errors = argo_schema_errors(&generated);
+    assert!(errors.is_empty(), "schema errors: {errors:#?}");
+    let templates = workflow["spec"]["templates"].as_array().expect("templates");
+    let train = templates
+        .iter()
+        .find(|template| template["name"] == "step-train")
+        .expect("the train step's template");
+    let command: Vec<&str> = train["container"]["command"]
+        .as_array()
+        .expect("a command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(command[..2], ["sextant", "collect"], "{command:?}");
+    let trial = harness
+        .trials_api()
+        .get(&trial_name)
+        .await
+        .expect("the trial");
+    let lr = trial.spec.parameter_assignments[0].value.clone();
+    assert_eq!(command[command.len() - 2..], ["--lr", lr.as_str()]);
+
+    // Play Argo's part: the metrics step's collector pushes, the workflow succeeds.
+    harness.report_loss(&trial_name, 0.25).await;
+    workflows
+        .patch(
+            &trial_name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"phase": "Succeeded"}})),
+        )
+        .await
+        .expect("patch the workflow");
+    wait_until("the experiment to succeed", || async {
+        experiment_condition(&harness.experiment(&name).await)
+            .is_some_and(|(condition, _, _)| condition == "Succeeded")
+    })
+    .await;
+    let trial = harness
+        .trials_api()
+        .get(&trial_name)
+        .await
+        .expect("the trial");
+    assert_eq!(condition_of(&trial).as_deref(), Some("Succeeded"));
 }

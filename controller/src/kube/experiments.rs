@@ -29,6 +29,7 @@ use crate::api::trial::{EXPERIMENT_LABEL, TrialResource, TrialSpec};
 use crate::api::{ConditionStatus, set_condition};
 use crate::engine::{self, Action, Observed, ObservedSuggestion};
 use crate::kube::convert::{self, belongs_to, ordinal, trial_name};
+use crate::kube::run_object;
 use crate::kube::{
     Context, OBSERVATION_LOG_FINALIZER, ReconcileError, STOP_ANNOTATION, object_key,
 };
@@ -172,7 +173,14 @@ async fn reconcile_experiment(
     for action in &plan.actions {
         match action {
             Action::CreateTrial(assignment) => {
-                let trial = new_trial(resource, &experiment.spec, &template, assignment, &observed);
+                let trial =
+                    match new_trial(resource, &experiment.spec, &template, assignment, &observed) {
+                        Ok(trial) => trial,
+                        Err(message) => {
+                            fail_invalid(context, resource, &experiments, message).await?;
+                            return Ok(ControllerAction::await_change());
+                        }
+                    };
                 match trials_api.create(&PostParams::default(), &trial).await {
                     Ok(_) => {}
                     // The cache lags behind an earlier create of the same trial: nothing to do.
@@ -279,7 +287,7 @@ fn new_trial(
     template: &Value,
     assignment: &TrialAssignment,
     observed: &Observed,
-) -> TrialResource {
+) -> Result<TrialResource, String> {
     let values = placeholder_values(
         &observed.experiment,
         template,
@@ -288,17 +296,22 @@ fn new_trial(
         &assignment.labels,
     );
     let trial_template = spec.trial_template.clone().unwrap_or_default();
+    let (run_spec, primary_container_name) = run_object::for_cluster(
+        substitute(template, &values),
+        &assignment.name,
+        &trial_template.primary_container_name,
+    )?;
     let mut trial = TrialResource::new(
         &assignment.name,
         TrialSpec {
             objective: spec.objective.clone(),
             parameter_assignments: assignment.parameter_assignments.clone(),
             early_stopping_rules: assignment.early_stopping_rules.clone(),
-            run_spec: Some(substitute(template, &values)),
+            run_spec: Some(run_spec),
             retain_run: trial_template.retain,
             metrics_collector: spec.metrics_collector_spec.clone().unwrap_or_default(),
             primary_pod_labels: trial_template.primary_pod_labels,
-            primary_container_name: trial_template.primary_container_name,
+            primary_container_name,
             success_condition: trial_template.success_condition,
             failure_condition: trial_template.failure_condition,
             labels: assignment.labels.clone(),
@@ -313,7 +326,7 @@ fn new_trial(
         .map(|owner| vec![owner]);
     // Set at creation, so no trial ever exists without the finalizer that deletes its log.
     trial.metadata.finalizers = Some(vec![OBSERVATION_LOG_FINALIZER.into()]);
-    trial
+    Ok(trial)
 }
 
 /// Writes the Experiment's status when it changed in more than its reconcile time, with the

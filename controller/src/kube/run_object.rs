@@ -13,14 +13,19 @@
 //!
 //! The primary container is the first container named `primaryContainerName` in any pod
 //! template of the object, in document order (a Job's `spec.template`, a training job's first
-//! replica spec that has it), so one copy of the training program reports.
+//! replica spec that has it), so one copy of the training program reports; in an Argo Workflow,
+//! the container of the template of that name (for a compiled pipeline, the step's template).
 
 use kube::discovery::ApiResource;
 use serde_json::{Map, Value, json};
 
+use sextant_pipeline::{Pipeline, compile_argo};
+
 use crate::api::common::{CollectorKind, FileFormat};
+use crate::api::template::RunKind;
 use crate::api::trial::{EXPERIMENT_LABEL, TrialResource};
 use crate::kube::TRIAL_LABEL;
+use crate::local::pipeline_trial::metrics_step_index;
 
 /// A run object's kind as the API server serves it.
 #[derive(Clone, Debug)]
@@ -65,6 +70,42 @@ pub(crate) enum RunObjectError {
         "metrics collector {0} is not supported in a cluster; use Push, StdOut or File (sextant collect)"
     )]
     UnsupportedCollector(String),
+}
+
+/// The run spec as a cluster runs it, with the name of its primary container: a
+/// `sextant.dev/v1beta1` `Pipeline` template compiles to the Argo Workflow that runs it, whose
+/// primary container is the metrics step's (the step `primary` names, else the last sink, as
+/// locally); any other kind is created as it is. An error says why the pipeline cannot run on
+/// Argo.
+pub(crate) fn for_cluster(
+    mut run_spec: Value,
+    trial_name: &str,
+    primary: &str,
+) -> Result<(Value, String), String> {
+    if RunKind::of_template(&run_spec) != Some(RunKind::Pipeline) {
+        return Ok((run_spec, primary.to_owned()));
+    }
+    if let Some(fields) = run_spec.as_object_mut() {
+        let metadata = fields
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.insert("name".into(), json!(trial_name));
+        }
+    }
+    // JSON is YAML, and the spec loader reports problems with their field paths.
+    let text = run_spec.to_string();
+    let pipeline = Pipeline::from_yaml(&text)
+        .map_err(|error| format!("spec.trialTemplate.trialSpec: {error}"))?;
+    let metrics_step = metrics_step_index(&pipeline, primary).map_err(|error| error.to_string())?;
+    let mut workflow = compile_argo(&pipeline)
+        .map_err(|error| format!("spec.trialTemplate.trialSpec: {error}"))?;
+    if let Some(metadata) = workflow.get_mut("metadata").and_then(Value::as_object_mut) {
+        // The trial names the workflow.
+        metadata.remove("generateName");
+        metadata.insert("name".into(), json!(trial_name));
+    }
+    Ok((workflow, pipeline.steps[metrics_step].name.clone()))
 }
 
 /// The `apiVersion` and `kind` of a run spec.
@@ -243,6 +284,14 @@ fn find_container<'a>(value: &'a mut Value, name: &str) -> Option<&'a mut Value>
                     .and_then(Value::as_array_mut)
                     .and_then(|containers| containers.get_mut(index));
             }
+            // An Argo template (a compiled pipeline names a step's template `step-<step>`).
+            let template_name = fields.get("name").and_then(Value::as_str);
+            if fields.get("container").is_some_and(Value::is_object)
+                && (template_name == Some(name)
+                    || template_name == Some(format!("step-{name}").as_str()))
+            {
+                return fields.get_mut("container");
+            }
             fields
                 .values_mut()
                 .find_map(|child| find_container(child, name))
@@ -363,6 +412,44 @@ mod tests {
             ])
         );
         assert!(container.get("args").is_none());
+    }
+
+    #[test]
+    fn pipelines_compile_to_workflows_whose_metrics_step_reports() {
+        let pipeline = json!({
+            "apiVersion": "sextant.dev/v1beta1",
+            "kind": "Pipeline",
+            "spec": {
+                "steps": [
+                    {"name": "prepare", "image": "busybox", "command": ["sh", "-c", "echo ok"]},
+                    {"name": "training", "image": "trainer", "command": ["python3", "train.py", "--lr=0.1"], "dependsOn": ["prepare"]},
+                ],
+            },
+        });
+        let (workflow, primary) = for_cluster(pipeline, "exp-3", "").expect("compiles");
+        assert_eq!(primary, "training", "the last sink reports");
+        assert_eq!(workflow["kind"], "Workflow");
+        assert_eq!(workflow["metadata"]["name"], "exp-3");
+        assert!(workflow["metadata"].get("generateName").is_none());
+        let object = build(&trial(CollectorKind::StdOut, workflow), "db:6789").expect("builds");
+        let templates = object["spec"]["templates"].as_array().expect("templates");
+        let training = templates
+            .iter()
+            .find(|template| template["name"] == "step-training")
+            .expect("the training step's template");
+        let command = training["container"]["command"]
+            .as_array()
+            .expect("a command");
+        assert_eq!(command[..2], [json!("sextant"), json!("collect")]);
+        assert_eq!(command.last(), Some(&json!("--lr=0.1")));
+        let prepare = templates
+            .iter()
+            .find(|template| template["name"] == "step-prepare")
+            .expect("the prepare step's template");
+        assert_eq!(prepare["container"]["command"][0], "sh");
+        let broken = json!({"apiVersion": "sextant.dev/v1beta1", "kind": "Pipeline", "spec": {"steps": "x"}});
+        let error = for_cluster(broken, "exp-3", "").expect_err("a pipeline without a step list");
+        assert!(error.starts_with("spec.trialTemplate.trialSpec"), "{error}");
     }
 
     #[test]

@@ -302,6 +302,8 @@ async fn delete_run_object(trial: &TrialResource, context: &Context) -> Result<(
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        // A kind the controller may not touch was never created by it either.
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(()),
         Err(error) => Err(error.into()),
     }
 }

@@ -168,7 +168,7 @@ pub fn prepare(
 }
 
 /// The metrics step: the one `primary` names, else the last declared sink.
-fn metrics_step_index(pipeline: &Pipeline, primary: &str) -> Result<usize, LaunchError> {
+pub(crate) fn metrics_step_index(pipeline: &Pipeline, primary: &str) -> Result<usize, LaunchError> {
     if !primary.is_empty() {
         return pipeline
             .steps
