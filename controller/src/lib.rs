@@ -2,16 +2,17 @@
 //! defaulting and validation, and the pure experiment engine that decides what to do next.
 //!
 //! This crate owns the API contract (`kubeflow.org/v1beta1`, also read as
-//! `sextant.dev/v1beta1`), the decisions of the controller, and the local driver that carries
-//! them out on one machine. The API types, parsing, defaulting, validation and the engine are
-//! pure: no tokio, no file or network I/O, no clock (time comes in
-//! [`engine::Observed::now`]). Only [`local`] does I/O (store, processes, a loopback DBManager),
-//! around the engine. It depends on `sextant-algorithms` (search domain, settings validation),
-//! `sextant-metrics` (parsing trial output), `sextant-store` (the local driver's memory),
-//! `sextant-pipeline` (pipeline trials and the `tune` step, through its public API) and
-//! `sextant-suggestion` and `sextant-proto` (asking a remote Suggestion service); nothing
-//! depends on it but the binary, and it must not depend on kube until the Kubernetes driver
-//! needs it.
+//! `sextant.dev/v1beta1`, and the custom resource definitions generated from it), the decisions
+//! of the controller, and the two drivers that carry them out: on one machine ([`local`]) and in
+//! a Kubernetes cluster ([`kube`]). The API types, parsing, defaulting, validation, the trial
+//! conditions and the engine are pure: no tokio, no file or network I/O, no clock (time comes in
+//! [`engine::Observed::now`]). Only the drivers (and [`suggest`] and [`remote`], which they
+//! share) do I/O around the engine. It depends on `sextant-algorithms` (search domain, settings
+//! validation), `sextant-metrics` (parsing trial output), `sextant-store` (observation logs, the
+//! local driver's memory), `sextant-pipeline` (pipeline trials, their Argo compilation and the
+//! `tune` step, through its public API), `sextant-suggestion` and `sextant-proto` (asking a
+//! remote Suggestion service), and kube / kube-runtime (the Kubernetes driver); nothing depends
+//! on it but the binary.
 //!
 //! Typical use: [`parse::parse_experiments`], then [`defaults::apply_defaults`], then
 //! [`validation::validate`] (or [`load_experiments`] for all three), then repeatedly
@@ -25,8 +26,12 @@
 //! - [`domain`]: conversion of the spec to the search domain model of `sextant-algorithms`.
 //! - [`placeholders`]: `${trialParameters.x}` and `${trialSpec.Name}` references, and their
 //!   substitution into template strings.
+//! - [`conditions`]: Katib's GJSON-style success and failure conditions of trial run objects.
 //! - [`engine`]: the pure `plan(observed)` and the status computation.
+//! - [`observation`]: a trial's observation from its observation log.
+//! - [`suggest`], [`remote`]: asking the search algorithm, in process or from a service.
 //! - [`local`]: the local driver: `sextant run` on one machine.
+//! - [`kube`]: the Kubernetes driver: `sextant controller`.
 
 pub mod api;
 pub mod conditions;

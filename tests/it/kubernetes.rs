@@ -916,3 +916,74 @@ async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped()
         .expect("the trial");
     assert_eq!(condition_of(&trial).as_deref(), Some("Succeeded"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reaching_the_goal_stops_the_running_trials_and_records_an_event() {
+    let harness = Harness::new("goal").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({
+                "objective": {"type": "minimize", "objectiveMetricName": "loss", "goal": 0.1},
+                "maxTrialCount": 10,
+            }),
+        ))
+        .await;
+    wait_until("two jobs", || async {
+        harness
+            .jobs()
+            .list(&Default::default())
+            .await
+            .map(|jobs| jobs.items.len() == 2)
+            .unwrap_or(false)
+    })
+    .await;
+    let trials = harness.trials().await;
+    let (winner, other) = (trials[0].name_any(), trials[1].name_any());
+    harness.report_loss(&winner, 0.01).await;
+    harness.end_job(&winner, "Complete", "Completed").await;
+
+    wait_until("the other trial to be killed", || async {
+        harness
+            .trials_api()
+            .get(&other)
+            .await
+            .ok()
+            .is_some_and(|trial| condition_of(&trial).as_deref() == Some("Killed"))
+    })
+    .await;
+    let (condition, reason, _) =
+        experiment_condition(&harness.experiment(&name).await).expect("a condition");
+    assert_eq!(
+        (condition.as_str(), reason.as_str()),
+        ("Succeeded", "ExperimentGoalReached")
+    );
+    wait_until("the killed trial's job to go", || async {
+        harness
+            .jobs()
+            .get_opt(&other)
+            .await
+            .map(|job| job.is_none_or(|job| job.metadata.deletion_timestamp.is_some()))
+            .unwrap_or(false)
+    })
+    .await;
+    assert_eq!(harness.trials().await.len(), 2, "no trial after the goal");
+    let events: Api<DynamicObject> = Api::namespaced_with(
+        harness.client.clone(),
+        &harness.namespace,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk("events.k8s.io", "v1", "Event")),
+    );
+    wait_until("an event of the experiment's success", || async {
+        events
+            .list(&Default::default())
+            .await
+            .map(|list| {
+                list.items
+                    .iter()
+                    .any(|event| event.data["reason"] == "ExperimentGoalReached")
+            })
+            .unwrap_or(false)
+    })
+    .await;
+}

@@ -2,13 +2,13 @@
 //! reconciled with kube-runtime through the same pure engine as the local driver.
 //!
 //! Two controllers run in one process:
-//! - the experiment controller ([`experiments`]) observes an Experiment and its Trials (from a
+//! - the experiment controller (`experiments.rs`) observes an Experiment and its Trials (from a
 //!   watch cache), asks [`crate::engine::plan`] what to do, and carries it out: creates Trials
 //!   (owned by the Experiment, named `<experiment>-<ordinal>` so that a stale cache or a restart
 //!   can never create a trial twice: the second create is refused as `AlreadyExists`), asks the
 //!   search algorithm for assignments, marks trials to stop, and writes the Experiment's status
 //!   through the status subresource;
-//! - the trial controller ([`trials`]) creates each Trial's run object (a Job, an Argo Workflow,
+//! - the trial controller (`trials.rs`) creates each Trial's run object (a Job, an Argo Workflow,
 //!   a Kubeflow training job, any kind) with the dynamic API, owned by the Trial, judges it with
 //!   the trial's GJSON-style success and failure conditions ([`crate::conditions`]), reads the
 //!   trial's observation log from the store, and writes the Trial's status. A finalizer deletes
