@@ -14,7 +14,9 @@ use crate::api::common::{
     CollectorKind, CollectorSpec, FileFormat, FileSystemKind, FileSystemPath, HttpGetAction,
     IntOrString, MetricStrategy, MetricsCollectorSpec, SourceSpec,
 };
-use crate::api::experiment::{Distribution, Experiment, ParameterType, ResumePolicy};
+use crate::api::experiment::{
+    Distribution, Experiment, ParameterType, ResumePolicy, TrialTemplate,
+};
 use crate::api::template::RunKind;
 
 /// `parallelTrialCount` when not set.
@@ -78,28 +80,37 @@ pub fn apply_defaults(experiment: &mut Experiment) {
     );
 
     if let Some(template) = &mut spec.trial_template
-        && let Some(trial_spec) = &template.trial_spec
-        && let Some(kind) = RunKind::of_template(trial_spec)
+        && let Some(trial_spec) = template.trial_spec.clone()
     {
-        if let Some((success, failure)) = kind.default_conditions()
-            && template.success_condition.is_empty()
-            && template.failure_condition.is_empty()
+        apply_template_defaults(template, &trial_spec);
+    }
+}
+
+/// Katib's per-kind defaults of a trial template whose run object is `run_object` (the inline
+/// `trialSpec`, or what a driver read from the template's ConfigMap): success and failure
+/// conditions, primary pod labels, and a Job's only container as the primary one.
+pub fn apply_template_defaults(template: &mut TrialTemplate, run_object: &serde_json::Value) {
+    let Some(kind) = RunKind::of_template(run_object) else {
+        return;
+    };
+    if let Some((success, failure)) = kind.default_conditions()
+        && template.success_condition.is_empty()
+        && template.failure_condition.is_empty()
+    {
+        template.success_condition = success.to_owned();
+        template.failure_condition = failure.to_owned();
+    }
+    if template.primary_pod_labels.is_empty() {
+        template.primary_pod_labels = kind.default_primary_pod_labels();
+    }
+    if kind == RunKind::Job && template.primary_container_name.is_empty() {
+        let containers = run_object
+            .pointer("/spec/template/spec/containers")
+            .and_then(serde_json::Value::as_array);
+        if let Some([only]) = containers.map(Vec::as_slice)
+            && let Some(name) = only.get("name").and_then(serde_json::Value::as_str)
         {
-            template.success_condition = success.to_owned();
-            template.failure_condition = failure.to_owned();
-        }
-        if template.primary_pod_labels.is_empty() {
-            template.primary_pod_labels = kind.default_primary_pod_labels();
-        }
-        if kind == RunKind::Job && template.primary_container_name.is_empty() {
-            let containers = trial_spec
-                .pointer("/spec/template/spec/containers")
-                .and_then(serde_json::Value::as_array);
-            if let Some([only]) = containers.map(Vec::as_slice)
-                && let Some(name) = only.get("name").and_then(serde_json::Value::as_str)
-            {
-                template.primary_container_name = name.to_owned();
-            }
+            template.primary_container_name = name.to_owned();
         }
     }
 }

@@ -987,3 +987,147 @@ async fn reaching_the_goal_stops_the_running_trials_and_records_an_event() {
     })
     .await;
 }
+
+/// The controller's peak resident memory, from `/proc`.
+fn peak_memory_kib(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .expect("the controller's /proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_experiments_are_reconciled_in_bounded_memory() {
+    let harness = Harness::new("scale").await;
+    let experiments = 100;
+    for _ in 0..experiments {
+        harness
+            .create_experiment(experiment(&unique("exp"), json!({"maxTrialCount": 10})))
+            .await;
+    }
+    // Every experiment at its parallelism: 200 Trials, each with its Job.
+    wait_until("two trials and jobs for every experiment", || async {
+        let jobs = harness
+            .jobs()
+            .list(&Default::default())
+            .await
+            .map(|jobs| jobs.items.len())
+            .unwrap_or(0);
+        let running = harness
+            .experiments()
+            .list(&Default::default())
+            .await
+            .map(|list| {
+                list.items
+                    .iter()
+                    .filter(|experiment| {
+                        experiment
+                            .status
+                            .as_ref()
+                            .is_some_and(|status| status.trials_running == 2)
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        jobs == 2 * experiments && running == experiments
+    })
+    .await;
+    let peak = peak_memory_kib(harness.controller.as_ref().expect("a controller"));
+    eprintln!(
+        "controller peak memory reconciling {experiments} experiments: {:.1} MiB",
+        peak as f64 / 1024.0
+    );
+    assert!(peak < 200 * 1024, "peak memory {peak} KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_template_from_a_config_map_is_substituted_into_the_job() {
+    let harness = Harness::new("configmap").await;
+    let template = serde_yaml::to_string(&json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{
+            "name": "training", "image": "trainer:1",
+            "command": ["python3", "train.py"], "args": ["--lr", "${trialParameters.learningRate}"],
+        }]}}},
+    }))
+    .expect("YAML");
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(harness.client.clone(), &harness.namespace);
+    config_maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "trial-templates"},
+                "data": {"train.yaml": template},
+            }))
+            .expect("a ConfigMap"),
+        )
+        .await
+        .expect("create the ConfigMap");
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({
+                "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
+                "trialTemplate": {
+                    "primaryContainerName": "training",
+                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                    "configMap": {"configMapName": "trial-templates", "templatePath": "train.yaml"},
+                },
+            }),
+        ))
+        .await;
+    let trial_name = format!("{name}-0");
+    wait_until("the trial's job", || async {
+        harness
+            .jobs()
+            .get_opt(&trial_name)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    let job = harness.jobs().get(&trial_name).await.expect("the job");
+    let trial = harness
+        .trials_api()
+        .get(&trial_name)
+        .await
+        .expect("the trial");
+    let container = &job
+        .spec
+        .and_then(|spec| spec.template.spec)
+        .expect("a pod spec")
+        .containers[0];
+    assert_eq!(
+        container.args.clone().unwrap_or_default(),
+        ["--lr", trial.spec.parameter_assignments[0].value.as_str()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_stops_gracefully_on_sigterm() {
+    let mut harness = Harness::new("sigterm").await;
+    // Let it start its watches first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut child = harness.controller.take().expect("a controller");
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}

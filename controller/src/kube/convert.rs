@@ -190,6 +190,67 @@ mod tests {
 
     use super::*;
 
+    /// The scale rule of the issue: an Experiment with 10,000 finished trials, as written to
+    /// the cluster, stays under 100 KiB (Katib's lists of trial names would take about 200 KiB
+    /// at this count, and grow without bound).
+    #[test]
+    fn an_experiment_with_ten_thousand_trials_stays_small() {
+        use crate::api::common::{Metric, Observation, ParameterAssignment};
+        use crate::engine::{Observed, ObservedSuggestion, plan};
+
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/kubernetes/random-job.yaml"
+        ))
+        .expect("the example");
+        let mut resource: ExperimentResource = serde_yaml::from_str(&text).expect("parses");
+        resource.spec.max_trial_count = Some(10_000);
+        let mut experiment = experiment_of(&resource);
+        crate::defaults::apply_defaults(&mut experiment);
+        let trials: Vec<ObservedTrial> = (0..10_000u32)
+            .map(|index| ObservedTrial {
+                name: trial_name("random-job", u64::from(index)),
+                parameter_assignments: vec![
+                    ParameterAssignment {
+                        name: "lr".into(),
+                        value: format!("0.0{index}"),
+                    },
+                    ParameterAssignment {
+                        name: "layers".into(),
+                        value: (index % 4 + 1).to_string(),
+                    },
+                ],
+                condition: TrialConditionType::Succeeded,
+                run: RunState::Succeeded,
+                observation: Observation {
+                    metrics: vec![Metric {
+                        name: "loss".into(),
+                        min: format!("{}", 1.0 / f64::from(index + 1)),
+                        max: "1".into(),
+                        latest: format!("{}", 1.0 / f64::from(index + 1)),
+                    }],
+                },
+                stop_requested: false,
+            })
+            .collect();
+        let status = plan(&Observed {
+            experiment,
+            trials,
+            suggestion: ObservedSuggestion::default(),
+            now: Utc::now(),
+        })
+        .status;
+        assert_eq!(status.trials_succeeded, 10_000);
+        let unbounded = serde_json::to_vec(&status).expect("JSON").len();
+        resource.status = Some(bounded(&status));
+        let written = serde_json::to_vec(&resource).expect("JSON").len();
+        eprintln!(
+            "experiment with 10,000 trials: {written} bytes as written ({unbounded} bytes of status with Katib's lists)"
+        );
+        assert!(written < 100 * 1024, "{written} bytes");
+        assert!(unbounded > written, "the lists were not left out");
+    }
+
     #[test]
     fn merge_patches_clear_what_went_away() {
         let old = json!({"a": 1, "list": ["x"], "nested": {"keep": 1, "gone": 2}});

@@ -93,6 +93,11 @@ async fn reconcile_experiment(
             .as_ref()
             .is_some_and(|template| template.trial_spec.is_none())
     });
+    if let (Some(run_object), Some(trial_template)) =
+        (config_map_template, experiment.spec.trial_template.as_mut())
+    {
+        defaults::apply_template_defaults(trial_template, run_object);
+    }
     if let Err(errors) = validation::validate_with_template(&experiment, config_map_template) {
         fail_invalid(context, resource, &experiments, errors.to_string()).await?;
         return Ok(ControllerAction::await_change());
