@@ -53,6 +53,31 @@
 //!   (at least 4) and step size `sigma · 10^(-2 u')` for uniform `u, u'`, where `λ_large` is the
 //!   population size of the latest large run. The regime that has evaluated fewer trials so far
 //!   runs next.
+//!
+//! # Budget
+//!
+//! Hyperparameter searches run tens to hundreds of trials, where the tutorial's defaults
+//! (tuned for thousands of evaluations) spend the budget on too few generations. Two
+//! constants differ, each measured by the median simple regret on the six functions of
+//! [`crate::test_functions`] over 100 seeds:
+//!
+//! - Population size. When the experiment sets `maxTrialCount`, the default population size
+//!   `4 + ⌊3 ln n⌋` is lowered until the budget holds 16 generations, but not below 6 (the
+//!   default for two parameters), so 100 trials give λ = 6 in every dimension; without a
+//!   budget, and from 300 trials in 6-D, the tutorial's size stands. Hansen's tutorial treats
+//!   λ as the main setting to trade robustness on multimodal functions for speed; 4 measured
+//!   worse on Levy and 5 no better overall, and at 300 trials λ = 6 lost on Styblinski-Tang.
+//!   Raising `maxTrialCount` during a run can raise λ; replay then cuts the history into the
+//!   new generations, and trials that no longer match their slot's candidate enter the
+//!   updates as injected solutions (see "Replay"): the state is rebuilt from the same trials
+//!   and the search goes on.
+//! - Rank-one learning rate. `c_1` uses `α = 4` instead of the tutorial's `α_cov = 2`: with so
+//!   few generations the evolution path, not the rank-μ update, is what learns a valley's
+//!   direction, and doubling its rate helped at 100 and at 300 trials alike.
+//!
+//! Both together, after 100 trials (before in brackets): Branin 0.0021 (0.0079), Hartmann6
+//! 0.204 (0.279), Rosenbrock 4.91 (5.68), Ackley 2.79 (3.31), Levy 0.105 (0.164),
+//! Styblinski-Tang 87 (102). Doubling `c_μ` as well changed nothing beyond the noise.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -73,6 +98,17 @@ pub const DEFAULT_SIGMA: f64 = 1.0 / 6.0;
 
 /// How many times a sample outside the unit cube is drawn again before it is clipped.
 pub const MAX_RESAMPLING: usize = 100;
+
+/// Generations a run should get within the trial budget: the population size is lowered
+/// (down to [`MIN_BUDGET_POPULATION_SIZE`]) until the budget holds this many.
+const BUDGET_GENERATIONS: u32 = 16;
+
+/// The smallest population size the trial budget may impose.
+const MIN_BUDGET_POPULATION_SIZE: usize = 6;
+
+/// The numerator of the rank-one learning rate `c_1 = α / ((n + 1.3)² + μ_eff)` (the
+/// tutorial's `α_cov`, 2; see the module docs, "Budget").
+const RANK_ONE_ALPHA: f64 = 4.0;
 
 /// The largest population size a restart may reach; beyond it a run would never finish one
 /// generation in any realistic budget.
@@ -98,6 +134,8 @@ pub struct CmaEs {
     pub sigma: f64,
     /// Seed of every random stream (see the module docs for how the streams are keyed).
     pub random_state: Option<u64>,
+    /// The experiment's trial budget (`maxTrialCount`), which bounds the population size.
+    pub budget: Option<u32>,
 }
 
 /// Why a run stops (Hansen's tutorial, appendix B.3, and a rule for rounded spaces).
@@ -155,7 +193,22 @@ pub fn build(
         restart_strategy,
         sigma,
         random_state,
+        budget: context.max_trial_count,
     }))
+}
+
+/// The first run's population size: the tutorial's `4 + ⌊3 ln n⌋`, lowered so that a known
+/// trial budget holds [`BUDGET_GENERATIONS`] generations, but not below
+/// [`MIN_BUDGET_POPULATION_SIZE`].
+fn default_population_size(dimension: usize, budget: Option<u32>) -> usize {
+    let standard = 4 + (3.0 * (dimension as f64).ln()).floor() as usize;
+    match budget {
+        Some(budget) => {
+            let affordable = (budget / BUDGET_GENERATIONS) as usize;
+            standard.min(affordable.max(MIN_BUDGET_POPULATION_SIZE))
+        }
+        None => standard,
+    }
 }
 
 fn check_space(space: &SearchSpace) -> Result<(), SettingsError> {
@@ -251,7 +304,7 @@ impl CmaEs {
     fn replay(&self, request: &SuggestRequest<'_>) -> Replayed {
         let space = request.space;
         let dimension = space.len();
-        let default_population_size = 4 + (3.0 * (dimension as f64).ln()).floor() as usize;
+        let default_population_size = default_population_size(dimension, self.budget);
         let mut restarts = Restarts {
             default_population_size,
             runs_started: 1,
@@ -397,7 +450,7 @@ impl StrategyParameters {
         let d_sigma =
             1.0 + 2.0 * (((effective_parents - 1.0) / (n + 1.0)).sqrt() - 1.0).max(0.0) + c_sigma;
         let c_c = (4.0 + effective_parents / n) / (n + 4.0 + 2.0 * effective_parents / n);
-        let c_1 = 2.0 / ((n + 1.3).powi(2) + effective_parents);
+        let c_1 = RANK_ONE_ALPHA / ((n + 1.3).powi(2) + effective_parents);
         let c_mu = (1.0 - c_1)
             .min(
                 2.0 * (effective_parents - 2.0 + 1.0 / effective_parents)
@@ -900,6 +953,18 @@ mod tests {
             history.push(record);
         }
         history
+    }
+
+    #[test]
+    fn a_short_trial_budget_lowers_the_population_size_to_six() {
+        // The tutorial's 4 + floor(3 ln n): 9 in 6-D, 12 in 20-D, 6 in 2-D.
+        assert_eq!(default_population_size(6, None), 9);
+        assert_eq!(default_population_size(20, None), 12);
+        assert_eq!(default_population_size(6, Some(100)), 6);
+        assert_eq!(default_population_size(6, Some(10)), 6);
+        assert_eq!(default_population_size(20, Some(160)), 10);
+        assert_eq!(default_population_size(6, Some(300)), 9);
+        assert_eq!(default_population_size(2, Some(50)), 6);
     }
 
     #[test]

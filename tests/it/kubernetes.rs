@@ -514,8 +514,8 @@ async fn failed_jobs_fail_trials_and_the_experiment_at_max_failed_trial_count() 
         .await;
     let mut failed = HashSet::new();
     let deadline = Instant::now() + WAIT;
-    while !experiment_condition(&harness.experiment(&name).await)
-        .is_some_and(|(condition, _, _)| condition == "Failed")
+    while experiment_condition(&harness.experiment(&name).await)
+        .is_none_or(|(condition, _, _)| condition != "Failed")
     {
         assert!(Instant::now() < deadline, "the experiment did not fail");
         for trial in harness.trials().await {

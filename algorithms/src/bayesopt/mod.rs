@@ -29,7 +29,8 @@
 //!
 //! # Layout
 //! - [`encoding`]: assignments to and from unit-cube points; rounding of discrete values.
-//! - [`gp`]: the Matérn 5/2 ARD Gaussian process and its hyperparameter fit.
+//! - [`gp`]: the Gaussian process (a Matérn 5/2 ARD kernel plus a first-order additive one)
+//!   and its hyperparameter fit.
 //! - [`acquisition`]: EI, PI, LCB and the hedge's probabilities.
 //! - [`lbfgs`]: the box-constrained quasi-Newton optimizer both fits use.
 

@@ -2,7 +2,9 @@
 //! must be far below random search's over the same seeds, so a regression in the model, the
 //! acquisition or its optimizer fails CI. When written, the margins were about 1000x (Branin,
 //! 30 trials) and 4000x (Hartmann6, 60 trials); the tests ask for 50x and 10x (Hartmann6 has a
-//! local optimum at regret 0.12 that some seeds stay in for a while).
+//! local optimum at regret 0.12 that some seeds stay in for a while). On Styblinski-Tang the
+//! model must also carry what it learns about one parameter across the others (the additive
+//! kernel component), which a regression in the kernel or its fit loses first.
 
 use sextant_algorithms::Setting;
 use sextant_algorithms::test_functions::{TestFunction, median, regret_curve};
@@ -40,4 +42,15 @@ fn gp_beats_random_search_on_branin() {
 #[test]
 fn gp_beats_random_search_on_hartmann6() {
     assert_far_better_than_random(TestFunction::Hartmann6, 60, 10.0);
+}
+
+#[test]
+fn gp_puts_most_coordinates_of_styblinski_tang_in_the_better_basin() {
+    // Each coordinate left in the worse of its two basins costs 14.1, so the bound asks for
+    // none in the median run. Measured: median regret 1.7 after 100 trials (43 without the
+    // additive kernel component, random search 109).
+    let gp = median_final_regret("bayesianoptimization", TestFunction::StyblinskiTang, 100);
+    println!("styblinski-tang: gp {gp:.3e}");
+    assert!(gp.is_finite() && gp >= 0.0);
+    assert!(gp < 10.0, "median regret {gp} after 100 trials (bound 10)");
 }

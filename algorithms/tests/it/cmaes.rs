@@ -1,6 +1,8 @@
 //! Quality of `cmaes` on fixed seeds: after 100 trials its median simple regret must be well
 //! below random search's over the same seeds, so a regression in the update, the sampling or
-//! the replay of the state from the history fails CI.
+//! the replay of the state from the history fails CI. Measured margins: Branin 59x and
+//! Hartmann6 6.2x (34x and 4.0x before the population size and the rank-one learning rate were
+//! fitted to short budgets); the tests ask for 20x and 5x.
 
 use sextant_algorithms::Setting;
 use sextant_algorithms::test_functions::{TestFunction, median, regret_curve};
@@ -37,19 +39,19 @@ fn assert_better_than_random(function: TestFunction, factor: f64, extra: &[Setti
 
 #[test]
 fn cmaes_beats_random_search_on_branin() {
-    assert_better_than_random(TestFunction::Branin, 5.0, &[]);
+    assert_better_than_random(TestFunction::Branin, 20.0, &[]);
 }
 
 #[test]
 fn cmaes_beats_random_search_on_hartmann6() {
-    assert_better_than_random(TestFunction::Hartmann6, 2.0, &[]);
+    assert_better_than_random(TestFunction::Hartmann6, 5.0, &[]);
 }
 
 #[test]
 fn cmaes_with_bipop_restarts_beats_random_search_on_branin() {
     assert_better_than_random(
         TestFunction::Branin,
-        5.0,
+        20.0,
         &[Setting::new("restart_strategy", "bipop")],
     );
 }

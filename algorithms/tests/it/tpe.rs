@@ -43,8 +43,8 @@ fn tpe_beats_random_search_on_branin() {
 
 #[test]
 fn tpe_beats_random_search_on_hartmann6() {
-    // Measured: tpe 0.34, random 1.33.
-    assert_beats_random("tpe", TestFunction::Hartmann6, 0.6);
+    // Measured: tpe 0.28 (0.34 with uniform weights in the good group), random 1.33.
+    assert_beats_random("tpe", TestFunction::Hartmann6, 0.4);
 }
 
 #[test]

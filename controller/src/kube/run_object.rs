@@ -239,15 +239,15 @@ fn wire_metrics(
     .map(str::to_owned)
     .to_vec();
     let source = collector_spec.source.as_ref();
-    if collector == CollectorKind::File {
-        if let Some(file) = source.and_then(|source| source.file_system_path.as_ref()) {
-            wrapped.extend(["--path".to_owned(), file.path.clone()]);
-            let format = match file.format {
-                Some(FileFormat::Json) => "json",
-                _ => "text",
-            };
-            wrapped.extend(["--format".to_owned(), format.to_owned()]);
-        }
+    if collector == CollectorKind::File
+        && let Some(file) = source.and_then(|source| source.file_system_path.as_ref())
+    {
+        wrapped.extend(["--path".to_owned(), file.path.clone()]);
+        let format = match file.format {
+            Some(FileFormat::Json) => "json",
+            _ => "text",
+        };
+        wrapped.extend(["--format".to_owned(), format.to_owned()]);
     }
     for regex in source
         .and_then(|source| source.filter.as_ref())
