@@ -111,10 +111,17 @@ struct Harness {
     namespace: String,
     serve: Server,
     controller: Option<Child>,
+    controller_args: Vec<String>,
 }
 
 impl Harness {
     async fn new(name: &str) -> Harness {
+        Harness::with_controller_args(name, &[]).await
+    }
+
+    /// A harness whose controller also gets `args`; `{serve}` in one stands for the address of
+    /// the test's `sextant serve`.
+    async fn with_controller_args(name: &str, args: &[&str]) -> Harness {
         let client = client_for("kubeconfig").await;
         install_crds_and_role(&client).await;
         let namespace = unique(name);
@@ -128,11 +135,16 @@ impl Harness {
             .await
             .expect("create the namespace");
         let serve = Server::start_with_db(POSTGRES_URL, &[]).expect("start sextant serve");
+        let controller_args = args
+            .iter()
+            .map(|arg| arg.replace("{serve}", &serve.address.to_string()))
+            .collect();
         let mut harness = Harness {
             client,
             namespace,
             serve,
             controller: None,
+            controller_args,
         };
         harness.start_controller();
         harness
@@ -144,6 +156,7 @@ impl Harness {
             .arg(self.serve.address.to_string())
             .args(["--namespace", &self.namespace])
             .args(["--health-listen", "127.0.0.1:0", "--poll-interval", "0.3"])
+            .args(&self.controller_args)
             .env("KUBECONFIG", testbed().join("kubeconfig-controller"))
             .env("SEXTANT_LOG", "warn,kube_client=error")
             .stdout(Stdio::null())
@@ -1045,7 +1058,9 @@ async fn a_hundred_experiments_are_reconciled_in_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trial_template_from_a_config_map_is_substituted_into_the_job() {
-    let harness = Harness::new("configmap").await;
+    // Suggestions from a Katib-API Suggestion service (the test's `sextant serve`) this time.
+    let harness =
+        Harness::with_controller_args("configmap", &["--suggestion-service", "{serve}"]).await;
     let template = serde_yaml::to_string(&json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -1130,4 +1145,27 @@ async fn the_controller_stops_gracefully_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubernetes_example_is_accepted_and_starts_its_trials() {
+    let harness = Harness::new("example").await;
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/random-job.yaml"),
+    )
+    .expect("the example");
+    let example: Value = serde_yaml::from_str(&text).expect("YAML");
+    harness.create_experiment(example).await;
+    wait_until("the example's two jobs", || async {
+        harness
+            .jobs()
+            .list(&Default::default())
+            .await
+            .map(|jobs| jobs.items.len() == 2)
+            .unwrap_or(false)
+    })
+    .await;
+    let experiment = harness.experiment("random-job").await;
+    let (condition, _, _) = experiment_condition(&experiment).expect("a condition");
+    assert_eq!(condition, "Running");
 }
