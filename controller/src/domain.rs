@@ -1,14 +1,17 @@
 //! Conversions from the API's string-typed spec to the search domain model of
 //! `sextant-algorithms`: parameters to a [`SearchSpace`], the objective to an [`Objective`],
-//! settings to [`Setting`]s. Validation and the drivers share them, so both read a spec the
-//! same way.
+//! settings to [`Setting`]s, early-stopping rules both ways. Validation and the drivers share
+//! them, so both read a spec the same way.
 
+use sextant_algorithms::early_stopping;
 use sextant_algorithms::space::{
     Distribution as SpaceDistribution, ParameterType as SpaceParameterType,
 };
 use sextant_algorithms::{Direction, Objective, RawParameter, SearchSpace, Setting, SpaceError};
 
-use crate::api::common::{AlgorithmSetting, ObjectiveSpec, ObjectiveType};
+use crate::api::common::{
+    AlgorithmSetting, ComparisonType, EarlyStoppingRule, ObjectiveSpec, ObjectiveType,
+};
 use crate::api::experiment::{Distribution, ParameterSpec, ParameterType};
 
 /// A parameter spec as the search space parses it. Katib's `unknown` type and values outside
@@ -67,4 +70,34 @@ pub fn settings(settings: &[AlgorithmSetting]) -> Vec<Setting> {
         .iter()
         .map(|setting| Setting::new(&setting.name, &setting.value))
         .collect()
+}
+
+/// An early-stopping rule as a Trial carries it (Katib's `EarlyStoppingRule`).
+pub fn trial_rule(rule: &early_stopping::EarlyStoppingRule) -> EarlyStoppingRule {
+    EarlyStoppingRule {
+        name: rule.metric_name.clone(),
+        value: sextant_algorithms::space::format_double(rule.value),
+        comparison: match rule.comparison {
+            early_stopping::Comparison::Equal => ComparisonType::Equal,
+            early_stopping::Comparison::Less => ComparisonType::Less,
+            early_stopping::Comparison::Greater => ComparisonType::Greater,
+        },
+        start_step: i32::try_from(rule.start_step).unwrap_or(i32::MAX),
+    }
+}
+
+/// A Trial's early-stopping rule as the algorithms enforce it; `None` when its value is not a
+/// number or its comparison is unknown.
+pub fn enforced_rule(rule: &EarlyStoppingRule) -> Option<early_stopping::EarlyStoppingRule> {
+    Some(early_stopping::EarlyStoppingRule {
+        metric_name: rule.name.clone(),
+        value: rule.value.parse().ok()?,
+        comparison: match rule.comparison {
+            ComparisonType::Equal => early_stopping::Comparison::Equal,
+            ComparisonType::Less => early_stopping::Comparison::Less,
+            ComparisonType::Greater => early_stopping::Comparison::Greater,
+            ComparisonType::Other(_) => return None,
+        },
+        start_step: u32::try_from(rule.start_step).unwrap_or(0),
+    })
 }

@@ -1169,3 +1169,87 @@ async fn the_kubernetes_example_is_accepted_and_starts_its_trials() {
     let (condition, _, _) = experiment_condition(&experiment).expect("a condition");
     assert_eq!(condition, "Running");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
+    let harness = Harness::new("medianstop").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({
+                "parallelTrialCount": 1, "maxTrialCount": 3,
+                "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
+                    {"name": "min_trials_required", "value": "1"},
+                    {"name": "start_step", "value": "2"},
+                ]},
+            }),
+        ))
+        .await;
+    let first = format!("{name}-0");
+    wait_until("the first job", || async {
+        harness
+            .jobs()
+            .get_opt(&first)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    let first_trial = harness.trials_api().get(&first).await.expect("the trial");
+    assert!(
+        first_trial.spec.early_stopping_rules.is_empty(),
+        "no finished trial yet, so no rule"
+    );
+    for loss in [0.5, 0.3] {
+        harness.report_loss(&first, loss).await;
+    }
+    harness.end_job(&first, "Complete", "Completed").await;
+
+    let second = format!("{name}-1");
+    wait_until("the second job", || async {
+        harness
+            .jobs()
+            .get_opt(&second)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    })
+    .await;
+    let rules = harness
+        .trials_api()
+        .get(&second)
+        .await
+        .expect("the trial")
+        .spec
+        .early_stopping_rules;
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        (rules[0].name.as_str(), rules[0].value.as_str()),
+        ("loss", "0.4")
+    );
+    // Worse than the first trial's average of its first two reports, twice.
+    for loss in [2.0, 1.5] {
+        harness.report_loss(&second, loss).await;
+    }
+    wait_until("the second trial to be early stopped", || async {
+        harness
+            .trials_api()
+            .get(&second)
+            .await
+            .ok()
+            .is_some_and(|trial| condition_of(&trial).as_deref() == Some("EarlyStopped"))
+    })
+    .await;
+    wait_until("its job to go", || async {
+        harness
+            .jobs()
+            .get_opt(&second)
+            .await
+            .map(|job| job.is_none_or(|job| job.metadata.deletion_timestamp.is_some()))
+            .unwrap_or(false)
+    })
+    .await;
+}

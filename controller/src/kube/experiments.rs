@@ -21,10 +21,13 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::api::common::EarlyStoppingRule;
+use crate::api::experiment::Experiment;
 use crate::api::experiment::{
     ExperimentConditionType, ExperimentResource, ExperimentStatus, TrialTemplate,
 };
 use crate::api::suggestion::TrialAssignment;
+use crate::api::trial::TrialConditionType;
 use crate::api::trial::{EXPERIMENT_LABEL, TrialResource, TrialSpec};
 use crate::api::{ConditionStatus, set_condition};
 use crate::engine::{self, Action, Observed, ObservedSuggestion};
@@ -36,7 +39,11 @@ use crate::kube::{
 use crate::local::launch::placeholder_values;
 use crate::placeholders::substitute;
 use crate::suggest::{Answer, Suggester};
-use crate::{defaults, validation};
+use crate::{defaults, domain, validation};
+use sextant_algorithms::TrialCondition;
+use sextant_algorithms::early_stopping::{TrialObservations, build_early_stopping};
+use sextant_store::ObservationLogFilter;
+use sextant_store::observation_log::numeric_value;
 
 /// The reason of the `Failed` condition of an Experiment whose spec is invalid.
 pub const REASON_INVALID_SPEC: &str = "ExperimentSpecInvalid";
@@ -154,6 +161,7 @@ async fn reconcile_experiment(
             .insert(uid, suggester);
         match answer {
             Ok(Answer::Assignments(batch)) => {
+                let rules = early_stopping_rules(context, &experiment, &trials).await?;
                 observed.suggestion.unused_assignments = batch
                     .into_iter()
                     .zip(next_ordinal..)
@@ -161,7 +169,7 @@ async fn reconcile_experiment(
                         |((parameter_assignments, labels), ordinal)| TrialAssignment {
                             name: trial_name(&name, ordinal),
                             parameter_assignments,
-                            early_stopping_rules: Vec::new(),
+                            early_stopping_rules: rules.clone(),
                             labels,
                         },
                     )
@@ -231,6 +239,61 @@ async fn reconcile_experiment(
         None if plan.finished => ControllerAction::await_change(),
         None => ControllerAction::requeue(context.config.poll_interval * 6),
     })
+}
+
+/// The early-stopping rules a trial created now carries, from the objective values of the
+/// succeeded trials (Katib computes them when the trial is created); none without early
+/// stopping.
+async fn early_stopping_rules(
+    context: &Context,
+    experiment: &Experiment,
+    trials: &[Arc<TrialResource>],
+) -> Result<Vec<EarlyStoppingRule>, ReconcileError> {
+    let Some(spec) = &experiment.spec.early_stopping else {
+        return Ok(Vec::new());
+    };
+    let Some(objective) = experiment
+        .spec
+        .objective
+        .as_ref()
+        .and_then(domain::objective)
+    else {
+        return Ok(Vec::new());
+    };
+    // Validation has built it once already; a failure here cannot happen for a valid spec.
+    let Ok(algorithm) = build_early_stopping(
+        &spec.algorithm_name,
+        &domain::settings(&spec.algorithm_settings),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut observations = Vec::new();
+    for trial in trials
+        .iter()
+        .filter(|trial| convert::current_condition(trial).0 == TrialConditionType::Succeeded)
+    {
+        let filter = ObservationLogFilter {
+            metric_name: Some(objective.metric_name.clone()),
+            ..ObservationLogFilter::trial(trial.name_any())
+        };
+        let objective_values = context
+            .store
+            .get_observation_log(&filter)
+            .await?
+            .into_iter()
+            .filter_map(|point| numeric_value(&point.value))
+            .collect();
+        observations.push(TrialObservations {
+            trial_name: trial.name_any(),
+            condition: TrialCondition::Succeeded,
+            objective_values,
+        });
+    }
+    Ok(algorithm
+        .rules(&objective, &observations)
+        .iter()
+        .map(domain::trial_rule)
+        .collect())
 }
 
 /// The trial template as JSON: the inline `trialSpec`, or the ConfigMap's entry. An error is

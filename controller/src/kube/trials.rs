@@ -6,7 +6,8 @@
 //! run object that cannot be made fails the trial with the reason: an unknown kind
 //! (`UnknownKind`), one the controller may not create (`Forbidden`, RBAC), a template that does
 //! not fit its metrics collector (`InvalidRunSpec`), a condition that does not parse
-//! (`InvalidCondition`). A trial asked to stop has its run object deleted and ends `Killed`.
+//! (`InvalidCondition`). A running trial whose early-stopping rules are all met by what it
+//! reported has its run object deleted and ends `EarlyStopped`. A trial asked to stop has its run object deleted and ends `Killed`.
 //! When a trial ends, its run object is deleted unless the template says `retain`; when the
 //! Trial is deleted, the finalizer deletes its observation log and garbage collection its run
 //! object.
@@ -21,6 +22,7 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use sextant_store::ObservationLogFilter;
 
+use crate::api::common::ObjectiveSpec;
 use crate::api::trial::{TrialConditionType, TrialResource, TrialStatus};
 use crate::api::{ConditionStatus, set_condition};
 use crate::conditions::{Condition, default_conditions};
@@ -28,7 +30,10 @@ use crate::engine::{ObservedTrial, RunState, next_condition};
 use crate::kube::convert::{current_condition, merge_patch, observed_trial, stop_reason};
 use crate::kube::run_object::{self, Kind};
 use crate::kube::{Context, OBSERVATION_LOG_FINALIZER, ReconcileError, object_key};
-use crate::observation;
+use crate::{domain, observation};
+use sextant_algorithms::early_stopping::should_stop;
+use sextant_store::MetricPoint;
+use sextant_store::observation_log::numeric_value;
 
 pub(super) async fn reconcile(
     trial: Arc<TrialResource>,
@@ -103,6 +108,10 @@ async fn apply(
         .get_observation_log(&ObservationLogFilter::trial(trial.name_any()))
         .await?;
     let objective = trial.spec.objective.clone().unwrap_or_default();
+    if observed.run == RunState::Running && early_stopped(trial, &objective, &points) {
+        delete_run_object(trial, context).await?;
+        observed.run = RunState::EarlyStopped;
+    }
     observed.observation = observation::from_log(&objective, &points);
     let ended = record(trial, trials, &observed).await?;
     Ok(if ended {
@@ -110,6 +119,24 @@ async fn apply(
     } else {
         ControllerAction::requeue(context.config.poll_interval)
     })
+}
+
+/// Whether the trial's early-stopping rules are all met by what it reported, by Katib's rule
+/// ([`should_stop`]).
+fn early_stopped(trial: &TrialResource, objective: &ObjectiveSpec, points: &[MetricPoint]) -> bool {
+    let Some(objective) = domain::objective(objective) else {
+        return false;
+    };
+    let rules: Vec<_> = trial
+        .spec
+        .early_stopping_rules
+        .iter()
+        .filter_map(domain::enforced_rule)
+        .collect();
+    let reports = points.iter().filter_map(|point| {
+        numeric_value(&point.value).map(|value| (point.metric_name.as_str(), value))
+    });
+    should_stop(&rules, &objective, reports)
 }
 
 /// The run's state by the trial's conditions, or Katib's defaults for its kind.
