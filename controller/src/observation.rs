@@ -1,9 +1,9 @@
 //! A trial's observation (per objective metric: min, max and latest value) computed from its
-//! observation log, as Katib's controller computes it; shared by the local and Kubernetes
-//! drivers.
+//! observation log, as Katib's controller computes it, and the reported values of one metric
+//! read from the store; shared by the local and Kubernetes drivers.
 
-use sextant_store::MetricPoint;
 use sextant_store::observation_log::numeric_value;
+use sextant_store::{MetricPoint, ObservationLogFilter, Store};
 
 use crate::api::common::{Metric, ObjectiveSpec, Observation, UNAVAILABLE_METRIC_VALUE};
 
@@ -39,4 +39,23 @@ pub fn from_log(objective: &ObjectiveSpec, points: &[MetricPoint]) -> Observatio
         })
         .collect();
     Observation { metrics }
+}
+
+/// The numeric values a trial reported for `metric_name`, in report order (what early
+/// stopping reads); non-numeric reports are left out.
+pub async fn numeric_values(
+    store: &Store,
+    trial_name: &str,
+    metric_name: &str,
+) -> Result<Vec<f64>, sextant_store::Error> {
+    let filter = ObservationLogFilter {
+        metric_name: Some(metric_name.to_owned()),
+        ..ObservationLogFilter::trial(trial_name.to_owned())
+    };
+    Ok(store
+        .get_observation_log(&filter)
+        .await?
+        .into_iter()
+        .filter_map(|point| numeric_value(&point.value))
+        .collect())
 }

@@ -211,6 +211,59 @@ impl Harness {
         trials
     }
 
+    async fn job_count(&self) -> usize {
+        self.jobs()
+            .list(&Default::default())
+            .await
+            .map(|jobs| jobs.items.len())
+            .unwrap_or(0)
+    }
+
+    async fn wait_for_jobs(&self, count: usize) {
+        wait_until(&format!("{count} jobs"), || async {
+            self.job_count().await == count
+        })
+        .await;
+    }
+
+    async fn wait_for_job(&self, name: &str) {
+        wait_until(&format!("job {name}"), || async {
+            self.jobs().get_opt(name).await.ok().flatten().is_some()
+        })
+        .await;
+    }
+
+    /// Waits until the Job is deleted or being deleted (garbage collection finishes it).
+    async fn wait_for_job_gone(&self, name: &str) {
+        wait_until(&format!("job {name} to go"), || async {
+            self.jobs()
+                .get_opt(name)
+                .await
+                .map(|job| job.is_none_or(|job| job.metadata.deletion_timestamp.is_some()))
+                .unwrap_or(false)
+        })
+        .await;
+    }
+
+    async fn wait_for_trial_condition(&self, name: &str, condition: &str) {
+        wait_until(&format!("trial {name} {condition}"), || async {
+            self.trials_api()
+                .get(name)
+                .await
+                .ok()
+                .is_some_and(|trial| condition_of(&trial).as_deref() == Some(condition))
+        })
+        .await;
+    }
+
+    async fn wait_for_experiment_condition(&self, name: &str, condition: &str) {
+        wait_until(&format!("experiment {name} {condition}"), || async {
+            experiment_condition(&self.experiment(name).await)
+                .is_some_and(|(current, _, _)| current == condition)
+        })
+        .await;
+    }
+
     /// Pushes `loss` for a trial to the DBManager, as its training program would.
     async fn report_loss(&self, trial: &str, loss: f64) {
         let mut db = DbManagerClient::connect(self.serve.endpoint())
@@ -256,16 +309,7 @@ async fn install_crds_and_role(client: &Client) {
     apply_file(client, "deploy/crds/trials.sextant.dev.yaml").await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for name in ["experiments.sextant.dev", "trials.sextant.dev"] {
-        wait_until(&format!("{name} established"), || async {
-            crds.get(name).await.ok().is_some_and(|crd| {
-                crd.status
-                    .and_then(|status| status.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|condition| condition.type_ == "Established" && condition.status == "True")
-            })
-        })
-        .await;
+        wait_established(&crds, name).await;
     }
     // Only the ClusterRole of deploy/rbac.yaml, bound to the test's controller user.
     let text =
@@ -295,6 +339,19 @@ async fn install_crds_and_role(client: &Client) {
         .patch("sextant-controller-tests", &params, &Patch::Apply(&binding))
         .await
         .expect("bind the ClusterRole");
+}
+
+async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
+    wait_until(&format!("{name} established"), || async {
+        crds.get(name).await.ok().is_some_and(|crd| {
+            crd.status
+                .and_then(|status| status.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|condition| condition.type_ == "Established" && condition.status == "True")
+        })
+    })
+    .await;
 }
 
 async fn wait_until<F, Fut>(what: &str, mut check: F)
@@ -577,11 +634,7 @@ async fn an_invalid_experiment_fails_naming_each_field_path() {
             }),
         ))
         .await;
-    wait_until("the experiment to fail", || async {
-        experiment_condition(&harness.experiment(&name).await)
-            .is_some_and(|(condition, _, _)| condition == "Failed")
-    })
-    .await;
+    harness.wait_for_experiment_condition(&name, "Failed").await;
     let (_, reason, message) =
         experiment_condition(&harness.experiment(&name).await).expect("a condition");
     assert_eq!(reason, "ExperimentSpecInvalid");
@@ -651,15 +704,7 @@ async fn deleting_an_experiment_removes_its_trials_jobs_and_observation_logs() {
             json!({"maxTrialCount": 2, "parallelTrialCount": 2, "maxFailedTrialCount": 1}),
         ))
         .await;
-    wait_until("two jobs", || async {
-        harness
-            .jobs()
-            .list(&Default::default())
-            .await
-            .map(|jobs| jobs.items.len() == 2)
-            .unwrap_or(false)
-    })
-    .await;
+    harness.wait_for_jobs(2).await;
     let trial_names: Vec<String> = harness
         .trials()
         .await
@@ -797,19 +842,7 @@ async fn install_workflow_crd(client: &Client) {
     )
     .await
     .expect("apply the Workflow CRD");
-    wait_until("workflows.argoproj.io established", || async {
-        crds.get("workflows.argoproj.io")
-            .await
-            .ok()
-            .is_some_and(|crd| {
-                crd.status
-                    .and_then(|status| status.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|condition| condition.type_ == "Established" && condition.status == "True")
-            })
-    })
-    .await;
+    wait_established(&crds, "workflows.argoproj.io").await;
 }
 
 fn argo_schema_errors(workflow: &Value) -> Vec<String> {
@@ -917,11 +950,9 @@ async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped()
         )
         .await
         .expect("patch the workflow");
-    wait_until("the experiment to succeed", || async {
-        experiment_condition(&harness.experiment(&name).await)
-            .is_some_and(|(condition, _, _)| condition == "Succeeded")
-    })
-    .await;
+    harness
+        .wait_for_experiment_condition(&name, "Succeeded")
+        .await;
     let trial = harness
         .trials_api()
         .get(&trial_name)
@@ -943,44 +974,20 @@ async fn reaching_the_goal_stops_the_running_trials_and_records_an_event() {
             }),
         ))
         .await;
-    wait_until("two jobs", || async {
-        harness
-            .jobs()
-            .list(&Default::default())
-            .await
-            .map(|jobs| jobs.items.len() == 2)
-            .unwrap_or(false)
-    })
-    .await;
+    harness.wait_for_jobs(2).await;
     let trials = harness.trials().await;
     let (winner, other) = (trials[0].name_any(), trials[1].name_any());
     harness.report_loss(&winner, 0.01).await;
     harness.end_job(&winner, "Complete", "Completed").await;
 
-    wait_until("the other trial to be killed", || async {
-        harness
-            .trials_api()
-            .get(&other)
-            .await
-            .ok()
-            .is_some_and(|trial| condition_of(&trial).as_deref() == Some("Killed"))
-    })
-    .await;
+    harness.wait_for_trial_condition(&other, "Killed").await;
     let (condition, reason, _) =
         experiment_condition(&harness.experiment(&name).await).expect("a condition");
     assert_eq!(
         (condition.as_str(), reason.as_str()),
         ("Succeeded", "ExperimentGoalReached")
     );
-    wait_until("the killed trial's job to go", || async {
-        harness
-            .jobs()
-            .get_opt(&other)
-            .await
-            .map(|job| job.is_none_or(|job| job.metadata.deletion_timestamp.is_some()))
-            .unwrap_or(false)
-    })
-    .await;
+    harness.wait_for_job_gone(&other).await;
     assert_eq!(harness.trials().await.len(), 2, "no trial after the goal");
     let events: Api<DynamicObject> = Api::namespaced_with(
         harness.client.clone(),
@@ -1098,16 +1105,7 @@ async fn a_trial_template_from_a_config_map_is_substituted_into_the_job() {
         ))
         .await;
     let trial_name = format!("{name}-0");
-    wait_until("the trial's job", || async {
-        harness
-            .jobs()
-            .get_opt(&trial_name)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
+    harness.wait_for_job(&trial_name).await;
     let job = harness.jobs().get(&trial_name).await.expect("the job");
     let trial = harness
         .trials_api()
@@ -1156,15 +1154,7 @@ async fn the_kubernetes_example_is_accepted_and_starts_its_trials() {
     .expect("the example");
     let example: Value = serde_yaml::from_str(&text).expect("YAML");
     harness.create_experiment(example).await;
-    wait_until("the example's two jobs", || async {
-        harness
-            .jobs()
-            .list(&Default::default())
-            .await
-            .map(|jobs| jobs.items.len() == 2)
-            .unwrap_or(false)
-    })
-    .await;
+    harness.wait_for_jobs(2).await;
     let experiment = harness.experiment("random-job").await;
     let (condition, _, _) = experiment_condition(&experiment).expect("a condition");
     assert_eq!(condition, "Running");
@@ -1187,16 +1177,7 @@ async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
         ))
         .await;
     let first = format!("{name}-0");
-    wait_until("the first job", || async {
-        harness
-            .jobs()
-            .get_opt(&first)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
+    harness.wait_for_job(&first).await;
     let first_trial = harness.trials_api().get(&first).await.expect("the trial");
     assert!(
         first_trial.spec.early_stopping_rules.is_empty(),
@@ -1208,16 +1189,7 @@ async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
     harness.end_job(&first, "Complete", "Completed").await;
 
     let second = format!("{name}-1");
-    wait_until("the second job", || async {
-        harness
-            .jobs()
-            .get_opt(&second)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    })
-    .await;
+    harness.wait_for_job(&second).await;
     let rules = harness
         .trials_api()
         .get(&second)
@@ -1234,22 +1206,8 @@ async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
     for loss in [2.0, 1.5] {
         harness.report_loss(&second, loss).await;
     }
-    wait_until("the second trial to be early stopped", || async {
-        harness
-            .trials_api()
-            .get(&second)
-            .await
-            .ok()
-            .is_some_and(|trial| condition_of(&trial).as_deref() == Some("EarlyStopped"))
-    })
-    .await;
-    wait_until("its job to go", || async {
-        harness
-            .jobs()
-            .get_opt(&second)
-            .await
-            .map(|job| job.is_none_or(|job| job.metadata.deletion_timestamp.is_some()))
-            .unwrap_or(false)
-    })
-    .await;
+    harness
+        .wait_for_trial_condition(&second, "EarlyStopped")
+        .await;
+    harness.wait_for_job_gone(&second).await;
 }

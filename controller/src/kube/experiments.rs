@@ -39,11 +39,9 @@ use crate::kube::{
 use crate::local::launch::placeholder_values;
 use crate::placeholders::substitute;
 use crate::suggest::{Answer, Suggester};
-use crate::{defaults, domain, validation};
+use crate::{defaults, domain, observation, validation};
 use sextant_algorithms::TrialCondition;
 use sextant_algorithms::early_stopping::{TrialObservations, build_early_stopping};
-use sextant_store::ObservationLogFilter;
-use sextant_store::observation_log::numeric_value;
 
 /// The reason of the `Failed` condition of an Experiment whose spec is invalid.
 pub const REASON_INVALID_SPEC: &str = "ExperimentSpecInvalid";
@@ -272,17 +270,9 @@ async fn early_stopping_rules(
         .iter()
         .filter(|trial| convert::current_condition(trial).0 == TrialConditionType::Succeeded)
     {
-        let filter = ObservationLogFilter {
-            metric_name: Some(objective.metric_name.clone()),
-            ..ObservationLogFilter::trial(trial.name_any())
-        };
-        let objective_values = context
-            .store
-            .get_observation_log(&filter)
-            .await?
-            .into_iter()
-            .filter_map(|point| numeric_value(&point.value))
-            .collect();
+        let objective_values =
+            observation::numeric_values(&context.store, &trial.name_any(), &objective.metric_name)
+                .await?;
         observations.push(TrialObservations {
             trial_name: trial.name_any(),
             condition: TrialCondition::Succeeded,

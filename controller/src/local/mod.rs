@@ -35,7 +35,6 @@ use std::time::Duration;
 use chrono::Utc;
 use sextant_algorithms::early_stopping::{RuleTracker, TrialObservations, build_early_stopping};
 use sextant_metrics::LineFormat;
-use sextant_store::observation_log::numeric_value;
 use sextant_store::{NewTrial, ObservationLogFilter, Store, TrialConditionUpdate};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -662,17 +661,9 @@ impl Driver {
             .filter(|t| t.condition == TrialConditionType::Succeeded)
         {
             if !self.finished_objectives.contains_key(&trial.name) {
-                let filter = ObservationLogFilter {
-                    metric_name: Some(objective.metric_name.clone()),
-                    ..ObservationLogFilter::trial(trial.name.clone())
-                };
-                let values = self
-                    .store
-                    .get_observation_log(&filter)
-                    .await?
-                    .into_iter()
-                    .filter_map(|point| numeric_value(&point.value))
-                    .collect();
+                let values =
+                    observation::numeric_values(&self.store, &trial.name, &objective.metric_name)
+                        .await?;
                 self.finished_objectives.insert(trial.name.clone(), values);
             }
             observations.push(TrialObservations {
