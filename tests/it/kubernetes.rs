@@ -82,9 +82,12 @@ fn unique(prefix: &str) -> String {
 
 /// Server-side applies every document of a YAML file with the administrator's client.
 async fn apply_file(client: &Client, path: &str) {
+    apply_file_with(client, path, PatchParams::apply("sextant-tests").force()).await;
+}
+
+async fn apply_file_with(client: &Client, path: &str, params: PatchParams) {
     let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path))
         .unwrap_or_else(|error| panic!("read {path}: {error}"));
-    let params = PatchParams::apply("sextant-tests").force();
     for document in serde_yaml::Deserializer::from_str(&text) {
         let value: Value = serde::Deserialize::deserialize(document).expect("YAML");
         if value.is_null() {
@@ -1210,4 +1213,25 @@ async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
         .wait_for_trial_condition(&second, "EarlyStopped")
         .await;
     harness.wait_for_job_gone(&second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_manifests_are_accepted_by_the_api_server() {
+    let client = client_for("kubeconfig").await;
+    install_crds_and_role(&client).await;
+    // The namespace for real (the others are checked into it), the rest as a server-side dry
+    // run: admission and validation run, nothing is stored.
+    apply_file(&client, "deploy/namespace.yaml").await;
+    for file in [
+        "deploy/rbac.yaml",
+        "deploy/serve.yaml",
+        "deploy/controller.yaml",
+    ] {
+        apply_file_with(
+            &client,
+            file,
+            PatchParams::apply("sextant-tests").force().dry_run(),
+        )
+        .await;
+    }
 }
