@@ -34,8 +34,12 @@ pub struct ControllerArgs {
     pub health_listen: SocketAddr,
     /// Seconds between looks at an active trial (its metrics arrive in the store, not as
     /// Kubernetes events).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, env = "SEXTANT_POLL_INTERVAL", default_value_t = 10.0)]
     pub poll_interval: f64,
+    /// This replica's name in the events it records (set from the pod's name by the
+    /// Deployment).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
 }
 
 /// Arguments of `sextant crd`.
@@ -83,8 +87,10 @@ pub async fn controller(
         namespace: args.namespace,
         db_manager_address: args.db_manager_address,
         suggestion_service: args.suggestion_service,
-        poll_interval: Duration::from_secs_f64(args.poll_interval),
-        ..ControllerConfig::default()
+        poll_interval: Duration::try_from_secs_f64(args.poll_interval)
+            .context("--poll-interval is out of range")?,
+        reporter: "sextant-controller".into(),
+        instance: args.pod_name,
     };
     tracing::info!(namespace = ?config.namespace, "controller starting");
     sextant_controller::kube::run(client, store, config, shutdown).await;
@@ -97,6 +103,8 @@ pub async fn controller(
 async fn serve_health(listener: TcpListener) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of file descriptors, say: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         tokio::spawn(async move {

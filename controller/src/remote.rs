@@ -56,6 +56,9 @@ impl RemoteSuggester {
             }
             Err(RemoteError::Exhausted(_)) => return Ok(Answer::Exhausted),
             Err(RemoteError::NotReady(_)) => return Ok(Answer::NotReady),
+            Err(error @ RemoteError::Unreachable { .. }) => {
+                return Ok(Answer::Unreachable(error.to_string()));
+            }
             Err(error) => return Err(error.to_string()),
         };
         if let Some(algorithm) = reply.algorithm {

@@ -31,6 +31,9 @@ pub enum Answer {
     Exhausted,
     /// Nothing can be proposed until running trials finish; ask again later.
     NotReady,
+    /// The remote service cannot be reached now (with why). A one-shot run gives up; a
+    /// controller asks again after a backoff, since a cluster's service comes and goes.
+    Unreachable(String),
 }
 
 /// Where an experiment's assignments come from, with the state it carries between requests.

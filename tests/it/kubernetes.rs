@@ -16,6 +16,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
@@ -69,14 +70,18 @@ async fn client_for(kubeconfig: &str) -> Client {
 }
 
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.subsec_nanos())
+        .map(|elapsed| elapsed.as_secs())
         .unwrap_or_default();
+    // Unique in this run (the counter) and across runs against the same database (the pid and
+    // the time), since observation logs outlive a test's namespace.
     format!(
-        "{prefix}-{:x}{:x}",
+        "{prefix}-{:x}{:x}-{}",
         std::process::id() % 4096,
-        nanos % 65536
+        seconds % 65536,
+        NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
 
@@ -138,10 +143,13 @@ impl Harness {
             .await
             .expect("create the namespace");
         let serve = Server::start_with_db(POSTGRES_URL, &[]).expect("start sextant serve");
-        let controller_args = args
+        let mut controller_args: Vec<String> = args
             .iter()
             .map(|arg| arg.replace("{serve}", &serve.address.to_string()))
             .collect();
+        if !args.contains(&"--poll-interval") {
+            controller_args.extend(["--poll-interval".into(), "0.3".into()]);
+        }
         let mut harness = Harness {
             client,
             namespace,
@@ -158,7 +166,7 @@ impl Harness {
             .args(["controller", "--db", POSTGRES_URL, "--db-manager-address"])
             .arg(self.serve.address.to_string())
             .args(["--namespace", &self.namespace])
-            .args(["--health-listen", "127.0.0.1:0", "--poll-interval", "0.3"])
+            .args(["--health-listen", "127.0.0.1:0"])
             .args(&self.controller_args)
             .env("KUBECONFIG", testbed().join("kubeconfig-controller"))
             .env("SEXTANT_LOG", "warn,kube_client=error")
@@ -267,13 +275,19 @@ impl Harness {
         .await;
     }
 
+    /// The name a trial's metrics are stored under (what the controller gives the trial as
+    /// `KATIB_TRIAL_NAME`).
+    fn log_key(&self, trial: &str) -> String {
+        sextant_controller::kube::observation_log_key(&self.namespace, trial)
+    }
+
     /// Pushes `loss` for a trial to the DBManager, as its training program would.
     async fn report_loss(&self, trial: &str, loss: f64) {
         let mut db = DbManagerClient::connect(self.serve.endpoint())
             .await
             .expect("connect to the DBManager");
         db.report_observation_log(api::ReportObservationLogRequest {
-            trial_name: trial.into(),
+            trial_name: self.log_key(trial),
             observation_log: Some(api::ObservationLog {
                 metric_logs: vec![api::MetricLog {
                     time_stamp: "2026-01-01T00:00:00Z".into(),
@@ -357,12 +371,20 @@ async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
     .await;
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+async fn wait_until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + WAIT;
+    wait_until_within(what, WAIT, check).await;
+}
+
+async fn wait_until_within<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if check().await {
             return;
@@ -460,8 +482,12 @@ fn loss_for(lr: f64) -> f64 {
 
 /// Plays trials to the end as they come: metrics, then the Job's completion. Checks on the way
 /// that no more than `parallel` are active and that each Job carries its trial's parameters.
-async fn play_until_done(harness: &Harness, experiment: &str, parallel: usize) -> HashSet<String> {
-    let mut finished = HashSet::new();
+async fn play_until_done(
+    harness: &Harness,
+    experiment: &str,
+    parallel: usize,
+    mut finished: HashSet<String>,
+) -> HashSet<String> {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "the experiment did not finish");
@@ -510,7 +536,8 @@ async fn play_until_done(harness: &Harness, experiment: &str, parallel: usize) -
             let env = container.env.clone().unwrap_or_default();
             assert!(
                 env.iter().any(|var| var.name == "KATIB_TRIAL_NAME"
-                    && var.value.as_deref() == Some(name.as_str()))
+                    && var.value.as_deref() == Some(harness.log_key(&name).as_str())),
+                "the trial's log key is in its environment"
             );
             harness.report_loss(&name, loss_for(lr)).await;
             harness.end_job(&name, "Complete", "Completed").await;
@@ -527,7 +554,7 @@ async fn an_experiment_of_jobs_with_pushed_metrics_succeeds_with_the_best_trial(
     harness
         .create_experiment(experiment(&name, json!({})))
         .await;
-    let played = play_until_done(&harness, &name, 2).await;
+    let played = play_until_done(&harness, &name, 2, HashSet::new()).await;
 
     let done = harness.experiment(&name).await;
     let (condition, reason, _) = experiment_condition(&done).expect("a condition");
@@ -722,9 +749,10 @@ async fn deleting_an_experiment_removes_its_trials_jobs_and_observation_logs() {
         .expect("connect");
     let logged = |db: &mut DbManagerClient<tonic::transport::Channel>, trial: String| {
         let mut db = db.clone();
+        let key = harness.log_key(&trial);
         async move {
             db.get_observation_log(api::GetObservationLogRequest {
-                trial_name: trial,
+                trial_name: key,
                 ..Default::default()
             })
             .await
@@ -786,13 +814,15 @@ async fn a_restarted_controller_resumes_without_duplicate_trials() {
     .await;
     // Finish one trial while the controller is down: the new controller must see it.
     harness.kill_controller();
-    let first = harness.trials().await[0].name_any();
-    let lr = lr_of(&harness.trials().await[0]);
-    harness.report_loss(&first, loss_for(lr)).await;
+    let first_trial = harness.trials().await.remove(0);
+    let first = first_trial.name_any();
+    harness
+        .report_loss(&first, loss_for(lr_of(&first_trial)))
+        .await;
     harness.end_job(&first, "Complete", "Completed").await;
     harness.start_controller();
 
-    play_until_done(&harness, &name, 2).await;
+    play_until_done(&harness, &name, 2, HashSet::from([first])).await;
     let trials = harness.trials().await;
     let names: BTreeMap<String, usize> = trials.iter().map(|trial| (trial.name_any(), 1)).collect();
     assert_eq!(trials.len(), 4, "trials: {names:?}");
@@ -1024,7 +1054,8 @@ fn peak_memory_kib(child: &Child) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_experiments_are_reconciled_in_bounded_memory() {
-    let harness = Harness::new("scale").await;
+    // A slower poll, as a cluster of this size would run with: 200 active trials.
+    let harness = Harness::with_controller_args("scale", &["--poll-interval", "2"]).await;
     let experiments = 100;
     for _ in 0..experiments {
         harness
@@ -1032,31 +1063,35 @@ async fn a_hundred_experiments_are_reconciled_in_bounded_memory() {
             .await;
     }
     // Every experiment at its parallelism: 200 Trials, each with its Job.
-    wait_until("two trials and jobs for every experiment", || async {
-        let jobs = harness
-            .jobs()
-            .list(&Default::default())
-            .await
-            .map(|jobs| jobs.items.len())
-            .unwrap_or(0);
-        let running = harness
-            .experiments()
-            .list(&Default::default())
-            .await
-            .map(|list| {
-                list.items
-                    .iter()
-                    .filter(|experiment| {
-                        experiment
-                            .status
-                            .as_ref()
-                            .is_some_and(|status| status.trials_running == 2)
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
-        jobs == 2 * experiments && running == experiments
-    })
+    wait_until_within(
+        "two trials and jobs for every experiment",
+        Duration::from_secs(240),
+        || async {
+            let jobs = harness
+                .jobs()
+                .list(&Default::default())
+                .await
+                .map(|jobs| jobs.items.len())
+                .unwrap_or(0);
+            let running = harness
+                .experiments()
+                .list(&Default::default())
+                .await
+                .map(|list| {
+                    list.items
+                        .iter()
+                        .filter(|experiment| {
+                            experiment
+                                .status
+                                .as_ref()
+                                .is_some_and(|status| status.trials_running == 2)
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            jobs == 2 * experiments && running == experiments
+        },
+    )
     .await;
     let peak = peak_memory_kib(harness.controller.as_ref().expect("a controller"));
     eprintln!(
@@ -1129,8 +1164,11 @@ async fn a_trial_template_from_a_config_map_is_substituted_into_the_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_stops_gracefully_on_sigterm() {
     let mut harness = Harness::new("sigterm").await;
-    // Let it start its watches first.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signalled while it has work: its trials are running and polled.
+    harness
+        .create_experiment(experiment(&unique("exp"), json!({})))
+        .await;
+    harness.wait_for_jobs(2).await;
     let mut child = harness.controller.take().expect("a controller");
     let signalled = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

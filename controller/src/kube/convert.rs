@@ -89,6 +89,14 @@ pub(crate) fn observed_trial(trial: &TrialResource) -> ObservedTrial {
     }
 }
 
+/// The key the trial's observation log is stored under.
+pub(crate) fn log_key(trial: &TrialResource) -> String {
+    crate::kube::observation_log_key(
+        trial.metadata.namespace.as_deref().unwrap_or_default(),
+        trial.metadata.name.as_deref().unwrap_or_default(),
+    )
+}
+
 /// Why the experiment controller asked for this trial to stop, if it did.
 pub(crate) fn stop_reason(trial: &TrialResource) -> Option<&str> {
     trial

@@ -27,14 +27,15 @@ use crate::api::experiment::{
     ExperimentConditionType, ExperimentResource, ExperimentStatus, TrialTemplate,
 };
 use crate::api::suggestion::TrialAssignment;
+use crate::api::template::RunKind;
 use crate::api::trial::TrialConditionType;
 use crate::api::trial::{EXPERIMENT_LABEL, TrialResource, TrialSpec};
 use crate::api::{ConditionStatus, set_condition};
-use crate::engine::{self, Action, Observed, ObservedSuggestion};
+use crate::engine::{self, Action, Observed, ObservedSuggestion, is_completed, will_restart};
 use crate::kube::convert::{self, belongs_to, ordinal, trial_name};
 use crate::kube::run_object;
 use crate::kube::{
-    Context, OBSERVATION_LOG_FINALIZER, ReconcileError, STOP_ANNOTATION, object_key,
+    Context, OBSERVATION_LOG_FINALIZER, ReconcileError, STOP_ANNOTATION, is_conflict, object_key,
 };
 use crate::local::launch::placeholder_values;
 use crate::placeholders::substitute;
@@ -69,8 +70,12 @@ pub(super) fn error_policy(
     context: Arc<Context>,
 ) -> ControllerAction {
     let key = object_key(resource.as_ref());
-    tracing::warn!(experiment = %key, %error, "reconcile failed; retrying");
-    ControllerAction::requeue(context.backoff(key))
+    if is_conflict(error) {
+        tracing::debug!(experiment = %key, %error, "write conflict; retrying on the fresh object");
+    } else {
+        tracing::warn!(experiment = %key, %error, "reconcile failed; retrying");
+    }
+    ControllerAction::requeue(context.retry_delay(key, error))
 }
 
 async fn reconcile_experiment(
@@ -83,13 +88,34 @@ async fn reconcile_experiment(
     let mut experiment = convert::experiment_of(resource);
     defaults::apply_defaults(&mut experiment);
 
-    let template = match trial_template(context, &experiment.spec.trial_template, &namespace).await
-    {
+    // A completed experiment only stops what still runs: its template and rules are not
+    // looked at again, so a ConfigMap deleted afterwards cannot turn a success into a failure.
+    let settled = experiment
+        .status
+        .as_ref()
+        .is_some_and(|status| is_completed(status) && !will_restart(&experiment.spec, status));
+    let invalid = experiment.status.as_ref().is_some_and(|status| {
+        status.conditions.iter().any(|condition| {
+            condition.condition_type == ExperimentConditionType::Failed
+                && condition.reason == REASON_INVALID_SPEC
+        })
+    });
+    if settled && invalid {
+        // Refused before the engine ever ran: there is nothing to plan or stop.
+        return Ok(ControllerAction::await_change());
+    }
+    let template = if settled {
+        Ok(None)
+    } else {
+        trial_template(context, &experiment.spec.trial_template, &namespace).await
+    };
+    let template = match template {
         Ok(template) => template,
-        Err(message) => {
+        Err(TemplateError::Invalid(message)) => {
             fail_invalid(context, resource, &experiments, message).await?;
             return Ok(ControllerAction::await_change());
         }
+        Err(TemplateError::Kube(error)) => return Err(error.into()),
     };
     let config_map_template = template.as_ref().filter(|_| {
         experiment
@@ -103,24 +129,32 @@ async fn reconcile_experiment(
     {
         defaults::apply_template_defaults(trial_template, run_object);
     }
-    if let Err(errors) = validation::validate_with_template(&experiment, config_map_template) {
+    if !settled
+        && let Err(errors) = validation::validate_with_template(&experiment, config_map_template)
+    {
         fail_invalid(context, resource, &experiments, errors.to_string()).await?;
         return Ok(ControllerAction::await_change());
     }
     let template = template.unwrap_or(Value::Null);
 
-    let mut trials: Vec<Arc<TrialResource>> = context
+    let in_namespace: Vec<Arc<TrialResource>> = context
         .trials
         .state()
         .into_iter()
-        .filter(|trial| belongs_to(trial, resource))
+        .filter(|trial| trial.metadata.namespace.as_deref() == Some(namespace.as_str()))
         .collect();
-    trials.sort_by_key(|trial| ordinal(&name, &trial.name_any()).unwrap_or(u64::MAX));
-    let next_ordinal = trials
+    // Past every name of the pattern in the namespace, a leftover of a deleted experiment of
+    // the same name (still terminating) included, so a create never hits one.
+    let next_ordinal = in_namespace
         .iter()
         .filter_map(|trial| ordinal(&name, &trial.name_any()))
         .max()
         .map_or(0, |highest| highest + 1);
+    let mut trials: Vec<Arc<TrialResource>> = in_namespace
+        .into_iter()
+        .filter(|trial| belongs_to(trial, resource))
+        .collect();
+    trials.sort_by_key(|trial| ordinal(&name, &trial.name_any()).unwrap_or(u64::MAX));
     let labels: HashMap<String, BTreeMap<String, String>> = trials
         .iter()
         .map(|trial| (trial.name_any(), trial.spec.labels.clone()))
@@ -175,6 +209,9 @@ async fn reconcile_experiment(
             }
             Ok(Answer::Exhausted) => observed.suggestion.exhausted = true,
             Ok(Answer::NotReady) => retry_after = Some(NOT_READY_RETRY),
+            Ok(Answer::Unreachable(reason)) => {
+                return Err(ReconcileError::SuggestionUnreachable(reason));
+            }
             Err(reason) => observed.suggestion.failure = Some(reason),
         }
         plan = engine::plan(&observed);
@@ -207,30 +244,21 @@ async fn reconcile_experiment(
                     .patch(trial_name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
             }
-            Action::SetTrialCondition {
-                trial_name,
-                condition,
-                reason,
-                message,
-            } => {
-                if let Some(trial) = trials.iter().find(|trial| &trial.name_any() == trial_name) {
-                    let mut status = trial.status.clone().unwrap_or_default();
-                    set_condition(
-                        &mut status.conditions,
-                        *condition,
-                        ConditionStatus::True,
-                        reason,
-                        message,
-                        observed.now,
-                    );
-                    super::trials::write_status(&trials_api, trial, &status).await?;
-                }
-            }
+            // The trial controller records every change of a run as the trial's condition, and
+            // the engine sees runs through those conditions, so it never asks for one here.
+            Action::SetTrialCondition { .. } => {}
             Action::RequestSuggestions { .. } => {}
             Action::SetExperimentStatus(status) => {
                 write_status(context, resource, &experiments, status).await?;
             }
         }
+    }
+    if plan.finished {
+        context
+            .suggesters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&resource.uid().unwrap_or_default());
     }
     Ok(match retry_after {
         Some(delay) => ControllerAction::requeue(delay),
@@ -270,9 +298,12 @@ async fn early_stopping_rules(
         .iter()
         .filter(|trial| convert::current_condition(trial).0 == TrialConditionType::Succeeded)
     {
-        let objective_values =
-            observation::numeric_values(&context.store, &trial.name_any(), &objective.metric_name)
-                .await?;
+        let objective_values = observation::numeric_values(
+            &context.store,
+            &convert::log_key(trial),
+            &objective.metric_name,
+        )
+        .await?;
         observations.push(TrialObservations {
             trial_name: trial.name_any(),
             condition: TrialCondition::Succeeded,
@@ -286,57 +317,68 @@ async fn early_stopping_rules(
         .collect())
 }
 
-/// The trial template as JSON: the inline `trialSpec`, or the ConfigMap's entry. An error is
-/// the message of the experiment's `Failed` condition.
+/// Why the trial template cannot be had.
+enum TemplateError {
+    /// The spec is wrong: the experiment fails with this message.
+    Invalid(String),
+    /// The API server did not answer; try again later.
+    Kube(kube::Error),
+}
+
+/// The trial template as JSON: the inline `trialSpec`, or the ConfigMap's entry. A ConfigMap is
+/// read only from the experiment's own namespace, so the controller's rights never show a user
+/// another namespace's data. A `Process` template runs only on one machine.
 async fn trial_template(
     context: &Context,
     template: &Option<TrialTemplate>,
     namespace: &str,
-) -> Result<Option<Value>, String> {
+) -> Result<Option<Value>, TemplateError> {
     let Some(template) = template else {
         return Ok(None);
     };
-    if let Some(spec) = &template.trial_spec {
-        return Ok(Some(spec.clone()));
+    let run_object = match (&template.trial_spec, &template.config_map) {
+        (Some(spec), _) => spec.clone(),
+        (None, None) => return Ok(None),
+        (None, Some(source)) => {
+            let path = "spec.trialTemplate.configMap";
+            if !source.config_map_namespace.is_empty() && source.config_map_namespace != namespace {
+                return Err(TemplateError::Invalid(format!(
+                    "{path}.configMapNamespace: {:?} is not the experiment's namespace {namespace:?}; in a cluster the template must live beside the experiment",
+                    source.config_map_namespace
+                )));
+            }
+            let config_maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), namespace);
+            let config_map = config_maps
+                .get_opt(&source.config_map_name)
+                .await
+                .map_err(TemplateError::Kube)?
+                .ok_or_else(|| {
+                    TemplateError::Invalid(format!(
+                        "{path}.configMapName: ConfigMap {namespace}/{} does not exist",
+                        source.config_map_name
+                    ))
+                })?;
+            let text = config_map
+                .data
+                .as_ref()
+                .and_then(|data| data.get(&source.template_path))
+                .ok_or_else(|| {
+                    TemplateError::Invalid(format!(
+                        "{path}.templatePath: ConfigMap {namespace}/{} has no key {:?}",
+                        source.config_map_name, source.template_path
+                    ))
+                })?;
+            serde_yaml::from_str(text).map_err(|error| {
+                TemplateError::Invalid(format!("{path}.templatePath: not a YAML object: {error}"))
+            })?
+        }
+    };
+    if RunKind::of_template(&run_object) == Some(RunKind::Process) {
+        return Err(TemplateError::Invalid(
+            "spec.trialTemplate.trialSpec: kind Process runs trials as local processes (sextant run); in a cluster use a Job or another Kubernetes kind".into(),
+        ));
     }
-    let Some(source) = &template.config_map else {
-        return Ok(None);
-    };
-    let config_namespace = if source.config_map_namespace.is_empty() {
-        namespace
-    } else {
-        source.config_map_namespace.as_str()
-    };
-    let config_maps: Api<ConfigMap> = Api::namespaced(context.client.clone(), config_namespace);
-    let path = "spec.trialTemplate.configMap";
-    let config_map = config_maps
-        .get_opt(&source.config_map_name)
-        .await
-        .map_err(|error| {
-            format!(
-                "{path}: cannot read ConfigMap {config_namespace}/{}: {error}",
-                source.config_map_name
-            )
-        })?
-        .ok_or_else(|| {
-            format!(
-                "{path}: ConfigMap {config_namespace}/{} does not exist",
-                source.config_map_name
-            )
-        })?;
-    let text = config_map
-        .data
-        .as_ref()
-        .and_then(|data| data.get(&source.template_path))
-        .ok_or_else(|| {
-            format!(
-                "{path}.templatePath: ConfigMap {config_namespace}/{} has no key {:?}",
-                source.config_map_name, source.template_path
-            )
-        })?;
-    serde_yaml::from_str(text)
-        .map(Some)
-        .map_err(|error| format!("{path}.templatePath: not a YAML object: {error}"))
+    Ok(Some(run_object))
 }
 
 fn new_trial(
@@ -410,7 +452,12 @@ async fn write_status(
         None => Value::Null,
     };
     let new = to_json(&bounded, "the experiment's new status")?;
-    let patch = json!({"status": convert::merge_patch(&old, &new)});
+    // Conditional on the version read, so a write from a stale view is refused (409) and the
+    // reconcile retried on the fresh object instead of undoing a newer status.
+    let patch = json!({
+        "metadata": {"resourceVersion": resource.resource_version()},
+        "status": convert::merge_patch(&old, &new),
+    });
     experiments
         .patch_status(
             &resource.name_any(),

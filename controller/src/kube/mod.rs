@@ -22,8 +22,9 @@
 //! finished trial, so it stays small however many trials run.
 //!
 //! Single replica: no leader election. Two controllers reconciling the same Experiment would
-//! still never duplicate a trial (names are deterministic), but could race on status; the
-//! Deployment in `deploy/` therefore runs one replica with the `Recreate` strategy.
+//! never duplicate a trial (names are deterministic, and status writes are conditional on the
+//! version read), but would ask the algorithm twice and fight over who writes; the Deployment
+//! in `deploy/` therefore runs one replica with the `Recreate` strategy.
 
 mod convert;
 pub mod crd;
@@ -61,6 +62,14 @@ pub const STOP_ANNOTATION: &str = "sextant.dev/stop-reason";
 /// The label naming a run object's trial.
 pub const TRIAL_LABEL: &str = "katib.kubeflow.org/trial";
 
+/// The name a trial's metrics are stored under: `<namespace>.<trial>`. A namespace name has no
+/// dot, so the key is unique in the cluster and same-named experiments in two namespaces never
+/// share an observation log. Trials get it as `KATIB_TRIAL_NAME`, which Katib's
+/// `report_metrics` and `sextant collect` report under.
+pub fn observation_log_key(namespace: &str, trial_name: &str) -> String {
+    format!("{namespace}.{trial_name}")
+}
+
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
@@ -76,18 +85,8 @@ pub struct ControllerConfig {
     pub poll_interval: Duration,
     /// The name the controller's events carry.
     pub reporter: String,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> ControllerConfig {
-        ControllerConfig {
-            namespace: None,
-            db_manager_address: "sextant-serve.sextant-system.svc:6789".into(),
-            suggestion_service: None,
-            poll_interval: Duration::from_secs(10),
-            reporter: "sextant-controller".into(),
-        }
-    }
+    /// This replica's name in its events (the pod's name, from the downward API), if known.
+    pub instance: Option<String>,
 }
 
 /// Why a reconcile did not complete; the object is looked at again after a backoff.
@@ -99,9 +98,24 @@ pub enum ReconcileError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] sextant_store::Error),
-    /// Adding or removing the trial finalizer failed, or what ran under it.
+    /// The Suggestion service cannot be reached now.
     #[error("{0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    SuggestionUnreachable(String),
+    /// A run object of the trial's name exists but belongs to something else (a deleted trial
+    /// of the same name whose objects garbage collection has not removed yet).
+    #[error("{kind} {name} exists but is not owned by this trial; waiting for it to go")]
+    RunObjectNotOwned {
+        /// Its kind.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+    /// A trial's run object is above its quota; creating it is tried again later.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// Adding or removing the trial finalizer failed, or what ran under it.
+    #[error("trial finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
     /// An object could not be serialized or read back.
     #[error("{what}: {source}")]
     Json {
@@ -129,12 +143,23 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// The delay before the next try after another failure of `key`: 1 s doubling to 5 min.
+    /// The delay before the next try after another failure of `key`: 1 s, doubling up to
+    /// 256 s.
     fn backoff(&self, key: String) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let count = failures.entry(key).or_insert(0);
         *count = count.saturating_add(1);
         Duration::from_secs(1u64 << (*count - 1).min(8)).min(Duration::from_secs(300))
+    }
+
+    /// When to try again after `error`: soon after a write conflict (the fresh object is
+    /// already on its way), else after the backoff.
+    fn retry_delay(&self, key: String, error: &ReconcileError) -> Duration {
+        if is_conflict(error) {
+            Duration::from_millis(200)
+        } else {
+            self.backoff(key)
+        }
     }
 
     fn succeeded(&self, key: &str) {
@@ -177,7 +202,7 @@ pub async fn run(
         client.clone(),
         Reporter {
             controller: config.reporter.clone(),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: config.instance.clone(),
         },
     );
     let context = Arc::new(Context {
@@ -206,7 +231,8 @@ pub async fn run(
             }
         });
     let trial_controller = Controller::new(trials_api, watcher::Config::default())
-        .owns(jobs_api, watcher::Config::default())
+        // Only the Jobs of trials, not every Job in the cluster.
+        .owns(jobs_api, watcher::Config::default().labels(TRIAL_LABEL))
         .graceful_shutdown_on(shutdown)
         .run(trials::reconcile, trials::error_policy, context)
         .for_each(|result| async move {
@@ -215,6 +241,25 @@ pub async fn run(
             }
         });
     futures::join!(experiment_controller, trial_controller);
+}
+
+/// Whether a reconcile failed only because it wrote from a stale view (HTTP 409), which is
+/// expected under load and retried at once.
+fn is_conflict(error: &ReconcileError) -> bool {
+    let status = match error {
+        ReconcileError::Kube(kube::Error::Api(status)) => status,
+        ReconcileError::Finalizer(inner) => match inner.as_ref() {
+            kube::runtime::finalizer::Error::ApplyFailed(ReconcileError::Kube(
+                kube::Error::Api(status),
+            ))
+            | kube::runtime::finalizer::Error::CleanupFailed(ReconcileError::Kube(
+                kube::Error::Api(status),
+            )) => status,
+            _ => return false,
+        },
+        _ => return false,
+    };
+    status.code == 409
 }
 
 /// The key of an object in the backoff table.

@@ -2,7 +2,8 @@
 //! labels, the Trial as controlling owner) and the way metrics leave it.
 //!
 //! Metrics never need a sidecar or a webhook:
-//! - `Push`: the primary container gets `KATIB_TRIAL_NAME` and the DBManager address
+//! - `Push`: the primary container gets `KATIB_TRIAL_NAME` (the trial's
+//!   [observation log key](crate::kube::observation_log_key)) and the DBManager address
 //!   (`KATIB_DB_MANAGER_ADDRESS`, `SEXTANT_DB_MANAGER_ADDRESS`) in its environment, and reports
 //!   itself (Katib's `report_metrics`, or any DBManager client);
 //! - `StdOut` and `File`: the primary container's command becomes
@@ -24,7 +25,7 @@ use sextant_pipeline::{Pipeline, compile_argo};
 use crate::api::common::{CollectorKind, FileFormat};
 use crate::api::template::RunKind;
 use crate::api::trial::{EXPERIMENT_LABEL, TrialResource};
-use crate::kube::TRIAL_LABEL;
+use crate::kube::{TRIAL_LABEL, observation_log_key};
 use crate::local::pipeline_trial::metrics_step_index;
 
 /// A run object's kind as the API server serves it.
@@ -172,13 +173,17 @@ pub(crate) fn build(
         "controller": true,
         "blockOwnerDeletion": true,
     }]);
-    wire_metrics(trial, &name, db_manager_address, &mut object)?;
+    let log_key = observation_log_key(
+        trial.metadata.namespace.as_deref().unwrap_or_default(),
+        &name,
+    );
+    wire_metrics(trial, &log_key, db_manager_address, &mut object)?;
     Ok(object)
 }
 
 fn wire_metrics(
     trial: &TrialResource,
-    trial_name: &str,
+    log_key: &str,
     db_manager_address: &str,
     object: &mut Value,
 ) -> Result<(), RunObjectError> {
@@ -195,7 +200,7 @@ fn wire_metrics(
             name: primary.to_owned(),
             collector: collector.to_string(),
         })?;
-    set_env(container, "KATIB_TRIAL_NAME", trial_name);
+    set_env(container, "KATIB_TRIAL_NAME", log_key);
     set_env(container, "KATIB_DB_MANAGER_ADDRESS", db_manager_address);
     set_env(container, "SEXTANT_DB_MANAGER_ADDRESS", db_manager_address);
     if !wraps {
@@ -230,7 +235,7 @@ fn wire_metrics(
         "sextant",
         "collect",
         "--trial-name",
-        trial_name,
+        log_key,
         "--metric-names",
         &metric_names.join(","),
         "--db-manager",
@@ -385,7 +390,7 @@ mod tests {
         let container = &object["spec"]["template"]["spec"]["containers"][1];
         assert_eq!(container["command"], json!(["python3", "train.py"]));
         let env = container["env"].as_array().expect("env");
-        assert!(env.contains(&json!({"name": "KATIB_TRIAL_NAME", "value": "exp-3"})));
+        assert!(env.contains(&json!({"name": "KATIB_TRIAL_NAME", "value": "team.exp-3"})));
         assert!(env.contains(&json!({"name": "KATIB_DB_MANAGER_ADDRESS", "value": "db:6789"})));
         assert!(object["spec"]["template"]["spec"]["containers"][0]["env"].is_null());
     }

@@ -27,9 +27,9 @@ use crate::api::trial::{TrialConditionType, TrialResource, TrialStatus};
 use crate::api::{ConditionStatus, set_condition};
 use crate::conditions::{Condition, default_conditions};
 use crate::engine::{ObservedTrial, RunState, next_condition};
-use crate::kube::convert::{current_condition, merge_patch, observed_trial, stop_reason};
+use crate::kube::convert::{current_condition, log_key, merge_patch, observed_trial, stop_reason};
 use crate::kube::run_object::{self, Kind};
-use crate::kube::{Context, OBSERVATION_LOG_FINALIZER, ReconcileError, object_key};
+use crate::kube::{Context, OBSERVATION_LOG_FINALIZER, ReconcileError, is_conflict, object_key};
 use crate::{domain, observation};
 use sextant_algorithms::early_stopping::should_stop;
 use sextant_store::MetricPoint;
@@ -48,7 +48,7 @@ pub(super) async fn reconcile(
             FinalizerEvent::Cleanup(trial) => {
                 context
                     .store
-                    .delete_observation_log(&trial.name_any())
+                    .delete_observation_log(&log_key(&trial))
                     .await?;
                 Ok(ControllerAction::await_change())
             }
@@ -66,8 +66,12 @@ pub(super) fn error_policy(
     context: Arc<Context>,
 ) -> ControllerAction {
     let key = object_key(trial.as_ref());
-    tracing::warn!(trial = %key, %error, "reconcile failed; retrying");
-    ControllerAction::requeue(context.backoff(key))
+    if is_conflict(error) {
+        tracing::debug!(trial = %key, %error, "write conflict; retrying on the fresh object");
+    } else {
+        tracing::warn!(trial = %key, %error, "reconcile failed; retrying");
+    }
+    ControllerAction::requeue(context.retry_delay(key, error))
 }
 
 /// What became of the attempt to get the trial's run object.
@@ -84,41 +88,51 @@ async fn apply(
 ) -> Result<ControllerAction, ReconcileError> {
     let (condition, _, _) = current_condition(trial);
     if condition.is_terminal() {
-        if !trial.spec.retain_run {
+        if must_delete_run(trial, condition) {
             delete_run_object(trial, context).await?;
         }
         return Ok(ControllerAction::await_change());
     }
     let mut observed = observed_trial(trial);
     if let Some(reason) = stop_reason(trial) {
-        delete_run_object(trial, context).await?;
         observed.run = RunState::Killed {
             message: reason.to_owned(),
         };
-        record(trial, trials, &observed).await?;
-        return Ok(ControllerAction::await_change());
+    } else {
+        observed.run = match run_object(trial, condition, context).await? {
+            RunObject::Impossible(reason, message) => RunState::Failed { reason, message },
+            RunObject::Found(object) => judge(trial, &object),
+        };
     }
-
-    observed.run = match run_object(trial, context).await? {
-        RunObject::Impossible(reason, message) => RunState::Failed { reason, message },
-        RunObject::Found(object) => judge(trial, &object),
-    };
     let points = context
         .store
-        .get_observation_log(&ObservationLogFilter::trial(trial.name_any()))
+        .get_observation_log(&ObservationLogFilter::trial(log_key(trial)))
         .await?;
     let objective = trial.spec.objective.clone().unwrap_or_default();
     if observed.run == RunState::Running && early_stopped(trial, &objective, &points) {
-        delete_run_object(trial, context).await?;
         observed.run = RunState::EarlyStopped;
     }
     observed.observation = observation::from_log(&objective, &points);
-    let ended = record(trial, trials, &observed).await?;
-    Ok(if ended {
-        ControllerAction::await_change()
-    } else {
-        ControllerAction::requeue(context.config.poll_interval)
-    })
+    // The status is written before the run object is deleted: a reconcile that the deletion
+    // triggers then finds the trial ended, and never makes the run again.
+    match record(trial, trials, &observed).await? {
+        Some(ended) => {
+            if must_delete_run(trial, ended) {
+                delete_run_object(trial, context).await?;
+            }
+            Ok(ControllerAction::await_change())
+        }
+        None => Ok(ControllerAction::requeue(context.config.poll_interval)),
+    }
+}
+
+/// Whether an ended trial's run object goes: always when it was stopped (it may still run),
+/// else unless the template says `retain`.
+fn must_delete_run(trial: &TrialResource, condition: TrialConditionType) -> bool {
+    matches!(
+        condition,
+        TrialConditionType::Killed | TrialConditionType::EarlyStopped
+    ) || !trial.spec.retain_run
 }
 
 /// Whether the trial's early-stopping rules are all met by what it reported, by Katib's rule
@@ -172,7 +186,7 @@ fn judge(trial: &TrialResource, object: &Value) -> RunState {
             message,
         },
         Ok((_, failure)) if failure.is_met(object) => {
-            let (reason, message) = failure_details(object);
+            let (reason, message) = failure_details(&failure, object);
             RunState::Failed { reason, message }
         }
         Ok((success, _)) if success.is_met(object) => RunState::Succeeded,
@@ -180,30 +194,29 @@ fn judge(trial: &TrialResource, object: &Value) -> RunState {
     }
 }
 
-/// The reason and message a failed run object gives: a Job's `Failed` condition, else the
-/// object's `status.message`.
-fn failure_details(object: &Value) -> (String, String) {
+/// The reason and message a failed run object gives: those of the element the failure
+/// condition matched (a Job's `Failed` condition), as Katib reads them, else the object's
+/// `status.message`.
+fn failure_details(failure: &Condition, object: &Value) -> (String, String) {
     let text = |value: Option<&Value>| value.and_then(Value::as_str).unwrap_or_default().to_owned();
-    let failed = object
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|conditions| {
-            conditions.iter().find(|condition| {
-                condition.get("type").and_then(Value::as_str) == Some("Failed")
-                    && condition.get("status").and_then(Value::as_str) == Some("True")
-            })
-        });
-    match failed {
-        Some(condition) => (
-            text(condition.get("reason")),
-            text(condition.get("message")),
-        ),
-        None => (String::new(), text(object.pointer("/status/message"))),
+    let matched = failure.first_match(object).unwrap_or(Value::Null);
+    let (reason, message) = (text(matched.get("reason")), text(matched.get("message")));
+    if reason.is_empty() && message.is_empty() {
+        (String::new(), text(object.pointer("/status/message")))
+    } else {
+        (reason, message)
     }
 }
 
-/// Gets the trial's run object, creating it when it does not exist yet.
-async fn run_object(trial: &TrialResource, context: &Context) -> Result<RunObject, ReconcileError> {
+/// Gets the trial's run object, creating it when the trial was just created. One that exists
+/// but is not the trial's (left by a deleted trial of the same name) is waited out; one that
+/// went away after it started fails the trial (`RunObjectLost`), so a deleted run is never
+/// started again behind the user's back.
+async fn run_object(
+    trial: &TrialResource,
+    condition: TrialConditionType,
+    context: &Context,
+) -> Result<RunObject, ReconcileError> {
     let name = trial.name_any();
     let Some(run_spec) = &trial.spec.run_spec else {
         return Ok(RunObject::Impossible(
@@ -226,12 +239,15 @@ async fn run_object(trial: &TrialResource, context: &Context) -> Result<RunObjec
             format!("the cluster serves no kind {kind} in {api_version}"),
         ));
     };
+    if !found.namespaced {
+        return Ok(RunObject::Impossible(
+            "InvalidRunSpec".into(),
+            format!("{kind} is cluster-scoped; a trial's run object must live in its namespace"),
+        ));
+    }
     let namespace = trial.namespace().unwrap_or_default();
-    let api: Api<DynamicObject> = if found.namespaced {
-        Api::namespaced_with(context.client.clone(), &namespace, &found.resource)
-    } else {
-        Api::all_with(context.client.clone(), &found.resource)
-    };
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(context.client.clone(), &namespace, &found.resource);
     let to_value = |object: &DynamicObject| {
         serde_json::to_value(object).map_err(|source| ReconcileError::Json {
             what: format!("run object {name}"),
@@ -239,7 +255,22 @@ async fn run_object(trial: &TrialResource, context: &Context) -> Result<RunObjec
         })
     };
     match api.get_opt(&name).await {
-        Ok(Some(object)) => return Ok(RunObject::Found(to_value(&object)?)),
+        Ok(Some(object)) => {
+            let owned = object
+                .owner_references()
+                .iter()
+                .any(|owner| Some(owner.uid.as_str()) == trial.metadata.uid.as_deref());
+            if !owned {
+                return Err(ReconcileError::RunObjectNotOwned { kind, name });
+            }
+            return Ok(RunObject::Found(to_value(&object)?));
+        }
+        Ok(None) if condition != TrialConditionType::Created => {
+            return Ok(RunObject::Impossible(
+                "RunObjectLost".into(),
+                format!("{kind} {name} was deleted while the trial ran"),
+            ));
+        }
         Ok(None) => {}
         Err(kube::Error::Api(status)) if status.code == 403 => {
             return Ok(RunObject::Impossible("Forbidden".into(), status.message));
@@ -262,6 +293,12 @@ async fn run_object(trial: &TrialResource, context: &Context) -> Result<RunObjec
         })?;
     match api.create(&PostParams::default(), &object).await {
         Ok(created) => Ok(RunObject::Found(to_value(&created)?)),
+        // A ResourceQuota refuses with 403 too, but only for now.
+        Err(kube::Error::Api(status))
+            if status.code == 403 && status.message.contains("exceeded quota") =>
+        {
+            Err(ReconcileError::QuotaExceeded(status.message))
+        }
         Err(kube::Error::Api(status)) if status.code == 403 => {
             Ok(RunObject::Impossible("Forbidden".into(), status.message))
         }
@@ -314,15 +351,14 @@ async fn delete_run_object(trial: &TrialResource, context: &Context) -> Result<(
     let Some(found) = kind_of(context, &api_version, &kind).await? else {
         return Ok(());
     };
-    let api: Api<DynamicObject> = if found.namespaced {
-        Api::namespaced_with(
-            context.client.clone(),
-            &trial.namespace().unwrap_or_default(),
-            &found.resource,
-        )
-    } else {
-        Api::all_with(context.client.clone(), &found.resource)
-    };
+    if !found.namespaced {
+        return Ok(());
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        context.client.clone(),
+        &trial.namespace().unwrap_or_default(),
+        &found.resource,
+    );
     match api
         .delete(&trial.name_any(), &DeleteParams::background())
         .await
@@ -335,13 +371,13 @@ async fn delete_run_object(trial: &TrialResource, context: &Context) -> Result<(
     }
 }
 
-/// Records the trial's observation and the condition its run leads to; true when the trial
-/// has ended.
+/// Records the trial's observation and the condition its run leads to; the terminal condition
+/// when the trial has ended.
 async fn record(
     trial: &TrialResource,
     trials: &Api<TrialResource>,
     observed: &ObservedTrial,
-) -> Result<bool, ReconcileError> {
+) -> Result<Option<TrialConditionType>, ReconcileError> {
     let objective_metric = trial
         .spec
         .objective
@@ -392,12 +428,13 @@ async fn record(
     if trial.status.as_ref() != Some(&status) {
         write_status(trials, trial, &status).await?;
     }
-    Ok(condition.is_terminal())
+    Ok(condition.is_terminal().then_some(condition))
 }
 
 /// Writes a trial's status through the status subresource, as a merge patch from what the
-/// trial had.
-pub(super) async fn write_status(
+/// trial had, conditional on its resource version: a write from a stale view is refused (409)
+/// and the reconcile retried on the fresh object.
+async fn write_status(
     trials: &Api<TrialResource>,
     trial: &TrialResource,
     status: &TrialStatus,
@@ -411,7 +448,10 @@ pub(super) async fn write_status(
         None => Value::Null,
     };
     let new = serde_json::to_value(status).map_err(json_error)?;
-    let patch = json!({"status": merge_patch(&old, &new)});
+    let patch = json!({
+        "metadata": {"resourceVersion": trial.resource_version()},
+        "status": merge_patch(&old, &new),
+    });
     trials
         .patch_status(
             &trial.name_any(),

@@ -452,7 +452,9 @@ impl Driver {
             }
             Ok(suggest::Answer::Exhausted) => self.suggestion.exhausted = true,
             Ok(suggest::Answer::NotReady) => {}
-            Err(reason) => self.suggestion.failure = Some(reason),
+            Ok(suggest::Answer::Unreachable(reason)) | Err(reason) => {
+                self.suggestion.failure = Some(reason);
+            }
         }
     }
 
