@@ -405,7 +405,7 @@ mod tests {
                 "sextant",
                 "collect",
                 "--trial-name",
-                "exp-3",
+                "team.exp-3",
                 "--metric-names",
                 "loss,accuracy",
                 "--db-manager",
