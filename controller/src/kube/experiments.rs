@@ -20,6 +20,8 @@ use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
+use sextant_algorithms::TrialCondition;
+use sextant_algorithms::early_stopping::{TrialObservations, build_early_stopping};
 
 use crate::api::common::EarlyStoppingRule;
 use crate::api::experiment::Experiment;
@@ -41,8 +43,6 @@ use crate::local::launch::placeholder_values;
 use crate::placeholders::substitute;
 use crate::suggest::{Answer, Suggester};
 use crate::{defaults, domain, observation, validation};
-use sextant_algorithms::TrialCondition;
-use sextant_algorithms::early_stopping::{TrialObservations, build_early_stopping};
 
 /// The reason of the `Failed` condition of an Experiment whose spec is invalid.
 pub const REASON_INVALID_SPEC: &str = "ExperimentSpecInvalid";

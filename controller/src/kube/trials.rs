@@ -20,7 +20,10 @@ use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
+use sextant_algorithms::early_stopping::should_stop;
+use sextant_store::MetricPoint;
 use sextant_store::ObservationLogFilter;
+use sextant_store::observation_log::numeric_value;
 
 use crate::api::common::ObjectiveSpec;
 use crate::api::trial::{TrialConditionType, TrialResource, TrialStatus};
@@ -31,9 +34,6 @@ use crate::kube::convert::{current_condition, log_key, merge_patch, observed_tri
 use crate::kube::run_object::{self, Kind};
 use crate::kube::{Context, OBSERVATION_LOG_FINALIZER, ReconcileError, is_conflict, object_key};
 use crate::{domain, observation};
-use sextant_algorithms::early_stopping::should_stop;
-use sextant_store::MetricPoint;
-use sextant_store::observation_log::numeric_value;
 
 pub(super) async fn reconcile(
     trial: Arc<TrialResource>,
@@ -74,6 +74,9 @@ pub(super) fn error_policy(
     ControllerAction::requeue(context.retry_delay(key, error))
 }
 
+/// Marks a trial whose run object was deleted after it ended.
+const RUN_DELETED_ANNOTATION: &str = "sextant.dev/run-deleted";
+
 /// What became of the attempt to get the trial's run object.
 enum RunObject {
     Found(Value),
@@ -89,7 +92,7 @@ async fn apply(
     let (condition, _, _) = current_condition(trial);
     if condition.is_terminal() {
         if must_delete_run(trial, condition) {
-            delete_run_object(trial, context).await?;
+            delete_run_object(trial, trials, context).await?;
         }
         return Ok(ControllerAction::await_change());
     }
@@ -118,7 +121,7 @@ async fn apply(
     match record(trial, trials, &observed).await? {
         Some(ended) => {
             if must_delete_run(trial, ended) {
-                delete_run_object(trial, context).await?;
+                delete_run_object(trial, trials, context).await?;
             }
             Ok(ControllerAction::await_change())
         }
@@ -341,7 +344,30 @@ async fn kind_of(
     Ok(found)
 }
 
-async fn delete_run_object(trial: &TrialResource, context: &Context) -> Result<(), ReconcileError> {
+/// Deletes an ended trial's run object once: the trial is then marked with
+/// [`RUN_DELETED_ANNOTATION`], so a restarted controller does not call the API server again for
+/// every finished trial it has.
+async fn delete_run_object(
+    trial: &TrialResource,
+    trials: &Api<TrialResource>,
+    context: &Context,
+) -> Result<(), ReconcileError> {
+    if trial.annotations().contains_key(RUN_DELETED_ANNOTATION) {
+        return Ok(());
+    }
+    delete_run(trial, context).await?;
+    let patch = json!({"metadata": {"annotations": {RUN_DELETED_ANNOTATION: "true"}}});
+    trials
+        .patch(
+            &trial.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn delete_run(trial: &TrialResource, context: &Context) -> Result<(), ReconcileError> {
     let Some(run_spec) = &trial.spec.run_spec else {
         return Ok(());
     };
