@@ -259,6 +259,13 @@ async fn reconcile_experiment(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&resource.uid().unwrap_or_default());
+        let mut finished = context
+            .finished_objectives
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for trial in &trials {
+            finished.remove(&convert::log_key(trial));
+        }
     }
     Ok(match retry_after {
         Some(delay) => ControllerAction::requeue(delay),
@@ -298,12 +305,27 @@ async fn early_stopping_rules(
         .iter()
         .filter(|trial| convert::current_condition(trial).0 == TrialConditionType::Succeeded)
     {
-        let objective_values = observation::numeric_values(
-            &context.store,
-            &convert::log_key(trial),
-            &objective.metric_name,
-        )
-        .await?;
+        let key = convert::log_key(trial);
+        let known = context
+            .finished_objectives
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let objective_values = match known {
+            Some(values) => values,
+            None => {
+                let values =
+                    observation::numeric_values(&context.store, &key, &objective.metric_name)
+                        .await?;
+                context
+                    .finished_objectives
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, values.clone());
+                values
+            }
+        };
         observations.push(TrialObservations {
             trial_name: trial.name_any(),
             condition: TrialCondition::Succeeded,

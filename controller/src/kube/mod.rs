@@ -128,13 +128,19 @@ pub enum ReconcileError {
 
 /// Shared by the reconcilers.
 pub(crate) struct Context {
+    /// The API server.
     client: Client,
+    /// Observation logs.
     store: Store,
+    /// How the controller runs.
     config: ControllerConfig,
     /// Every Trial, from a watch: the experiment controller's view of its trials.
     trials: reflector::Store<TrialResource>,
     /// Per experiment uid, the suggester and the settings it carries between requests.
     suggesters: Mutex<HashMap<String, Suggester>>,
+    /// Per observation log key of a succeeded trial, its objective values: a finished log does
+    /// not change, so early-stopping rules for new trials read each one once.
+    finished_objectives: Mutex<HashMap<String, Vec<f64>>>,
     recorder: Recorder,
     /// Per object, the failures in a row, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
@@ -211,6 +217,7 @@ pub async fn run(
         config,
         trials: trial_reader,
         suggesters: Mutex::new(HashMap::new()),
+        finished_objectives: Mutex::new(HashMap::new()),
         recorder,
         failures: Mutex::new(HashMap::new()),
         kinds: tokio::sync::Mutex::new(HashMap::new()),
