@@ -33,6 +33,25 @@ impl RemoteSuggester {
         }
     }
 
+    /// The settings the service handed back last, as `(name, value)` pairs.
+    pub fn returned_settings(&self) -> Vec<(String, String)> {
+        self.returned_settings
+            .iter()
+            .map(|setting| (setting.name.clone(), setting.value.clone()))
+            .collect()
+    }
+
+    /// Restores settings a previous suggester was handed back.
+    pub fn restore_returned_settings(&mut self, settings: &[(String, String)]) {
+        self.returned_settings = settings
+            .iter()
+            .map(|(name, value)| api::AlgorithmSetting {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+    }
+
     /// Asks the service for `count` assignments; an error is a reason the experiment fails with.
     pub async fn suggest(
         &mut self,

@@ -59,6 +59,32 @@ impl Suggester {
         }
     }
 
+    /// The settings the algorithm handed back last, as `(name, value)` pairs: the state a
+    /// driver keeps between requests (Hyperband's bracket), in Katib's protocol.
+    pub fn returned_settings(&self) -> Vec<(String, String)> {
+        match self {
+            Suggester::InProcess { returned_settings } => returned_settings
+                .iter()
+                .map(|setting| (setting.name.clone(), setting.value.clone()))
+                .collect(),
+            Suggester::Remote(remote) => remote.returned_settings(),
+        }
+    }
+
+    /// Restores the settings a previous suggester handed back (see
+    /// [`Suggester::returned_settings`]), so a restarted driver carries on where it was.
+    pub fn restore_returned_settings(&mut self, settings: &[(String, String)]) {
+        match self {
+            Suggester::InProcess { returned_settings } => {
+                *returned_settings = settings
+                    .iter()
+                    .map(|(name, value)| Setting::new(name, value))
+                    .collect();
+            }
+            Suggester::Remote(remote) => remote.restore_returned_settings(settings),
+        }
+    }
+
     /// Asks for `count` assignments given the trials so far and their labels (algorithms such
     /// as Hyperband find their bookkeeping there); runs the algorithm on a blocking thread. An
     /// error is a reason the experiment fails with.

@@ -1273,3 +1273,76 @@ async fn the_deploy_manifests_are_accepted_by_the_api_server() {
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hyperband_keeps_its_bracket_on_the_experiment_across_a_restart() {
+    let mut harness = Harness::new("hyperband").await;
+    let name = unique("exp");
+    harness
+        .create_experiment(experiment(
+            &name,
+            json!({
+                "parallelTrialCount": 3, "maxTrialCount": 20,
+                "algorithm": {"algorithmName": "hyperband", "algorithmSettings": [
+                    {"name": "resource_name", "value": "epochs"},
+                    {"name": "eta", "value": "3"},
+                    {"name": "r_l", "value": "9"},
+                ]},
+                "parameters": [
+                    {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.05"}},
+                    {"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9"}},
+                ],
+                "trialTemplate": {
+                    "primaryContainerName": "training",
+                    "trialParameters": [
+                        {"name": "learningRate", "reference": "lr"},
+                        {"name": "epochs", "reference": "epochs"},
+                    ],
+                    "trialSpec": {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{
+                            "name": "training", "image": "trainer:1",
+                            "command": ["python3", "train.py", "--epochs=${trialParameters.epochs}", "--lr=${trialParameters.learningRate}"],
+                        }]}}},
+                    },
+                },
+            }),
+        ))
+        .await;
+    harness.wait_for_jobs(3).await;
+    let state = harness
+        .experiment(&name)
+        .await
+        .annotations()
+        .get("sextant.dev/algorithm-state")
+        .cloned()
+        .expect("the algorithm's state on the experiment");
+    assert!(state.contains("current_s"), "{state}");
+    harness.kill_controller();
+    harness.start_controller();
+
+    play_until_done(&harness, &name, 3, HashSet::new()).await;
+    let (condition, _, _) =
+        experiment_condition(&harness.experiment(&name).await).expect("a condition");
+    assert_eq!(condition, "Succeeded");
+    let trials = harness.trials().await;
+    let names: HashSet<String> = trials.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names.len(), trials.len(), "no trial twice");
+    let budgets: std::collections::BTreeSet<String> = trials
+        .iter()
+        .filter_map(|trial| {
+            trial
+                .spec
+                .parameter_assignments
+                .iter()
+                .find(|assignment| assignment.name == "epochs")
+                .map(|assignment| assignment.value.clone())
+        })
+        .collect();
+    assert_eq!(
+        budgets,
+        ["1", "3", "9"].map(String::from).into_iter().collect(),
+        "rungs promote trials to larger budgets across the restart"
+    );
+}

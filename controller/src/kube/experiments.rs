@@ -44,6 +44,20 @@ use crate::placeholders::substitute;
 use crate::suggest::{Answer, Suggester};
 use crate::{defaults, domain, observation, validation};
 
+/// The annotation holding the settings the algorithm handed back last (Hyperband's bracket),
+/// as a JSON list of `[name, value]` pairs: Katib keeps them in its Suggestion resource; here
+/// they ride on the Experiment, so a restarted controller carries on with the same bracket.
+pub const ALGORITHM_STATE_ANNOTATION: &str = "sextant.dev/algorithm-state";
+
+/// The algorithm state saved on the experiment; none when absent or unreadable.
+fn saved_algorithm_state(resource: &ExperimentResource) -> Vec<(String, String)> {
+    resource
+        .annotations()
+        .get(ALGORITHM_STATE_ANNOTATION)
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
 /// The reason of the `Failed` condition of an Experiment whose spec is invalid.
 pub const REASON_INVALID_SPEC: &str = "ExperimentSpecInvalid";
 
@@ -171,6 +185,7 @@ async fn reconcile_experiment(
 
     let mut plan = engine::plan(&observed);
     let mut retry_after = None;
+    let mut algorithm_state = None;
     let wanted = plan.actions.iter().find_map(|action| match action {
         Action::RequestSuggestions { count } => Some(*count),
         _ => None,
@@ -182,10 +197,15 @@ async fn reconcile_experiment(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&uid)
-            .unwrap_or_else(|| Suggester::new(context.config.suggestion_service.as_deref()));
+            .unwrap_or_else(|| {
+                let mut suggester = Suggester::new(context.config.suggestion_service.as_deref());
+                suggester.restore_returned_settings(&saved_algorithm_state(resource));
+                suggester
+            });
         let answer = suggester
             .suggest(&experiment, &observed.trials, &labels, count)
             .await;
+        algorithm_state = Some(suggester.returned_settings());
         context
             .suggesters
             .lock()
@@ -252,6 +272,19 @@ async fn reconcile_experiment(
                 write_status(context, resource, &experiments, status).await?;
             }
         }
+    }
+    // After the trials it led to exist: they are the history the state goes with.
+    if let Some(state) = algorithm_state
+        && state != saved_algorithm_state(resource)
+    {
+        let text = serde_json::to_string(&state).map_err(|source| ReconcileError::Json {
+            what: "the algorithm's state".into(),
+            source,
+        })?;
+        let patch = json!({"metadata": {"annotations": {ALGORITHM_STATE_ANNOTATION: text}}});
+        experiments
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
     }
     if plan.finished {
         context
