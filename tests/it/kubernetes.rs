@@ -767,7 +767,8 @@ async fn deleting_an_experiment_removes_its_trials_jobs_and_observation_logs() {
 
     harness
         .experiments()
-        .delete(&name, &DeleteParams::foreground())
+        // kubectl's default: the Experiment goes at once, garbage collection takes the rest.
+        .delete(&name, &DeleteParams::background())
         .await
         .expect("delete the experiment");
     wait_until("trials, jobs and the experiment to be gone", || async {
