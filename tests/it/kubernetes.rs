@@ -1,7 +1,7 @@
 //! Kubernetes mode against a real API server: `kube-apiserver` and `kube-controller-manager`
 //! v1.20.2 (built from Debian's source package by `scripts/k8s-testbed`) beside etcd, on
 //! loopback. `sextant controller` and `sextant serve` run as real processes; observation logs
-//! go to the PostgreSQL server at 127.0.0.1:5432.
+//! go to the PostgreSQL server at 127.0.0.1:5432 (MariaDB at 127.0.0.1:3306 for one test).
 //!
 //! The controller runs as the user `sextant-controller`, bound to nothing but the ClusterRole of
 //! `deploy/rbac.yaml`, so these tests also prove that role is enough.
@@ -36,6 +36,7 @@ use sextant_proto::api::db_manager_client::DbManagerClient;
 use crate::support::Server;
 
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The testbed's directory, started once per test run.
@@ -120,6 +121,7 @@ struct Harness {
     serve: Server,
     controller: Option<Child>,
     controller_args: Vec<String>,
+    db: String,
 }
 
 impl Harness {
@@ -130,6 +132,11 @@ impl Harness {
     /// A harness whose controller also gets `args`; `{serve}` in one stands for the address of
     /// the test's `sextant serve`.
     async fn with_controller_args(name: &str, args: &[&str]) -> Harness {
+        Harness::with_store(name, POSTGRES_URL, args).await
+    }
+
+    /// A harness whose observation logs go to the database at `db`.
+    async fn with_store(name: &str, db: &str, args: &[&str]) -> Harness {
         let client = client_for("kubeconfig").await;
         install_crds_and_role(&client).await;
         let namespace = unique(name);
@@ -142,7 +149,7 @@ impl Harness {
             )
             .await
             .expect("create the namespace");
-        let serve = Server::start_with_db(POSTGRES_URL, &[]).expect("start sextant serve");
+        let serve = Server::start_with_db(db, &[]).expect("start sextant serve");
         let mut controller_args: Vec<String> = args
             .iter()
             .map(|arg| arg.replace("{serve}", &serve.address.to_string()))
@@ -156,6 +163,7 @@ impl Harness {
             serve,
             controller: None,
             controller_args,
+            db: db.to_owned(),
         };
         harness.start_controller();
         harness
@@ -163,7 +171,7 @@ impl Harness {
 
     fn start_controller(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-            .args(["controller", "--db", POSTGRES_URL, "--db-manager-address"])
+            .args(["controller", "--db", &self.db, "--db-manager-address"])
             .arg(self.serve.address.to_string())
             .args(["--namespace", &self.namespace])
             .args(["--health-listen", "127.0.0.1:0"])
@@ -1204,7 +1212,8 @@ async fn the_kubernetes_example_is_accepted_and_starts_its_trials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
-    let harness = Harness::new("medianstop").await;
+    // Observation logs in MySQL (MariaDB) this time; the other tests use PostgreSQL.
+    let harness = Harness::with_store("medianstop", MYSQL_URL, &[]).await;
     let name = unique("exp");
     harness
         .create_experiment(experiment(
