@@ -935,24 +935,7 @@ mod tests {
         objective: &Objective,
         trials: usize,
     ) -> Vec<TrialRecord> {
-        let mut history = Vec::new();
-        for index in 0..trials {
-            let suggestions = algorithm
-                .suggest(&SuggestRequest {
-                    space,
-                    objective,
-                    trials: &history,
-                    count: 1,
-                })
-                .expect("suggests");
-            let assignment = suggestions.suggestions[0].assignment.clone();
-            assert!(space.contains(&assignment));
-            let mut record =
-                TrialRecord::new(format!("t{index}"), assignment, TrialCondition::Succeeded);
-            record.objective_value = Some(sphere(&record.assignment));
-            history.push(record);
-        }
-        history
+        crate::testing::run_sequentially(algorithm, space, objective, trials, sphere)
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub mod sobol;
 pub mod space;
 pub mod stats;
 pub mod test_functions;
+#[cfg(test)]
+mod testing;
 pub mod tpe;
 
 pub use algorithm::{SearchAlgorithm, Suggestions, build_algorithm, known_algorithms};

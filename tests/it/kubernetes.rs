@@ -212,6 +212,14 @@ impl Harness {
             .expect("create the experiment")
     }
 
+    /// Creates an experiment of the tests' template with `extra_spec` merged into its spec;
+    /// returns its name.
+    async fn start_experiment(&self, extra_spec: Value) -> String {
+        let name = unique("exp");
+        self.create_experiment(experiment(&name, extra_spec)).await;
+        name
+    }
+
     async fn experiment(&self, name: &str) -> ExperimentResource {
         self.experiments()
             .get(name)
@@ -364,6 +372,20 @@ async fn install_crds_and_role(client: &Client) {
         .patch("sextant-controller-tests", &params, &Patch::Apply(&binding))
         .await
         .expect("bind the ClusterRole");
+    // The API server learns of a new binding asynchronously: wait until the controller's user
+    // may list what it watches, so a test does not start it before its rights exist.
+    let controller = client_for("kubeconfig-controller").await;
+    wait_until("the controller's rights", || async {
+        Api::<ExperimentResource>::all(controller.clone())
+            .list(&Default::default())
+            .await
+            .is_ok()
+            && Api::<TrialResource>::all(controller.clone())
+                .list(&Default::default())
+                .await
+                .is_ok()
+    })
+    .await;
 }
 
 async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
@@ -558,10 +580,7 @@ async fn play_until_done(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_experiment_of_jobs_with_pushed_metrics_succeeds_with_the_best_trial() {
     let harness = Harness::new("success").await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(&name, json!({})))
-        .await;
+    let name = harness.start_experiment(json!({})).await;
     let played = play_until_done(&harness, &name, 2, HashSet::new()).await;
 
     let done = harness.experiment(&name).await;
@@ -613,12 +632,8 @@ async fn an_experiment_of_jobs_with_pushed_metrics_succeeds_with_the_best_trial(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_jobs_fail_trials_and_the_experiment_at_max_failed_trial_count() {
     let harness = Harness::new("failure").await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
-            json!({"maxFailedTrialCount": 2, "maxTrialCount": 5}),
-        ))
+    let name = harness
+        .start_experiment(json!({"maxFailedTrialCount": 2, "maxTrialCount": 5}))
         .await;
     let mut failed = HashSet::new();
     let deadline = Instant::now() + WAIT;
@@ -662,15 +677,13 @@ async fn failed_jobs_fail_trials_and_the_experiment_at_max_failed_trial_count() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_experiment_fails_naming_each_field_path() {
     let harness = Harness::new("invalid").await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
+    let name = harness
+        .start_experiment(
             json!({
                 "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "5", "max": "1"}}],
                 "algorithm": {"algorithmName": "no-such-algorithm"},
             }),
-        ))
+        )
         .await;
     harness.wait_for_experiment_condition(&name, "Failed").await;
     let (_, reason, message) =
@@ -699,21 +712,17 @@ async fn run_objects_of_unknown_or_forbidden_kinds_fail_their_trials_with_the_re
         ("Forbidden", run_object("apps/v1", "Deployment")),
     ];
     for (expected, trial_spec) in cases {
-        let name = unique("exp");
-        harness
-            .create_experiment(experiment(
-                &name,
-                json!({
-                    "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
-                    "trialTemplate": {
-                        "primaryContainerName": "training",
-                        "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                        "successCondition": "status.conditions.#(type==\"Done\")#",
-                        "failureCondition": "status.conditions.#(type==\"Broken\")#",
-                        "trialSpec": trial_spec,
-                    },
-                }),
-            ))
+        let name = harness
+            .start_experiment(json!({
+                "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
+                "trialTemplate": {
+                    "primaryContainerName": "training",
+                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                    "successCondition": "status.conditions.#(type==\"Done\")#",
+                    "failureCondition": "status.conditions.#(type==\"Broken\")#",
+                    "trialSpec": trial_spec,
+                },
+            }))
             .await;
         wait_until(&format!("a trial failed with {expected}"), || async {
             harness.trials().await.iter().any(|trial| {
@@ -735,12 +744,10 @@ async fn run_objects_of_unknown_or_forbidden_kinds_fail_their_trials_with_the_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_experiment_removes_its_trials_jobs_and_observation_logs() {
     let harness = Harness::new("deletion").await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
+    let name = harness
+        .start_experiment(
             json!({"maxTrialCount": 2, "parallelTrialCount": 2, "maxFailedTrialCount": 1}),
-        ))
+        )
         .await;
     harness.wait_for_jobs(2).await;
     let trial_names: Vec<String> = harness
@@ -807,10 +814,7 @@ async fn deleting_an_experiment_removes_its_trials_jobs_and_observation_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_controller_resumes_without_duplicate_trials() {
     let mut harness = Harness::new("restart").await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(&name, json!({})))
-        .await;
+    let name = harness.start_experiment(json!({})).await;
     wait_until("the first trials' jobs", || async {
         harness.trials().await.len() == 2
             && harness
@@ -906,10 +910,8 @@ fn argo_schema_errors(workflow: &Value) -> Vec<String> {
 async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped() {
     let harness = Harness::new("pipeline").await;
     install_workflow_crd(&harness.client).await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
+    let name = harness
+        .start_experiment(
             json!({
                 "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
                 "metricsCollectorSpec": {"collector": {"kind": "StdOut"}},
@@ -927,7 +929,7 @@ async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped()
                     },
                 },
             }),
-        ))
+        )
         .await;
     let workflows: Api<DynamicObject> = Api::namespaced_with(
         harness.client.clone(),
@@ -1006,15 +1008,11 @@ async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reaching_the_goal_stops_the_running_trials_and_records_an_event() {
     let harness = Harness::new("goal").await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
-            json!({
-                "objective": {"type": "minimize", "objectiveMetricName": "loss", "goal": 0.1},
-                "maxTrialCount": 10,
-            }),
-        ))
+    let name = harness
+        .start_experiment(json!({
+            "objective": {"type": "minimize", "objectiveMetricName": "loss", "goal": 0.1},
+            "maxTrialCount": 10,
+        }))
         .await;
     harness.wait_for_jobs(2).await;
     let trials = harness.trials().await;
@@ -1137,19 +1135,15 @@ async fn a_trial_template_from_a_config_map_is_substituted_into_the_job() {
         )
         .await
         .expect("create the ConfigMap");
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
-            json!({
-                "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
-                "trialTemplate": {
-                    "primaryContainerName": "training",
-                    "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                    "configMap": {"configMapName": "trial-templates", "templatePath": "train.yaml"},
-                },
-            }),
-        ))
+    let name = harness
+        .start_experiment(json!({
+            "maxTrialCount": 1, "parallelTrialCount": 1, "maxFailedTrialCount": 1,
+            "trialTemplate": {
+                "primaryContainerName": "training",
+                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                "configMap": {"configMapName": "trial-templates", "templatePath": "train.yaml"},
+            },
+        }))
         .await;
     let trial_name = format!("{name}-0");
     harness.wait_for_job(&trial_name).await;
@@ -1214,18 +1208,14 @@ async fn the_kubernetes_example_is_accepted_and_starts_its_trials() {
 async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
     // Observation logs in MySQL (MariaDB) this time; the other tests use PostgreSQL.
     let harness = Harness::with_store("medianstop", MYSQL_URL, &[]).await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
-            json!({
-                "parallelTrialCount": 1, "maxTrialCount": 3,
-                "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
-                    {"name": "min_trials_required", "value": "1"},
-                    {"name": "start_step", "value": "2"},
-                ]},
-            }),
-        ))
+    let name = harness
+        .start_experiment(json!({
+            "parallelTrialCount": 1, "maxTrialCount": 3,
+            "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
+                {"name": "min_trials_required", "value": "1"},
+                {"name": "start_step", "value": "2"},
+            ]},
+        }))
         .await;
     let first = format!("{name}-0");
     harness.wait_for_job(&first).await;
@@ -1287,10 +1277,8 @@ async fn the_deploy_manifests_are_accepted_by_the_api_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hyperband_keeps_its_bracket_on_the_experiment_across_a_restart() {
     let mut harness = Harness::new("hyperband").await;
-    let name = unique("exp");
-    harness
-        .create_experiment(experiment(
-            &name,
+    let name = harness
+        .start_experiment(
             json!({
                 "parallelTrialCount": 3, "maxTrialCount": 20,
                 "algorithm": {"algorithmName": "hyperband", "algorithmSettings": [
@@ -1318,7 +1306,7 @@ async fn hyperband_keeps_its_bracket_on_the_experiment_across_a_restart() {
                     },
                 },
             }),
-        ))
+        )
         .await;
     harness.wait_for_jobs(3).await;
     let state = harness

@@ -698,24 +698,7 @@ mod tests {
             },
         )
         .expect("builds");
-        let suggestions = algorithm
-            .suggest(&SuggestRequest {
-                space,
-                objective: &objective,
-                trials,
-                count,
-            })
-            .expect("suggests");
-        assert_eq!(suggestions.suggestions.len(), count);
-        let assignments: Vec<Assignment> = suggestions
-            .suggestions
-            .into_iter()
-            .map(|s| s.assignment)
-            .collect();
-        for assignment in &assignments {
-            assert!(space.contains(assignment), "infeasible {assignment:?}");
-        }
-        assignments
+        crate::testing::suggest_feasible(algorithm.as_ref(), space, &objective, trials, count)
     }
 
     /// Runs `trials` sequential suggestions on the mixed space and returns the history.

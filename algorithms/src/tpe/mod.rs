@@ -783,27 +783,7 @@ mod tests {
         count: usize,
         loss: impl Fn(&Assignment) -> f64,
     ) -> Vec<TrialRecord> {
-        let mut history = Vec::new();
-        for index in 0..count {
-            let suggestions = algorithm
-                .suggest(&SuggestRequest {
-                    space,
-                    objective,
-                    trials: &history,
-                    count: 1,
-                })
-                .expect("suggests");
-            let assignment = suggestions.suggestions[0].assignment.clone();
-            assert!(space.contains(&assignment), "{assignment:?}");
-            let value = loss(&assignment);
-            history.push(trial(
-                index,
-                assignment.values,
-                TrialCondition::Succeeded,
-                Some(value),
-            ));
-        }
-        history
+        crate::testing::run_sequentially(algorithm, space, objective, count, loss)
     }
 
     fn suggest(
@@ -813,24 +793,7 @@ mod tests {
         count: usize,
     ) -> Vec<Assignment> {
         let objective = Objective::new(Direction::Minimize, "loss");
-        let suggestions = algorithm
-            .suggest(&SuggestRequest {
-                space,
-                objective: &objective,
-                trials,
-                count,
-            })
-            .expect("suggests");
-        assert_eq!(suggestions.suggestions.len(), count);
-        let assignments: Vec<Assignment> = suggestions
-            .suggestions
-            .into_iter()
-            .map(|suggestion| suggestion.assignment)
-            .collect();
-        for assignment in &assignments {
-            assert!(space.contains(assignment), "{assignment:?}");
-        }
-        assignments
+        crate::testing::suggest_feasible(algorithm, space, &objective, trials, count)
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub async fn run(
 
     let (trial_reader, trial_writer) = reflector::store();
     // The experiment controller's view of every Trial, without what it never reads: the
-    // server's field-ownership records, which are most of a small object's size.
+    // server's field-ownership records.
     let trial_events = reflector::reflector(
         trial_writer,
         watcher(trials_api.clone(), watcher::Config::default())
