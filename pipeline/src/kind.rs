@@ -253,8 +253,9 @@ async fn run_command(ctx: StepContext) -> Result<StepOutputs, StepFailure> {
             Err(StepFailure::Cancelled)
         }
     };
-    // Whatever the leader did, nothing it started may outlive the step.
-    signal_group(process_group, Signal::SIGKILL);
+    // Whatever the leader did, nothing it started may outlive the step: the step ends only
+    // once its whole group is gone, not when the signal is sent.
+    end_group(process_group).await;
     let _ = std::fs::remove_file(&group_file);
     let status = match outcome {
         Ok(status) => status.map_err(|source| StepFailure::Io {
@@ -342,6 +343,41 @@ fn live_group_members(process_group: u32) -> Vec<u32> {
             state != Some("Z") && group == Some(process_group.to_string().as_str())
         })
         .collect()
+}
+
+/// How long [`end_group`] waits for a SIGKILLed group to disappear. A killed process dies as
+/// soon as it is scheduled, which on a loaded machine can take a while; one in uninterruptible
+/// sleep (a hung NFS read) only when the kernel lets it.
+const GROUP_END_WAIT: Duration = Duration::from_secs(10);
+
+/// SIGKILLs a whole process group and waits until none of its members is alive (zombies,
+/// which hold nothing but a process table slot, count as gone). `killpg` only queues the
+/// signal, so without the wait a caller could report the step ended while its processes run.
+pub(crate) async fn end_group(process_group: Option<u32>) {
+    let Some(group) = process_group else {
+        return;
+    };
+    signal_group(process_group, Signal::SIGKILL);
+    let deadline = tokio::time::Instant::now() + GROUP_END_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let members = live_group_members(group);
+        if members.is_empty() {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                process_group = group,
+                ?members,
+                "processes of a killed group are still alive"
+            );
+            return;
+        }
+        // A member may have been forked after the first signal reached the group.
+        signal_group(process_group, Signal::SIGKILL);
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// Sends `signal` to a whole process group; a group already gone is not an error.

@@ -320,14 +320,28 @@ impl Harness {
 
     /// Sets a Job's condition, as the Job controller does when its pod ends.
     async fn end_job(&self, name: &str, condition: &str, reason: &str) {
+        assert!(
+            self.end_job_unless_deleted(name, condition, reason).await,
+            "the job {name} is gone"
+        );
+    }
+
+    /// [`Harness::end_job`] for a Job the controller may delete at any moment (it stops the
+    /// trials still running when an experiment completes): false when it is gone.
+    async fn end_job_unless_deleted(&self, name: &str, condition: &str, reason: &str) -> bool {
         let patch = json!({"status": {"conditions": [{
             "type": condition, "status": "True", "reason": reason,
             "message": format!("set by the test ({reason})"),
         }]}});
-        self.jobs()
+        match self
+            .jobs()
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .expect("patch the job status");
+        {
+            Ok(_) => true,
+            Err(kube::Error::Api(response)) if response.code == 404 => false,
+            Err(error) => panic!("patch the status of job {name}: {error}"),
+        }
     }
 }
 
@@ -570,8 +584,13 @@ async fn play_until_done(
                 "the trial's log key is in its environment"
             );
             harness.report_loss(&name, loss_for(lr)).await;
-            harness.end_job(&name, "Complete", "Completed").await;
-            finished.insert(name);
+            // The experiment may have completed meanwhile and its controller deleted the Job.
+            if harness
+                .end_job_unless_deleted(&name, "Complete", "Completed")
+                .await
+            {
+                finished.insert(name);
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -643,13 +662,17 @@ async fn failed_jobs_fail_trials_and_the_experiment_at_max_failed_trial_count() 
         assert!(Instant::now() < deadline, "the experiment did not fail");
         for trial in harness.trials().await {
             let trial_name = trial.name_any();
-            if failed.contains(&trial_name) || harness.jobs().get(&trial_name).await.is_err() {
+            if failed.contains(&trial_name) {
                 continue;
             }
-            harness
-                .end_job(&trial_name, "Failed", "BackoffLimitExceeded")
-                .await;
-            failed.insert(trial_name);
+            // A trial's Job may not exist yet, or be deleted by the controller once the
+            // experiment has failed: neither is the test's business.
+            if harness
+                .end_job_unless_deleted(&trial_name, "Failed", "BackoffLimitExceeded")
+                .await
+            {
+                failed.insert(trial_name);
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -74,14 +74,17 @@ impl Drop for Server {
 
 static VENV: Mutex<Option<PathBuf>> = Mutex::new(None);
 
-/// The Python interpreter of `target/katib-venv`, with `kubeflow-katib` installed (created on
-/// first use; later runs reuse it).
+/// The Python interpreter of `target/katib-venv` (or of `$SEXTANT_TEST_KATIB_VENV`, where CI
+/// keeps it outside the clone), with `kubeflow-katib` installed (created on first use; later
+/// runs reuse it).
 pub fn katib_python() -> anyhow::Result<PathBuf> {
     let mut guard = VENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(python) = guard.as_ref() {
         return Ok(python.clone());
     }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/katib-venv");
+    let venv = std::env::var_os("SEXTANT_TEST_KATIB_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/katib-venv"));
     let python = venv.join("bin/python");
     let ready = python.exists()
         && Command::new(&python)
