@@ -26,7 +26,8 @@
 //! - [`domain`]: conversion of the spec to the search domain model of `sextant-algorithms`.
 //! - [`placeholders`]: `${trialParameters.x}` and `${trialSpec.Name}` references, and their
 //!   substitution into template strings.
-//! - [`conditions`]: Katib's GJSON-style success and failure conditions of trial run objects.
+//! - [`conditions`]: re-export of `sextant-conditions`, Katib's GJSON-style success and failure
+//!   conditions of trial run objects (its own crate: it depends on nothing of ours).
 //! - [`engine`]: the pure `plan(observed)` and the status computation.
 //! - [`observation`]: a trial's observation from its observation log.
 //! - [`suggest`], [`remote`]: asking the search algorithm, in process or from a service.
@@ -34,7 +35,7 @@
 //! - [`kube`]: the Kubernetes driver: `sextant controller`.
 
 pub mod api;
-pub mod conditions;
+pub use sextant_conditions as conditions;
 pub mod defaults;
 pub mod domain;
 pub mod engine;

@@ -72,6 +72,25 @@
 //! (`#(a==1)`) is not looked up. `%` always finishes (gjson gives up as no match after 10,000
 //! steps per subject character).
 
+//!
+//! # Checked against Go's gjson; why not the `gjson` crate
+//! `tests/it/gjson_reference.rs` generates 20,000 conditions (Katib's defaults and random
+//! paths of keys, indices, `#`, queries with every operator, `@this`, multipaths, `.` and `|`)
+//! with documents (Job, Workflow and TFJob shapes, and random JSON), and compares verdicts
+//! with Go's gjson, built from Debian's `golang-github-tidwall-gjson-dev` 1.14.4 by
+//! `scripts/gjson-oracle`: they agree on every case. Katib pins 1.14.1; the three changes to
+//! `gjson.go` since touch only what this subset refuses (`.@name` pipes only for a known
+//! modifier, `@this` being one; modifier options after `:`; `.@` or `.[` after a key holding
+//! `\` escapes), so on accepted conditions the two versions give the same verdicts. The `gjson` crate 0.8, the same
+//! author's Rust port, disagrees with Go's gjson on about 0.7% of them (132 of 20,000), and
+//! ours follows Go there, because Katib's verdicts are Go's. For example, on the document
+//! `[]`, `#(status=="Complete")#.status|[@this]` is not met in Go (the unmatched all-query
+//! yields `[]` and skips the pipes, see above) and is met by the crate; the same goes for
+//! `#(0=True).type|[@this]|[@this]` and `1|phase|#|[@this].[@this]` on generated documents.
+//! The crate also parses nothing at admission, so the byte-offset errors above would need a
+//! parser of our own anyway. Decision: keep this evaluator; the crate stays a dev-dependency
+//! whose disagreement count the test prints.
+
 use std::borrow::Cow;
 use std::cell::Cell;
 

@@ -1,0 +1,3 @@
+//! Integration tests of `sextant-conditions` through its public API.
+
+mod gjson_reference;
