@@ -6,13 +6,18 @@ Experiment.
 
 Usage: katib_sdk_cluster.py EXPERIMENT_YAML NAMESPACE, with KUBECONFIG naming the cluster. The
 test that runs it plays the node meanwhile. The last line printed is `RESULT <json>`.
+
+The virtualenv pins `kubernetes<36` beside kubeflow-katib 0.19 (tests/it/support.rs): with the
+newer clients PyPI resolves by default, the SDK's own deserializer cannot read back Trials (or,
+from 37, any object), against Katib as against Sextant.
 """
 
 import json
 import sys
 
 import yaml
-from kubeflow.katib import KatibClient
+from kubeflow.katib import ApiClient, KatibClient
+from kubeflow.katib.utils.utils import FakeResponse
 
 
 def metric_values(metrics):
@@ -30,13 +35,13 @@ def last_true_condition(conditions):
 
 def main():
     path, namespace = sys.argv[1], sys.argv[2]
-    # The example as a dict, a form `create_experiment` takes: a `V1beta1Experiment` model would
-    # reach the API server with snake_case keys, since the `kubernetes` client PyPI resolves
-    # for kubeflow-katib 0.19 (37.x) serializes foreign models by their `to_dict()`.
+    # As Katib's e2e test (test/e2e/v1beta1/scripts/gh-actions/run-e2e-experiment.py) reads
+    # its examples: into the SDK's V1beta1Experiment model.
     with open(path) as file:
-        experiment = yaml.safe_load(file)
-    experiment["metadata"]["namespace"] = namespace
-    name = experiment["metadata"]["name"]
+        experiment = FakeResponse(yaml.safe_load(file))
+    experiment = ApiClient().deserialize(experiment, "V1beta1Experiment")
+    experiment.metadata.namespace = namespace
+    name = experiment.metadata.name
 
     katib = KatibClient(namespace=namespace)
     katib.create_experiment(experiment, namespace)
@@ -53,15 +58,14 @@ def main():
 
     # What `kubectl get experiments.kubeflow.org` asks for: the server-side table, through the
     # SDK's own authenticated client.
-    api_client = katib.custom_api.api_client
-    request = api_client.param_serialize(
-        method="GET",
-        resource_path=f"/apis/kubeflow.org/v1beta1/namespaces/{namespace}/experiments",
+    response = katib.custom_api.api_client.call_api(
+        f"/apis/kubeflow.org/v1beta1/namespaces/{namespace}/experiments",
+        "GET",
         header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
         auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _preload_content=False,
     )
-    response = api_client.call_api(*request)
-    response.read()
     table = json.loads(response.data)
 
     katib.delete_experiment(name, namespace)

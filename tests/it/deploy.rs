@@ -487,7 +487,11 @@ fn deploy_katib_role_grants_katibs_group_what_the_base_role_grants_sextants() {
     for rule in &mut expected {
         rule["apiGroups"] = json!(["kubeflow.org"]);
     }
-    assert_eq!(role["rules"], json!(expected), "the same rules, in Katib's group");
+    assert_eq!(
+        role["rules"],
+        json!(expected),
+        "the same rules, in Katib's group"
+    );
     let binding = objects
         .iter()
         .find(|object| object["kind"] == "ClusterRoleBinding")

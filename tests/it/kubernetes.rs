@@ -150,12 +150,7 @@ impl Harness {
         Harness::with_group_and_store(name, group, POSTGRES_URL, &args).await
     }
 
-    async fn with_group_and_store(
-        name: &str,
-        group: ApiGroup,
-        db: &str,
-        args: &[&str],
-    ) -> Harness {
+    async fn with_group_and_store(name: &str, group: ApiGroup, db: &str, args: &[&str]) -> Harness {
         let client = client_for("kubeconfig").await;
         install_crds_and_role(&client, group).await;
         let namespace = unique(name);
@@ -376,7 +371,11 @@ async fn install_crds_and_role(client: &Client, group: ApiGroup) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for kind in [group.experiments(), group.trials()] {
         let name = format!("{}.{}", kind.plural, kind.group);
-        apply_file(client, &format!("{}/crds/{name}.yaml", deploy_dir_of(group))).await;
+        apply_file(
+            client,
+            &format!("{}/crds/{name}.yaml", deploy_dir_of(group)),
+        )
+        .await;
         wait_established(&crds, &name).await;
     }
     let mut role_files = vec!["deploy/rbac.yaml".to_owned()];
@@ -1419,7 +1418,8 @@ async fn katibs_python_sdk_drives_an_experiment_in_katibs_api_group() {
     let python = crate::support::katib_python().expect("virtualenv with kubeflow-katib");
     let harness = Harness::with_group("katib-sdk", ApiGroup::Katib).await;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let example = root.join("controller/tests/data/katib-examples/examples/v1beta1/hp-tuning/random.yaml");
+    let example =
+        root.join("controller/tests/data/katib-examples/examples/v1beta1/hp-tuning/random.yaml");
     let mut sdk = Command::new(python)
         .arg(root.join("tests/interop/katib_sdk_cluster.py"))
         .arg(&example)
@@ -1517,10 +1517,18 @@ async fn katibs_python_sdk_drives_an_experiment_in_katibs_api_group() {
         .filter_map(Value::as_str)
         .collect();
     for column in ["Name", "Status", "Trials", "Succeeded", "Best trial", "Age"] {
-        assert!(columns.contains(&column), "{column} missing from {columns:?}");
+        assert!(
+            columns.contains(&column),
+            "{column} missing from {columns:?}"
+        );
     }
     let row = &result["table_rows"][0];
-    let cell = |column: &str| &row[columns.iter().position(|name| *name == column).expect("a column")];
+    let cell = |column: &str| {
+        &row[columns
+            .iter()
+            .position(|name| *name == column)
+            .expect("a column")]
+    };
     assert_eq!(cell("Name"), "random");
     assert_eq!(cell("Status"), "Succeeded");
     assert_eq!(cell("Best trial"), best_name.as_str());
@@ -1528,7 +1536,13 @@ async fn katibs_python_sdk_drives_an_experiment_in_katibs_api_group() {
     // delete_experiment: the Trials (and their observation logs, by the finalizer) go with it.
     wait_until("the experiment's trials to go", || async {
         harness.trials().await.is_empty()
-            && harness.experiments().get_opt("random").await.ok().flatten().is_none()
+            && harness
+                .experiments()
+                .get_opt("random")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
     })
     .await;
 }

@@ -214,7 +214,8 @@ mod tests {
         .expect("the example");
         let mut resource: ExperimentResource = serde_yaml::from_str(&text).expect("parses");
         resource.spec.max_trial_count = Some(10_000);
-        let mut experiment = experiment_of(&resource, &crate::kube::ApiGroup::Sextant.experiments());
+        let mut experiment =
+            experiment_of(&resource, &crate::kube::ApiGroup::Sextant.experiments());
         crate::defaults::apply_defaults(&mut experiment);
         let trials: Vec<ObservedTrial> = (0..10_000u32)
             .map(|index| ObservedTrial {

@@ -243,14 +243,13 @@ async fn reconcile_experiment(
     for action in &plan.actions {
         match action {
             Action::CreateTrial(assignment) => {
-                let trial =
-                    match new_trial(context, resource, &template, assignment, &observed) {
-                        Ok(trial) => trial,
-                        Err(message) => {
-                            fail_invalid(context, resource, &experiments, message).await?;
-                            return Ok(ControllerAction::await_change());
-                        }
-                    };
+                let trial = match new_trial(context, resource, &template, assignment, &observed) {
+                    Ok(trial) => trial,
+                    Err(message) => {
+                        fail_invalid(context, resource, &experiments, message).await?;
+                        return Ok(ControllerAction::await_change());
+                    }
+                };
                 match trials_api.create(&PostParams::default(), &trial).await {
                     Ok(_) => {}
                     // The cache lags behind an earlier create of the same trial: nothing to do.

@@ -41,9 +41,9 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
+use kube::core::ApiResource;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::core::ApiResource;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -249,17 +249,17 @@ pub async fn run(
     let experiment_controller =
         Controller::new_with(experiments_api, watcher::Config::default(), experiment_kind)
             .owns_stream_with(trial_events, trial_kind.clone())
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            experiments::reconcile,
-            experiments::error_policy,
-            context.clone(),
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "experiment reconcile");
-            }
-        });
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                experiments::reconcile,
+                experiments::error_policy,
+                context.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "experiment reconcile");
+                }
+            });
     let trial_controller = Controller::new_with(trials_api, watcher::Config::default(), trial_kind)
         // Only the Jobs of trials, not every Job in the cluster.
         .owns(jobs_api, watcher::Config::default().labels(TRIAL_LABEL))
@@ -293,6 +293,9 @@ fn is_conflict(error: &ReconcileError) -> bool {
 }
 
 /// The key of an object of the kind `resource` in the backoff table.
-fn object_key<K: Resource<DynamicType = ApiResource>>(object: &K, resource: &ApiResource) -> String {
+fn object_key<K: Resource<DynamicType = ApiResource>>(
+    object: &K,
+    resource: &ApiResource,
+) -> String {
     ObjectRef::from_obj_with(object, resource.clone()).to_string()
 }
