@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sextant_controller::kube::{ControllerConfig, crd::crd_documents};
+use sextant_controller::kube::{ApiGroup, ControllerConfig, crd::crd_documents};
 use sextant_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -13,6 +13,11 @@ use tokio::net::TcpListener;
 /// Arguments of `sextant controller`.
 #[derive(Debug, clap::Args)]
 pub struct ControllerArgs {
+    /// The API group of the Experiment and Trial kinds to reconcile: sextant.dev, or
+    /// kubeflow.org (Katib's, for a cluster without Katib; install `sextant crd --api-group
+    /// kubeflow.org` first).
+    #[arg(long, env = "SEXTANT_API_GROUP", default_value = "sextant.dev")]
+    pub api_group: ApiGroup,
     /// Observation logs: a PostgreSQL or MySQL URL (SQLite works for a single-node test).
     #[arg(long, env = "SEXTANT_DB")]
     pub db: String,
@@ -49,11 +54,15 @@ pub struct CrdArgs {
     /// printing one multi-document stream.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
+    /// The API group of the definitions: sextant.dev, or kubeflow.org (Katib's own group and
+    /// names, for a cluster without Katib).
+    #[arg(long, default_value = "sextant.dev")]
+    pub api_group: ApiGroup,
 }
 
 /// Prints the CustomResourceDefinitions, or writes them one file each.
 pub fn crd(args: &CrdArgs) -> anyhow::Result<()> {
-    for (name, yaml) in crd_documents()? {
+    for (name, yaml) in crd_documents(args.api_group)? {
         match &args.dir {
             Some(dir) => {
                 let path = dir.join(format!("{name}.yaml"));
@@ -84,6 +93,7 @@ pub async fn controller(
         .with_context(|| format!("cannot listen on {}", args.health_listen))?;
     tokio::spawn(serve_health(listener));
     let config = ControllerConfig {
+        api_group: args.api_group,
         namespace: args.namespace,
         db_manager_address: args.db_manager_address,
         suggestion_service: args.suggestion_service,
@@ -92,7 +102,7 @@ pub async fn controller(
         reporter: "sextant-controller".into(),
         instance: args.pod_name,
     };
-    tracing::info!(namespace = ?config.namespace, "controller starting");
+    tracing::info!(namespace = ?config.namespace, api_group = %config.api_group, "controller starting");
     sextant_controller::kube::run(client, store, config, shutdown).await;
     tracing::info!("controller stopped");
     Ok(())

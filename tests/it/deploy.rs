@@ -13,6 +13,8 @@ use crate::k8s_schema::validate;
 
 const NAMESPACE: &str = "sextant-system";
 const KUSTOMIZATION: &str = "kustomization.yaml";
+/// The kustomization of Katib's API group (`sextant controller --api-group kubeflow.org`).
+const KATIB_KUSTOMIZATION: &str = "katib/kustomization.yaml";
 const EXAMPLE_SECRET: &str = "db-secret.example.yaml";
 const CRD_FILES: [&str; 2] = [
     "crds/experiments.sextant.dev.yaml",
@@ -437,6 +439,70 @@ fn deploy_validator_rejects_a_string_replica_count_naming_its_path() {
 }
 
 /// One RBAC rule: an API group, its resources and the verbs granted on them.
+#[test]
+fn deploy_katib_lists_katibs_definitions_first_and_its_role() {
+    let kustomization = documents(KATIB_KUSTOMIZATION).remove(0);
+    assert_eq!(kustomization["kind"], "Kustomization");
+    assert_eq!(
+        strings(&kustomization["resources"]),
+        [
+            "crds/experiments.kubeflow.org.yaml",
+            "crds/trials.kubeflow.org.yaml",
+            "rbac.yaml"
+        ],
+        "the definitions first, then the role; nothing outside the folder (kustomize refuses that)"
+    );
+    for file in ["experiments", "trials"] {
+        let relative = format!("katib/crds/{file}.kubeflow.org.yaml");
+        let crd = documents(&relative).remove(0);
+        validate(&crd).unwrap_or_else(|error| panic!("{relative}: {error}"));
+        assert_eq!(crd["spec"]["group"], "kubeflow.org", "{relative}");
+        assert_eq!(crd["spec"]["names"]["plural"], file, "{relative}");
+        assert_eq!(
+            crd["spec"]["names"]["categories"],
+            json!(["all", "kubeflow", "katib"]),
+            "{relative}: Katib's categories"
+        );
+    }
+}
+
+#[test]
+fn deploy_katib_role_grants_katibs_group_what_the_base_role_grants_sextants() {
+    let objects = documents("katib/rbac.yaml");
+    for object in &objects {
+        validate(object).unwrap_or_else(|error| panic!("katib/rbac.yaml: {error}"));
+    }
+    let role = objects
+        .iter()
+        .find(|object| object["kind"] == "ClusterRole")
+        .expect("a ClusterRole");
+    let base = only("ClusterRole", "sextant-controller");
+    let mut expected: Vec<Value> = base["rules"]
+        .as_array()
+        .expect("base rules")
+        .iter()
+        .filter(|rule| strings(&rule["apiGroups"]) == ["sextant.dev"])
+        .cloned()
+        .collect();
+    for rule in &mut expected {
+        rule["apiGroups"] = json!(["kubeflow.org"]);
+    }
+    assert_eq!(
+        role["rules"],
+        json!(expected),
+        "the same rules, in Katib's group"
+    );
+    let binding = objects
+        .iter()
+        .find(|object| object["kind"] == "ClusterRoleBinding")
+        .expect("a ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "sextant-controller", "namespace": NAMESPACE}])
+    );
+}
+
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Grant {
     group: String,

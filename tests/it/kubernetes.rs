@@ -30,6 +30,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use sextant_controller::api::experiment::ExperimentResource;
 use sextant_controller::api::trial::TrialResource;
+use sextant_controller::kube::ApiGroup;
 use sextant_proto::api;
 use sextant_proto::api::db_manager_client::DbManagerClient;
 
@@ -117,6 +118,8 @@ async fn apply_file_with(client: &Client, path: &str, params: PatchParams) {
 /// namespace as the least-privileged user.
 struct Harness {
     client: Client,
+    /// The group the controller serves Experiments and Trials under.
+    group: ApiGroup,
     namespace: String,
     serve: Server,
     controller: Option<Child>,
@@ -137,8 +140,19 @@ impl Harness {
 
     /// A harness whose observation logs go to the database at `db`.
     async fn with_store(name: &str, db: &str, args: &[&str]) -> Harness {
+        Harness::with_group_and_store(name, ApiGroup::Sextant, db, args).await
+    }
+
+    /// A harness whose controller serves Experiments and Trials in `group`, with the
+    /// definitions and the role `deploy/` ships for it.
+    async fn with_group(name: &str, group: ApiGroup) -> Harness {
+        let args = ["--api-group", group.name()];
+        Harness::with_group_and_store(name, group, POSTGRES_URL, &args).await
+    }
+
+    async fn with_group_and_store(name: &str, group: ApiGroup, db: &str, args: &[&str]) -> Harness {
         let client = client_for("kubeconfig").await;
-        install_crds_and_role(&client).await;
+        install_crds_and_role(&client, group).await;
         let namespace = unique(name);
         let namespaces: Api<Namespace> = Api::all(client.clone());
         namespaces
@@ -159,6 +173,7 @@ impl Harness {
         }
         let mut harness = Harness {
             client,
+            group,
             namespace,
             serve,
             controller: None,
@@ -192,11 +207,15 @@ impl Harness {
     }
 
     fn experiments(&self) -> Api<ExperimentResource> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.namespace,
+            &self.group.experiments(),
+        )
     }
 
     fn trials_api(&self) -> Api<TrialResource> {
-        Api::namespaced(self.client.clone(), &self.namespace)
+        Api::namespaced_with(self.client.clone(), &self.namespace, &self.group.trials())
     }
 
     fn jobs(&self) -> Api<Job> {
@@ -351,55 +370,80 @@ impl Drop for Harness {
     }
 }
 
-async fn install_crds_and_role(client: &Client) {
-    apply_file(client, "deploy/crds/experiments.sextant.dev.yaml").await;
-    apply_file(client, "deploy/crds/trials.sextant.dev.yaml").await;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for name in ["experiments.sextant.dev", "trials.sextant.dev"] {
-        wait_established(&crds, name).await;
+/// Where `deploy/` keeps the definitions and the extra role of `group`.
+fn deploy_dir_of(group: ApiGroup) -> &'static str {
+    match group {
+        ApiGroup::Sextant => "deploy",
+        ApiGroup::Katib => "deploy/katib",
     }
-    // Only the ClusterRole of deploy/rbac.yaml, bound to the test's controller user.
-    let text =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml"))
-            .expect("read deploy/rbac.yaml");
+}
+
+/// Installs the definitions of `group` and binds the controller's user to the ClusterRole of
+/// `deploy/rbac.yaml` (and, for Katib's group, that of `deploy/katib/rbac.yaml`) and nothing
+/// else.
+async fn install_crds_and_role(client: &Client, group: ApiGroup) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for kind in [group.experiments(), group.trials()] {
+        let name = format!("{}.{}", kind.plural, kind.group);
+        apply_file(
+            client,
+            &format!("{}/crds/{name}.yaml", deploy_dir_of(group)),
+        )
+        .await;
+        wait_established(&crds, &name).await;
+    }
+    let mut role_files = vec!["deploy/rbac.yaml".to_owned()];
+    if group == ApiGroup::Katib {
+        role_files.push(format!("{}/rbac.yaml", deploy_dir_of(group)));
+    }
+    for file in role_files {
+        bind_cluster_role_to_controller(client, &file).await;
+    }
+    // The API server learns of a new binding asynchronously: wait until the controller's user
+    // may list what it watches, so a test does not start it before its rights exist.
+    let controller = client_for("kubeconfig-controller").await;
+    wait_until("the controller's rights", || async {
+        Api::<ExperimentResource>::all_with(controller.clone(), &group.experiments())
+            .list(&Default::default())
+            .await
+            .is_ok()
+            && Api::<TrialResource>::all_with(controller.clone(), &group.trials())
+                .list(&Default::default())
+                .await
+                .is_ok()
+    })
+    .await;
+}
+
+/// Applies the ClusterRole of `file` and binds it to the test controller's user.
+async fn bind_cluster_role_to_controller(client: &Client, file: &str) {
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file))
+        .unwrap_or_else(|error| panic!("read {file}: {error}"));
     let role: ClusterRole = serde_yaml::Deserializer::from_str(&text)
         .filter_map(|document| {
             let value: Value = serde::Deserialize::deserialize(document).ok()?;
             (value["kind"] == "ClusterRole").then(|| serde_json::from_value(value).ok())?
         })
         .next()
-        .expect("deploy/rbac.yaml has a ClusterRole");
+        .unwrap_or_else(|| panic!("{file} has a ClusterRole"));
     let role_name = role.name_any();
     let params = PatchParams::apply("sextant-tests").force();
     Api::<ClusterRole>::all(client.clone())
         .patch(&role_name, &params, &Patch::Apply(&role))
         .await
         .expect("apply the ClusterRole");
+    let binding_name = format!("{role_name}-tests");
     let binding = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": {"name": "sextant-controller-tests"},
+        "metadata": {"name": binding_name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "sextant-controller"}],
     });
     Api::<ClusterRoleBinding>::all(client.clone())
-        .patch("sextant-controller-tests", &params, &Patch::Apply(&binding))
+        .patch(&binding_name, &params, &Patch::Apply(&binding))
         .await
         .expect("bind the ClusterRole");
-    // The API server learns of a new binding asynchronously: wait until the controller's user
-    // may list what it watches, so a test does not start it before its rights exist.
-    let controller = client_for("kubeconfig-controller").await;
-    wait_until("the controller's rights", || async {
-        Api::<ExperimentResource>::all(controller.clone())
-            .list(&Default::default())
-            .await
-            .is_ok()
-            && Api::<TrialResource>::all(controller.clone())
-                .list(&Default::default())
-                .await
-                .is_ok()
-    })
-    .await;
 }
 
 async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
@@ -872,17 +916,20 @@ async fn a_restarted_controller_resumes_without_duplicate_trials() {
 #[test]
 fn the_committed_crds_are_the_generated_ones() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for (name, yaml) in sextant_controller::kube::crd::crd_documents().expect("render the CRDs") {
-        let path = root
-            .join("deploy")
-            .join("crds")
-            .join(format!("{name}.yaml"));
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == yaml,
-            "{} differs from the generated definition; run `cargo run -- crd --dir deploy/crds`",
-            path.display()
-        );
+    for group in ApiGroup::ALL {
+        let documents =
+            sextant_controller::kube::crd::crd_documents(group).expect("render the CRDs");
+        assert_eq!(documents.len(), 2, "Experiment and Trial");
+        for (name, yaml) in documents {
+            let dir = format!("{}/crds", deploy_dir_of(group));
+            let path = root.join(&dir).join(format!("{name}.yaml"));
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == yaml,
+                "{} differs from the generated definition; run `cargo run -- crd --api-group {group} --dir {dir}`",
+                path.display()
+            );
+        }
     }
 }
 
@@ -1279,7 +1326,7 @@ async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deploy_manifests_are_accepted_by_the_api_server() {
     let client = client_for("kubeconfig").await;
-    install_crds_and_role(&client).await;
+    install_crds_and_role(&client, ApiGroup::Sextant).await;
     // The namespace for real (the others are checked into it), the rest as a server-side dry
     // run: admission and validation run, nothing is stored.
     apply_file(&client, "deploy/namespace.yaml").await;
@@ -1366,4 +1413,159 @@ async fn hyperband_keeps_its_bracket_on_the_experiment_across_a_restart() {
         ["1", "3", "9"].map(String::from).into_iter().collect(),
         "rungs promote trials to larger budgets across the restart"
     );
+}
+
+/// The loss the tests report for a trial of Katib's `random` example: smallest at lr 0.03 and
+/// momentum 0.7, and never below the example's goal (0.001), so every trial runs.
+fn random_example_loss(parameters: &BTreeMap<String, f64>) -> f64 {
+    0.01 + (parameters["lr"] - 0.03).powi(2) + (parameters["momentum"] - 0.7).powi(2)
+}
+
+fn assignment_values(trial: &TrialResource) -> BTreeMap<String, f64> {
+    trial
+        .spec
+        .parameter_assignments
+        .iter()
+        .map(|assignment| {
+            let value = assignment.value.parse().expect("a numeric value");
+            (assignment.name.clone(), value)
+        })
+        .collect()
+}
+
+/// Katib's own Python SDK, unchanged, drives an experiment of Katib's own `random` example
+/// against `sextant controller --api-group kubeflow.org`, while the test plays the node (metrics
+/// pushed as `sextant collect` would, Jobs completed as the Job controller would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn katibs_python_sdk_drives_an_experiment_in_katibs_api_group() {
+    let python = crate::support::katib_python().expect("virtualenv with kubeflow-katib");
+    let harness = Harness::with_group("katib-sdk", ApiGroup::Katib).await;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let example =
+        root.join("controller/tests/data/katib-examples/examples/v1beta1/hp-tuning/random.yaml");
+    let mut sdk = Command::new(python)
+        .arg(root.join("tests/interop/katib_sdk_cluster.py"))
+        .arg(&example)
+        .arg(&harness.namespace)
+        .env("KUBECONFIG", testbed().join("kubeconfig"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the SDK script");
+
+    // The node's part, until the SDK has seen the experiment end and deleted it.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut finished: HashSet<String> = HashSet::new();
+    let mut losses: BTreeMap<String, f64> = BTreeMap::new();
+    while sdk.try_wait().expect("poll the SDK script").is_none() {
+        assert!(Instant::now() < deadline, "the SDK script did not finish");
+        for trial in harness.trials().await {
+            let name = trial.name_any();
+            if finished.contains(&name) {
+                continue;
+            }
+            let Ok(job) = harness.jobs().get(&name).await else {
+                continue;
+            };
+            let owner = &job.metadata.owner_references.clone().unwrap_or_default()[0];
+            assert_eq!(
+                (owner.api_version.as_str(), owner.kind.as_str()),
+                ("kubeflow.org/v1beta1", "Trial"),
+                "the Job is owned by a Katib-group Trial"
+            );
+            let errors = crate::k8s_schema::validate(&serde_json::to_value(&job).expect("JSON"));
+            assert!(errors.is_ok(), "the Job {name} is invalid: {errors:?}");
+            let loss = random_example_loss(&assignment_values(&trial));
+            harness.report_loss(&name, loss).await;
+            harness.end_job(&name, "Complete", "Completed").await;
+            losses.insert(name.clone(), loss);
+            finished.insert(name);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let output = sdk.wait_with_output().expect("the SDK script's output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let result: Value = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("RESULT "))
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_else(|| panic!("no RESULT line in\n{stdout}"));
+
+    // The example's budget (12 trials, 3 at a time), run to the end: its goal is out of reach.
+    assert_eq!(result["name"], "random");
+    assert_eq!(result["succeeded_reason"], "ExperimentMaxTrialsReached");
+    assert_eq!(result["max_trial_count"], 12);
+    assert_eq!(result["trials_succeeded"], 12);
+    let trials = result["trials"].as_array().expect("the SDK's trials");
+    assert_eq!(trials.len(), 12, "list_trials sees every trial");
+    assert_eq!(losses.len(), 12, "the node ran every trial");
+    for trial in trials {
+        assert_eq!(trial["condition"], "Succeeded", "{trial}");
+        let name = trial["name"].as_str().expect("a trial name");
+        let reported: f64 = trial["metrics"]["loss"]
+            .as_str()
+            .and_then(|text| text.parse().ok())
+            .expect("the trial's loss as the SDK reads it");
+        assert!((reported - losses[name]).abs() < 1e-12, "{trial}");
+    }
+
+    // The optimal hyperparameters the SDK reads are those of the trial with the least loss.
+    let (best_name, best_loss) = losses
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .expect("a best trial");
+    let optimal = &result["optimal"];
+    assert_eq!(optimal["best_trial_name"], best_name.as_str());
+    let best_trial = trials
+        .iter()
+        .find(|trial| trial["name"] == best_name.as_str())
+        .expect("the best trial among the SDK's trials");
+    assert_eq!(optimal["parameters"], best_trial["parameters"]);
+    let optimal_loss: f64 = optimal["metrics"]["loss"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .expect("the optimal trial's loss");
+    assert!((optimal_loss - best_loss).abs() < 1e-12);
+
+    // `kubectl get experiments.kubeflow.org`'s table, as the server prints it.
+    let columns: Vec<&str> = result["table_columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for column in ["Name", "Status", "Trials", "Succeeded", "Best trial", "Age"] {
+        assert!(
+            columns.contains(&column),
+            "{column} missing from {columns:?}"
+        );
+    }
+    let row = &result["table_rows"][0];
+    let cell = |column: &str| {
+        &row[columns
+            .iter()
+            .position(|name| *name == column)
+            .expect("a column")]
+    };
+    assert_eq!(cell("Name"), "random");
+    assert_eq!(cell("Status"), "Succeeded");
+    assert_eq!(cell("Best trial"), best_name.as_str());
+
+    // delete_experiment: the Trials (and their observation logs, by the finalizer) go with it.
+    wait_until("the experiment's trials to go", || async {
+        harness.trials().await.is_empty()
+            && harness
+                .experiments()
+                .get_opt("random")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+    })
+    .await;
 }

@@ -74,9 +74,17 @@ impl Drop for Server {
 
 static VENV: Mutex<Option<PathBuf>> = Mutex::new(None);
 
+/// What the virtualenv must pass to be reused: Katib's stubs import, and the `kubernetes` client
+/// is older than 36. Newer clients, which PyPI resolves for kubeflow-katib 0.19 by default, name
+/// their types in a way the SDK's own deserializer does not read (`dict[str, str]`, and from 37
+/// `List[...]`, where it expects `dict(str, str)` and `list[...]`): `KatibClient` then cannot
+/// read back a Trial (labels) or, from 37, any object at all (`managedFields`), whoever serves it.
+const KATIB_VENV_CHECK: &str = "import kubeflow.katib.katib_api_pb2_grpc, kubernetes; \
+    assert int(kubernetes.__version__.split('.')[0]) < 36";
+
 /// The Python interpreter of `target/katib-venv` (or of `$SEXTANT_TEST_KATIB_VENV`, where CI
-/// keeps it outside the clone), with `kubeflow-katib` installed (created on first use; later
-/// runs reuse it).
+/// keeps it outside the clone), with `kubeflow-katib` and a `kubernetes` client it works with
+/// installed (created on first use; later runs reuse it).
 pub fn katib_python() -> anyhow::Result<PathBuf> {
     let mut guard = VENV.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(python) = guard.as_ref() {
@@ -88,7 +96,7 @@ pub fn katib_python() -> anyhow::Result<PathBuf> {
     let python = venv.join("bin/python");
     let ready = python.exists()
         && Command::new(&python)
-            .args(["-c", "import kubeflow.katib.katib_api_pb2_grpc"])
+            .args(["-c", KATIB_VENV_CHECK])
             .status()
             .map(|status| status.success())
             .unwrap_or(false);
@@ -101,6 +109,7 @@ pub fn katib_python() -> anyhow::Result<PathBuf> {
             "--quiet",
             "--disable-pip-version-check",
             "kubeflow-katib",
+            "kubernetes<36",
         ]))?;
     }
     *guard = Some(python.clone());

@@ -19,6 +19,11 @@ pub const EXPERIMENT_KIND: &str = "Experiment";
 /// default Sextant stops them, where Katib would let them run on unobserved.
 pub const KEEP_RUNNING_TRIALS_ANNOTATION: &str = "sextant.dev/keep-running-trials";
 
+/// An Experiment custom resource in a cluster: the spec and status typed, the API group given
+/// at run time ([`crate::kube::ApiGroup`]), so one type serves `sextant.dev` and
+/// `kubeflow.org` alike.
+pub type ExperimentResource = kube::core::Object<ExperimentSpec, ExperimentStatus>;
+
 /// An Experiment object.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -85,33 +90,8 @@ string_enum! {
 
 /// The spec of an Experiment.
 ///
-/// In a cluster it is the spec of the `sextant.dev/v1beta1` Experiment custom resource,
-/// [`ExperimentResource`].
-#[derive(
-    Clone,
-    Debug,
-    Serialize,
-    Deserialize,
-    PartialEq,
-    Default,
-    schemars::JsonSchema,
-    kube::CustomResource,
-)]
-#[kube(
-    group = "sextant.dev",
-    version = "v1beta1",
-    kind = "Experiment",
-    root = "ExperimentResource",
-    namespaced,
-    status = "ExperimentStatus",
-    shortname = "exp",
-    category = "sextant",
-    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[-1:].type"}"#,
-    printcolumn = r#"{"name":"Trials","type":"integer","jsonPath":".status.trials"}"#,
-    printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.trialsSucceeded"}"#,
-    printcolumn = r#"{"name":"Best trial","type":"string","jsonPath":".status.currentOptimalTrial.bestTrialName"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
+/// In a cluster it is the spec of the Experiment custom resource, [`ExperimentResource`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentSpec {
     /// The search space.

@@ -17,6 +17,10 @@ pub const TRIAL_KIND: &str = "Trial";
 /// The label that ties a trial to its experiment.
 pub const EXPERIMENT_LABEL: &str = "katib.kubeflow.org/experiment";
 
+/// A Trial custom resource in a cluster, in the API group of its Experiment
+/// ([`crate::kube::ApiGroup`]).
+pub type TrialResource = kube::core::Object<TrialSpec, TrialStatus>;
+
 /// A Trial object.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -38,30 +42,8 @@ pub struct Trial {
 
 /// The spec of a Trial, built by the engine's driver from the experiment and a suggestion.
 ///
-/// In a cluster it is the spec of the `sextant.dev/v1beta1` Trial custom resource,
-/// [`TrialResource`].
-#[derive(
-    Clone,
-    Debug,
-    Serialize,
-    Deserialize,
-    PartialEq,
-    Default,
-    schemars::JsonSchema,
-    kube::CustomResource,
-)]
-#[kube(
-    group = "sextant.dev",
-    version = "v1beta1",
-    kind = "Trial",
-    root = "TrialResource",
-    namespaced,
-    status = "TrialStatus",
-    category = "sextant",
-    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[-1:].type"}"#,
-    printcolumn = r#"{"name":"Experiment","type":"string","jsonPath":".metadata.labels.katib\\.kubeflow\\.org/experiment"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
-)]
+/// In a cluster it is the spec of the Trial custom resource, [`TrialResource`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialSpec {
     /// The experiment's objective.

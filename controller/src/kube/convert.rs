@@ -4,18 +4,19 @@
 
 use chrono::{DateTime, Utc};
 use kube::api::ObjectMeta as KubeMeta;
+use kube::core::ApiResource;
 use serde_json::{Map, Value};
 
 use crate::api::experiment::{Experiment, ExperimentResource, ExperimentStatus};
 use crate::api::trial::{EXPERIMENT_LABEL, TrialConditionType, TrialResource};
-use crate::api::{ConditionStatus, ObjectMeta, SEXTANT_API_VERSION};
+use crate::api::{ConditionStatus, ObjectMeta};
 use crate::engine::{ObservedTrial, RunState};
 use crate::kube::STOP_ANNOTATION;
 
-/// The engine's view of an Experiment resource (not yet defaulted).
-pub(crate) fn experiment_of(resource: &ExperimentResource) -> Experiment {
+/// The engine's view of an Experiment resource of the kind `kind` (not yet defaulted).
+pub(crate) fn experiment_of(resource: &ExperimentResource, kind: &ApiResource) -> Experiment {
     Experiment {
-        api_version: SEXTANT_API_VERSION.into(),
+        api_version: kind.api_version.clone(),
         kind: crate::api::experiment::EXPERIMENT_KIND.into(),
         metadata: meta_of(&resource.metadata),
         spec: resource.spec.clone(),
@@ -213,7 +214,8 @@ mod tests {
         .expect("the example");
         let mut resource: ExperimentResource = serde_yaml::from_str(&text).expect("parses");
         resource.spec.max_trial_count = Some(10_000);
-        let mut experiment = experiment_of(&resource);
+        let mut experiment =
+            experiment_of(&resource, &crate::kube::ApiGroup::Sextant.experiments());
         crate::defaults::apply_defaults(&mut experiment);
         let trials: Vec<ObservedTrial> = (0..10_000u32)
             .map(|index| ObservedTrial {

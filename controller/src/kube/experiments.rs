@@ -74,7 +74,7 @@ pub(super) async fn reconcile(
     // Until the first list of Trials is in, the cache would say there are none.
     let _ = context.trials.wait_until_ready().await;
     let action = reconcile_experiment(&resource, &context).await?;
-    context.succeeded(&object_key(resource.as_ref()));
+    context.succeeded(&object_key(resource.as_ref(), &context.experiment_kind));
     Ok(action)
 }
 
@@ -83,7 +83,7 @@ pub(super) fn error_policy(
     error: &ReconcileError,
     context: Arc<Context>,
 ) -> ControllerAction {
-    let key = object_key(resource.as_ref());
+    let key = object_key(resource.as_ref(), &context.experiment_kind);
     if is_conflict(error) {
         tracing::debug!(experiment = %key, %error, "write conflict; retrying on the fresh object");
     } else {
@@ -97,9 +97,10 @@ async fn reconcile_experiment(
     context: &Context,
 ) -> Result<ControllerAction, ReconcileError> {
     let namespace = resource.namespace().unwrap_or_default();
-    let experiments: Api<ExperimentResource> = Api::namespaced(context.client.clone(), &namespace);
+    let experiments: Api<ExperimentResource> =
+        Api::namespaced_with(context.client.clone(), &namespace, &context.experiment_kind);
     let name = resource.name_any();
-    let mut experiment = convert::experiment_of(resource);
+    let mut experiment = convert::experiment_of(resource, &context.experiment_kind);
     defaults::apply_defaults(&mut experiment);
 
     // A completed experiment only stops what still runs: its template and rules are not
@@ -237,18 +238,18 @@ async fn reconcile_experiment(
         plan = engine::plan(&observed);
     }
 
-    let trials_api: Api<TrialResource> = Api::namespaced(context.client.clone(), &namespace);
+    let trials_api: Api<TrialResource> =
+        Api::namespaced_with(context.client.clone(), &namespace, &context.trial_kind);
     for action in &plan.actions {
         match action {
             Action::CreateTrial(assignment) => {
-                let trial =
-                    match new_trial(resource, &experiment.spec, &template, assignment, &observed) {
-                        Ok(trial) => trial,
-                        Err(message) => {
-                            fail_invalid(context, resource, &experiments, message).await?;
-                            return Ok(ControllerAction::await_change());
-                        }
-                    };
+                let trial = match new_trial(context, resource, &template, assignment, &observed) {
+                    Ok(trial) => trial,
+                    Err(message) => {
+                        fail_invalid(context, resource, &experiments, message).await?;
+                        return Ok(ControllerAction::await_change());
+                    }
+                };
                 match trials_api.create(&PostParams::default(), &trial).await {
                     Ok(_) => {}
                     // The cache lags behind an earlier create of the same trial: nothing to do.
@@ -437,8 +438,8 @@ async fn trial_template(
 }
 
 fn new_trial(
+    context: &Context,
     experiment: &ExperimentResource,
-    spec: &crate::api::experiment::ExperimentSpec,
     template: &Value,
     assignment: &TrialAssignment,
     observed: &Observed,
@@ -450,6 +451,7 @@ fn new_trial(
         &assignment.parameter_assignments,
         &assignment.labels,
     );
+    let spec = &observed.experiment.spec;
     let trial_template = spec.trial_template.clone().unwrap_or_default();
     let (run_spec, primary_container_name) = run_object::for_cluster(
         substitute(template, &values),
@@ -458,6 +460,7 @@ fn new_trial(
     )?;
     let mut trial = TrialResource::new(
         &assignment.name,
+        &context.trial_kind,
         TrialSpec {
             objective: spec.objective.clone(),
             parameter_assignments: assignment.parameter_assignments.clone(),
@@ -477,7 +480,7 @@ fn new_trial(
     trial.metadata.namespace = experiment.namespace();
     trial.metadata.labels = Some(labels);
     trial.metadata.owner_references = experiment
-        .controller_owner_ref(&())
+        .controller_owner_ref(&context.experiment_kind)
         .map(|owner| vec![owner]);
     // Set at creation, so no trial ever exists without the finalizer that deletes its log.
     trial.metadata.finalizers = Some(vec![OBSERVATION_LOG_FINALIZER.into()]);
@@ -592,7 +595,7 @@ async fn publish(
     };
     if let Err(error) = context
         .recorder
-        .publish(&event, &resource.object_ref(&()))
+        .publish(&event, &resource.object_ref(&context.experiment_kind))
         .await
     {
         tracing::debug!(%error, "cannot record an event");

@@ -1,5 +1,6 @@
-//! The Kubernetes driver: Experiments and Trials as `sextant.dev/v1beta1` custom resources,
-//! reconciled with kube-runtime through the same pure engine as the local driver.
+//! The Kubernetes driver: Experiments and Trials as `sextant.dev/v1beta1` custom resources (or,
+//! as an option, Katib's own `kubeflow.org/v1beta1`: [`ApiGroup`]), reconciled with
+//! kube-runtime through the same pure engine as the local driver.
 //!
 //! Two controllers run in one process:
 //! - the experiment controller (`experiments.rs`) observes an Experiment and its Trials (from a
@@ -29,6 +30,7 @@
 mod convert;
 pub mod crd;
 mod experiments;
+mod group;
 mod run_object;
 mod trials;
 
@@ -39,14 +41,16 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
+use kube::core::ApiResource;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use sextant_store::Store;
 
 pub use crd::{CrdError, crds};
+pub use group::{ApiGroup, UnknownApiGroup};
 
 use crate::api::experiment::ExperimentResource;
 use crate::api::trial::TrialResource;
@@ -73,6 +77,9 @@ pub fn observation_log_key(namespace: &str, trial_name: &str) -> String {
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct ControllerConfig {
+    /// The group of the Experiment and Trial kinds served: Sextant's, or Katib's in a cluster
+    /// without Katib.
+    pub api_group: ApiGroup,
     /// Watch only this namespace; all namespaces when `None`.
     pub namespace: Option<String>,
     /// Where trials push metrics (the DBManager of `sextant serve`), as `host:port`; given to
@@ -134,6 +141,10 @@ pub(crate) struct Context {
     store: Store,
     /// How the controller runs.
     config: ControllerConfig,
+    /// The Experiment kind in the served group.
+    experiment_kind: ApiResource,
+    /// The Trial kind in the served group.
+    trial_kind: ApiResource,
     /// Every Trial, from a watch: the experiment controller's view of its trials.
     trials: reflector::Store<TrialResource>,
     /// Per experiment uid, the suggester and the settings it carries between requests.
@@ -183,20 +194,26 @@ pub async fn run(
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let experiment_kind = config.api_group.experiments();
+    let trial_kind = config.api_group.trials();
     let (experiments_api, trials_api): (Api<ExperimentResource>, Api<TrialResource>) =
         match &config.namespace {
             Some(namespace) => (
-                Api::namespaced(client.clone(), namespace),
-                Api::namespaced(client.clone(), namespace),
+                Api::namespaced_with(client.clone(), namespace, &experiment_kind),
+                Api::namespaced_with(client.clone(), namespace, &trial_kind),
             ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
+            None => (
+                Api::all_with(client.clone(), &experiment_kind),
+                Api::all_with(client.clone(), &trial_kind),
+            ),
         };
     let jobs_api: Api<Job> = match &config.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
 
-    let (trial_reader, trial_writer) = reflector::store();
+    let trial_writer = reflector::store::Writer::new(trial_kind.clone());
+    let trial_reader = trial_writer.as_reader();
     // The experiment controller's view of every Trial, without what it never reads: the
     // server's field-ownership records.
     let trial_events = reflector::reflector(
@@ -218,6 +235,8 @@ pub async fn run(
         client,
         store,
         config,
+        experiment_kind: experiment_kind.clone(),
+        trial_kind: trial_kind.clone(),
         trials: trial_reader,
         suggesters: Mutex::new(HashMap::new()),
         finished_objectives: Mutex::new(HashMap::new()),
@@ -227,20 +246,21 @@ pub async fn run(
     });
     let shutdown = shutdown.shared();
 
-    let experiment_controller = Controller::new(experiments_api, watcher::Config::default())
-        .owns_stream(trial_events)
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            experiments::reconcile,
-            experiments::error_policy,
-            context.clone(),
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "experiment reconcile");
-            }
-        });
-    let trial_controller = Controller::new(trials_api, watcher::Config::default())
+    let experiment_controller =
+        Controller::new_with(experiments_api, watcher::Config::default(), experiment_kind)
+            .owns_stream_with(trial_events, trial_kind.clone())
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                experiments::reconcile,
+                experiments::error_policy,
+                context.clone(),
+            )
+            .for_each(|result| async move {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "experiment reconcile");
+                }
+            });
+    let trial_controller = Controller::new_with(trials_api, watcher::Config::default(), trial_kind)
         // Only the Jobs of trials, not every Job in the cluster.
         .owns(jobs_api, watcher::Config::default().labels(TRIAL_LABEL))
         .graceful_shutdown_on(shutdown)
@@ -272,7 +292,10 @@ fn is_conflict(error: &ReconcileError) -> bool {
     status.code == 409
 }
 
-/// The key of an object in the backoff table.
-fn object_key<K: kube::Resource<DynamicType = ()>>(object: &K) -> String {
-    ObjectRef::from_obj(object).to_string()
+/// The key of an object of the kind `resource` in the backoff table.
+fn object_key<K: Resource<DynamicType = ApiResource>>(
+    object: &K,
+    resource: &ApiResource,
+) -> String {
+    ObjectRef::from_obj_with(object, resource.clone()).to_string()
 }

@@ -124,9 +124,10 @@ pub(crate) fn type_of(run_spec: &Value) -> Result<(String, String), RunObjectErr
     }
 }
 
-/// The run object of `trial`, ready to create.
+/// The run object of `trial`, a Trial of the kind `trial_kind`, ready to create.
 pub(crate) fn build(
     trial: &TrialResource,
+    trial_kind: &ApiResource,
     db_manager_address: &str,
 ) -> Result<Value, RunObjectError> {
     let mut object = trial.spec.run_spec.clone().ok_or(RunObjectError::Missing)?;
@@ -166,8 +167,8 @@ pub(crate) fn build(
         labels[EXPERIMENT_LABEL] = json!(experiment);
     }
     metadata["ownerReferences"] = json!([{
-        "apiVersion": crate::api::SEXTANT_API_VERSION,
-        "kind": crate::api::trial::TRIAL_KIND,
+        "apiVersion": trial_kind.api_version,
+        "kind": trial_kind.kind,
         "name": name,
         "uid": trial.metadata.uid.clone().unwrap_or_default(),
         "controller": true,
@@ -329,10 +330,12 @@ mod tests {
     use super::*;
     use crate::api::common::{CollectorSpec, MetricsCollectorSpec, ObjectiveSpec};
     use crate::api::trial::TrialSpec;
+    use crate::kube::ApiGroup;
 
     fn trial(collector: CollectorKind, run_spec: Value) -> TrialResource {
         let mut trial = TrialResource::new(
             "exp-3",
+            &ApiGroup::Sextant.trials(),
             TrialSpec {
                 objective: Some(ObjectiveSpec {
                     objective_metric_name: "loss".into(),
@@ -357,6 +360,11 @@ mod tests {
         trial
     }
 
+    /// The run object of a `sextant.dev` trial.
+    fn build(trial: &TrialResource, db_manager_address: &str) -> Result<Value, RunObjectError> {
+        super::build(trial, &ApiGroup::Sextant.trials(), db_manager_address)
+    }
+
     fn job() -> Value {
         json!({
             "apiVersion": "batch/v1",
@@ -379,9 +387,23 @@ mod tests {
         assert_eq!(object["metadata"]["labels"][TRIAL_LABEL], "exp-3");
         assert_eq!(object["metadata"]["labels"][EXPERIMENT_LABEL], "exp");
         let owner = &object["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["apiVersion"], "sextant.dev/v1beta1");
         assert_eq!(owner["kind"], "Trial");
         assert_eq!(owner["uid"], "uid-1");
         assert_eq!(owner["controller"], true);
+    }
+
+    #[test]
+    fn a_katib_group_trial_owns_its_run_object_under_katibs_api_version() {
+        let object = super::build(
+            &trial(CollectorKind::Push, job()),
+            &ApiGroup::Katib.trials(),
+            "db:6789",
+        )
+        .expect("builds");
+        let owner = &object["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["apiVersion"], "kubeflow.org/v1beta1");
+        assert_eq!(owner["kind"], "Trial");
     }
 
     #[test]

@@ -39,9 +39,10 @@ pub(super) async fn reconcile(
     trial: Arc<TrialResource>,
     context: Arc<Context>,
 ) -> Result<ControllerAction, ReconcileError> {
-    let key = object_key(trial.as_ref());
+    let key = object_key(trial.as_ref(), &context.trial_kind);
     let namespace = trial.namespace().unwrap_or_default();
-    let trials: Api<TrialResource> = Api::namespaced(context.client.clone(), &namespace);
+    let trials: Api<TrialResource> =
+        Api::namespaced_with(context.client.clone(), &namespace, &context.trial_kind);
     let action = finalizer(&trials, OBSERVATION_LOG_FINALIZER, trial, |event| async {
         match event {
             FinalizerEvent::Apply(trial) => apply(&trial, &trials, &context).await,
@@ -65,7 +66,7 @@ pub(super) fn error_policy(
     error: &ReconcileError,
     context: Arc<Context>,
 ) -> ControllerAction {
-    let key = object_key(trial.as_ref());
+    let key = object_key(trial.as_ref(), &context.trial_kind);
     if is_conflict(error) {
         tracing::debug!(trial = %key, %error, "write conflict; retrying on the fresh object");
     } else {
@@ -280,7 +281,11 @@ async fn run_object(
         }
         Err(error) => return Err(error.into()),
     }
-    let built = match run_object::build(trial, &context.config.db_manager_address) {
+    let built = match run_object::build(
+        trial,
+        &context.trial_kind,
+        &context.config.db_manager_address,
+    ) {
         Ok(built) => built,
         Err(error) => {
             return Ok(RunObject::Impossible(
@@ -502,6 +507,7 @@ mod tests {
     fn trial(success: &str, failure: &str) -> TrialResource {
         TrialResource::new(
             "t",
+            &crate::kube::ApiGroup::Sextant.trials(),
             TrialSpec {
                 success_condition: success.into(),
                 failure_condition: failure.into(),
