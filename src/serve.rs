@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use sextant_proto::service_names;
-use sextant_store::{ReportLimits, Store, TrialConditionUpdate};
+use sextant_store::{Backend, ReportLimits, Store, TrialConditionUpdate};
 use sextant_suggestion::early_stopping::DbManagerObservations;
 use sextant_suggestion::service::SuggestionLimits;
 use sextant_suggestion::{EarlyStoppingService, SuggestionService, TrialStatusSink};
@@ -47,9 +47,10 @@ pub struct ServeArgs {
     /// before they are read.
     #[arg(long, env = "SEXTANT_MAX_REPORT_BYTES", default_value_t = sextant_store::service::DEFAULT_MAX_REPORT_BYTES, value_parser = parse_report_bytes)]
     pub max_report_bytes: usize,
-    /// DBManager requests read and stored at once; further ones wait unread.
-    #[arg(long, env = "SEXTANT_MAX_CONCURRENT_REPORTS", default_value_t = sextant_store::service::DEFAULT_CONCURRENT_REPORTS, value_parser = parse_concurrent_reports)]
-    pub max_concurrent_reports: usize,
+    /// DBManager requests read and stored at once; further ones wait unread. Default: 1 with
+    /// SQLite, which takes one writer at a time anyway, 4 with a database server.
+    #[arg(long, env = "SEXTANT_MAX_CONCURRENT_REPORTS", value_parser = parse_concurrent_reports)]
+    pub max_concurrent_reports: Option<usize>,
 }
 
 impl ServeArgs {
@@ -63,10 +64,16 @@ impl ServeArgs {
         }
     }
 
-    fn report_limits(&self) -> ReportLimits {
+    fn report_limits(&self, backend: Backend) -> ReportLimits {
+        // SQLite has one writer; concurrent report transactions there only wait on its lock,
+        // and on a loaded machine time out on it.
+        let default = match backend {
+            Backend::Sqlite => 1,
+            _ => sextant_store::service::DEFAULT_CONCURRENT_REPORTS,
+        };
         ReportLimits {
             max_message_bytes: self.max_report_bytes,
-            concurrent_requests: self.max_concurrent_reports,
+            concurrent_requests: self.max_concurrent_reports.unwrap_or(default),
         }
     }
 }
@@ -102,7 +109,7 @@ pub async fn run(args: ServeArgs, shutdown: impl Future<Output = ()> + Send) -> 
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let limits = Limits {
         suggestions: args.suggestion_limits(),
-        reports: args.report_limits(),
+        reports: args.report_limits(store.backend()),
     };
     let served = serve(listener, store.clone(), limits, shutdown).await;
     store.close().await;

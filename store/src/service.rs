@@ -53,7 +53,8 @@ impl DbManagerService {
 /// thousand, well under 1 MiB); this holds about 90,000.
 pub const DEFAULT_MAX_REPORT_BYTES: usize = 4 << 20;
 
-/// The `DBManager` requests `sextant serve` reads and stores at once unless told otherwise.
+/// The `DBManager` requests `sextant serve` reads and stores at once on a database server
+/// unless told otherwise (on SQLite, one: it has a single writer).
 pub const DEFAULT_CONCURRENT_REPORTS: usize = 4;
 
 /// What the `DBManager` service holds in memory at most.

@@ -330,10 +330,17 @@ fn heavy_request(algorithm: &str, history: usize, count: i32) -> api::GetSuggest
     }
 }
 
-/// A request that computes for many seconds without the bounds: a Gaussian process over 2,000
-/// trials, asked for a full model-based batch.
+/// A request that computes for seconds even within the bounds: a Gaussian process over 2,000
+/// finished and 256 running trials, asked for a full model-based batch.
 fn slow_request() -> api::GetSuggestionsRequest {
-    heavy_request("bayesianoptimization", 2000, 10_000)
+    let mut request = heavy_request("bayesianoptimization", 2256, 10_000);
+    for trial in &mut request.trials[2000..] {
+        trial.status = Some(api::TrialStatus {
+            condition: api::trial_status::TrialConditionType::Running as i32,
+            ..Default::default()
+        });
+    }
+    request
 }
 
 /// Clock ticks the process has spent on a CPU, user and system (`/proc/PID/stat` fields 14, 15).
@@ -365,7 +372,7 @@ fn ticks_over_one_second(pid: u32) -> u64 {
     cpu_ticks(pid) - before
 }
 
-/// Returns once the server computes (0.3 of a core or more over a second) for `call`, which must
+/// Returns once the server computes (0.2 of a core or more over a second) for `call`, which must
 /// still be waiting for its answer then.
 fn wait_until_busy<T>(pid: u32, call: &tokio::task::JoinHandle<T>) {
     loop {
@@ -373,7 +380,7 @@ fn wait_until_busy<T>(pid: u32, call: &tokio::task::JoinHandle<T>) {
             !call.is_finished(),
             "the slow request ended before it was seen computing"
         );
-        if ticks_over_one_second(pid) >= 30 {
+        if ticks_over_one_second(pid) >= 20 {
             return;
         }
     }
