@@ -50,6 +50,7 @@ fn one_suggestion(c: &mut Criterion) {
                                 objective: &objective,
                                 trials: past,
                                 count: 1,
+                                cancel: sextant_algorithms::cancel::Cancellation::never(),
                             })
                             .expect("suggests")
                     });

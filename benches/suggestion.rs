@@ -126,7 +126,7 @@ fn suggestion_latency(c: &mut Criterion) {
             tonic::transport::Server::builder()
                 .initial_stream_window_size(sextant_proto::STREAM_WINDOW_BYTES)
                 .initial_connection_window_size(sextant_proto::CONNECTION_WINDOW_BYTES)
-                .add_service(SuggestionService.into_server())
+                .add_service(SuggestionService::default().into_server())
                 .serve_with_incoming(TcpListenerStream::new(listener)),
         );
         (address, server)

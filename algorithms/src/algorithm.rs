@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use crate::SuggestError;
+use crate::cancel::Cancellation;
 use crate::history::TrialRecord;
 use crate::objective::Objective;
 use crate::settings::{Setting, SettingsError};
@@ -41,6 +42,31 @@ pub struct SuggestRequest<'a> {
     pub trials: &'a [TrialRecord],
     /// How many assignments to return; exactly this many, or an error.
     pub count: usize,
+    /// Checked in the algorithm's loops; once set, the algorithm stops with
+    /// [`SuggestError::Cancelled`].
+    pub cancel: &'a Cancellation,
+}
+
+/// The most suggestions of one batch a model-based algorithm (`bayesianoptimization`, `tpe`,
+/// `multivariate-tpe`) chooses with its model. Each model-based point of a batch conditions the
+/// next, so a batch costs more than linearly in its size; beyond this many, the batch is filled
+/// with the algorithm's quasi-random start-up sequence, each such suggestion carrying
+/// [`SOURCE_LABEL`] = [`QUASI_RANDOM`], so a 10,000-trial request costs about as much as one of
+/// this size plus 10,000 Sobol points.
+pub const MODEL_BATCH_LIMIT: usize = 64;
+
+/// The trial label that says where a suggestion came from when it is not the model's choice.
+pub const SOURCE_LABEL: &str = "sextant.dev/suggestion-source";
+
+/// The value of [`SOURCE_LABEL`] on points that filled a batch past [`MODEL_BATCH_LIMIT`].
+pub const QUASI_RANDOM: &str = "quasi-random";
+
+/// A suggestion that fills a batch past [`MODEL_BATCH_LIMIT`], labelled as such.
+pub fn quasi_random_fill(assignment: Assignment) -> Suggestion {
+    Suggestion {
+        assignment,
+        labels: BTreeMap::from([(SOURCE_LABEL.to_string(), QUASI_RANDOM.to_string())]),
+    }
 }
 
 /// One proposed trial.

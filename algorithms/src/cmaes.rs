@@ -270,6 +270,7 @@ impl SearchAlgorithm for CmaEs {
         if points.len() < request.count {
             let mut rng = rng_for(self.random_state, request.trials, "cmaes/extra");
             while points.len() < request.count {
+                request.cancel.check()?;
                 points.push(run.sample(&mut rng));
             }
         }
@@ -1033,6 +1034,7 @@ mod tests {
                     objective: &objective,
                     trials,
                     count,
+                    cancel: crate::cancel::Cancellation::never(),
                 })
                 .expect("suggests")
         };
@@ -1100,6 +1102,7 @@ mod tests {
                         objective: &objective,
                         trials: &history,
                         count: 1,
+                        cancel: crate::cancel::Cancellation::never(),
                     })
                     .expect("suggests");
                 let assignment = suggestions.suggestions[0].assignment.clone();

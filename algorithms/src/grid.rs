@@ -94,6 +94,7 @@ impl SearchAlgorithm for GridSearch {
         let mut assignments = Vec::with_capacity(request.count);
         let mut index = 0u128;
         while assignments.len() < request.count && index < total {
+            request.cancel.check()?;
             let assignment = self.combination(space, index);
             if !tried.contains(&space.assignment_key(&assignment)) {
                 assignments.push(assignment);

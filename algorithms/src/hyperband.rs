@@ -404,6 +404,7 @@ impl SearchAlgorithm for Hyperband {
         let mut position = self.position;
         let mut suggestions = Vec::with_capacity(request.count);
         while suggestions.len() < request.count && position.bracket >= 0 {
+            request.cancel.check()?;
             if position.rung > 0 && position.proposed == 0 && !suggestions.is_empty() {
                 // This rung promotes from the rung this reply is still proposing.
                 break;

@@ -14,6 +14,7 @@
 //! - [`history`]: the trials observed so far.
 //! - [`settings`]: typed parsing of Katib's `algorithmSettings` name/value pairs.
 //! - [`algorithm`]: the [`SearchAlgorithm`] trait and the registry of algorithms by name.
+//! - [`cancel`]: the token that stops a suggestion nobody waits for any more.
 //! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
 //! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
@@ -27,6 +28,7 @@
 
 pub mod algorithm;
 pub mod bayesopt;
+pub mod cancel;
 pub mod cmaes;
 pub mod early_stopping;
 pub mod grid;
@@ -85,4 +87,8 @@ pub enum SuggestError {
         /// Why no more can.
         reason: String,
     },
+    /// The caller cancelled the request (its client went away or its deadline passed) before
+    /// the algorithm finished.
+    #[error("suggestion cancelled")]
+    Cancelled,
 }

@@ -38,14 +38,14 @@ impl SearchAlgorithm for RandomSearch {
         let mut rng = rng_for(self.random_state, request.trials, NAME);
         let dimensions = request.space.len();
         let mut quantiles = vec![0.0; dimensions];
-        let assignments = (0..request.count)
-            .map(|_| {
-                for quantile in quantiles.iter_mut() {
-                    *quantile = rng.random::<f64>();
-                }
-                request.space.from_quantiles(&quantiles)
-            })
-            .collect();
+        let mut assignments = Vec::with_capacity(request.count);
+        for _ in 0..request.count {
+            request.cancel.check()?;
+            for quantile in quantiles.iter_mut() {
+                *quantile = rng.random::<f64>();
+            }
+            assignments.push(request.space.from_quantiles(&quantiles));
+        }
         Ok(Suggestions::from_assignments(assignments))
     }
 }

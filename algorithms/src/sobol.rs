@@ -70,13 +70,15 @@ impl SearchAlgorithm for SobolSearch {
                     u32::MAX
                 ))
             })?;
-        let assignments = (start..end)
-            .map(|index| {
+        let mut assignments = Vec::with_capacity(request.count);
+        for index in start..end {
+            request.cancel.check()?;
+            assignments.push(
                 request
                     .space
-                    .from_quantiles(&self.point(index as u32, request.space.len()))
-            })
-            .collect();
+                    .from_quantiles(&self.point(index as u32, request.space.len())),
+            );
+        }
         Ok(Suggestions::from_assignments(assignments))
     }
 }

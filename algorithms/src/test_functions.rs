@@ -233,6 +233,7 @@ pub fn trajectory(
             objective: &objective,
             trials: &history,
             count: 1,
+            cancel: crate::cancel::Cancellation::never(),
         })?;
         let assignment = suggestions
             .suggestions

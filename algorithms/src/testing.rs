@@ -21,6 +21,7 @@ pub(crate) fn suggest_feasible(
             objective,
             trials,
             count,
+            cancel: crate::cancel::Cancellation::never(),
         })
         .expect("suggests");
     assert_eq!(suggestions.suggestions.len(), count);

@@ -185,6 +185,7 @@ async fn suggest_in_process(
                     objective: &objective,
                     trials: &history,
                     count,
+                    cancel: sextant_algorithms::cancel::Cancellation::never(),
                 })
             };
             let suggestions = match ask(count) {

@@ -32,5 +32,8 @@ pub use database_url::Backend;
 pub use error::{Error, Result};
 pub use experiments::{ExperimentRecord, NewTrial, TrialConditionUpdate, TrialRecord};
 pub use observation_log::{MetricPoint, ObservationLogFilter};
-pub use service::{DbManagerService, db_manager_service};
+pub use service::{
+    BoundedDbManager, DbManagerService, ReportLimits, bounded_db_manager_service,
+    db_manager_service,
+};
 pub use store::{Store, StoreConfig};

@@ -8,6 +8,16 @@
 //! name, a missing metric) this service answers `INVALID_ARGUMENT` naming the field instead.
 //! `ReportObservationLog` replies only after its transaction has committed, so an acknowledged
 //! point survives the server being killed.
+//!
+//! [`bounded_db_manager_service`] bounds what the service holds in memory: a request larger
+//! than [`ReportLimits::max_message_bytes`] is refused from its length prefix, before it is
+//! read, and at most [`ReportLimits::concurrent_requests`] requests are read, decoded and
+//! stored at once; the others wait unread, their bytes held back by HTTP/2 flow control.
+//! A report's strings are moved, not copied, into the points stored.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use sextant_proto::api::db_manager_server::{DbManager, DbManagerServer};
 use sextant_proto::api::{
@@ -15,6 +25,9 @@ use sextant_proto::api::{
     GetObservationLogRequest, Metric, MetricLog, ObservationLog, ReportObservationLogReply,
     ReportObservationLogRequest,
 };
+use tokio::sync::Semaphore;
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::observation_log::{MetricPoint, ObservationLogFilter};
@@ -34,24 +47,98 @@ impl DbManagerService {
     }
 }
 
+/// The largest `DBManager` request `sextant serve` reads unless told otherwise: 4 MiB, the
+/// gRPC default that Katib's own DB manager keeps. A report from Katib's SDK or a metrics
+/// collector carries a few metric values (Sextant's collector sends batches of at most a few
+/// thousand, well under 1 MiB); this holds about 90,000.
+pub const DEFAULT_MAX_REPORT_BYTES: usize = 4 << 20;
+
+/// The `DBManager` requests `sextant serve` reads and stores at once on a database server
+/// unless told otherwise (on SQLite, one: it has a single writer).
+pub const DEFAULT_CONCURRENT_REPORTS: usize = 4;
+
+/// What the `DBManager` service holds in memory at most.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportLimits {
+    /// The largest request message, in bytes; larger ones are refused with `OUT_OF_RANGE`.
+    pub max_message_bytes: usize,
+    /// Requests read, decoded and stored at once; further ones wait their turn.
+    pub concurrent_requests: usize,
+}
+
+impl Default for ReportLimits {
+    fn default() -> ReportLimits {
+        ReportLimits {
+            max_message_bytes: DEFAULT_MAX_REPORT_BYTES,
+            concurrent_requests: DEFAULT_CONCURRENT_REPORTS,
+        }
+    }
+}
+
 /// The tonic server for the `DBManager` service, ready to add to a `tonic::transport::Server`.
 pub fn db_manager_service(store: Store) -> DbManagerServer<DbManagerService> {
     DbManagerServer::new(DbManagerService::new(store))
 }
 
-/// Turns a `ReportObservationLog` request into the points to store, refusing it whole when any
-/// entry is malformed (so a report is stored entirely or not at all).
+/// The `DBManager` service within `limits`, ready to add to a `tonic::transport::Server`.
+pub fn bounded_db_manager_service(store: Store, limits: ReportLimits) -> BoundedDbManager {
+    BoundedDbManager {
+        inner: db_manager_service(store).max_decoding_message_size(limits.max_message_bytes),
+        permits: Arc::new(Semaphore::new(limits.concurrent_requests.max(1))),
+    }
+}
+
+/// The `DBManager` server behind a semaphore shared by all connections: a request is read and
+/// decoded only once it holds a permit, so the bytes in flight are bounded by the permits times
+/// the message limit, however many clients send at once.
+#[derive(Debug, Clone)]
+pub struct BoundedDbManager {
+    inner: DbManagerServer<DbManagerService>,
+    permits: Arc<Semaphore>,
+}
+
+impl NamedService for BoundedDbManager {
+    const NAME: &'static str = <DbManagerServer<DbManagerService> as NamedService>::NAME;
+}
+
+impl Service<http::Request<tonic::body::Body>> for BoundedDbManager {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is decided per request in `call`, once a permit is held; the generated
+        // server inside is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let permits = self.permits.clone();
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            // The semaphore is never closed, so acquiring only waits; the permit is held until
+            // the handler has stored the report and its request is dropped.
+            let _permit = permits.acquire_owned().await;
+            inner.call(request).await
+        })
+    }
+}
+
+/// Turns a `ReportObservationLog` request into the trial's name and the points to store,
+/// refusing it whole when any entry is malformed (so a report is stored entirely or not at
+/// all). The request is consumed so its strings move into the points instead of being copied.
 pub fn points_from_report(
-    request: &ReportObservationLogRequest,
-) -> Result<Vec<MetricPoint>, Status> {
+    request: ReportObservationLogRequest,
+) -> Result<(String, Vec<MetricPoint>), Status> {
     if request.trial_name.is_empty() {
         return Err(Status::invalid_argument("trial_name must not be empty"));
     }
-    let Some(observation_log) = &request.observation_log else {
-        return Ok(Vec::new());
+    let trial_name = request.trial_name;
+    let Some(observation_log) = request.observation_log else {
+        return Ok((trial_name, Vec::new()));
     };
     let mut points = Vec::with_capacity(observation_log.metric_logs.len());
-    for (index, metric_log) in observation_log.metric_logs.iter().enumerate() {
+    for (index, metric_log) in observation_log.metric_logs.into_iter().enumerate() {
         // Katib skips entries without a time stamp rather than failing the report.
         if metric_log.time_stamp.is_empty() {
             continue;
@@ -61,7 +148,7 @@ pub fn points_from_report(
                 "observation_log.metric_logs[{index}].time_stamp: {reason}"
             ))
         })?;
-        let Some(metric) = &metric_log.metric else {
+        let Some(metric) = metric_log.metric else {
             return Err(Status::invalid_argument(format!(
                 "observation_log.metric_logs[{index}].metric is missing"
             )));
@@ -72,13 +159,13 @@ pub fn points_from_report(
             )));
         }
         points.push(MetricPoint {
-            trial_name: request.trial_name.clone(),
-            metric_name: metric.name.clone(),
-            value: metric.value.clone(),
+            trial_name: trial_name.clone(),
+            metric_name: metric.name,
+            value: metric.value,
             timestamp,
         });
     }
-    Ok(points)
+    Ok((trial_name, points))
 }
 
 /// Turns a `GetObservationLog` request into a store filter; empty fields filter nothing.
@@ -110,13 +197,12 @@ impl DbManager for DbManagerService {
         &self,
         request: Request<ReportObservationLogRequest>,
     ) -> Result<Response<ReportObservationLogReply>, Status> {
-        let request = request.into_inner();
-        let points = points_from_report(&request)?;
+        let (trial_name, points) = points_from_report(request.into_inner())?;
         self.store
-            .report_observation_log(&request.trial_name, &points)
+            .report_observation_log(&trial_name, &points)
             .await
             .inspect_err(|error| {
-                tracing::warn!(trial = %request.trial_name, error = %crate::error::error_chain(error), "report observation log failed");
+                tracing::warn!(trial = %trial_name, error = %crate::error::error_chain(error), "report observation log failed");
             })?;
         Ok(Response::new(ReportObservationLogReply {}))
     }

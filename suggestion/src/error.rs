@@ -5,7 +5,8 @@
 //! | invalid request, space, settings or history | `INVALID_ARGUMENT` |
 //! | search space exhausted (grid) | `OUT_OF_RANGE`: iterating past the end of the space |
 //! | the algorithm must wait for running trials (Hyperband) | `UNAVAILABLE`: retry later |
-//! | the algorithm task panicked or was cancelled | `INTERNAL` |
+//! | the request was cancelled (client gone, deadline, shutdown) | `CANCELLED` |
+//! | the algorithm task panicked | `INTERNAL` |
 
 use sextant_algorithms::{SettingsError, SpaceError, SuggestError};
 
@@ -62,6 +63,8 @@ impl From<Error> for tonic::Status {
         match error {
             Error::Suggest(SuggestError::Exhausted { .. }) => tonic::Status::out_of_range(message),
             Error::Suggest(SuggestError::NotReady { .. }) => tonic::Status::unavailable(message),
+            // Only a request nobody waits for is cancelled; the code is for the logs.
+            Error::Suggest(SuggestError::Cancelled) => tonic::Status::cancelled(message),
             Error::Worker(_) => tonic::Status::internal(message),
             _ => tonic::Status::invalid_argument(message),
         }

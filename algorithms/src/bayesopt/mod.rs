@@ -16,6 +16,14 @@
 //! Well-Suited to Parallelize Optimization", 2010), which collapses the posterior variance
 //! there, so a batch spreads out and no pending point is proposed again.
 //!
+//! A batch costs one hyperparameter fit, kept for the whole batch, plus one posterior and one
+//! acquisition optimization per point. Only the first [`MODEL_BATCH_LIMIT`] points of a batch
+//! are chosen so, and at most `PENDING_POINTS_LIMIT` (256) pending trials (the most recent) enter
+//! the posterior: each adds a row to its Cholesky factor. The rest of a larger batch continues
+//! the start design, labelled as quasi-random, so a request for 10,000 points costs about as
+//! much as one for 64. The request's cancellation is checked before each point and after the
+//! fit.
+//!
 //! The model sees the losses standardized, with their upper tail compressed logarithmically
 //! (see `warp_losses`), so a few disastrous trials do not dictate the fit near the good ones.
 //!
@@ -39,13 +47,16 @@ pub mod encoding;
 pub mod gp;
 pub mod lbfgs;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::SuggestError;
-use crate::algorithm::{BuildContext, SearchAlgorithm, SuggestRequest, Suggestions};
+use crate::algorithm::{
+    BuildContext, MODEL_BATCH_LIMIT, SearchAlgorithm, SuggestRequest, Suggestion, Suggestions,
+    quasi_random_fill,
+};
 use crate::seed::rng_for;
 use crate::settings::{Setting, SettingsError, SettingsReader};
 use crate::sobol::{MAX_DIMENSIONS as SOBOL_DIMENSIONS, SobolSearch};
@@ -68,6 +79,8 @@ const FIT_POINTS_LIMIT: usize = 160;
 /// At most this many observations condition the posterior; beyond it the same kind of
 /// subsample is taken.
 const MODEL_POINTS_LIMIT: usize = 2000;
+/// At most this many pending trials (the most recent) enter the posterior as constant liars.
+const PENDING_POINTS_LIMIT: usize = 256;
 /// Best trials around which local candidates are drawn.
 const LOCAL_CENTRES: usize = 5;
 /// Local candidates per centre.
@@ -216,29 +229,54 @@ impl SearchAlgorithm for BayesianOptimization {
             }
         }
 
+        // Every pending point adds a row to each posterior's Cholesky factor; the most recent
+        // ones stay in the model, older ones are still avoided through `taken`.
+        let pending_limit = PENDING_POINTS_LIMIT * width;
+        if pending_points.len() > pending_limit {
+            pending_points.drain(..pending_points.len() - pending_limit);
+        }
+
         let mut model: Option<Model> = None;
-        let mut assignments = Vec::with_capacity(request.count);
+        let mut suggestions = Suggestions::default();
         for offset in 0..request.count {
+            request.cancel.check()?;
             let index = request.trials.len() + offset;
-            let from_model = width > 0 && index >= self.initial_points && losses.len() >= 2;
+            let past_limit = offset >= MODEL_BATCH_LIMIT;
+            let from_model =
+                !past_limit && width > 0 && index >= self.initial_points && losses.len() >= 2;
             let proposal = if from_model {
                 let model = model
                     .get_or_insert_with(|| Model::fit(&observed_points, &losses, width, &mut rng));
+                request.cancel.check()?;
                 self.propose(space, &encoding, model, &pending_points, &taken, &mut rng)
             } else {
                 None
             };
-            let assignment = match proposal {
-                Some(assignment) => assignment,
-                None => self.start_design(space, index, request.count, &taken, &mut rng),
+            let suggestion = match proposal {
+                Some(assignment) => Suggestion {
+                    assignment,
+                    labels: BTreeMap::new(),
+                },
+                None => {
+                    let assignment =
+                        self.start_design(space, index, request.count, &taken, &mut rng);
+                    if past_limit {
+                        quasi_random_fill(assignment)
+                    } else {
+                        Suggestion {
+                            assignment,
+                            labels: BTreeMap::new(),
+                        }
+                    }
+                }
             };
-            if encoding.encode(space, &assignment, &mut row) {
+            if !past_limit && encoding.encode(space, &suggestion.assignment, &mut row) {
                 pending_points.extend_from_slice(&row);
             }
-            taken.insert(space.assignment_key(&assignment));
-            assignments.push(assignment);
+            taken.insert(space.assignment_key(&suggestion.assignment));
+            suggestions.suggestions.push(suggestion);
         }
-        Ok(Suggestions::from_assignments(assignments))
+        Ok(suggestions)
     }
 }
 

@@ -106,7 +106,10 @@ use std::collections::HashSet;
 use rand::Rng;
 
 use crate::SuggestError;
-use crate::algorithm::{BuildContext, SearchAlgorithm, SuggestRequest, Suggestions};
+use crate::algorithm::{
+    BuildContext, MODEL_BATCH_LIMIT, SearchAlgorithm, SuggestRequest, Suggestions,
+    quasi_random_fill,
+};
 use crate::history::{TrialCondition, TrialRecord};
 use crate::objective::Objective;
 use crate::seed::rng_for;
@@ -284,59 +287,74 @@ impl SearchAlgorithm for Tpe {
         let encoding = Encoding::new(request.space);
         let history = History::classify(&encoding, request.trials, request.objective);
         let mut known = KnownPoints::new(&encoding, request.trials);
-        let assignments = if history.observed.len() < self.settings.n_startup_trials {
-            self.start_up(request, &mut known, &mut rng)
-        } else {
-            self.model_based(request, &encoding, history, &mut known, &mut rng)
-        };
-        Ok(Suggestions::from_assignments(assignments))
+        if history.observed.len() < self.settings.n_startup_trials {
+            let assignments = self.start_up(request, 0..request.count, &mut known, &mut rng)?;
+            return Ok(Suggestions::from_assignments(assignments));
+        }
+        // Each model-based point enters the bad density of the next, so a batch costs
+        // quadratically in its size; past the limit the start-up sequence fills the batch.
+        let modelled = request.count.min(MODEL_BATCH_LIMIT);
+        let assignments =
+            self.model_based(request, modelled, &encoding, history, &mut known, &mut rng)?;
+        let mut suggestions = Suggestions::from_assignments(assignments);
+        let filled = self.start_up(request, modelled..request.count, &mut known, &mut rng)?;
+        suggestions
+            .suggestions
+            .extend(filled.into_iter().map(quasi_random_fill));
+        Ok(suggestions)
     }
 }
 
 // === impl Tpe ===
 
 impl Tpe {
-    /// Start-up points from the priors: the Sobol sequence continued past the history.
+    /// Start-up points from the priors: the Sobol sequence continued past the history, at the
+    /// batch positions `offsets`.
     fn start_up(
         &self,
         request: &SuggestRequest<'_>,
+        offsets: std::ops::Range<usize>,
         known: &mut KnownPoints,
         rng: &mut impl Rng,
-    ) -> Vec<Assignment> {
+    ) -> Result<Vec<Assignment>, SuggestError> {
         let sobol = SobolSearch {
             random_state: self.settings.random_state,
         };
         let dimensions = request.space.len();
-        (0..request.count)
-            .map(|offset| {
-                let index = request.trials.len().saturating_add(offset);
-                let assignment = match u32::try_from(index) {
-                    Ok(index) if dimensions <= MAX_DIMENSIONS => request
-                        .space
-                        .from_quantiles(&sobol.point(index, dimensions)),
-                    _ => prior_draw(request.space, rng),
-                };
-                let assignment = if known.is_new(&assignment.values) {
-                    assignment
-                } else {
-                    known
-                        .fresh_prior_draw(request.space, rng)
-                        .unwrap_or(assignment)
-                };
-                known.insert(&assignment.values);
+        let mut assignments = Vec::with_capacity(offsets.len());
+        for offset in offsets {
+            request.cancel.check()?;
+            let index = request.trials.len().saturating_add(offset);
+            let assignment = match u32::try_from(index) {
+                Ok(index) if dimensions <= MAX_DIMENSIONS => request
+                    .space
+                    .from_quantiles(&sobol.point(index, dimensions)),
+                _ => prior_draw(request.space, rng),
+            };
+            let assignment = if known.is_new(&assignment.values) {
                 assignment
-            })
-            .collect()
+            } else {
+                known
+                    .fresh_prior_draw(request.space, rng)
+                    .unwrap_or(assignment)
+            };
+            known.insert(&assignment.values);
+            assignments.push(assignment);
+        }
+        Ok(assignments)
     }
 
+    /// The first `count` points of the batch, each maximizing `l(x) / g(x)` with the batch's
+    /// earlier points counted as bad.
     fn model_based(
         &self,
         request: &SuggestRequest<'_>,
+        count: usize,
         encoding: &Encoding,
         history: History,
         known: &mut KnownPoints,
         rng: &mut impl Rng,
-    ) -> Vec<Assignment> {
+    ) -> Result<Vec<Assignment>, SuggestError> {
         let (good_bandwidth, bad_bandwidth) = if self.multivariate {
             let rule = BandwidthRule::Scott {
                 dimensions: encoding.modelled_dimensions(),
@@ -377,8 +395,9 @@ impl Tpe {
             self.settings.prior_weight,
             good_bandwidth,
         );
-        let mut assignments = Vec::with_capacity(request.count);
-        for _ in 0..request.count {
+        let mut assignments = Vec::with_capacity(count);
+        for _ in 0..count {
+            request.cancel.check()?;
             let bad_points: Vec<&[Coordinate]> = bad.iter().map(|point| point.as_slice()).collect();
             let bad_model = Parzen::new(
                 encoding,
@@ -415,7 +434,7 @@ impl Tpe {
             }
             assignments.push(assignment);
         }
-        assignments
+        Ok(assignments)
     }
 
     /// Whole points drawn from `l`, best `ln l - ln g` first.

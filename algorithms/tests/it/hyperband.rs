@@ -58,6 +58,7 @@ fn suggest(
         objective,
         trials,
         count,
+        cancel: sextant_algorithms::cancel::Cancellation::never(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests of the algorithms crate, through its public API only.
 
 mod bayesopt;
+mod bounded;
 mod cmaes;
 mod hyperband;
 mod properties;

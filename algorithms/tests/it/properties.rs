@@ -98,6 +98,7 @@ fn suggest(
         objective: &objective,
         trials,
         count,
+        cancel: sextant_algorithms::cancel::Cancellation::never(),
     })?;
     Ok(suggestions
         .suggestions
