@@ -7,7 +7,7 @@
 //! | the algorithm must wait for running trials (Hyperband) | `UNAVAILABLE`: retry later |
 //! | the algorithm task panicked or was cancelled | `INTERNAL` |
 
-use sextant_algorithms::{SettingsError, SpaceError, SuggestError};
+use sextant_algorithms::{SettingsError, SpaceError, SuggestError, TrialCondition};
 
 /// A result with this crate's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,6 +36,8 @@ pub enum Error {
         index: usize,
         /// The trial's name.
         name: String,
+        /// Its latest condition: whether it has a result decides if it may be skipped.
+        condition: TrialCondition,
         /// What is wrong with it.
         #[source]
         source: SpaceError,
