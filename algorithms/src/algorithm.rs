@@ -127,9 +127,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 
 /// Checks that `name` is an algorithm that can be built, before its settings or space are read.
 pub fn check_algorithm_name(name: &str) -> Result<(), SettingsError> {
-    match REGISTRY.iter().any(|(known, _)| *known == name) {
-        true => Ok(()),
-        false => Err(not_buildable(name)),
+    if REGISTRY.iter().any(|(known, _)| *known == name) {
+        Ok(())
+    } else {
+        Err(not_buildable(name))
     }
 }
 
