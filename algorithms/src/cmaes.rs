@@ -995,8 +995,11 @@ mod tests {
     fn settings_are_validated_with_the_reason() {
         let space = SearchSpace::new(vec![double("a"), double("b")]).expect("space");
         let objective = Objective::new(Direction::Minimize, "loss");
-        let error = build(&[Setting::new("sigma", "-10")], &context(&space, &objective))
-            .expect_err("sigma -10");
+        let error = build(
+            &[Setting::new("sigma", "-10")],
+            &context(&space, &objective),
+        )
+        .expect_err("sigma -10");
         assert!(error.to_string().contains("setting sigma"));
         assert!(error.to_string().contains("must be a number >= 0"));
         let error = build(
@@ -1025,7 +1028,11 @@ mod tests {
             let cmaes = format!("{algorithm:?}");
             assert!(cmaes.contains(&format!("sigma: {expected:?}")), "{cmaes}");
             let history = run_sequentially(algorithm.as_ref(), &space, &objective, 30);
-            assert!(history.iter().all(|trial| space.contains(&trial.assignment)));
+            assert!(
+                history
+                    .iter()
+                    .all(|trial| space.contains(&trial.assignment))
+            );
         }
     }
 
@@ -1064,8 +1071,15 @@ mod tests {
             .take(6)
             .map(|trial| [trial.assignment.values[0], trial.assignment.values[1]])
             .collect();
-        assert_eq!(mixed_numeric, plain, "the first generation is the same candidates");
-        assert!(mixed_history.iter().all(|trial| mixed.contains(&trial.assignment)));
+        assert_eq!(
+            mixed_numeric, plain,
+            "the first generation is the same candidates"
+        );
+        assert!(
+            mixed_history
+                .iter()
+                .all(|trial| mixed.contains(&trial.assignment))
+        );
         let again = run_sequentially(with_categorical.as_ref(), &mixed, &objective, 60);
         assert_eq!(mixed_history, again, "deterministic for a seed");
     }

@@ -122,7 +122,10 @@ fn readme_lists_every_service_sextant_serve_reports_serving() {
     let table = readme
         .split("One gRPC port serves:")
         .nth(1)
-        .and_then(|rest| rest.split("\n\n").find(|block| block.contains("| service |")))
+        .and_then(|rest| {
+            rest.split("\n\n")
+                .find(|block| block.contains("| service |"))
+        })
         .expect("the services table of `sextant serve`");
     let mut names: Vec<String> = Vec::new();
     for row in table.lines().filter(|row| row.starts_with("| `")) {

@@ -424,8 +424,7 @@ fn without_labels_a_rung_waits_for_its_unfinished_trials() {
     history.push(stranger);
     let promoted = suggest(&state, &space, &objective, &history, 1).expect("promoted");
     assert_eq!(
-        promoted.suggestions[0].assignment.values[0],
-        history[4].assignment.values[0],
+        promoted.suggestions[0].assignment.values[0], history[4].assignment.values[0],
         "the best of the rung, not the stranger"
     );
     assert_eq!(promoted.suggestions[0].assignment.values[1], Value::Int(9));
