@@ -130,6 +130,52 @@ const REGISTRY: &[(&str, Builder)] = &[
     ),
 ];
 
+/// Katib's algorithms that Sextant does not implement, with the reason a request for one is
+/// refused: named before anything else of the request is read, so the answer is the same
+/// whatever the request holds (a NAS request comes with a `nas_config` and no parameters).
+const UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "enas",
+        "neural architecture search (NAS: enas, darts) is not supported; Sextant searches \
+         hyperparameters only",
+    ),
+    (
+        "darts",
+        "neural architecture search (NAS: enas, darts) is not supported; Sextant searches \
+         hyperparameters only",
+    ),
+    (
+        "pbt",
+        "population based training (pbt) is not supported; hyperband is the multi-fidelity \
+         algorithm available",
+    ),
+];
+
+/// Checks that `name` is an algorithm that can be built, before its settings or space are read.
+pub fn check_algorithm_name(name: &str) -> Result<(), SettingsError> {
+    if REGISTRY.iter().any(|(known, _)| *known == name) {
+        Ok(())
+    } else {
+        Err(not_buildable(name))
+    }
+}
+
+fn not_buildable(name: &str) -> SettingsError {
+    match UNSUPPORTED
+        .iter()
+        .find(|(unsupported, _)| *unsupported == name)
+    {
+        Some((_, reason)) => SettingsError::UnsupportedAlgorithm {
+            name: name.into(),
+            reason: (*reason).into(),
+        },
+        None => SettingsError::UnknownAlgorithm {
+            name: name.into(),
+            known: known_algorithms().iter().map(|n| n.to_string()).collect(),
+        },
+    }
+}
+
 /// The names of every algorithm, in registry order.
 pub fn known_algorithms() -> Vec<&'static str> {
     REGISTRY.iter().map(|(name, _)| *name).collect()
@@ -141,12 +187,8 @@ pub fn build_algorithm(
     settings: &[Setting],
     context: &BuildContext<'_>,
 ) -> Result<Box<dyn SearchAlgorithm>, SettingsError> {
-    let (_, builder) = REGISTRY
-        .iter()
-        .find(|(known, _)| *known == name)
-        .ok_or_else(|| SettingsError::UnknownAlgorithm {
-            name: name.into(),
-            known: known_algorithms().iter().map(|n| n.to_string()).collect(),
-        })?;
-    builder(settings, context)
+    match REGISTRY.iter().find(|(known, _)| *known == name) {
+        Some((_, builder)) => builder(settings, context),
+        None => Err(not_buildable(name)),
+    }
 }

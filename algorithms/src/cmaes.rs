@@ -10,10 +10,23 @@
 //! [`Parameter::from_unit`], which rounds int values to their step, snaps stepped doubles to
 //! their lattice and discrete values to the nearest list entry, so every suggestion is feasible.
 //! Samples outside the cube are drawn again, up to [`MAX_RESAMPLING`] times, then clipped into
-//! it. Categorical parameters have no order and are rejected when the algorithm is built, as is
-//! a space with fewer than two int or double parameters (Katib's rule). The initial step size
-//! `sigma` is on this unit scale: its default, 1/6, is Optuna's choice (a sixth of the narrowest
-//! range) for a cube of side 1. The first run starts from the centre of the cube.
+//! it. A space with fewer than two int or double parameters is rejected when the algorithm is
+//! built (Katib's rule). The first run starts from the centre of the cube.
+//!
+//! Categorical parameters have no order, so they are not coordinates: each suggestion draws
+//! them independently and uniformly, beside the CMA-ES over the other parameters, as Optuna's
+//! `CmaEsSampler` (Katib's `cmaes`) leaves them to its independent `RandomSampler`. They are
+//! drawn from a stream keyed by `random_state` and the history, and replay ignores them.
+//!
+//! # `sigma`
+//!
+//! The initial step size is on the unit scale of the cube. Katib hands its `sigma` to Optuna
+//! as `CmaEsSampler(sigma0=...)`, and Optuna maps every int and float parameter onto `[0, 1]`
+//! too (`_SearchSpaceTransform(transform_0_1=True)`), so the same number means the same step
+//! in both. Any `sigma >= 0` is accepted, as Katib's validation does; values above 1 start
+//! wider than the cube, whose samples are then drawn again or clipped. `0` means the default,
+//! 1/6, Optuna's own default (a sixth of the narrowest range, in a cube of side 1): Optuna
+//! would start a run from a point (its `sigma0` floor of 1e-10), a fault not kept.
 //!
 //! # Replay: state rebuilt from the history
 //!
@@ -88,7 +101,7 @@ use crate::history::TrialRecord;
 use crate::objective::Objective;
 use crate::seed::rng_for;
 use crate::settings::{Setting, SettingsError, SettingsReader};
-use crate::space::{Assignment, Domain, Parameter, SearchSpace};
+use crate::space::{Assignment, Domain, SearchSpace, Value};
 
 /// Katib's name of the algorithm.
 pub const NAME: &str = "cmaes";
@@ -182,9 +195,11 @@ pub fn build(
     let sigma = reader
         .parse::<f64>(
             "sigma",
-            "must be a number in (0, 1]: the initial step size on the unit scale of the parameters",
-            |sigma| sigma.is_finite() && *sigma > 0.0 && *sigma <= 1.0,
+            "must be a number >= 0: the initial step size on the unit scale of the parameters \
+             (Optuna's sigma0), 0 for the default 1/6",
+            |sigma| sigma.is_finite() && *sigma >= 0.0,
         )?
+        .filter(|sigma| *sigma > 0.0)
         .unwrap_or(DEFAULT_SIGMA);
     let random_state = reader.random_state()?;
     reader.finish()?;
@@ -212,31 +227,31 @@ fn default_population_size(dimension: usize, budget: Option<u32>) -> usize {
 }
 
 fn check_space(space: &SearchSpace) -> Result<(), SettingsError> {
-    let unsupported = |reason: String| SettingsError::UnsupportedSpace {
-        algorithm: NAME.into(),
-        reason,
-    };
-    if let Some(parameter) = space
-        .parameters()
-        .iter()
-        .find(|parameter| matches!(parameter.domain, Domain::Categorical { .. }))
-    {
-        return Err(unsupported(format!(
-            "cmaes searches int, double and discrete parameters; parameter {} is categorical",
-            parameter.name
-        )));
-    }
     let continuous = space
         .parameters()
         .iter()
         .filter(|parameter| matches!(parameter.domain, Domain::Int { .. } | Domain::Double { .. }))
         .count();
     if continuous < 2 {
-        return Err(unsupported(format!(
-            "CMA-ES needs at least two int or double parameters; the space has {continuous}"
-        )));
+        return Err(SettingsError::UnsupportedSpace {
+            algorithm: NAME.into(),
+            reason: format!(
+                "CMA-ES needs at least two int or double parameters; the space has {continuous}"
+            ),
+        });
     }
     Ok(())
+}
+
+/// The parameters CMA-ES searches, by index in the space: every one but the categorical ones.
+fn searched_indices(space: &SearchSpace) -> Vec<usize> {
+    space
+        .parameters()
+        .iter()
+        .enumerate()
+        .filter(|(_, parameter)| !matches!(parameter.domain, Domain::Categorical { .. }))
+        .map(|(index, _)| index)
+        .collect()
 }
 
 impl SearchAlgorithm for CmaEs {
@@ -245,17 +260,8 @@ impl SearchAlgorithm for CmaEs {
     }
 
     fn suggest(&self, request: &SuggestRequest<'_>) -> Result<Suggestions, SuggestError> {
-        if request
-            .space
-            .parameters()
-            .iter()
-            .any(|parameter| matches!(parameter.domain, Domain::Categorical { .. }))
-        {
-            return Err(SuggestError::Unsupported(
-                "cmaes cannot search categorical parameters".into(),
-            ));
-        }
-        let replayed = self.replay(request);
+        let searched = searched_indices(request.space);
+        let replayed = self.replay(request, &searched);
         let mut points: Vec<Vec<f64>> = Vec::with_capacity(request.count);
         let run = &replayed.run;
         if replayed.filled < run.population_size {
@@ -274,9 +280,14 @@ impl SearchAlgorithm for CmaEs {
                 points.push(run.sample(&mut rng));
             }
         }
+        let mut categorical_rng = rng_for(self.random_state, request.trials, "cmaes/categorical");
         let assignments = points
             .iter()
-            .map(|point| point_to_assignment(request.space, point))
+            .map(|point| {
+                let mut assignment = point_to_assignment(request.space, &searched, point);
+                draw_categorical(request.space, &mut assignment, &mut categorical_rng);
+                assignment
+            })
             .collect();
         Ok(Suggestions::from_assignments(assignments))
     }
@@ -302,9 +313,9 @@ struct Restarts {
 }
 
 impl CmaEs {
-    fn replay(&self, request: &SuggestRequest<'_>) -> Replayed {
+    fn replay(&self, request: &SuggestRequest<'_>, searched: &[usize]) -> Replayed {
         let space = request.space;
-        let dimension = space.len();
+        let dimension = searched.len();
         let default_population_size = default_population_size(dimension, self.budget);
         let mut restarts = Restarts {
             default_population_size,
@@ -343,11 +354,15 @@ impl CmaEs {
             let members: Vec<Member> = block
                 .iter()
                 .zip(candidates)
-                .map(|(trial, candidate)| run.member(space, trial, candidate, request.objective))
+                .map(|(trial, candidate)| {
+                    run.member(space, searched, trial, candidate, request.objective)
+                })
                 .collect();
-            let single_point = block
-                .windows(2)
-                .all(|pair| pair[0].assignment == pair[1].assignment);
+            let single_point = block.windows(2).all(|pair| {
+                searched.iter().all(|&index| {
+                    pair[0].assignment.values.get(index) == pair[1].assignment.values.get(index)
+                })
+            });
             run.update(&members);
             position += population_size;
             if run.large {
@@ -581,26 +596,30 @@ impl Run {
     fn member(
         &self,
         space: &SearchSpace,
+        searched: &[usize],
         trial: &TrialRecord,
         candidate: Vec<f64>,
         objective: &Objective,
     ) -> Member {
         let loss = trial.loss(objective);
-        if point_to_assignment(space, &candidate) == trial.assignment {
+        let parameters = space.parameters();
+        let is_candidate = searched.iter().zip(&candidate).all(|(&index, &unit)| {
+            trial.assignment.values.get(index) == Some(&parameters[index].from_unit(unit))
+        });
+        if is_candidate {
             return Member {
                 point: candidate,
                 loss,
                 injected: false,
             };
         }
-        let point = space
-            .parameters()
+        let point = searched
             .iter()
             .enumerate()
             .map(
-                |(index, parameter)| match trial.assignment.values.get(index) {
-                    Some(value) => parameter.to_unit(*value),
-                    None => self.mean[index],
+                |(coordinate, &index)| match trial.assignment.values.get(index) {
+                    Some(value) => parameters[index].to_unit(*value),
+                    None => self.mean[coordinate],
                 },
             )
             .collect();
@@ -813,14 +832,22 @@ impl Run {
     }
 }
 
-fn point_to_assignment(space: &SearchSpace, point: &[f64]) -> Assignment {
-    Assignment {
-        values: space
-            .parameters()
-            .iter()
-            .zip(point)
-            .map(|(parameter, u): (&Parameter, &f64)| parameter.from_unit(*u))
-            .collect(),
+/// The assignment of a point of the cube; categorical parameters get their first choice, to be
+/// replaced by [`draw_categorical`].
+fn point_to_assignment(space: &SearchSpace, searched: &[usize], point: &[f64]) -> Assignment {
+    let mut values: Vec<Value> = vec![Value::Choice(0); space.len()];
+    for (&index, &unit) in searched.iter().zip(point) {
+        values[index] = space.parameters()[index].from_unit(unit);
+    }
+    Assignment { values }
+}
+
+/// Draws every categorical parameter of `assignment` uniformly from its choices.
+fn draw_categorical(space: &SearchSpace, assignment: &mut Assignment, rng: &mut ChaCha8Rng) {
+    for (parameter, value) in space.parameters().iter().zip(assignment.values.iter_mut()) {
+        if matches!(parameter.domain, Domain::Categorical { .. }) {
+            *value = parameter.from_quantile(rng.random::<f64>());
+        }
     }
 }
 
@@ -895,7 +922,7 @@ mod tests {
     use super::*;
     use crate::history::TrialCondition;
     use crate::objective::Direction;
-    use crate::space::{Distribution, Value};
+    use crate::space::{Distribution, Parameter};
 
     fn double(name: &str) -> Parameter {
         Parameter {
@@ -969,9 +996,13 @@ mod tests {
     fn settings_are_validated_with_the_reason() {
         let space = SearchSpace::new(vec![double("a"), double("b")]).expect("space");
         let objective = Objective::new(Direction::Minimize, "loss");
-        let error = build(&[Setting::new("sigma", "0")], &context(&space, &objective))
-            .expect_err("sigma 0");
+        let error = build(
+            &[Setting::new("sigma", "-10")],
+            &context(&space, &objective),
+        )
+        .expect_err("sigma -10");
         assert!(error.to_string().contains("setting sigma"));
+        assert!(error.to_string().contains("must be a number >= 0"));
         let error = build(
             &[Setting::new("restart_strategy", "sometimes")],
             &context(&space, &objective),
@@ -986,21 +1017,72 @@ mod tests {
                 .to_string()
                 .contains("CMA-ES needs at least two int or double parameters")
         );
-        let categorical = SearchSpace::new(vec![
-            double("a"),
-            double("b"),
-            Parameter {
-                name: "optimizer".into(),
-                domain: Domain::Categorical {
-                    choices: vec!["sgd".into(), "adam".into()],
-                },
+    }
+
+    #[test]
+    fn sigma_is_katibs_any_number_from_zero_and_zero_means_the_default() {
+        let space = SearchSpace::new(vec![double("a"), double("b")]).expect("space");
+        let objective = Objective::new(Direction::Minimize, "loss");
+        for (text, expected) in [("0", DEFAULT_SIGMA), ("2", 2.0), ("0.5", 0.5)] {
+            let algorithm = build(&[Setting::new("sigma", text)], &context(&space, &objective))
+                .expect("valid sigma");
+            let cmaes = format!("{algorithm:?}");
+            assert!(cmaes.contains(&format!("sigma: {expected:?}")), "{cmaes}");
+            let history = run_sequentially(algorithm.as_ref(), &space, &objective, 30);
+            assert!(
+                history
+                    .iter()
+                    .all(|trial| space.contains(&trial.assignment))
+            );
+        }
+    }
+
+    #[test]
+    fn categorical_parameters_are_drawn_beside_the_search_and_ignored_by_replay() {
+        let optimizer = Parameter {
+            name: "optimizer".into(),
+            domain: Domain::Categorical {
+                choices: vec!["sgd".into(), "adam".into(), "ftrl".into()],
             },
-        ])
-        .expect("space");
-        let error = build(&[], &context(&categorical, &objective)).expect_err("categorical");
-        assert!(error.to_string().contains(
-            "cmaes searches int, double and discrete parameters; parameter optimizer is categorical"
-        ));
+        };
+        let mixed = SearchSpace::new(vec![double("a"), optimizer, double("b")]).expect("space");
+        let numeric = SearchSpace::new(vec![double("a"), double("b")]).expect("space");
+        let objective = Objective::new(Direction::Minimize, "loss");
+        let settings = [Setting::new("random_state", "5")];
+        let with_categorical = build(&settings, &context(&mixed, &objective)).expect("build");
+        let without = build(&settings, &context(&numeric, &objective)).expect("build");
+        let mixed_history = run_sequentially(with_categorical.as_ref(), &mixed, &objective, 60);
+        let numeric_history = run_sequentially(without.as_ref(), &numeric, &objective, 60);
+        // The sphere scores a choice by its index, so the categorical value changes the losses
+        // but never the numeric search: the same points in the same order as without it.
+        let mut choices: Vec<Value> = Vec::new();
+        for trial in &mixed_history {
+            if !choices.contains(&trial.assignment.values[1]) {
+                choices.push(trial.assignment.values[1]);
+            }
+        }
+        assert_eq!(choices.len(), 3, "every choice is drawn: {choices:?}");
+        let mixed_numeric: Vec<[Value; 2]> = mixed_history
+            .iter()
+            .take(6)
+            .map(|trial| [trial.assignment.values[0], trial.assignment.values[2]])
+            .collect();
+        let plain: Vec<[Value; 2]> = numeric_history
+            .iter()
+            .take(6)
+            .map(|trial| [trial.assignment.values[0], trial.assignment.values[1]])
+            .collect();
+        assert_eq!(
+            mixed_numeric, plain,
+            "the first generation is the same candidates"
+        );
+        assert!(
+            mixed_history
+                .iter()
+                .all(|trial| mixed.contains(&trial.assignment))
+        );
+        let again = run_sequentially(with_categorical.as_ref(), &mixed, &objective, 60);
+        assert_eq!(mixed_history, again, "deterministic for a seed");
     }
 
     #[test]

@@ -20,9 +20,19 @@
 //! state under Katib's names: `s_max`, `b_l` (derived), `current_s` (the bracket; `-1` once the
 //! outer loop is done), `current_i` (the rung), `n` and `r` (the rung's size and resource) and
 //! `evaluating_trials` (how many of the rung's configurations have been proposed). Every
-//! suggestion is labelled with its bracket and rung ([`BRACKET_LABEL`], [`RUNG_LABEL`]), and
-//! promotion reads the previous rung's trials by those labels, so the caller must keep the
-//! labels on its trials (Katib's controller does).
+//! suggestion is labelled with its bracket and rung ([`BRACKET_LABEL`], [`RUNG_LABEL`]).
+//!
+//! # Finding the previous rung
+//!
+//! Promotion needs the trials of the previous rung. Labels are only a hint: Sextant's own
+//! controllers send them back, but Katib's controller writes a reply's labels on the Trial's
+//! metadata and sends the empty `Trial.spec.labels`. Without labels the rung is recognised from
+//! what every caller sends: its trials carry the rung's resource value and, in their other
+//! parameters, one of the bracket's rung-0 configurations (drawn from `random_state` and the
+//! bracket alone, so drawn again on every call); of the trials that match, the rung is the
+//! latest `n_i` by `status.start_time` (Katib's service takes the last `evaluating_trials`
+//! trials by start time). Neither the order of the request's trials nor start times that tie
+//! within Katib's one-second resolution change the answer.
 //!
 //! # Differences from Katib
 //!
@@ -30,14 +40,16 @@
 //!   fails on "unexpected trials"); Sextant returns [`SuggestError::Exhausted`].
 //! - Katib overwrites the bracket size with the number of trials requested and takes "the last
 //!   trials by start time" as the previous rung; Sextant keeps the paper's sizes, proposes a
-//!   rung over as many requests as the caller likes, and finds the previous rung by label. A
+//!   rung over as many requests as the caller likes, and finds the previous rung as above. A
 //!   request for more trials than can be proposed before the next results arrive is refused
 //!   with a message saying how many can be; so Katib's rule `parallelTrialCount >= eta^s_max`
-//!   is not needed and not enforced.
+//!   is not needed and not enforced. Katib's controller asks for `parallelTrialCount` minus
+//!   the running trials and never fewer, so under it `parallelTrialCount` must not exceed the
+//!   smallest rung that is not the last of its bracket (3 for `r_l = 9, eta = 3`).
 //! - Katib samples rung 0 uniformly whatever the distribution; Sextant draws from the priors.
 //! - `eta` must be an integer >= 2 (Katib turns values <= 0 into 3 and divides by zero at 1).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use rand::Rng;
 
@@ -340,26 +352,28 @@ impl Hyperband {
     /// Rung `i > 0`: the best `n_i` configurations of rung `i - 1`, best first.
     fn promoted_configurations(
         &self,
+        space: &SearchSpace,
         position: Position,
         trials: &[TrialRecord],
         objective: &Objective,
     ) -> Result<Vec<Assignment>, SuggestError> {
-        let previous = (
-            position.bracket.to_string(),
-            (position.rung - 1).to_string(),
-        );
-        let members: Vec<&TrialRecord> = trials
-            .iter()
-            .filter(|trial| {
-                trial.labels.get(BRACKET_LABEL) == Some(&previous.0)
-                    && trial.labels.get(RUNG_LABEL) == Some(&previous.1)
-            })
-            .collect();
+        let previous = Position {
+            bracket: position.bracket,
+            rung: position.rung - 1,
+            proposed: 0,
+        };
+        let members = self.rung_members(space, previous, trials);
         if members.is_empty() {
             return Err(SuggestError::InvalidHistory(format!(
-                "hyperband: no trial of bracket {} rung {} in the history; trials must keep the \
-                 labels {BRACKET_LABEL} and {RUNG_LABEL} of their suggestions",
-                previous.0, previous.1
+                "hyperband: no trial of bracket {} rung {} in the history: none is labelled \
+                 {BRACKET_LABEL}={} {RUNG_LABEL}={}, and none has {} = {} with a configuration \
+                 of the bracket",
+                previous.bracket,
+                previous.rung,
+                previous.bracket,
+                previous.rung,
+                self.resource_name,
+                self.rung_resource(previous),
             )));
         }
         let pending = members
@@ -374,7 +388,7 @@ impl Hyperband {
                  its {} trials have not finished; request again when they have",
                     position.rung,
                     position.bracket,
-                    previous.1,
+                    previous.rung,
                     members.len()
                 ),
             });
@@ -391,6 +405,96 @@ impl Hyperband {
             .take(self.rung_size(position) as usize)
             .map(|(_, index)| members[index].assignment.clone())
             .collect())
+    }
+
+    /// The trials of rung `position`, in history order.
+    ///
+    /// Labels are a hint: when trials carry this rung's labels, they are the rung. Katib's
+    /// controller puts a reply's labels on the Trial's metadata and never sends them back, so
+    /// otherwise the rung is recognised from what every caller sends: a member has the rung's
+    /// resource value and one of the bracket's rung-0 configurations in its other parameters
+    /// (the draw depends only on `random_state` and the bracket, so it is drawn again here),
+    /// and of the trials that match, the rung is the `n_i` latest by start time, as Katib's
+    /// service takes "the last `evaluating_trials` trials". A configuration can match by
+    /// chance only in a small discrete space, and then only a trial of an earlier bracket,
+    /// which started before this rung did.
+    fn rung_members<'a>(
+        &self,
+        space: &SearchSpace,
+        position: Position,
+        trials: &'a [TrialRecord],
+    ) -> Vec<&'a TrialRecord> {
+        let bracket = position.bracket.to_string();
+        let rung = position.rung.to_string();
+        let labelled: Vec<&TrialRecord> = trials
+            .iter()
+            .filter(|trial| {
+                trial.labels.get(BRACKET_LABEL) == Some(&bracket)
+                    && trial.labels.get(RUNG_LABEL) == Some(&rung)
+            })
+            .collect();
+        if !labelled.is_empty() {
+            return labelled;
+        }
+        let Some(resource_index) = space
+            .parameters()
+            .iter()
+            .position(|parameter| parameter.name == self.resource_name)
+        else {
+            return Vec::new();
+        };
+        let resource = self.resource_value(
+            &space.parameters()[resource_index],
+            self.rung_resource(position),
+        );
+        let drawn: HashSet<String> = self
+            .random_configurations(space, position.bracket, u64::MAX)
+            .iter()
+            .map(|assignment| self.configuration_key(space, assignment, resource_index))
+            .collect();
+        let mut matching: Vec<(usize, &TrialRecord)> = trials
+            .iter()
+            .enumerate()
+            .filter(|(_, trial)| {
+                trial.assignment.values.get(resource_index) == Some(&resource)
+                    && drawn.contains(&self.configuration_key(
+                        space,
+                        &trial.assignment,
+                        resource_index,
+                    ))
+            })
+            .collect();
+        // A stable sort: equal start times keep history order, as in Katib's service.
+        matching.sort_by(|a, b| a.1.start_time.cmp(&b.1.start_time));
+        let keep = matching
+            .len()
+            .saturating_sub(self.rung_size(position) as usize);
+        let mut members: Vec<(usize, &TrialRecord)> = matching.split_off(keep);
+        members.sort_by_key(|(index, _)| *index);
+        members.into_iter().map(|(_, trial)| trial).collect()
+    }
+
+    /// The values of every parameter but the resource, as text: what a configuration keeps
+    /// from rung to rung.
+    fn configuration_key(
+        &self,
+        space: &SearchSpace,
+        assignment: &Assignment,
+        resource_index: usize,
+    ) -> String {
+        let mut key = String::new();
+        for (index, (parameter, value)) in space
+            .parameters()
+            .iter()
+            .zip(&assignment.values)
+            .enumerate()
+        {
+            if index != resource_index {
+                key.push_str(&parameter.format_value(*value));
+            }
+            key.push('\u{1f}');
+        }
+        key
     }
 }
 
@@ -413,7 +517,7 @@ impl SearchAlgorithm for Hyperband {
                 let limit = position.proposed + (request.count - suggestions.len()) as u64;
                 self.random_configurations(space, position.bracket, limit)
             } else {
-                self.promoted_configurations(position, request.trials, request.objective)?
+                self.promoted_configurations(space, position, request.trials, request.objective)?
             };
             let resource = self.rung_resource(position);
             let rung_size = if position.rung == 0 {

@@ -37,6 +37,14 @@ pub enum SettingsError {
         /// The names that exist.
         known: Vec<String>,
     },
+    /// A Katib algorithm that Sextant does not implement.
+    #[error("algorithm {name} is not supported: {reason}")]
+    UnsupportedAlgorithm {
+        /// The name asked for.
+        name: String,
+        /// What it is, and what to use instead.
+        reason: String,
+    },
     /// The algorithm has no setting of that name.
     #[error("unknown setting {setting:?} for algorithm {algorithm}; known settings: {}", known.join(", "))]
     UnknownSetting {

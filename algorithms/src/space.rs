@@ -155,7 +155,8 @@ pub struct Assignment {
     pub values: Vec<Value>,
 }
 
-/// A validated, non-empty list of uniquely named parameters.
+/// A validated list of uniquely named parameters, non-empty unless made by
+/// [`SearchSpace::without_parameters`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchSpace {
     parameters: Vec<Parameter>,
@@ -249,6 +250,15 @@ impl SearchSpace {
         Ok(SearchSpace { parameters })
     }
 
+    /// The space of a request that checks settings alone: Katib's `ValidateAlgorithmSettings`
+    /// may carry settings and no parameters. Algorithms are built against it to validate their
+    /// settings and never asked to search it.
+    pub fn without_parameters() -> SearchSpace {
+        SearchSpace {
+            parameters: Vec::new(),
+        }
+    }
+
     /// The parameters, in spec order.
     pub fn parameters(&self) -> &[Parameter] {
         &self.parameters
@@ -259,7 +269,7 @@ impl SearchSpace {
         self.parameters.len()
     }
 
-    /// Always false: a space has at least one parameter.
+    /// Whether the space has no parameter (only [`SearchSpace::without_parameters`]).
     pub fn is_empty(&self) -> bool {
         self.parameters.is_empty()
     }

@@ -549,7 +549,9 @@ fn push_settings_error(
 ) {
     let index_of = |name: &str| settings.iter().position(|setting| setting.name == name);
     let path = match error {
-        SettingsError::UnknownAlgorithm { .. } => format!("{spec_path}.algorithmName"),
+        SettingsError::UnknownAlgorithm { .. } | SettingsError::UnsupportedAlgorithm { .. } => {
+            format!("{spec_path}.algorithmName")
+        }
         SettingsError::UnknownSetting { setting, .. } => match index_of(setting) {
             Some(index) => format!("{spec_path}.algorithmSettings[{index}].name"),
             None => format!("{spec_path}.algorithmSettings"),

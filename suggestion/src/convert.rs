@@ -2,6 +2,7 @@
 //!
 //! Parsing happens once per request, here; the algorithms never see a string they must parse.
 
+use sextant_algorithms::algorithm::check_algorithm_name;
 use sextant_algorithms::settings::Setting;
 use sextant_algorithms::{
     Assignment, Direction, Distribution, Objective, ParameterType, RawParameter, SearchSpace,
@@ -28,25 +29,30 @@ pub struct ParsedExperiment {
     pub parallel_trial_count: Option<u32>,
 }
 
-/// Reads the experiment of a request, validating its parameter specs.
-pub fn parse_experiment(experiment: Option<&api::Experiment>) -> Result<ParsedExperiment> {
+/// Whether a request must carry parameter specs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parameters {
+    /// GetSuggestions: there is nothing to search without them.
+    Required,
+    /// ValidateAlgorithmSettings: Katib's own validation tests send settings alone, and Katib
+    /// checks them on their own; an algorithm whose settings refer to the space (hyperband's
+    /// `resource_name`, cmaes' dimensions) then fails on the empty space, as Katib's does.
+    Optional,
+}
+
+/// Reads the experiment of a request, validating its algorithm name first (so a request for
+/// an algorithm Sextant does not have is answered with that, whatever else it holds), then
+/// its parameter specs.
+pub fn parse_experiment(
+    experiment: Option<&api::Experiment>,
+    parameters: Parameters,
+) -> Result<ParsedExperiment> {
     let spec = experiment
         .and_then(|experiment| experiment.spec.as_ref())
         .ok_or_else(|| Error::InvalidRequest {
             field: "experiment.spec".into(),
             rule: "is required".into(),
         })?;
-    let raw: Vec<RawParameter> = spec
-        .parameter_specs
-        .as_ref()
-        .map(|specs| specs.parameters.iter().map(raw_parameter).collect())
-        .unwrap_or_default();
-    let space = SearchSpace::parse(&raw).map_err(Error::InvalidSpace)?;
-    let objective = spec
-        .objective
-        .as_ref()
-        .map(parse_objective)
-        .unwrap_or_else(|| Objective::new(Direction::Minimize, ""));
     let algorithm = spec.algorithm.as_ref();
     let algorithm_name = algorithm
         .map(|algorithm| algorithm.algorithm_name.clone())
@@ -57,6 +63,22 @@ pub fn parse_experiment(experiment: Option<&api::Experiment>) -> Result<ParsedEx
             rule: "is required".into(),
         });
     }
+    check_algorithm_name(&algorithm_name)?;
+    let raw: Vec<RawParameter> = spec
+        .parameter_specs
+        .as_ref()
+        .map(|specs| specs.parameters.iter().map(raw_parameter).collect())
+        .unwrap_or_default();
+    let space = if raw.is_empty() && parameters == Parameters::Optional {
+        SearchSpace::without_parameters()
+    } else {
+        SearchSpace::parse(&raw).map_err(Error::InvalidSpace)?
+    };
+    let objective = spec
+        .objective
+        .as_ref()
+        .map(parse_objective)
+        .unwrap_or_else(|| Objective::new(Direction::Minimize, ""));
     let settings = algorithm
         .map(|algorithm| {
             algorithm
@@ -119,17 +141,37 @@ fn parse_objective(spec: &api::ObjectiveSpec) -> Objective {
     }
 }
 
-/// Reads the request's trials against the space. Katib sends every trial, pending ones too.
+/// Reads the request's trials against the space. Katib sends every trial, pending and failed
+/// ones too, and a trial that has not succeeded may carry only some of its assignments (Katib's
+/// own services read what they need and pass over the rest). A trial with a result (succeeded
+/// or early stopped) must fit the space: it would inform the model, so a malformed one is an
+/// error naming it. A trial without a result whose assignment does not fit cannot inform the
+/// model and is skipped, counted in a debug log; one that fits is kept, so its point stays
+/// taken and a pending trial keeps its place (grid, hyperband's rungs, cmaes' generations).
 pub fn parse_trials(
     space: &SearchSpace,
     objective: &Objective,
     trials: &[api::Trial],
 ) -> Result<Vec<TrialRecord>> {
-    trials
-        .iter()
-        .enumerate()
-        .map(|(index, trial)| parse_trial(space, objective, trial, index))
-        .collect()
+    let mut records = Vec::with_capacity(trials.len());
+    let mut skipped = Vec::new();
+    for (index, trial) in trials.iter().enumerate() {
+        match parse_trial(space, objective, trial, index) {
+            Ok(record) => records.push(record),
+            Err(Error::InvalidTrial { condition, .. }) if !condition.has_result() => {
+                skipped.push(trial.name.as_str());
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if !skipped.is_empty() {
+        tracing::debug!(
+            skipped = skipped.len(),
+            trials = ?skipped,
+            "trials without a result and with an assignment that does not fit the space are skipped"
+        );
+    }
+    Ok(records)
 }
 
 fn parse_trial(
@@ -143,17 +185,6 @@ fn parse_trial(
         .and_then(|spec| spec.parameter_assignments.as_ref())
         .map(|assignments| assignments.assignments.as_slice())
         .unwrap_or_default();
-    let assignment = space
-        .parse_assignment(
-            pairs
-                .iter()
-                .map(|pair| (pair.name.as_str(), pair.value.as_str())),
-        )
-        .map_err(|source| Error::InvalidTrial {
-            index,
-            name: trial.name.clone(),
-            source,
-        })?;
     let status = trial.status.clone().unwrap_or_default();
     let condition = match api::trial_status::TrialConditionType::try_from(status.condition) {
         Ok(api::trial_status::TrialConditionType::Created) => TrialCondition::Created,
@@ -167,6 +198,18 @@ fn parse_trial(
         Ok(api::trial_status::TrialConditionType::Earlystopped) => TrialCondition::EarlyStopped,
         Ok(api::trial_status::TrialConditionType::Unknown) | Err(_) => TrialCondition::Unknown,
     };
+    let assignment = space
+        .parse_assignment(
+            pairs
+                .iter()
+                .map(|pair| (pair.name.as_str(), pair.value.as_str())),
+        )
+        .map_err(|source| Error::InvalidTrial {
+            index,
+            name: trial.name.clone(),
+            condition,
+            source,
+        })?;
     let metrics: Vec<(String, String)> = status
         .observation
         .map(|observation| {

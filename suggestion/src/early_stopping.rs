@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use sextant_algorithms::early_stopping::{
-    Comparison, EarlyStoppingAlgorithm, TrialObservations, build_early_stopping,
+    Comparison, EarlyStoppingAlgorithm, TrialObservations, build_early_stopping, medianstop,
 };
 use sextant_algorithms::{Direction, Objective, Setting, SettingsError, TrialCondition};
 use sextant_proto::api;
@@ -225,20 +225,28 @@ impl EarlyStoppingService {
     }
 
     /// Answers a GetEarlyStoppingRules request.
+    ///
+    /// As Katib's service does, a request whose experiment has no spec, no `early_stopping` or
+    /// no objective metric is answered with `medianstop`'s defaults: without an objective
+    /// metric there is nothing to compare, so no rule.
     pub async fn rules(
         &self,
         request: &api::GetEarlyStoppingRulesRequest,
     ) -> Result<api::GetEarlyStoppingRulesReply, EarlyStoppingError> {
+        let default_spec = api::ExperimentSpec::default();
         let spec = request
             .experiment
             .as_ref()
             .and_then(|experiment| experiment.spec.as_ref())
-            .ok_or_else(|| EarlyStoppingError::InvalidRequest {
-                field: "experiment.spec".into(),
-                rule: "must be set".into(),
-            })?;
-        let algorithm = build(spec.early_stopping.as_ref())?;
-        let objective = parse_objective(spec.objective.as_ref())?;
+            .unwrap_or(&default_spec);
+        let algorithm = match spec.early_stopping.as_ref() {
+            Some(early_stopping) => build(Some(early_stopping))?,
+            // Katib's early-stopping service is medianstop.
+            None => build_early_stopping(medianstop::NAME, &[])?,
+        };
+        let Some(objective) = parse_objective(spec.objective.as_ref())? else {
+            return Ok(api::GetEarlyStoppingRulesReply::default());
+        };
         let succeeded: Vec<String> = request
             .trials
             .iter()
@@ -313,17 +321,13 @@ fn build(
     Ok(build_early_stopping(&spec.algorithm_name, &settings)?)
 }
 
-fn parse_objective(spec: Option<&api::ObjectiveSpec>) -> Result<Objective, EarlyStoppingError> {
-    let spec = spec.ok_or_else(|| EarlyStoppingError::InvalidRequest {
-        field: "experiment.spec.objective".into(),
-        rule: "must be set".into(),
-    })?;
-    if spec.objective_metric_name.is_empty() {
-        return Err(EarlyStoppingError::InvalidRequest {
-            field: "experiment.spec.objective.objective_metric_name".into(),
-            rule: "must be set".into(),
-        });
-    }
+/// The objective the rules compare, or `None` when the request names no objective metric.
+fn parse_objective(
+    spec: Option<&api::ObjectiveSpec>,
+) -> Result<Option<Objective>, EarlyStoppingError> {
+    let Some(spec) = spec.filter(|spec| !spec.objective_metric_name.is_empty()) else {
+        return Ok(None);
+    };
     let direction = match api::ObjectiveType::try_from(spec.r#type) {
         Ok(api::ObjectiveType::Maximize) => Direction::Maximize,
         Ok(api::ObjectiveType::Minimize) => Direction::Minimize,
@@ -335,10 +339,10 @@ fn parse_objective(spec: Option<&api::ObjectiveSpec>) -> Result<Objective, Early
             });
         }
     };
-    Ok(Objective::new(
+    Ok(Some(Objective::new(
         direction,
         spec.objective_metric_name.clone(),
-    ))
+    )))
 }
 
 fn condition(trial: &api::Trial) -> TrialCondition {

@@ -8,7 +8,7 @@
 //! | the request was cancelled (client gone, deadline, shutdown) | `CANCELLED` |
 //! | the algorithm task panicked | `INTERNAL` |
 
-use sextant_algorithms::{SettingsError, SpaceError, SuggestError};
+use sextant_algorithms::{SettingsError, SpaceError, SuggestError, TrialCondition};
 
 /// A result with this crate's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,6 +37,8 @@ pub enum Error {
         index: usize,
         /// The trial's name.
         name: String,
+        /// Its latest condition: whether it has a result decides if it may be skipped.
+        condition: TrialCondition,
         /// What is wrong with it.
         #[source]
         source: SpaceError,

@@ -3,7 +3,7 @@
 //! `GetSuggestions` parses the request, builds the named algorithm and asks it for exactly
 //! `current_request_number` assignments on a blocking worker thread, so a slow model fit never
 //! stalls other requests on the reactor. `ValidateAlgorithmSettings` succeeds exactly when the
-//! algorithm can be built for the experiment.
+//! algorithm can be built for the experiment (for its settings alone when no parameters come).
 //!
 //! The cost of a request is bounded: at most [`SuggestionLimits::concurrent_requests`] compute
 //! at once (more are refused with `RESOURCE_EXHAUSTED`, which Katib's controller retries), each
@@ -25,7 +25,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::convert::{ParsedExperiment, parse_experiment, parse_trials, wire_assignment};
+use crate::convert::{
+    Parameters, ParsedExperiment, parse_experiment, parse_trials, wire_assignment,
+};
 use crate::error::{Error, Result};
 
 /// The most assignments one request may ask for; beyond it a request is a mistake, and
@@ -108,7 +110,7 @@ impl SuggestionService {
                 rule: format!("{count} is not in 1..={MAX_REQUEST_NUMBER}"),
             });
         }
-        let experiment = parse_experiment(request.experiment.as_ref())?;
+        let experiment = parse_experiment(request.experiment.as_ref(), Parameters::Required)?;
         let algorithm = build_algorithm(
             &experiment.algorithm_name,
             &experiment.settings,
@@ -157,9 +159,10 @@ impl SuggestionService {
         })
     }
 
-    /// Checks that the experiment's algorithm can be built with its settings and space.
+    /// Checks that the experiment's algorithm can be built with its settings and space; with
+    /// no parameters, the settings alone.
     pub fn validate(request: &api::ValidateAlgorithmSettingsRequest) -> Result<()> {
-        let experiment = parse_experiment(request.experiment.as_ref())?;
+        let experiment = parse_experiment(request.experiment.as_ref(), Parameters::Optional)?;
         build_algorithm(
             &experiment.algorithm_name,
             &experiment.settings,

@@ -172,7 +172,7 @@ async fn bad_input_is_invalid_argument_naming_the_parameter_and_the_server_survi
             vec!["simulated-annealing", "random", "grid", "sobol"],
         ),
         (
-            "history names an unknown parameter",
+            "a succeeded trial names an unknown parameter",
             api::GetSuggestionsRequest {
                 trials: vec![api::Trial {
                     name: "old".into(),
@@ -191,7 +191,11 @@ async fn bad_input_is_invalid_argument_naming_the_parameter_and_the_server_survi
                         }),
                         ..Default::default()
                     }),
-                    status: None,
+                    // A trial with a result must fit; one without would be skipped.
+                    status: Some(api::TrialStatus {
+                        condition: api::trial_status::TrialConditionType::Succeeded as i32,
+                        ..Default::default()
+                    }),
                 }],
                 ..request(experiment("random", good_parameters()), 1)
             },

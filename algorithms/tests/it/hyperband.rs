@@ -320,3 +320,113 @@ fn settings_are_validated() {
         );
     }
 }
+
+/// Runs the whole outer loop of `r_l = 27, eta = 3`, asking each time for what the rung still
+/// needs, and returns every reply. `labelled` keeps the suggestions' labels on the trials; without
+/// them (as Katib's controller sends trials) the history is also listed newest first, as a
+/// name-ordered listing may, with every start time in the same second.
+fn walk(labelled: bool) -> Vec<Suggestions> {
+    let space = space();
+    let objective = Objective::new(Direction::Minimize, "loss");
+    let mut settings = vec![
+        Setting::new("r_l", "27"),
+        Setting::new("resource_name", "epochs"),
+        Setting::new("random_state", "4"),
+    ];
+    let mut history: Vec<TrialRecord> = Vec::new();
+    let mut replies = Vec::new();
+    for _ in 0..100 {
+        let count = match (
+            settings.iter().find(|setting| setting.name == "n"),
+            settings
+                .iter()
+                .find(|setting| setting.name == "evaluating_trials"),
+        ) {
+            (Some(n), Some(proposed)) => {
+                let n: usize = n.value.parse().expect("n");
+                let proposed: usize = proposed.value.parse().expect("proposed");
+                (n - proposed).max(1)
+            }
+            _ => 1,
+        };
+        let reply = match suggest(&settings, &space, &objective, &history, count) {
+            Ok(reply) => reply,
+            Err(SuggestError::Exhausted { .. }) => return replies,
+            Err(error) => panic!("unexpected error {error}"),
+        };
+        for suggestion in &reply.suggestions {
+            let mut record = TrialRecord::new(
+                format!("trial-{}", history.len()),
+                suggestion.assignment.clone(),
+                TrialCondition::Succeeded,
+            );
+            record.objective_value = Some(loss(&suggestion.assignment.values));
+            record.start_time = Some("2026-01-01T00:00:00Z".into());
+            if labelled {
+                record.labels = suggestion.labels.clone();
+                history.push(record);
+            } else {
+                history.insert(0, record);
+            }
+        }
+        settings = reply.settings.clone().expect("state");
+        replies.push(reply);
+    }
+    panic!("the outer loop never ends");
+}
+
+#[test]
+fn without_labels_the_previous_rung_is_found_from_resource_draw_and_start_time() {
+    let labelled = walk(true);
+    let unlabelled = walk(false);
+    let trials: usize = labelled.iter().map(|reply| reply.suggestions.len()).sum();
+    // s_max = 3: 27 + 9 + 3 + 1, 12 + 4 + 1, 6 + 2, 4 trials.
+    assert_eq!(trials, 69);
+    assert_eq!(labelled, unlabelled);
+}
+
+#[test]
+fn without_labels_a_rung_waits_for_its_unfinished_trials() {
+    let space = space();
+    let objective = Objective::new(Direction::Minimize, "loss");
+    let settings = vec![
+        Setting::new("r_l", "9"),
+        Setting::new("resource_name", "epochs"),
+        Setting::new("current_s", "1"),
+    ];
+    let first = suggest(&settings, &space, &objective, &[], 5).expect("rung 0");
+    let state = first.settings.expect("state");
+    let mut history: Vec<TrialRecord> = first
+        .suggestions
+        .into_iter()
+        .enumerate()
+        .map(|(index, suggestion)| {
+            let mut record = TrialRecord::new(
+                format!("t{index}"),
+                suggestion.assignment,
+                TrialCondition::Running,
+            );
+            record.start_time = Some(format!("2026-01-01T00:00:0{index}Z"));
+            record
+        })
+        .collect();
+    let error = suggest(&state, &space, &objective, &history, 1).expect_err("pending");
+    assert!(error.to_string().contains("5 of its 5 trials"), "{error}");
+    // A trial with another resource value, or a configuration not drawn for the bracket, is
+    // not a member.
+    for (index, trial) in history.iter_mut().enumerate() {
+        trial.condition = TrialCondition::Succeeded;
+        trial.objective_value = Some(10.0 - index as f64);
+    }
+    let mut stranger = history[0].clone();
+    stranger.assignment.values[0] = Value::Double(0.123_456);
+    stranger.objective_value = Some(-1.0);
+    stranger.condition = TrialCondition::Succeeded;
+    history.push(stranger);
+    let promoted = suggest(&state, &space, &objective, &history, 1).expect("promoted");
+    assert_eq!(
+        promoted.suggestions[0].assignment.values[0], history[4].assignment.values[0],
+        "the best of the rung, not the stranger"
+    );
+    assert_eq!(promoted.suggestions[0].assignment.values[1], Value::Int(9));
+}

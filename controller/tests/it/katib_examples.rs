@@ -51,14 +51,6 @@ const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "spec.metricsCollectorSpec.collector.kind",
         "not supported",
     ),
-    // Not out of scope, a limitation of Sextant's cmaes: Katib's goptuna CMA-ES samples
-    // categorical parameters independently, Sextant's rejects them. Remove this entry when the
-    // algorithm handles them.
-    (
-        "examples/v1beta1/trial-template/trial-configmap-source.yaml",
-        "spec.algorithm",
-        "cmaes searches int, double and discrete parameters; parameter optimizer is categorical",
-    ),
     // This copy of the example never uses its trial parameter `learningRate` in the template
     // (its `params` entry has a `reference` where a `value: ${trialParameters.learningRate}`
     // belongs); Katib's webhook rejects it for the same reason.
