@@ -3,5 +3,6 @@
 mod bayesopt;
 mod cmaes;
 mod hyperband;
+mod pareto;
 mod properties;
 mod tpe;
