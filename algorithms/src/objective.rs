@@ -200,3 +200,81 @@ impl Objective {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::TrialCondition;
+    use crate::space::Assignment;
+
+    fn trial(objective_value: Option<f64>, metrics: &[(&str, &str)]) -> TrialRecord {
+        let mut trial = TrialRecord::new(
+            "t",
+            Assignment { values: Vec::new() },
+            TrialCondition::Succeeded,
+        );
+        trial.objective_value = objective_value;
+        trial.metrics = metrics
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        trial
+    }
+
+    #[test]
+    fn outcomes_turn_every_objective_into_a_loss_and_sum_violations() {
+        let mut objective = Objective::several(vec![
+            ObjectiveMetric::new(Direction::Minimize, "loss"),
+            ObjectiveMetric::new(Direction::Maximize, "accuracy"),
+        ]);
+        objective.constraints = vec![
+            Constraint {
+                metric_name: "latency".into(),
+                bound: Bound::Max(10.0),
+            },
+            Constraint {
+                metric_name: "accuracy".into(),
+                bound: Bound::Min(0.5),
+            },
+        ];
+        assert!(objective.is_multi_objective());
+        assert_eq!(objective.objective_count(), 2);
+
+        let met = trial(Some(0.3), &[("accuracy", "0.9"), ("latency", "10")]);
+        assert_eq!(
+            objective.outcome(&met),
+            Some(Outcome {
+                losses: vec![0.3, -0.9],
+                violation: 0.0
+            })
+        );
+        let broken = trial(Some(0.3), &[("accuracy", "0.25"), ("latency", "12")]);
+        let outcome = objective.outcome(&broken).expect("complete");
+        assert!(!outcome.is_feasible());
+        assert!((outcome.violation - 2.25).abs() < 1e-12);
+
+        // A missing secondary objective or constrained metric leaves no usable outcome.
+        assert_eq!(objective.outcome(&trial(Some(0.3), &[("latency", "1")])), None);
+        assert_eq!(objective.outcome(&trial(Some(0.3), &[("accuracy", "0.9")])), None);
+        assert_eq!(objective.outcome(&trial(None, &[("accuracy", "0.9")])), None);
+        // A NaN never meets a constraint.
+        let nan = trial(Some(0.3), &[("accuracy", "0.9"), ("latency", "NaN")]);
+        assert_eq!(
+            objective.outcome(&nan).map(|outcome| outcome.violation),
+            Some(f64::INFINITY)
+        );
+    }
+
+    #[test]
+    fn a_single_objective_is_one_entry() {
+        let objective = Objective::new(Direction::Maximize, "accuracy");
+        assert!(!objective.is_multi_objective());
+        assert_eq!(
+            objective.objective_metrics(),
+            vec![ObjectiveMetric::new(Direction::Maximize, "accuracy")]
+        );
+        let outcome = objective.outcome(&trial(Some(0.8), &[])).expect("complete");
+        assert_eq!(outcome.losses, vec![-0.8]);
+        assert!(outcome.is_feasible());
+    }
+}

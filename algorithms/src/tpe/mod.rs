@@ -45,6 +45,15 @@
 //! candidate equal to an existing trial or an earlier one of the batch is passed over while any
 //! other is available.
 //!
+//! # Constraints
+//!
+//! With outcome constraints, a finished trial that breaks one, or did not report a constrained
+//! metric, is treated like a failed trial: it joins the bad group, so `g` is high around
+//! infeasible regions and `l` models the best feasible points only (the simplest of the
+//! constraint treatments Watanabe & Hutter compare in "c-TPE", IJCAI 2023, without their
+//! per-constraint density ratios). Start-up lasts until `n_startup_trials` feasible trials
+//! have finished.
+//!
 //! # Settings (Katib's names)
 //!
 //! | setting | default | rule |
@@ -513,7 +522,14 @@ impl History {
             let Some(point) = encoding.encode(&trial.assignment.values) else {
                 continue;
             };
-            if let Some(loss) = trial.loss(objective) {
+            // A trial that breaks a constraint (or did not report a constrained metric)
+            // joins the bad group like a failed one, so `l` models feasible good points
+            // only; without constraints this is the trial's loss.
+            let feasible_loss = objective
+                .outcome(trial)
+                .filter(|outcome| outcome.is_feasible())
+                .map(|outcome| outcome.losses[0]);
+            if let Some(loss) = feasible_loss {
                 history.observed.push((position, point, loss));
             } else if trial.condition.is_pending()
                 || trial.condition.has_result()

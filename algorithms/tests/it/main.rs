@@ -3,6 +3,7 @@
 mod bayesopt;
 mod cmaes;
 mod hyperband;
+mod multi_objective;
 mod pareto;
 mod properties;
 mod tpe;
