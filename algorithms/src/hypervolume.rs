@@ -96,11 +96,17 @@ mod tests {
     fn known_volumes() {
         assert_eq!(hypervolume(&[vec![1.0, 1.0]], &[2.0, 3.0]), 2.0);
         assert_eq!(
-            hypervolume(&[vec![0.0, 2.0], vec![1.0, 1.0], vec![2.0, 0.0]], &[3.0, 3.0]),
+            hypervolume(
+                &[vec![0.0, 2.0], vec![1.0, 1.0], vec![2.0, 0.0]],
+                &[3.0, 3.0]
+            ),
             6.0
         );
         assert_eq!(
-            hypervolume(&[vec![0.0, 0.0, 0.0], vec![5.0, 5.0, 5.0]], &[1.0, 1.0, 1.0]),
+            hypervolume(
+                &[vec![0.0, 0.0, 0.0], vec![5.0, 5.0, 5.0]],
+                &[1.0, 1.0, 1.0]
+            ),
             1.0
         );
         assert_eq!(hypervolume(&[], &[1.0, 1.0]), 0.0);
@@ -109,7 +115,15 @@ mod tests {
 
     #[test]
     fn contributions_are_exclusive() {
-        let points = vec![vec![0.0, 2.0], vec![1.0, 1.0], vec![2.0, 0.0], vec![2.0, 2.0]];
-        assert_eq!(contributions(&points, &[3.0, 3.0]), vec![1.0, 1.0, 1.0, 0.0]);
+        let points = vec![
+            vec![0.0, 2.0],
+            vec![1.0, 1.0],
+            vec![2.0, 0.0],
+            vec![2.0, 2.0],
+        ];
+        assert_eq!(
+            contributions(&points, &[3.0, 3.0]),
+            vec![1.0, 1.0, 1.0, 0.0]
+        );
     }
 }

@@ -154,7 +154,10 @@ impl Objective {
     /// Every objective, the primary one first.
     pub fn objective_metrics(&self) -> Vec<ObjectiveMetric> {
         let mut metrics = Vec::with_capacity(self.objective_count());
-        metrics.push(ObjectiveMetric::new(self.direction, self.metric_name.clone()));
+        metrics.push(ObjectiveMetric::new(
+            self.direction,
+            self.metric_name.clone(),
+        ));
         metrics.extend(self.secondary_objectives.iter().cloned());
         metrics
     }
@@ -168,7 +171,9 @@ impl Objective {
         let mut losses = Vec::with_capacity(self.objective_count());
         losses.push(primary);
         for metric in &self.secondary_objectives {
-            let value = trial.metric(&metric.metric_name).filter(|v| v.is_finite())?;
+            let value = trial
+                .metric(&metric.metric_name)
+                .filter(|v| v.is_finite())?;
             losses.push(metric.loss(value));
         }
         let mut violation = 0.0;
@@ -254,9 +259,18 @@ mod tests {
         assert!((outcome.violation - 2.25).abs() < 1e-12);
 
         // A missing secondary objective or constrained metric leaves no usable outcome.
-        assert_eq!(objective.outcome(&trial(Some(0.3), &[("latency", "1")])), None);
-        assert_eq!(objective.outcome(&trial(Some(0.3), &[("accuracy", "0.9")])), None);
-        assert_eq!(objective.outcome(&trial(None, &[("accuracy", "0.9")])), None);
+        assert_eq!(
+            objective.outcome(&trial(Some(0.3), &[("latency", "1")])),
+            None
+        );
+        assert_eq!(
+            objective.outcome(&trial(Some(0.3), &[("accuracy", "0.9")])),
+            None
+        );
+        assert_eq!(
+            objective.outcome(&trial(None, &[("accuracy", "0.9")])),
+            None
+        );
         // A NaN never meets a constraint.
         let nan = trial(Some(0.3), &[("accuracy", "0.9"), ("latency", "NaN")]);
         assert_eq!(

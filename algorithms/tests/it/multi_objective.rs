@@ -49,20 +49,14 @@ fn nsga2_finds_larger_hypervolumes_than_random_search() {
 #[test]
 fn constrained_tpe_beats_random_search_tenfold_and_never_calls_an_infeasible_trial_optimal() {
     let problem = TestProblem::ConstrainedBranin;
-    let regret = |history: &[TrialRecord]| {
-        problem.best_feasible(history) - TestFunction::Branin.optimum()
-    };
+    let regret =
+        |history: &[TrialRecord]| problem.best_feasible(history) - TestFunction::Branin.optimum();
     let tpe = median_over_seeds("tpe", problem, 100, regret);
     let random = median_over_seeds("random", problem, 100, regret);
     assert!(tpe * 10.0 < random, "tpe {tpe} random {random}");
 
-    let history = problem_trajectory(
-        "tpe",
-        &[Setting::new("random_state", "1")],
-        problem,
-        100,
-    )
-    .expect("runs");
+    let history = problem_trajectory("tpe", &[Setting::new("random_state", "1")], problem, 100)
+        .expect("runs");
     let objective = problem.objective();
     let outcomes: Vec<_> = history
         .iter()
@@ -85,14 +79,25 @@ fn single_objective_algorithms_refuse_several_objectives() {
         max_trial_count: Some(10),
         parallel_trial_count: Some(1),
     };
-    for algorithm in ["cmaes", "bayesianoptimization", "tpe", "multivariate-tpe", "hyperband"] {
+    for algorithm in [
+        "cmaes",
+        "bayesianoptimization",
+        "tpe",
+        "multivariate-tpe",
+        "hyperband",
+    ] {
         let error = build_algorithm(algorithm, &[], &context).expect_err(algorithm);
         assert!(
-            matches!(error, SettingsError::SingleObjectiveOnly { objectives: 2, .. }),
+            matches!(
+                error,
+                SettingsError::SingleObjectiveOnly { objectives: 2, .. }
+            ),
             "{algorithm}: {error}"
         );
         let message = error.to_string();
-        assert!(message.starts_with(&format!("algorithm {algorithm} optimizes a single objective")));
+        assert!(message.starts_with(&format!(
+            "algorithm {algorithm} optimizes a single objective"
+        )));
         assert!(message.contains("nsga2"), "{message}");
     }
     for algorithm in ["random", "sobol", "nsga2"] {

@@ -45,7 +45,10 @@ fn inclusion_exclusion(points: &[Vec<f64>], reference: &[f64]) -> f64 {
             .collect();
         let volume: f64 = (0..reference.len())
             .map(|d| {
-                let corner = members.iter().map(|p| p[d]).fold(f64::NEG_INFINITY, f64::max);
+                let corner = members
+                    .iter()
+                    .map(|p| p[d])
+                    .fold(f64::NEG_INFINITY, f64::max);
                 (reference[d] - corner).max(0.0)
             })
             .product();
