@@ -107,8 +107,14 @@ const REGISTRY: &[(&str, Builder)] = &[
 
 /// The algorithms that optimize several objectives; the others refuse an experiment with more
 /// than one. The model-free ones need nothing of the objectives.
-pub const MULTI_OBJECTIVE_ALGORITHMS: &[&str] =
-    &[random::NAME, grid::NAME, sobol::NAME, crate::nsga2::NAME];
+pub const MULTI_OBJECTIVE_ALGORITHMS: &[&str] = &[
+    random::NAME,
+    grid::NAME,
+    sobol::NAME,
+    crate::nsga2::NAME,
+    crate::tpe::NAME,
+    crate::tpe::MULTIVARIATE_NAME,
+];
 
 /// The names of every algorithm, in registry order.
 pub fn known_algorithms() -> Vec<&'static str> {
