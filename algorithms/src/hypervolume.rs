@@ -27,23 +27,6 @@ pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> f64 {
     slice(inside, reference)
 }
 
-/// Each point's exclusive contribution: how much the hypervolume falls when it alone is
-/// removed (zero for a dominated or duplicated point).
-pub fn contributions(points: &[Vec<f64>], reference: &[f64]) -> Vec<f64> {
-    let total = hypervolume(points, reference);
-    (0..points.len())
-        .map(|skip| {
-            let others: Vec<Vec<f64>> = points
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| *index != skip)
-                .map(|(_, point)| point.clone())
-                .collect();
-            (total - hypervolume(&others, reference)).max(0.0)
-        })
-        .collect()
-}
-
 fn slice(mut points: Vec<&[f64]>, reference: &[f64]) -> f64 {
     let dimensions = reference.len();
     if points.is_empty() || dimensions == 0 {
@@ -111,19 +94,5 @@ mod tests {
         );
         assert_eq!(hypervolume(&[], &[1.0, 1.0]), 0.0);
         assert_eq!(hypervolume(&[vec![f64::NAN, 0.0]], &[1.0, 1.0]), 0.0);
-    }
-
-    #[test]
-    fn contributions_are_exclusive() {
-        let points = vec![
-            vec![0.0, 2.0],
-            vec![1.0, 1.0],
-            vec![2.0, 0.0],
-            vec![2.0, 2.0],
-        ];
-        assert_eq!(
-            contributions(&points, &[3.0, 3.0]),
-            vec![1.0, 1.0, 1.0, 0.0]
-        );
     }
 }

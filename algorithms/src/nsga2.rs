@@ -144,12 +144,12 @@ impl SearchAlgorithm for Nsga2 {
                 assignments.push(space.from_quantiles(&quantiles));
                 continue;
             }
+            // A batch may straddle generations; the parents are selected once per generation.
             if parents_for.as_ref().map(|(g, _)| *g) != Some(generation) {
-                parents_for = Some((generation, self.select_parents(space, request, &pool)));
+                parents_for = None;
             }
-            let Some((_, parents)) = parents_for.as_ref() else {
-                unreachable!("set just above")
-            };
+            let (_, parents) = parents_for
+                .get_or_insert_with(|| (generation, self.select_parents(space, request, &pool)));
             assignments.push(self.child(space, parents, &mut rng));
         }
         Ok(Suggestions::from_assignments(assignments))

@@ -128,16 +128,10 @@ impl Objective {
         }
     }
 
-    /// Objectives on each of `metrics` in order (the first is the primary one), without a goal
-    /// or constraints.
-    ///
-    /// # Panics
-    /// When `metrics` is empty: an experiment has at least one objective.
-    pub fn several(metrics: Vec<ObjectiveMetric>) -> Objective {
-        let mut metrics = metrics.into_iter();
-        let first = metrics.next().expect("at least one objective");
-        let mut objective = Objective::new(first.direction, first.metric_name);
-        objective.secondary_objectives = metrics.collect();
+    /// The objectives `primary`, then `secondary` in order, without a goal or constraints.
+    pub fn several(primary: ObjectiveMetric, secondary: Vec<ObjectiveMetric>) -> Objective {
+        let mut objective = Objective::new(primary.direction, primary.metric_name);
+        objective.secondary_objectives = secondary;
         objective
     }
 
@@ -228,10 +222,10 @@ mod tests {
 
     #[test]
     fn outcomes_turn_every_objective_into_a_loss_and_sum_violations() {
-        let mut objective = Objective::several(vec![
+        let mut objective = Objective::several(
             ObjectiveMetric::new(Direction::Minimize, "loss"),
-            ObjectiveMetric::new(Direction::Maximize, "accuracy"),
-        ]);
+            vec![ObjectiveMetric::new(Direction::Maximize, "accuracy")],
+        );
         objective.constraints = vec![
             Constraint {
                 metric_name: "latency".into(),

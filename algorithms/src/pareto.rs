@@ -108,10 +108,18 @@ pub fn crowding_distance(losses: &[Vec<f64>], front: &[usize]) -> Vec<f64> {
     if size <= 2 {
         return vec![f64::INFINITY; size];
     }
-    let objectives = losses[front[0]].len();
+    // One column of the front's losses per objective.
+    let columns: Vec<Vec<f64>> = (0..losses[front[0]].len())
+        .map(|objective| {
+            front
+                .iter()
+                .map(|&member| losses[member][objective])
+                .collect()
+        })
+        .collect();
     let mut order: Vec<usize> = (0..size).collect();
-    for objective in 0..objectives {
-        let value = |position: usize| losses[front[position]][objective];
+    for column in &columns {
+        let value = |position: usize| column[position];
         order.sort_by(|&a, &b| value(a).total_cmp(&value(b)));
         let range = value(order[size - 1]) - value(order[0]);
         distance[order[0]] = f64::INFINITY;

@@ -93,10 +93,11 @@ impl TestProblem {
 
     /// The objectives (metrics `f1`, `f2`, ...) and constraints (metric `c1`).
     pub fn objective(self) -> Objective {
-        let metrics = (1..=self.objective_count())
-            .map(|index| ObjectiveMetric::new(Direction::Minimize, format!("f{index}")))
-            .collect();
-        let mut objective = Objective::several(metrics);
+        let metric = |index: usize| ObjectiveMetric::new(Direction::Minimize, format!("f{index}"));
+        let mut objective = Objective::several(
+            metric(1),
+            (2..=self.objective_count()).map(metric).collect(),
+        );
         if self == TestProblem::ConstrainedBranin {
             objective.constraints.push(Constraint {
                 metric_name: "c1".into(),

@@ -159,10 +159,10 @@ proptest! {
         count in 1usize..8,
         values in proptest::collection::vec((0.0f64..10.0, 0.0f64..10.0), 12),
     ) {
-        let objective = Objective::several(vec![
+        let objective = Objective::several(
             ObjectiveMetric::new(Direction::Minimize, "a"),
-            ObjectiveMetric::new(Direction::Maximize, "b"),
-        ]);
+            vec![ObjectiveMetric::new(Direction::Maximize, "b")],
+        );
         // Twelve finished trials (three generations of four) drawn by NSGA-II itself, so
         // the offspring come from selection, crossover and mutation.
         let mut history: Vec<TrialRecord> = Vec::new();
