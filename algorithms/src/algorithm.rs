@@ -128,6 +128,18 @@ const REGISTRY: &[(&str, Builder)] = &[
         crate::tpe::MULTIVARIATE_NAME,
         crate::tpe::build_multivariate,
     ),
+    (crate::nsga2::NAME, crate::nsga2::build),
+];
+
+/// The algorithms that optimize several objectives; the others refuse an experiment with more
+/// than one. The model-free ones need nothing of the objectives.
+pub const MULTI_OBJECTIVE_ALGORITHMS: &[&str] = &[
+    random::NAME,
+    grid::NAME,
+    sobol::NAME,
+    crate::nsga2::NAME,
+    crate::tpe::NAME,
+    crate::tpe::MULTIVARIATE_NAME,
 ];
 
 /// Katib's algorithms that Sextant does not implement, with the reason a request for one is
@@ -181,14 +193,25 @@ pub fn known_algorithms() -> Vec<&'static str> {
     REGISTRY.iter().map(|(name, _)| *name).collect()
 }
 
-/// Builds the algorithm `name` with `settings`, validating both against the context.
+/// Builds the algorithm `name` with `settings`, validating both against the context; an
+/// algorithm not in [`MULTI_OBJECTIVE_ALGORITHMS`] refuses several objectives.
 pub fn build_algorithm(
     name: &str,
     settings: &[Setting],
     context: &BuildContext<'_>,
 ) -> Result<Box<dyn SearchAlgorithm>, SettingsError> {
-    match REGISTRY.iter().find(|(known, _)| *known == name) {
-        Some((_, builder)) => builder(settings, context),
-        None => Err(not_buildable(name)),
+    let Some((_, builder)) = REGISTRY.iter().find(|(known, _)| *known == name) else {
+        return Err(not_buildable(name));
+    };
+    if context.objective.is_multi_objective() && !MULTI_OBJECTIVE_ALGORITHMS.contains(&name) {
+        return Err(SettingsError::SingleObjectiveOnly {
+            algorithm: name.into(),
+            objectives: context.objective.objective_count(),
+            capable: MULTI_OBJECTIVE_ALGORITHMS
+                .iter()
+                .map(|known| known.to_string())
+                .collect(),
+        });
     }
+    builder(settings, context)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::objective::Objective;
+use crate::objective::{Objective, Outcome};
 use crate::space::Assignment;
 
 /// Katib's trial conditions, as the Suggestion API reports the latest one.
@@ -75,6 +75,16 @@ impl TrialRecord {
         }
     }
 
+    /// The value of the reported metric `name`, when it is a number; the primary objective's
+    /// metric is `objective_value`, which the caller computed by the metric's strategy.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .rev()
+            .find(|(metric, _)| metric == name)
+            .and_then(|(_, value)| value.trim().parse::<f64>().ok())
+    }
+
     /// The loss (lower is better) of a finished trial with a finite objective value.
     pub fn loss(&self, objective: &Objective) -> Option<f64> {
         match self.objective_value {
@@ -94,5 +104,16 @@ pub fn observed_losses<'a>(
     trials
         .iter()
         .filter_map(|trial| trial.loss(objective).map(|loss| (&trial.assignment, loss)))
+        .collect()
+}
+
+/// The finished trials with a complete outcome (every objective and constrained metric), as
+/// `(trial index, outcome)` pairs in history order; what the multi-objective algorithms learn
+/// from.
+pub fn observed_outcomes(trials: &[TrialRecord], objective: &Objective) -> Vec<(usize, Outcome)> {
+    trials
+        .iter()
+        .enumerate()
+        .filter_map(|(index, trial)| objective.outcome(trial).map(|outcome| (index, outcome)))
         .collect()
 }

@@ -10,12 +10,16 @@
 //! # Layout
 //! - [`space`]: parameters, feasible spaces, distributions, values and assignments; parsing and
 //!   validating Katib's string-typed parameter specs once into typed values.
-//! - [`objective`]: what is optimized, and the conversion of metric values into losses.
+//! - [`objective`]: what is optimized (one or several objectives, outcome constraints), and the
+//!   conversion of metric values into losses and violations.
 //! - [`history`]: the trials observed so far.
+//! - [`pareto`]: dominance, the non-dominated sort, crowding and the Pareto front.
+//! - [`hypervolume`]: the exact hypervolume of a set of loss vectors.
 //! - [`settings`]: typed parsing of Katib's `algorithmSettings` name/value pairs.
 //! - [`algorithm`]: the [`SearchAlgorithm`] trait and the registry of algorithms by name.
 //! - [`cancel`]: the token that stops a suggestion nobody waits for any more.
 //! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
+//! - [`nsga2`]: NSGA-II for several objectives and constraints.
 //! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
 //! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
@@ -25,6 +29,8 @@
 //! - [`stats`]: the normal distribution functions the samplers need.
 //! - [`test_functions`]: standard functions (Branin, Hartmann6, ...) and the regret loop that
 //!   quality tests, the quality runner and the benches share.
+//! - [`test_problems`]: multi-objective (ZDT, DTLZ2) and constrained test problems and their
+//!   loop, measured by hypervolume.
 
 pub mod algorithm;
 pub mod bayesopt;
@@ -34,7 +40,10 @@ pub mod early_stopping;
 pub mod grid;
 pub mod history;
 pub mod hyperband;
+pub mod hypervolume;
+pub mod nsga2;
 pub mod objective;
+pub mod pareto;
 pub mod random;
 pub mod seed;
 pub mod settings;
@@ -42,13 +51,14 @@ pub mod sobol;
 pub mod space;
 pub mod stats;
 pub mod test_functions;
+pub mod test_problems;
 #[cfg(test)]
 mod testing;
 pub mod tpe;
 
 pub use algorithm::{SearchAlgorithm, Suggestions, build_algorithm, known_algorithms};
 pub use history::{TrialCondition, TrialRecord};
-pub use objective::{Direction, Objective};
+pub use objective::{Bound, Constraint, Direction, Objective, ObjectiveMetric, Outcome};
 pub use settings::{Setting, SettingsError};
 pub use space::{
     Assignment, Distribution, Domain, Parameter, ParameterType, RawParameter, SearchSpace,

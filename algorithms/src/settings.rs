@@ -73,6 +73,19 @@ pub enum SettingsError {
         /// Why, naming the parameter when one is at fault.
         reason: String,
     },
+    /// The algorithm optimizes one objective and the experiment has several.
+    #[error(
+        "algorithm {algorithm} optimizes a single objective and this experiment has {objectives}; algorithms for several objectives: {}",
+        capable.join(", ")
+    )]
+    SingleObjectiveOnly {
+        /// The algorithm.
+        algorithm: String,
+        /// How many objectives the experiment has.
+        objectives: usize,
+        /// The algorithms that can optimize several.
+        capable: Vec<String>,
+    },
 }
 
 /// Reads typed settings for one algorithm and rejects the ones it never asked for.

@@ -61,6 +61,8 @@ pub fn objective(spec: &ObjectiveSpec) -> Option<Objective> {
         metric_name: spec.objective_metric_name.clone(),
         goal: spec.goal,
         additional_metric_names: spec.additional_metric_names.clone(),
+        secondary_objectives: Vec::new(),
+        constraints: Vec::new(),
     })
 }
 

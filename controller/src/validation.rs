@@ -561,6 +561,7 @@ fn push_settings_error(
             None => format!("{spec_path}.algorithmSettings"),
         },
         SettingsError::UnsupportedSpace { .. } => spec_path.to_owned(),
+        SettingsError::SingleObjectiveOnly { .. } => format!("{spec_path}.algorithmName"),
     };
     errors.push(path, error.to_string());
 }

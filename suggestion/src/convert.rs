@@ -138,6 +138,8 @@ fn parse_objective(spec: &api::ObjectiveSpec) -> Objective {
         // proto3 cannot tell an unset goal from 0.0; the service does not need it.
         goal: None,
         additional_metric_names: spec.additional_metric_names.clone(),
+        secondary_objectives: Vec::new(),
+        constraints: Vec::new(),
     }
 }
 

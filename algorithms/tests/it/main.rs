@@ -4,5 +4,7 @@ mod bayesopt;
 mod bounded;
 mod cmaes;
 mod hyperband;
+mod multi_objective;
+mod pareto;
 mod properties;
 mod tpe;

@@ -64,7 +64,7 @@ fn raw_parameter() -> impl Strategy<Value = RawParameter> {
     ]
 }
 
-fn space() -> impl Strategy<Value = SearchSpace> {
+pub(crate) fn space() -> impl Strategy<Value = SearchSpace> {
     proptest::collection::vec(raw_parameter(), 1..5).prop_map(|mut raw| {
         for (index, parameter) in raw.iter_mut().enumerate() {
             parameter.name = format!("p{index}");
