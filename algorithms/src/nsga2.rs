@@ -132,6 +132,7 @@ impl SearchAlgorithm for Nsga2 {
         let mut parents_for: Option<(usize, Parents)> = None;
         let mut assignments = Vec::with_capacity(request.count);
         for offset in 0..request.count {
+            request.cancel.check()?;
             let generation = (request.trials.len() + offset) / self.population_size;
             let first_of_generation = generation * self.population_size;
             let pool: Vec<(usize, &Outcome)> = observed

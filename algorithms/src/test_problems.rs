@@ -213,6 +213,7 @@ pub fn problem_trajectory(
             objective: &objective,
             trials: &history,
             count: 1,
+            cancel: crate::cancel::Cancellation::never(),
         })?;
         let assignment = suggestions
             .suggestions

@@ -142,6 +142,7 @@ fn nsga2_suggestions(
             objective,
             trials,
             count,
+            cancel: sextant_algorithms::cancel::Cancellation::never(),
         })
         .expect("suggests")
         .suggestions
