@@ -689,14 +689,20 @@ mod tests {
             assert!(
                 matches!(
                     Condition::parse(short),
-                    Err(ConditionSyntaxError::TooDeep { limit: MAX_CONDITION_DEPTH, .. })
+                    Err(ConditionSyntaxError::TooDeep {
+                        limit: MAX_CONDITION_DEPTH,
+                        ..
+                    })
                 ),
                 "{}",
                 &short[..40]
             );
             assert!(matches!(
                 Condition::parse(text),
-                Err(ConditionSyntaxError::TooLong { limit: MAX_CONDITION_BYTES, .. })
+                Err(ConditionSyntaxError::TooLong {
+                    limit: MAX_CONDITION_BYTES,
+                    ..
+                })
             ));
         }
         let deepest = format!(

@@ -214,10 +214,7 @@ spec:
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    eprintln!(
-        "sextant run ended {:?} after Ctrl-C",
-        interrupted.elapsed()
-    );
+    eprintln!("sextant run ended {:?} after Ctrl-C", interrupted.elapsed());
     assert_eq!(status.code(), Some(1), "an interrupted run exits 1");
     assert!(
         started_trials(&trials_dir) <= 4,
@@ -225,7 +222,10 @@ spec:
     );
     let marker = format!("SEXTANT_TRIAL_DIR={}", trials_dir.display());
     let left = processes_with_environment(&marker);
-    assert!(left.is_empty(), "trial processes outlived the runner: {left:?}");
+    assert!(
+        left.is_empty(),
+        "trial processes outlived the runner: {left:?}"
+    );
 }
 
 #[test]
@@ -241,7 +241,13 @@ fn database_passwords_never_appear_in_any_output() {
     );
     let invalid = invalid.display().to_string();
     let mut commands: Vec<Vec<&str>> = vec![
-        vec!["get", "experiment", "no-such-experiment-x", "--db", &reachable],
+        vec![
+            "get",
+            "experiment",
+            "no-such-experiment-x",
+            "--db",
+            &reachable,
+        ],
         vec!["get", "trials", "no-such-experiment-x", "--db", &reachable],
         vec!["get", "experiments", "--db", &reachable],
         vec!["run", &invalid, "--db", &reachable],
@@ -374,7 +380,10 @@ spec:
         assert_refused(
             &output,
             path,
-            &["spec.trialTemplate.configMap", "inside the experiment file's directory"],
+            &[
+                "spec.trialTemplate.configMap",
+                "inside the experiment file's directory",
+            ],
         );
     }
     let file = experiment_dir.join("experiment.yaml");

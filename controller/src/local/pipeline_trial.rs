@@ -41,8 +41,8 @@ use crate::api::experiment::Experiment;
 use crate::engine::RunState;
 use crate::local::launch::LaunchError;
 use crate::local::runner::{
-    Collection, FILE_POLL, MetricsSource, PointSink, STOP_GRACE, StopRequest, TrialEnded,
-    FilePosition, TrialHandle, metrics_parser, read_appended, store_points,
+    Collection, FILE_POLL, FilePosition, MetricsSource, PointSink, STOP_GRACE, StopRequest,
+    TrialEnded, TrialHandle, metrics_parser, read_appended, store_points,
 };
 use crate::local::tune_step::TuneStepKind;
 use crate::placeholders::substitute;
@@ -323,7 +323,13 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
     };
     let now = Utc::now();
     for file in &mut followed {
-        read_appended(&file.path, &mut file.position, &mut file.parser, &mut points).await;
+        read_appended(
+            &file.path,
+            &mut file.position,
+            &mut file.parser,
+            &mut points,
+        )
+        .await;
         file.parser.finish(now, &mut points);
     }
     if !points.is_empty()
