@@ -370,6 +370,9 @@ spec:
   trialTemplate:
     trialParameters: [{{name: x, reference: x}}]
     configMap: {{configMapName: templates, templatePath: "{path}"}}
+    primaryContainerName: training-container
+    successCondition: status.done
+    failureCondition: status.failed
 "#
         )
     };
