@@ -712,6 +712,7 @@ fn validate_pipeline_conditions(spec: &serde_json::Value, path: &str, errors: &m
     let Some(steps) = spec.get("steps").and_then(serde_json::Value::as_array) else {
         return;
     };
+    let placeholder = regex::Regex::new(r"\$\{[^}]*\}").ok();
     for (index, step) in steps.iter().enumerate() {
         let Some(text) = step.get("when").and_then(serde_json::Value::as_str) else {
             continue;
@@ -724,8 +725,7 @@ fn validate_pipeline_conditions(spec: &serde_json::Value, path: &str, errors: &m
             // Not worth substituting: too long either way.
             text.to_owned()
         } else {
-            let placeholder = regex::Regex::new(r"\$\{[^}]*\}").ok();
-            placeholder.map_or_else(
+            placeholder.as_ref().map_or_else(
                 || text.to_owned(),
                 |placeholder| placeholder.replace_all(text, "x").into_owned(),
             )
