@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sextant_controller::load_experiments;
-use sextant_controller::local::{LocalConfig, run_experiment};
+use sextant_controller::local::{LocalConfig, default_max_parallel, run_experiment};
 use sextant_store::Store;
 
 const TRIALS: u64 = 1000;
@@ -61,6 +61,7 @@ fn trials_per_second(c: &mut Criterion) {
                     experiment_dir: scratch.path().to_path_buf(),
                     trials_dir: scratch.path().join("trials"),
                     suggestion_service: None,
+                    max_parallel: default_max_parallel(),
                 };
                 let url = format!("sqlite://{}", scratch.path().join("bench.db").display());
                 total += runtime.block_on(async {

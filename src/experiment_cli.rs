@@ -15,10 +15,12 @@ use sextant_controller::api::common::{ObjectiveType, Observation, ParameterAssig
 use sextant_controller::api::experiment::{Experiment, ExperimentStatus};
 use sextant_controller::engine;
 use sextant_controller::local::{
-    LocalConfig, LocalError, Progress, default_trials_dir, run_experiment,
+    LocalConfig, LocalError, Progress, default_max_parallel, default_trials_dir, run_experiment,
 };
 use sextant_controller::{LoadError, load_experiments};
 use sextant_store::Store;
+use sextant_store::database_url::redact_password;
+use sextant_store::echo::{echo, echo_quoted};
 
 /// Options of `sextant run`.
 #[derive(Debug, Args)]
@@ -35,6 +37,10 @@ pub struct RunArgs {
     /// assignments instead of the in-process algorithms.
     #[arg(long, value_name = "ADDR")]
     pub suggestion_service: Option<String>,
+    /// The most trials running at once on this machine, whatever `parallelTrialCount` asks
+    /// (default: four per core, at least 8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
 }
 
 /// Options of `sextant validate`.
@@ -96,8 +102,9 @@ fn load(file: &Path) -> Result<Vec<Experiment>, String> {
         .map_err(|error| format!("{}: cannot read: {error}", file.display()))?;
     load_experiments(&text).map_err(|error| match error {
         LoadError::Invalid { name, errors } => format!(
-            "{}: experiment {name:?} is invalid:\n{}",
+            "{}: experiment {} is invalid:\n{}",
             file.display(),
+            echo_quoted(&name),
             errors
                 .0
                 .iter()
@@ -168,6 +175,9 @@ pub async fn run(
         trials_dir: default_trials_dir(&experiment_dir, &experiment.metadata.name),
         experiment_dir,
         suggestion_service: args.suggestion_service.clone(),
+        max_parallel: args
+            .max_parallel
+            .map_or_else(default_max_parallel, |cap| cap as usize),
     };
     let name = experiment.metadata.name.clone();
     let mut last_line = String::new();
@@ -260,12 +270,21 @@ fn print_summary(
         .unwrap_or_else(|| "unknown".into());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let _ = writeln!(out, "experiment {}: {condition}", experiment.metadata.name);
+    let _ = writeln!(
+        out,
+        "experiment {}: {condition}",
+        echo(&experiment.metadata.name)
+    );
     let optimal = &status.current_optimal_trial;
     if !optimal.best_trial_name.is_empty() {
         let _ = writeln!(out, "best trial: {}", optimal.best_trial_name);
         for assignment in &optimal.parameter_assignments {
-            let _ = writeln!(out, "  {} = {}", assignment.name, assignment.value);
+            let _ = writeln!(
+                out,
+                "  {} = {}",
+                echo(&assignment.name),
+                echo(&assignment.value)
+            );
         }
         for metric in &optimal.observation.metrics {
             let _ = writeln!(
@@ -336,7 +355,7 @@ fn print_trials(
             serde_json::from_str(&trial.assignments).unwrap_or_default();
         let parameters = parameters
             .iter()
-            .map(|pair| format!("{}={}", pair.name, pair.value))
+            .map(|pair| format!("{}={}", echo(&pair.name), echo(&pair.value)))
             .collect::<Vec<_>>()
             .join(" ");
         let objective = objective
@@ -403,7 +422,11 @@ pub async fn get(args: &GetArgs) -> anyhow::Result<ExitCode> {
         }
         GetWhat::Experiment { name } => {
             let Some(record) = store.get_experiment(name).await? else {
-                eprintln!("no experiment {name:?} in {}", args.db);
+                eprintln!(
+                    "no experiment {} in {}",
+                    echo_quoted(name),
+                    redact_password(&args.db)
+                );
                 return Ok(ExitCode::from(2));
             };
             let experiment = stored(&record)?;
@@ -421,7 +444,11 @@ pub async fn get(args: &GetArgs) -> anyhow::Result<ExitCode> {
         }
         GetWhat::Trials { name } => {
             let Some(record) = store.get_experiment(name).await? else {
-                eprintln!("no experiment {name:?} in {}", args.db);
+                eprintln!(
+                    "no experiment {} in {}",
+                    echo_quoted(name),
+                    redact_password(&args.db)
+                );
                 return Ok(ExitCode::from(2));
             };
             let experiment = stored(&record)?;

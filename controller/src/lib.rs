@@ -59,7 +59,10 @@ pub enum LoadError {
     #[error(transparent)]
     Parse(#[from] parse::ParseError),
     /// An Experiment breaks validation rules.
-    #[error("experiment {name:?} is invalid:\n{errors}")]
+    #[error(
+        "experiment {} is invalid:\n{errors}",
+        sextant_store::echo::echo_quoted(name)
+    )]
     Invalid {
         /// The experiment's `metadata.name`.
         name: String,

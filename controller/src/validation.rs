@@ -23,6 +23,8 @@ use sextant_algorithms::algorithm::BuildContext;
 use sextant_algorithms::early_stopping::build_early_stopping;
 use sextant_algorithms::{SettingsError, SpaceError, build_algorithm, known_algorithms};
 use sextant_metrics::TextParser;
+use sextant_pipeline::condition::MAX_CONDITION_BYTES;
+use sextant_store::echo::{cut, echo, echo_quoted};
 
 use crate::api::common::{
     AlgorithmSetting, CollectorKind, FileFormat, FileSystemKind, MetricStrategyType,
@@ -38,6 +40,9 @@ use crate::placeholders::{MetadataReference, find_placeholders};
 
 /// The longest experiment name Katib accepts.
 pub const MAX_EXPERIMENT_NAME_LENGTH: usize = 40;
+
+/// The longest rule message kept whole; rules that quote a long value are cut past it.
+const MAX_RULE_CHARACTERS: usize = 1000;
 
 /// Algorithms of Katib that Sextant does not run, with the reason.
 const UNSUPPORTED_ALGORITHMS: &[(&str, &str)] = &[
@@ -177,9 +182,11 @@ struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, rule: impl Into<String>) {
+        // Rules quote the values they are about; whatever a rule quotes, its message stays short.
+        let rule = cut(&rule.into(), MAX_RULE_CHARACTERS).into_owned();
         self.0.push(FieldError {
             path: path.into(),
-            rule: rule.into(),
+            rule,
         });
     }
 
@@ -197,13 +204,16 @@ fn validate_header(experiment: &Experiment, errors: &mut Errors) {
         errors.push(
             "apiVersion",
             format!(
-                "{:?} is not supported; expected {KATIB_API_VERSION} or {SEXTANT_API_VERSION}",
-                experiment.api_version
+                "{} is not supported; expected {KATIB_API_VERSION} or {SEXTANT_API_VERSION}",
+                echo_quoted(&experiment.api_version)
             ),
         );
     }
     if experiment.kind != crate::api::experiment::EXPERIMENT_KIND {
-        errors.push("kind", format!("{:?} is not Experiment", experiment.kind));
+        errors.push(
+            "kind",
+            format!("{} is not Experiment", echo_quoted(&experiment.kind)),
+        );
     }
     let name = &experiment.metadata.name;
     if name.is_empty() {
@@ -212,7 +222,8 @@ fn validate_header(experiment: &Experiment, errors: &mut Errors) {
         errors.push(
             "metadata.name",
             format!(
-                "{name:?} must consist of lower case alphanumeric characters or '-', start with a letter, end with an alphanumeric character, and be at most {MAX_EXPERIMENT_NAME_LENGTH} characters long"
+                "{} must consist of lower case alphanumeric characters or '-', start with a letter, end with an alphanumeric character, and be at most {MAX_EXPERIMENT_NAME_LENGTH} characters long",
+                echo_quoted(name)
             ),
         );
     }
@@ -597,7 +608,10 @@ fn validate_trial_template(
             }
             (
                 config_map_template,
-                format!("spec.trialTemplate.configMap({})", config_map.template_path),
+                format!(
+                    "spec.trialTemplate.configMap({})",
+                    echo(&config_map.template_path)
+                ),
             )
         }
     };
@@ -663,7 +677,7 @@ fn validate_run_object(
             Ok(pipeline) if !pipeline.spec.is_object() => {
                 errors.push(format!("{path}.spec"), "must be a pipeline spec object")
             }
-            Ok(_) => {}
+            Ok(pipeline) => validate_pipeline_conditions(&pipeline.spec, path, errors),
             Err(error) => errors.push(path, format!("is not a valid Pipeline: {error}")),
         },
         RunKind::Job => {
@@ -692,6 +706,44 @@ fn validate_run_object(
         _ => {}
     }
     Some(kind)
+}
+
+/// Parses the `when` of each step of a Pipeline template, so an expression that can never run
+/// (malformed, too long, nested too deep) is refused before any trial starts, here and in the
+/// cluster controller alike. `${...}` placeholders stand for one bare word while checking.
+fn validate_pipeline_conditions(spec: &serde_json::Value, path: &str, errors: &mut Errors) {
+    let Some(steps) = spec.get("steps").and_then(serde_json::Value::as_array) else {
+        return;
+    };
+    let placeholder = regex::Regex::new(r"\$\{[^}]*\}").ok();
+    for (index, step) in steps.iter().enumerate() {
+        let Some(text) = step.get("when").and_then(serde_json::Value::as_str) else {
+            continue;
+        };
+        let step_name = step
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let checked = if text.len() > MAX_CONDITION_BYTES {
+            // Not worth substituting: too long either way.
+            text.to_owned()
+        } else {
+            placeholder.as_ref().map_or_else(
+                || text.to_owned(),
+                |placeholder| placeholder.replace_all(text, "x").into_owned(),
+            )
+        };
+        if let Err(error) = sextant_pipeline::condition::Condition::parse(&checked) {
+            errors.push(
+                format!("{path}.spec.steps[{index}].when"),
+                format!(
+                    "step {}: bad condition `{}`: {error}",
+                    echo_quoted(step_name),
+                    echo(text)
+                ),
+            );
+        }
+    }
 }
 
 fn validate_trial_parameters(

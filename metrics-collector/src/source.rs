@@ -4,13 +4,15 @@
 //! unchanged (the user still sees the training output, byte for byte, as soon as it is written)
 //! before parsing it. [`follow_file`] has `tail -f` semantics: it waits for the file to appear,
 //! reads it from the beginning, keeps reading what is appended until told to stop, then reads to
-//! the end once more so nothing written before the stop is missed. A file that shrinks (truncated
-//! and rewritten) is read again from its start; a file replaced by another (rotation) is not
-//! followed to the new file.
+//! the end once more so nothing written before the stop is missed. A file that is rewritten is
+//! read again from its start: one that shrinks (truncated), and one replaced by another file at
+//! the same path (deleted and created again, renamed over), told apart by its inode rather than
+//! its size, since a rewrite can be as long as what it replaced.
 //!
 //! Both send the points of each chunk as one message, stamped with the time the chunk was read.
 
 use std::io::SeekFrom;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::pin::pin;
 use std::time::Duration;
@@ -120,8 +122,17 @@ pub async fn follow_file(
         if stopping {
             break;
         }
-        let current_length = file.metadata().await.map_err(read_error)?.len();
-        if current_length < position {
+        let open = file.metadata().await.map_err(read_error)?;
+        if let Ok(at_path) = tokio::fs::metadata(path).await
+            && (at_path.dev(), at_path.ino()) != (open.dev(), open.ino())
+        {
+            tracing::info!(path = %path.display(), "metrics file was replaced; reading the new one from the start");
+            file = tokio::fs::File::open(path).await.map_err(read_error)?;
+            position = 0;
+            parser.reset_line();
+            continue;
+        }
+        if open.len() < position {
             tracing::info!(path = %path.display(), "metrics file was truncated; reading it from the start");
             file.seek(SeekFrom::Start(0)).await.map_err(read_error)?;
             position = 0;

@@ -16,11 +16,22 @@
 //! *before* comparison, so a value holding `&&` or a blank is still one operand. A comparison is
 //! numeric when both sides parse as numbers (`f64`), otherwise it compares strings (byte order). A
 //! lone operand must evaluate to `true` or `false`.
+//!
+//! An expression is at most [`MAX_CONDITION_BYTES`] long and nests at most
+//! [`MAX_CONDITION_DEPTH`] levels (each `!`, `(`, `&&` and `||` is a level): parsing,
+//! evaluating, printing and dropping a condition all recurse over its tree, and a spec must not be
+//! able to overflow the stack of the runner or of the cluster controller that parses it.
 
 use std::cmp::Ordering;
 use std::fmt;
 
 use crate::template::{Reference, Template, TemplateError};
+
+/// The longest `when` expression accepted, in bytes.
+pub const MAX_CONDITION_BYTES: usize = 4096;
+
+/// The deepest nesting accepted: a tree of this height recurses harmlessly on any stack.
+pub const MAX_CONDITION_DEPTH: usize = 64;
 
 /// A parsed `when` expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +87,22 @@ pub enum ConditionSyntaxError {
     /// Nothing to evaluate.
     #[error("empty expression")]
     Empty,
+    /// Longer than [`MAX_CONDITION_BYTES`].
+    #[error("expression is {length} bytes long; the limit is {limit}")]
+    TooLong {
+        /// The expression's length in bytes.
+        length: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Nested deeper than [`MAX_CONDITION_DEPTH`].
+    #[error("expression nests deeper than {limit} levels at byte {position}")]
+    TooDeep {
+        /// Byte offset where the limit was passed.
+        position: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A character or token where it cannot stand.
     #[error("unexpected {found} at byte {position}")]
     Unexpected {
@@ -117,6 +144,12 @@ pub enum ConditionEvaluationError {
 impl Condition {
     /// Parses a `when` expression.
     pub fn parse(text: &str) -> Result<Self, ConditionSyntaxError> {
+        if text.len() > MAX_CONDITION_BYTES {
+            return Err(ConditionSyntaxError::TooLong {
+                length: text.len(),
+                limit: MAX_CONDITION_BYTES,
+            });
+        }
         let tokens = tokenize(text)?;
         if tokens.is_empty() {
             return Err(ConditionSyntaxError::Empty);
@@ -125,7 +158,7 @@ impl Condition {
             tokens,
             position: 0,
         };
-        let condition = parser.expression()?;
+        let (condition, _) = parser.expression(0)?;
         if let Some((token, position)) = parser.tokens.get(parser.position) {
             return Err(ConditionSyntaxError::Unexpected {
                 found: token.describe(),
@@ -436,34 +469,74 @@ impl Parser {
         Ok(token)
     }
 
-    fn expression(&mut self) -> Result<Condition, ConditionSyntaxError> {
-        let mut left = self.and()?;
+    /// The byte offset of the token at `position`, or of the end.
+    fn offset(&self, position: usize) -> usize {
+        self.tokens
+            .get(position)
+            .or(self.tokens.last())
+            .map_or(0, |(_, offset)| *offset)
+    }
+
+    /// Fails when a subtree of `height` under `nesting` enclosing levels passes the depth limit.
+    fn check_depth(
+        &self,
+        nesting: usize,
+        height: usize,
+        position: usize,
+    ) -> Result<(), ConditionSyntaxError> {
+        if nesting + height > MAX_CONDITION_DEPTH {
+            return Err(ConditionSyntaxError::TooDeep {
+                position: self.offset(position),
+                limit: MAX_CONDITION_DEPTH,
+            });
+        }
+        Ok(())
+    }
+
+    // Each parse function takes how many levels enclose it (`nesting`) and returns the parsed
+    // condition with the height of its tree, so both the recursion of the parser and the tree
+    // it builds stay within the depth limit.
+
+    fn expression(&mut self, nesting: usize) -> Result<(Condition, usize), ConditionSyntaxError> {
+        let (mut left, mut height) = self.and(nesting)?;
         while self.peek() == Some(&Token::Or) {
+            let operator = self.position;
             self.position += 1;
-            let right = self.and()?;
+            let (right, right_height) = self.and(nesting)?;
+            height = height.max(right_height) + 1;
+            self.check_depth(nesting, height, operator)?;
             left = Condition::Or(Box::new(left), Box::new(right));
         }
-        Ok(left)
+        Ok((left, height))
     }
 
-    fn and(&mut self) -> Result<Condition, ConditionSyntaxError> {
-        let mut left = self.unary()?;
+    fn and(&mut self, nesting: usize) -> Result<(Condition, usize), ConditionSyntaxError> {
+        let (mut left, mut height) = self.unary(nesting)?;
         while self.peek() == Some(&Token::And) {
+            let operator = self.position;
             self.position += 1;
-            let right = self.unary()?;
+            let (right, right_height) = self.unary(nesting)?;
+            height = height.max(right_height) + 1;
+            self.check_depth(nesting, height, operator)?;
             left = Condition::And(Box::new(left), Box::new(right));
         }
-        Ok(left)
+        Ok((left, height))
     }
 
-    fn unary(&mut self) -> Result<Condition, ConditionSyntaxError> {
+    fn unary(&mut self, nesting: usize) -> Result<(Condition, usize), ConditionSyntaxError> {
+        let index = self.position;
         let (token, position) = self.next("an operand, `!` or `(`")?;
         match token {
-            Token::Not => Ok(Condition::Not(Box::new(self.unary()?))),
+            Token::Not => {
+                self.check_depth(nesting, 1, index)?;
+                let (inner, height) = self.unary(nesting + 1)?;
+                Ok((Condition::Not(Box::new(inner)), height + 1))
+            }
             Token::OpenParen => {
-                let inner = self.expression()?;
+                self.check_depth(nesting, 1, index)?;
+                let (inner, height) = self.expression(nesting + 1)?;
                 match self.next("`)`")? {
-                    (Token::CloseParen, _) => Ok(inner),
+                    (Token::CloseParen, _) => Ok((inner, height)),
                     (other, position) => Err(ConditionSyntaxError::Unexpected {
                         found: other.describe(),
                         position,
@@ -472,15 +545,18 @@ impl Parser {
             }
             Token::Operand(left) => {
                 let Some(Token::Comparison(operator)) = self.peek().cloned() else {
-                    return Ok(Condition::Truth(left));
+                    return Ok((Condition::Truth(left), 1));
                 };
                 self.position += 1;
                 match self.next("an operand after the comparison")? {
-                    (Token::Operand(right), _) => Ok(Condition::Compare {
-                        left,
-                        operator,
-                        right,
-                    }),
+                    (Token::Operand(right), _) => Ok((
+                        Condition::Compare {
+                            left,
+                            operator,
+                            right,
+                        },
+                        1,
+                    )),
                     (other, position) => Err(ConditionSyntaxError::Unexpected {
                         found: other.describe(),
                         position,
@@ -599,6 +675,48 @@ mod tests {
         assert!(matches!(
             Condition::parse("a == b c"),
             Err(ConditionSyntaxError::Unexpected { position: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn deep_or_long_expressions_are_refused_not_overflowing_the_stack() {
+        let not_chain = format!("{}true", "!".repeat(20_000));
+        let parentheses = format!("{}true{}", "(".repeat(3_000), ")".repeat(3_000));
+        let and_chain = vec!["true"; 1_000].join(" && ");
+        let or_chain = vec!["true"; 1_000].join(" || ");
+        for text in [&not_chain, &parentheses, &and_chain, &or_chain] {
+            let short = &text[..text.len().min(MAX_CONDITION_BYTES)];
+            assert!(
+                matches!(
+                    Condition::parse(short),
+                    Err(ConditionSyntaxError::TooDeep {
+                        limit: MAX_CONDITION_DEPTH,
+                        ..
+                    })
+                ),
+                "{}",
+                &short[..40]
+            );
+            assert!(matches!(
+                Condition::parse(text),
+                Err(ConditionSyntaxError::TooLong {
+                    limit: MAX_CONDITION_BYTES,
+                    ..
+                })
+            ));
+        }
+        let deepest = format!(
+            "{}true{}",
+            "(!".repeat(MAX_CONDITION_DEPTH / 2 - 1),
+            ")".repeat(MAX_CONDITION_DEPTH / 2 - 1)
+        );
+        assert!(Condition::parse(&deepest).is_ok(), "{deepest}");
+        let longest_chain = vec!["true"; MAX_CONDITION_DEPTH].join(" && ");
+        assert!(Condition::parse(&longest_chain).is_ok());
+        let one_more = vec!["true"; MAX_CONDITION_DEPTH + 1].join(" && ");
+        assert!(matches!(
+            Condition::parse(&one_more),
+            Err(ConditionSyntaxError::TooDeep { .. })
         ));
     }
 }

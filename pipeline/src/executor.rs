@@ -161,6 +161,12 @@ pub enum ExecutorError {
         #[source]
         source: std::io::Error,
     },
+    /// A run id that cannot name a directory under the runs directory.
+    #[error(
+        "run id `{}`: must be 1 to {MAX_RUN_ID_LENGTH} letters, digits, `-` or `_` (it names the run's directory)",
+        sextant_store::echo::echo(.0)
+    )]
+    InvalidRunId(String),
     /// A run with this id already exists.
     #[error("run `{0}` already exists; resume it or pick another id")]
     RunExists(String),
@@ -184,6 +190,19 @@ pub enum ExecutorError {
 /// A fresh run id: the pipeline's name and the current UTC time to the millisecond.
 pub fn new_run_id(pipeline_name: &str) -> String {
     format!("{pipeline_name}-{}", Utc::now().format("%Y%m%d-%H%M%S-%3f"))
+}
+
+/// The longest run id accepted.
+pub const MAX_RUN_ID_LENGTH: usize = 255;
+
+/// A run id names a directory under the runs directory, so it is a name like a step's: no
+/// separator, no `..`, nothing that could leave that directory.
+pub fn is_run_id(run_id: &str) -> bool {
+    !run_id.is_empty()
+        && run_id.len() <= MAX_RUN_ID_LENGTH
+        && run_id
+            .chars()
+            .all(|character| character.is_ascii_alphanumeric() || matches!(character, '-' | '_'))
 }
 
 // === impl ExecutorConfig ===
@@ -224,6 +243,9 @@ impl Executor {
         shutdown: CancellationToken,
     ) -> Result<RunReport, ExecutorError> {
         self.check_kinds(pipeline)?;
+        if !is_run_id(&request.run_id) {
+            return Err(ExecutorError::InvalidRunId(request.run_id));
+        }
         let params = pipeline.resolve_params(&request.params)?;
         if self.store.load_run(&request.run_id).await?.is_some() {
             return Err(ExecutorError::RunExists(request.run_id));
@@ -1386,6 +1408,7 @@ async fn collect_outputs(
             continue;
         }
         let path = plan.work_dir.join(&declaration.path);
+        confined(&plan.work_dir, &path, "parameter", &declaration.name)?;
         let text = match tokio::fs::read(&path).await {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -1411,6 +1434,7 @@ async fn collect_outputs(
             continue;
         }
         let path = plan.work_dir.join(&declaration.path);
+        confined(&plan.work_dir, &path, "artifact", &declaration.name)?;
         match tokio::fs::metadata(&path).await {
             Ok(_) => {
                 outputs.artifacts.insert(declaration.name.clone(), path);
@@ -1432,4 +1456,50 @@ async fn collect_outputs(
         }
     }
     Ok(outputs)
+}
+
+/// Refuses an output at `path` that resolves outside `work_dir` (through a symbolic link on its
+/// way), or is a directory holding such a link; links that stay inside are fine. A missing path
+/// passes: the caller reports it.
+fn confined(
+    work_dir: &Path,
+    path: &Path,
+    what: &'static str,
+    name: &str,
+) -> Result<(), StepFailure> {
+    let Ok(root) = work_dir.canonicalize() else {
+        return Ok(());
+    };
+    let leaves = |link: PathBuf| {
+        // A dangling link is refused too: what it will point to when read is not known.
+        let target = link
+            .canonicalize()
+            .or_else(|_| std::fs::read_link(&link))
+            .unwrap_or_default();
+        StepFailure::OutputOutsideStep {
+            what,
+            name: name.to_owned(),
+            link,
+            target,
+        }
+    };
+    let mut pending = vec![path.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let Ok(metadata) = std::fs::symlink_metadata(&current) else {
+            continue;
+        };
+        match current.canonicalize() {
+            Ok(resolved) if resolved.starts_with(&root) => {}
+            _ => return Err(leaves(current)),
+        }
+        if metadata.is_dir() {
+            let entries = std::fs::read_dir(&current).map_err(|source| StepFailure::Io {
+                action: "cannot list output artifact",
+                path: current.clone(),
+                source,
+            })?;
+            pending.extend(entries.filter_map(|entry| entry.ok().map(|entry| entry.path())));
+        }
+    }
+    Ok(())
 }

@@ -125,6 +125,23 @@ pub enum StepFailure {
         /// The absolute path that was expected.
         path: PathBuf,
     },
+    /// A declared output that is, or holds, a symbolic link to a file outside the step's
+    /// directory: following it would hand another file's content to later steps and the cache.
+    #[error(
+        "the step's output {what} `{name}` leaves the step's directory: {} is a symbolic link to {}",
+        link.display(),
+        target.display()
+    )]
+    OutputOutsideStep {
+        /// `parameter` or `artifact`.
+        what: &'static str,
+        /// The output's name.
+        name: String,
+        /// The link.
+        link: PathBuf,
+        /// Where it leads.
+        target: PathBuf,
+    },
     /// Reading or preparing files around the step failed.
     #[error("{action} {}: {source}", path.display())]
     Io {

@@ -12,6 +12,7 @@ use std::path::{Component, Path};
 use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
+use sextant_store::echo::{cut, echo};
 
 use crate::condition::Condition;
 use crate::template::{Reference, Template};
@@ -22,6 +23,8 @@ pub const API_VERSION: &str = "sextant.dev/v1beta1";
 pub const KIND: &str = "Pipeline";
 /// The built-in step kind: run `command` as a process.
 pub const COMMAND_KIND: &str = "command";
+/// The longest issue message kept whole; one quoting a long value is cut past it.
+const MAX_ISSUE_CHARACTERS: usize = 1000;
 
 /// A validated pipeline: steps in a DAG whose references all resolve.
 #[derive(Debug, Clone)]
@@ -339,9 +342,11 @@ const STEP_FIELDS: &[&str] = &[
 
 impl Loader {
     fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        // Messages quote the values they are about; whatever one quotes, it stays short.
+        let message = cut(&message.into(), MAX_ISSUE_CHARACTERS).into_owned();
         self.issues.push(SpecIssue {
             path: path.into(),
-            message: message.into(),
+            message,
         });
     }
 
@@ -615,7 +620,7 @@ impl Loader {
                     .map_err(|error| {
                         self.issue(
                             join(path, "when"),
-                            format!("bad condition `{text}`: {error}"),
+                            format!("bad condition `{}`: {error}", echo(&text)),
                         )
                     })
                     .ok()
@@ -1137,7 +1142,7 @@ fn describe(value: &Value) -> String {
         Value::Null => "nothing (null)".to_owned(),
         Value::Bool(flag) => format!("boolean `{flag}`"),
         Value::Number(number) => format!("number `{number}`"),
-        Value::String(text) => format!("string `{text}`"),
+        Value::String(text) => format!("string `{}`", echo(text)),
         Value::Sequence(_) => "a list".to_owned(),
         Value::Mapping(_) => "a mapping".to_owned(),
         Value::Tagged(tagged) => format!("tagged value `{}`", tagged.tag),

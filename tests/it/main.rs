@@ -3,6 +3,7 @@
 //! One test binary for the whole package keeps link time down on small machines.
 
 mod deploy;
+mod hostile_input;
 mod k8s_schema;
 mod katib_interop;
 mod kubernetes;

@@ -11,7 +11,7 @@
 //! - `sextant.dev/v1beta1` Pipeline: not a single process; see
 //!   [`pipeline_trial`](crate::local::pipeline_trial).
 //! - a `configMap` source is read from a file: `templatePath` relative to the experiment file's
-//!   directory.
+//!   directory, and confined to it (symlinks and `..` resolved).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -73,10 +73,26 @@ pub fn template(experiment: &Experiment, experiment_dir: &Path) -> Result<Value,
         .as_ref()
         .ok_or(LaunchError::NoTemplate)?;
     let path = experiment_dir.join(&source.template_path);
-    let text = std::fs::read_to_string(&path).map_err(|error| LaunchError::ConfigMap {
+    let unreadable = |reason: String| LaunchError::ConfigMap {
         path: path.clone(),
-        reason: error.to_string(),
-    })?;
+        reason,
+    };
+    // The file must be the experiment's own: a spec from elsewhere must not make the runner
+    // read any file it can (`/etc/shadow`, `../other/secret`) into trials and error texts.
+    // Both sides are resolved (symlinks, `..`), so neither trick leaves the directory.
+    let directory = experiment_dir
+        .canonicalize()
+        .map_err(|error| unreadable(error.to_string()))?;
+    let resolved = path
+        .canonicalize()
+        .map_err(|error| unreadable(error.to_string()))?;
+    if !resolved.starts_with(&directory) {
+        return Err(unreadable(format!(
+            "templatePath must name a file inside the experiment file's directory {}",
+            directory.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&resolved).map_err(|error| unreadable(error.to_string()))?;
     serde_yaml::from_str(&text).map_err(|error| LaunchError::ConfigMap {
         path,
         reason: error.to_string(),

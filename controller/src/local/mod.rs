@@ -66,6 +66,16 @@ pub struct LocalConfig {
     /// A Katib-API Suggestion service (`host:port`) to ask instead of the in-process
     /// algorithms.
     pub suggestion_service: Option<String>,
+    /// The most trials running at once on this machine, whatever `parallelTrialCount` asks
+    /// (the rest start as slots free); see [`default_max_parallel`].
+    pub max_parallel: usize,
+}
+
+/// The default local cap on trials running at once: four per core, at least eight. A
+/// `parallelTrialCount` of a cluster's size must not fork a machine's worth of processes.
+pub fn default_max_parallel() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    (4 * cores).max(8)
 }
 
 /// A snapshot for progress displays.
@@ -180,6 +190,9 @@ struct Driver {
     db_manager_address: String,
     db_manager: tokio::task::JoinHandle<()>,
     next_trial_number: usize,
+    /// Every trial name in use (stored trials and unused assignments), so naming a new trial
+    /// costs O(1) however many there are.
+    trial_names: HashSet<String>,
 }
 
 impl Driver {
@@ -246,6 +259,7 @@ impl Driver {
             db_manager_address: address.to_string(),
             db_manager,
             next_trial_number: 0,
+            trial_names: HashSet::new(),
         };
         driver.load_trials().await?;
         Ok(driver)
@@ -289,6 +303,7 @@ impl Driver {
                 RunState::NotStarted
             };
             self.labels.insert(record.name.clone(), labels);
+            self.trial_names.insert(record.name.clone());
             self.trials.push(ObservedTrial {
                 name: record.name,
                 parameter_assignments,
@@ -327,8 +342,17 @@ impl Driver {
     async fn step(&mut self) -> Result<bool, LocalError> {
         // Suggestions arrive within the same step, so plan again until the plan is stable.
         for _ in 0..8 {
+            let mut experiment = self.experiment.clone();
+            // The engine plans for at most what this machine runs at once; the algorithms still
+            // see the experiment's own count (Hyperband sizes its brackets by it).
+            let cap = i32::try_from(self.config.max_parallel.max(1)).unwrap_or(i32::MAX);
+            let parallel = experiment
+                .spec
+                .parallel_trial_count
+                .unwrap_or(crate::defaults::DEFAULT_PARALLEL_TRIAL_COUNT);
+            experiment.spec.parallel_trial_count = Some(parallel.min(cap));
             let observed = Observed {
-                experiment: self.experiment.clone(),
+                experiment,
                 trials: self.trials.clone(),
                 suggestion: self.suggestion.clone(),
                 now: Utc::now(),
@@ -337,6 +361,8 @@ impl Driver {
             let before = self.suggestion_state();
             for action in plan.actions {
                 self.apply(action).await?;
+                // Let the shutdown branch of `drive` run between actions.
+                tokio::task::yield_now().await;
             }
             if plan.finished {
                 return Ok(true);
@@ -459,24 +485,13 @@ impl Driver {
     }
 
     fn new_trial_name(&mut self) -> String {
-        let taken: HashSet<&str> = self
-            .trials
-            .iter()
-            .map(|t| t.name.as_str())
-            .chain(
-                self.suggestion
-                    .unused_assignments
-                    .iter()
-                    .map(|a| a.name.as_str()),
-            )
-            .collect();
         loop {
             let name = format!(
                 "{}-{:05}",
                 self.experiment.metadata.name, self.next_trial_number
             );
             self.next_trial_number += 1;
-            if !taken.contains(name.as_str()) {
+            if self.trial_names.insert(name.clone()) {
                 return name;
             }
         }

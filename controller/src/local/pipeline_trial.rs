@@ -41,8 +41,8 @@ use crate::api::experiment::Experiment;
 use crate::engine::RunState;
 use crate::local::launch::LaunchError;
 use crate::local::runner::{
-    Collection, FILE_POLL, MetricsSource, PointSink, STOP_GRACE, StopRequest, TrialEnded,
-    TrialHandle, metrics_parser, read_appended, store_points,
+    Collection, FILE_POLL, FilePosition, MetricsSource, PointSink, STOP_GRACE, StopRequest,
+    TrialEnded, TrialHandle, metrics_parser, read_appended, store_points,
 };
 use crate::local::tune_step::TuneStepKind;
 use crate::placeholders::substitute;
@@ -233,7 +233,7 @@ pub fn start(task: PipelineTrialTask) -> std::io::Result<TrialHandle> {
 /// One metrics file being followed.
 struct FollowedFile {
     path: PathBuf,
-    offset: u64,
+    position: FilePosition,
     parser: StreamParser,
 }
 
@@ -292,7 +292,7 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
             report = &mut run => break report,
             _ = poll.tick(), if !followed.is_empty() => {
                 for file in &mut followed {
-                    read_appended(&file.path, &mut file.offset, &mut file.parser, &mut points).await;
+                    read_appended(&file.path, &mut file.position, &mut file.parser, &mut points).await;
                 }
             }
             changed = stop_requests.changed(), if killed.is_none() => {
@@ -323,7 +323,13 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
     };
     let now = Utc::now();
     for file in &mut followed {
-        read_appended(&file.path, &mut file.offset, &mut file.parser, &mut points).await;
+        read_appended(
+            &file.path,
+            &mut file.position,
+            &mut file.parser,
+            &mut points,
+        )
+        .await;
         file.parser.finish(now, &mut points);
     }
     if !points.is_empty()
@@ -368,9 +374,15 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
 /// The files the collector reads, inside the metrics step's working directory.
 fn followed_files(collection: &Collection, step_dir: &Path) -> Result<Vec<FollowedFile>, String> {
     let parser = metrics_parser(collection)?;
+    // A file outside the step's directory may hold earlier trials' lines: only what is
+    // appended from now on is this trial's.
     let follow = |name: PathBuf| FollowedFile {
+        position: if name.is_absolute() {
+            FilePosition::at_end_of(&name)
+        } else {
+            FilePosition::default()
+        },
         path: step_dir.join(name),
-        offset: 0,
         parser: StreamParser::new(parser.clone()),
     };
     Ok(match &collection.source {

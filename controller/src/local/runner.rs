@@ -6,6 +6,7 @@
 //! finished trial's observation is always complete, and a crash of the driver loses no point
 //! the store acknowledged.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -38,7 +39,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum MetricsSource {
     /// Its standard output and error, as TEXT.
     StdOut,
-    /// A file it writes, relative to its working directory.
+    /// A file it writes; a relative path is inside the trial's own directory
+    /// (`$SEXTANT_TRIAL_DIR`), as Katib's sidecar sees its own pod's file, so concurrent trials
+    /// never share one.
     File {
         /// The file.
         path: PathBuf,
@@ -128,13 +131,22 @@ pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // Lines already in a metrics file that earlier trials also wrote are not this trial's;
-    // measured before the trial starts, so none of its own lines are skipped.
     let followed = match &task.collection.source {
+        MetricsSource::File { path, .. } if path.is_relative() => {
+            // The trial's own file; one left by an interrupted earlier run of this trial is not
+            // this run's.
+            let path = task.trial_dir.join(path);
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+            Some((path, FilePosition::default()))
+        }
         MetricsSource::File { path, .. } => {
-            let path = task.launch.working_dir.join(path);
-            let start = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            Some((path, start))
+            // A file outside the trial's directory may hold earlier trials' lines, which are
+            // not this trial's; measured before the trial starts, so none of its own are skipped.
+            let position = FilePosition::at_end_of(path);
+            Some((path.clone(), position))
         }
         _ => None,
     };
@@ -142,7 +154,12 @@ pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
     if let Some(pid) = child.id() {
         // A runner killed outright leaves this group running; the next runner reads the file
         // and ends it before re-running the trial (see `kill_leftover`).
-        std::fs::write(task.trial_dir.join(PROCESS_GROUP_FILE), pid.to_string())?;
+        if let Err(error) = std::fs::write(task.trial_dir.join(PROCESS_GROUP_FILE), pid.to_string())
+        {
+            // Nobody would watch the process: it goes, and the trial fails to start.
+            signal_group(Some(pid), Signal::SIGKILL);
+            return Err(error);
+        }
     }
     let (handle, stop_requests) = TrialHandle::new();
     tokio::spawn(watch_trial(task, child, followed, stop_requests));
@@ -173,7 +190,7 @@ fn signal_group(pid: Option<u32>, signal: Signal) {
 async fn watch_trial(
     task: TrialTask,
     mut child: tokio::process::Child,
-    followed: Option<(PathBuf, u64)>,
+    followed: Option<(PathBuf, FilePosition)>,
     mut stop_requests: watch::Receiver<StopRequest>,
 ) {
     let pid = child.id();
@@ -202,7 +219,7 @@ struct Collector {
 async fn collect_until_exit(
     task: &TrialTask,
     child: &mut tokio::process::Child,
-    mut file: Option<(PathBuf, u64)>,
+    mut file: Option<(PathBuf, FilePosition)>,
     stop_requests: &mut watch::Receiver<StopRequest>,
 ) -> Result<RunState, String> {
     let pid = child.id();
@@ -400,31 +417,61 @@ pub(crate) async fn store_points(
     Ok(stop)
 }
 
-/// Feeds what was appended to `path` since `offset` to `parser`, advancing `offset`.
+/// How far a followed metrics file has been read, and which file that was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FilePosition {
+    /// Bytes read so far.
+    offset: u64,
+    /// The file's device and inode when last read; `None` before the first read.
+    identity: Option<(u64, u64)>,
+}
+
+impl FilePosition {
+    /// The end of the file at `path` now (the start when there is none).
+    pub(crate) fn at_end_of(path: &Path) -> FilePosition {
+        match std::fs::metadata(path) {
+            Ok(metadata) => FilePosition {
+                offset: metadata.len(),
+                identity: Some((metadata.dev(), metadata.ino())),
+            },
+            Err(_) => FilePosition::default(),
+        }
+    }
+}
+
+/// Feeds what was appended to `path` since `position` to `parser`, advancing `position`.
+///
+/// A file that is not the one read before (replaced: deleted and created again, renamed over)
+/// or shorter than what was read (truncated, `open(path, "w")`) is read from its start.
 pub(crate) async fn read_appended(
     path: &Path,
-    offset: &mut u64,
+    position: &mut FilePosition,
     parser: &mut StreamParser,
     points: &mut Vec<sextant_metrics::MetricPoint>,
 ) {
     let Ok(mut file) = tokio::fs::File::open(path).await else {
         return;
     };
-    // A file shorter than what was read was rewritten from the start (`open(path, "w")`).
-    if file
-        .metadata()
-        .await
-        .is_ok_and(|metadata| metadata.len() < *offset)
-    {
-        *offset = 0;
+    let Ok(metadata) = file.metadata().await else {
+        return;
+    };
+    let identity = (metadata.dev(), metadata.ino());
+    let replaced = position.identity.is_some_and(|read| read != identity);
+    if replaced || metadata.len() < position.offset {
+        position.offset = 0;
         parser.reset_line();
     }
-    if file.seek(std::io::SeekFrom::Start(*offset)).await.is_err() {
+    position.identity = Some(identity);
+    if file
+        .seek(std::io::SeekFrom::Start(position.offset))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut appended = Vec::new();
     if let Ok(count) = file.read_to_end(&mut appended).await {
-        *offset += count as u64;
+        position.offset += count as u64;
         parser.feed(&appended, Utc::now(), points);
     }
 }

@@ -100,6 +100,7 @@ impl TuneStepKind {
             experiment_dir: self.experiment_dir.clone(),
             trials_dir: ctx.work_dir.join("trials"),
             suggestion_service: None,
+            max_parallel: super::default_max_parallel(),
         };
         let timeout = ctx.timeout;
         let cancellation = ctx.cancellation.clone();

@@ -109,6 +109,53 @@ async fn a_followed_file_is_waited_for_read_as_it_grows_and_reread_when_truncate
 }
 
 #[tokio::test]
+async fn a_followed_file_replaced_by_a_longer_one_is_read_from_the_start() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("metrics.log");
+    std::fs::write(&path, b"loss=1\n")?;
+    let (sender, mut receiver) = mpsc::channel(1024);
+    let (stop, stop_receiver) = oneshot::channel::<()>();
+    let follow_path = path.clone();
+    let follower = tokio::spawn(async move {
+        let mut parser = text_parser();
+        follow_file(
+            &follow_path,
+            &mut parser,
+            &sender,
+            async {
+                let _ = stop_receiver.await;
+            },
+            Duration::from_millis(20),
+        )
+        .await
+    });
+    let mut values = Vec::new();
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || {
+            values.extend(drain(&mut receiver));
+            values == ["1"]
+        })
+        .await
+    );
+    // A new file renamed over the old one, longer than what was read: a size check alone
+    // would take it for the old file grown and skip its first bytes.
+    let replacement = directory.path().join("metrics.new");
+    std::fs::write(&replacement, b"loss=22222\nloss=3\n")?;
+    std::fs::rename(&replacement, &path)?;
+    assert!(
+        crate::support::eventually(Duration::from_secs(5), || {
+            values.extend(drain(&mut receiver));
+            values == ["1", "22222", "3"]
+        })
+        .await,
+        "{values:?}"
+    );
+    stop.send(()).unwrap();
+    follower.await??;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_file_that_never_appears_ends_quietly_on_stop() -> anyhow::Result<()> {
     let directory = tempfile::tempdir()?;
     let (sender, mut receiver) = mpsc::channel(16);

@@ -212,3 +212,70 @@ async fn missing_and_unknown_parameters_and_reused_run_ids_are_errors() {
         .unwrap_err();
     assert!(matches!(error, ExecutorError::RunExists(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn run_ids_that_would_leave_the_runs_directory_are_refused() {
+    let harness = Harness::new(2);
+    let pipeline = Pipeline::from_yaml(&format!(
+        "{}spec:\n  steps: [{{name: s, command: ['true']}}]\n",
+        header("p")
+    ))
+    .unwrap();
+    for run_id in ["../../escape", "a/b", "..", "", "/tmp/abs"] {
+        let request = harness.request(run_id, &[], false);
+        let run_dir = request.run_dir.clone();
+        let error = harness
+            .executor
+            .run(&pipeline, request, None, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ExecutorError::InvalidRunId(_)),
+            "{run_id}: {error:?}"
+        );
+        assert!(
+            error.to_string().contains("letters, digits, `-` or `_`"),
+            "{error}"
+        );
+        if !run_id.is_empty() && run_id != ".." && run_id != "/tmp/abs" {
+            assert!(!run_dir.exists(), "{run_id}: {}", run_dir.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn outputs_that_are_symbolic_links_leaving_the_step_directory_fail_the_step() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "not the step's").unwrap();
+    let harness = Harness::new(2);
+    let yaml = format!(
+        "{}spec:
+  steps:
+    - name: param-link
+      command: [ln, -s, '{secret}', value.txt]
+      outputs: {{params: [{{name: value, path: value.txt}}]}}
+    - name: nested-link
+      command: [sh, -c, 'mkdir model && echo w > model/weights && ln -s {secret} model/extra']
+      outputs: {{artifacts: [{{name: model, path: model}}]}}
+    - name: inner-link
+      command: [sh, -c, 'echo 7 > real.txt && ln -s real.txt value.txt']
+      outputs: {{params: [{{name: value, path: value.txt}}]}}
+",
+        header("links"),
+        secret = secret.display()
+    );
+    let (report, _) = harness.run(&yaml, "r1", &[], true).await;
+    for step in ["param-link", "nested-link"] {
+        let record = record(&report, step, None);
+        assert_eq!(record.phase, StepPhase::Failed, "{record:?}");
+        let message = record.message.as_deref().unwrap();
+        assert!(
+            message.contains("leaves the step's directory") && message.contains("secret.txt"),
+            "{message}"
+        );
+    }
+    let inner = record(&report, "inner-link", None);
+    assert_eq!(inner.phase, StepPhase::Succeeded, "{inner:?}");
+    assert_eq!(inner.outputs.params["value"], "7");
+}
