@@ -213,14 +213,37 @@ pub fn trajectory(
     function: TestFunction,
     trials: usize,
 ) -> Result<Vec<TrialRecord>, SuggestError> {
-    let space = function.space();
     let objective = Objective::new(Direction::Minimize, "value");
+    sequential_run(
+        algorithm,
+        settings,
+        &function.space(),
+        &objective,
+        trials,
+        |assignment| {
+            let value = function.evaluate_assignment(assignment);
+            (value, vec![("value".into(), value)])
+        },
+    )
+}
+
+/// The `trials` finished trials that `algorithm` proposes one at a time (the full history each
+/// time, as a controller with `parallelTrialCount: 1` asks), each scored by `evaluate`: its
+/// objective value and every metric it reports.
+pub fn sequential_run(
+    algorithm: &str,
+    settings: &[Setting],
+    space: &SearchSpace,
+    objective: &Objective,
+    trials: usize,
+    mut evaluate: impl FnMut(&Assignment) -> (f64, Vec<(String, f64)>),
+) -> Result<Vec<TrialRecord>, SuggestError> {
     let built = build_algorithm(
         algorithm,
         settings,
         &BuildContext {
-            space: &space,
-            objective: &objective,
+            space,
+            objective,
             max_trial_count: Some(trials as u32),
             parallel_trial_count: Some(1),
         },
@@ -229,8 +252,8 @@ pub fn trajectory(
     let mut history: Vec<TrialRecord> = Vec::with_capacity(trials);
     for index in 0..trials {
         let suggestions = built.suggest(&SuggestRequest {
-            space: &space,
-            objective: &objective,
+            space,
+            objective,
             trials: &history,
             count: 1,
             cancel: crate::cancel::Cancellation::never(),
@@ -241,14 +264,17 @@ pub fn trajectory(
             .next()
             .ok_or_else(|| SuggestError::Unsupported("no suggestion returned".into()))?
             .assignment;
-        let value = function.evaluate_assignment(&assignment);
+        let (value, metrics) = evaluate(&assignment);
         let mut record = TrialRecord::new(
             format!("trial-{index}"),
             assignment,
             TrialCondition::Succeeded,
         );
         record.objective_value = Some(value);
-        record.metrics = vec![("value".into(), value.to_string())];
+        record.metrics = metrics
+            .into_iter()
+            .map(|(name, value)| (name, value.to_string()))
+            .collect();
         history.push(record);
     }
     Ok(history)

@@ -15,13 +15,12 @@
 use std::f64::consts::PI;
 
 use crate::SuggestError;
-use crate::algorithm::{BuildContext, SuggestRequest, build_algorithm};
-use crate::history::{TrialCondition, TrialRecord, observed_outcomes};
+use crate::history::{TrialRecord, observed_outcomes};
 use crate::hypervolume::hypervolume;
 use crate::objective::{Bound, Constraint, Direction, Objective, ObjectiveMetric};
 use crate::settings::Setting;
 use crate::space::{Distribution, Domain, Parameter, SearchSpace, Value};
-use crate::test_functions::TestFunction;
+use crate::test_functions::{TestFunction, sequential_run};
 
 /// A multi-objective or constrained test problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,57 +192,26 @@ pub fn problem_trajectory(
     problem: TestProblem,
     trials: usize,
 ) -> Result<Vec<TrialRecord>, SuggestError> {
-    let space = problem.space();
-    let objective = problem.objective();
-    let built = build_algorithm(
+    sequential_run(
         algorithm,
         settings,
-        &BuildContext {
-            space: &space,
-            objective: &objective,
-            max_trial_count: Some(trials as u32),
-            parallel_trial_count: Some(1),
+        &problem.space(),
+        &problem.objective(),
+        trials,
+        |assignment| {
+            let x: Vec<f64> = assignment
+                .values
+                .iter()
+                .map(|value| match value {
+                    Value::Double(v) => *v,
+                    Value::Int(v) => *v as f64,
+                    Value::Choice(index) => *index as f64,
+                })
+                .collect();
+            let metrics = problem.evaluate(&x);
+            (metrics[0].1, metrics)
         },
     )
-    .map_err(|error| SuggestError::Unsupported(error.to_string()))?;
-    let mut history: Vec<TrialRecord> = Vec::with_capacity(trials);
-    for index in 0..trials {
-        let suggestions = built.suggest(&SuggestRequest {
-            space: &space,
-            objective: &objective,
-            trials: &history,
-            count: 1,
-            cancel: crate::cancel::Cancellation::never(),
-        })?;
-        let assignment = suggestions
-            .suggestions
-            .into_iter()
-            .next()
-            .ok_or_else(|| SuggestError::Unsupported("no suggestion returned".into()))?
-            .assignment;
-        let x: Vec<f64> = assignment
-            .values
-            .iter()
-            .map(|value| match value {
-                Value::Double(v) => *v,
-                Value::Int(v) => *v as f64,
-                Value::Choice(index) => *index as f64,
-            })
-            .collect();
-        let metrics = problem.evaluate(&x);
-        let mut record = TrialRecord::new(
-            format!("trial-{index}"),
-            assignment,
-            TrialCondition::Succeeded,
-        );
-        record.objective_value = Some(metrics[0].1);
-        record.metrics = metrics
-            .into_iter()
-            .map(|(name, value)| (name, value.to_string()))
-            .collect();
-        history.push(record);
-    }
-    Ok(history)
 }
 
 #[cfg(test)]

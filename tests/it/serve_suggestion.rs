@@ -347,6 +347,28 @@ fn slow_request() -> api::GetSuggestionsRequest {
     request
 }
 
+/// Waits until the server spends under 10 clock ticks (0.1 s of CPU) in one second, which
+/// an abandoned computation would not: it stops at the algorithm's next cancellation check,
+/// within one phase of its work. How long that took is printed, not asserted (a loaded
+/// machine stretches it); the bound only tells a stop from none.
+fn settles_to_idle(pid: u32, after: &str) {
+    let started = Instant::now();
+    loop {
+        let ticks = ticks_over_one_second(pid);
+        if ticks < 10 {
+            eprintln!(
+                "idle {:.1} s after {after} ({ticks} ticks in the last second)",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still computing 30 s after {after}: {ticks} ticks in the last second"
+        );
+    }
+}
+
 /// Clock ticks the process has spent on a CPU, user and system (`/proc/PID/stat` fields 14, 15).
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
@@ -450,9 +472,7 @@ async fn a_request_whose_client_goes_away_stops_computing() {
         matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
         "{status}"
     );
-    std::thread::sleep(Duration::from_secs(1));
-    let idle = ticks_over_one_second(pid);
-    assert!(idle < 10, "{idle} ticks in the second after the deadline");
+    settles_to_idle(pid, "the deadline passed");
 
     // The client is dropped mid-request.
     let mut abandoned = suggestion.clone();
@@ -460,12 +480,7 @@ async fn a_request_whose_client_goes_away_stops_computing() {
     wait_until_busy(pid, &call);
     call.abort();
     let _ = call.await;
-    std::thread::sleep(Duration::from_secs(1));
-    let idle = ticks_over_one_second(pid);
-    assert!(
-        idle < 10,
-        "{idle} ticks in the second after the client left"
-    );
+    settles_to_idle(pid, "the client left");
 
     // Still serving.
     let reply = suggestion

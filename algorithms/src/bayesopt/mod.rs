@@ -248,7 +248,7 @@ impl SearchAlgorithm for BayesianOptimization {
                 let model = model
                     .get_or_insert_with(|| Model::fit(&observed_points, &losses, width, &mut rng));
                 request.cancel.check()?;
-                self.propose(space, &encoding, model, &pending_points, &taken, &mut rng)
+                self.propose(request, &encoding, model, &pending_points, &taken, &mut rng)?
             } else {
                 None
             };
@@ -324,22 +324,31 @@ impl BayesianOptimization {
     /// `None` when the posterior cannot be formed (then the start design answers).
     fn propose(
         &self,
-        space: &SearchSpace,
+        request: &SuggestRequest<'_>,
         encoding: &Encoding,
         model: &Model,
         pending_points: &[f64],
         taken: &HashSet<String>,
         rng: &mut ChaCha8Rng,
-    ) -> Option<Assignment> {
+    ) -> Result<Option<Assignment>, SuggestError> {
+        let (space, cancel) = (request.space, request.cancel);
         let width = encoding.width();
         let mut points = model.points.clone();
         points.extend_from_slice(pending_points);
         let mut targets = model.targets.clone();
         targets.resize(points.len() / width, model.best);
-        let process = GaussianProcess::new(points, &targets, width, model.hyperparameters.clone())?;
+        // Each phase below costs up to seconds with thousands of points in the model, so the
+        // request's cancellation is checked between them.
+        let Some(process) =
+            GaussianProcess::new(points, &targets, width, model.hyperparameters.clone())
+        else {
+            return Ok(None);
+        };
+        cancel.check()?;
 
         let candidates = candidate_set(space, encoding, model, rng);
         let (means, variances) = process.predict_batch(&candidates);
+        cancel.check()?;
         let sds: Vec<f64> = variances.iter().map(|v| v.sqrt()).collect();
         let count = means.len();
         let score = |acquisition: Acquisition, c: usize| {
@@ -381,6 +390,7 @@ impl BayesianOptimization {
             && !encoding.continuous_columns().is_empty();
         if polish {
             for &start in order.iter().take(POLISHED_STARTS) {
+                cancel.check()?;
                 let start_row = &candidates[start * width..(start + 1) * width];
                 let (value, polished) = polish_start(
                     &process,
@@ -400,16 +410,16 @@ impl BayesianOptimization {
         {
             let assignment = encoding.decode(space, &polished);
             if !taken.contains(&space.assignment_key(&assignment)) {
-                return Some(assignment);
+                return Ok(Some(assignment));
             }
         }
         for &c in &order {
             let assignment = encoding.decode(space, &candidates[c * width..(c + 1) * width]);
             if !taken.contains(&space.assignment_key(&assignment)) {
-                return Some(assignment);
+                return Ok(Some(assignment));
             }
         }
-        None
+        Ok(None)
     }
 }
 
