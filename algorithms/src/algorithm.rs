@@ -172,14 +172,19 @@ pub fn check_algorithm_name(name: &str) -> Result<(), SettingsError> {
     }
 }
 
-fn not_buildable(name: &str) -> SettingsError {
-    match UNSUPPORTED
+/// Why Sextant does not run `name`, when it is one of Katib's algorithms left out on purpose.
+pub fn unsupported_reason(name: &str) -> Option<&'static str> {
+    UNSUPPORTED
         .iter()
         .find(|(unsupported, _)| *unsupported == name)
-    {
-        Some((_, reason)) => SettingsError::UnsupportedAlgorithm {
+        .map(|(_, reason)| *reason)
+}
+
+fn not_buildable(name: &str) -> SettingsError {
+    match unsupported_reason(name) {
+        Some(reason) => SettingsError::UnsupportedAlgorithm {
             name: name.into(),
-            reason: (*reason).into(),
+            reason: reason.into(),
         },
         None => SettingsError::UnknownAlgorithm {
             name: name.into(),

@@ -44,22 +44,6 @@ pub const MAX_EXPERIMENT_NAME_LENGTH: usize = 40;
 /// The longest rule message kept whole; rules that quote a long value are cut past it.
 const MAX_RULE_CHARACTERS: usize = 1000;
 
-/// Algorithms of Katib that Sextant does not run, with the reason.
-const UNSUPPORTED_ALGORITHMS: &[(&str, &str)] = &[
-    (
-        "enas",
-        "neural architecture search (enas) is out of Sextant's scope",
-    ),
-    (
-        "darts",
-        "neural architecture search (darts) is out of Sextant's scope",
-    ),
-    (
-        "pbt",
-        "population based training (pbt) is not implemented by Sextant",
-    ),
-];
-
 /// One problem: where, and which rule it breaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
@@ -451,10 +435,7 @@ fn validate_algorithm(
         errors.push("spec.algorithm.algorithmName", "is required");
         return;
     }
-    if let Some((_, reason)) = UNSUPPORTED_ALGORITHMS
-        .iter()
-        .find(|(known, _)| *known == name)
-    {
+    if let Some(reason) = sextant_algorithms::algorithm::unsupported_reason(name) {
         errors.push(
             "spec.algorithm.algorithmName",
             format!("not supported: {reason}"),

@@ -38,12 +38,14 @@ spec:
     )
 }
 
-fn experiment_with_when(when: &str) -> String {
+/// A one-trial `random` Experiment over `x` in [0, 1] whose `trialTemplate` goes on with
+/// `template` (YAML lines indented under it, after `trialParameters`).
+fn one_trial_experiment(name: &str, template: &str) -> String {
     format!(
         r#"apiVersion: kubeflow.org/v1beta1
 kind: Experiment
 metadata:
-  name: deep-when
+  name: {name}
 spec:
   objective: {{type: minimize, objectiveMetricName: loss}}
   algorithm: {{algorithmName: random}}
@@ -53,7 +55,15 @@ spec:
     - {{name: x, parameterType: double, feasibleSpace: {{min: "0", max: "1"}}}}
   trialTemplate:
     trialParameters: [{{name: x, reference: x}}]
-    trialSpec:
+{template}"#
+    )
+}
+
+fn experiment_with_when(when: &str) -> String {
+    one_trial_experiment(
+        "deep-when",
+        &format!(
+            r#"    trialSpec:
       apiVersion: sextant.dev/v1beta1
       kind: Pipeline
       spec:
@@ -62,6 +72,7 @@ spec:
             when: '{when}'
             command: [echo, "loss=${{trialParameters.x}}"]
 "#
+        ),
     )
 }
 
@@ -355,25 +366,15 @@ fn a_config_map_template_outside_the_experiment_directory_is_refused() {
     )
     .unwrap();
     let experiment = |path: &str| {
-        format!(
-            r#"apiVersion: kubeflow.org/v1beta1
-kind: Experiment
-metadata:
-  name: config-map
-spec:
-  objective: {{type: minimize, objectiveMetricName: loss}}
-  algorithm: {{algorithmName: random}}
-  parallelTrialCount: 1
-  maxTrialCount: 1
-  parameters:
-    - {{name: x, parameterType: double, feasibleSpace: {{min: "0", max: "1"}}}}
-  trialTemplate:
-    trialParameters: [{{name: x, reference: x}}]
-    configMap: {{configMapName: templates, templatePath: "{path}"}}
+        one_trial_experiment(
+            "config-map",
+            &format!(
+                r#"    configMap: {{configMapName: templates, templatePath: "{path}"}}
     primaryContainerName: training-container
     successCondition: status.done
     failureCondition: status.failed
 "#
+            ),
         )
     };
     for path in ["../outside/template.yaml", "/etc/passwd", "linked.yaml"] {
