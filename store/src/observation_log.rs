@@ -87,26 +87,31 @@ struct ObservationRow {
 impl Store {
     /// Appends points reported by one trial, all or none, in one transaction; returns once it
     /// has committed. Every point's `trial_name` must be `trial_name`; times are cut to
-    /// microseconds.
+    /// microseconds. The points are copied a chunk at a time (see
+    /// [`Store::append_observation_log`]).
     pub async fn report_observation_log(
         &self,
         trial_name: &str,
         points: &[MetricPoint],
     ) -> Result<()> {
+        self.append_observation_log(trial_name, points.iter().cloned().map(Ok))
+            .await
+    }
+
+    /// Appends points as `points` yields them, all or none, in one transaction; returns once it
+    /// has committed. At most [`ROWS_PER_INSERT`] of them are held at a time, so a large report
+    /// converted on the fly (the DBManager's) never exists twice in memory. An `Err` item, or a
+    /// point the store refuses, rolls back everything before it.
+    pub async fn append_observation_log(
+        &self,
+        trial_name: &str,
+        points: impl IntoIterator<Item = Result<MetricPoint>>,
+    ) -> Result<()> {
         check_name("trial_name", trial_name)?;
-        for (index, point) in points.iter().enumerate() {
-            if point.trial_name != trial_name {
-                return Err(Error::invalid_input(
-                    format!("points[{index}].trial_name"),
-                    format!(
-                        "`{}` differs from the reporting trial `{trial_name}`",
-                        point.trial_name
-                    ),
-                ));
-            }
-            check_point(index, point)?;
-        }
-        if points.is_empty() {
+        let mut points = points.into_iter();
+        let mut taken = 0;
+        let mut chunk = next_chunk(trial_name, &mut points, &mut taken)?;
+        if chunk.is_empty() {
             return Ok(());
         }
         const OPERATION: &str = "insert observation log points";
@@ -115,11 +120,11 @@ impl Store {
                 .begin()
                 .await
                 .map_err(|source| self.query_error(OPERATION, source))?;
-            for chunk in points.chunks(ROWS_PER_INSERT) {
+            while !chunk.is_empty() {
                 let mut insert = QueryBuilder::new(
                     "INSERT INTO observation_logs (trial_name, metric_name, value, numeric_value, time) ",
                 );
-                insert.push_values(chunk, |mut row, point| {
+                insert.push_values(&chunk, |mut row, point| {
                     row.push_bind(trial_name)
                         .push_bind(point.metric_name.as_str())
                         .push_bind(point.value.as_str())
@@ -131,6 +136,9 @@ impl Store {
                     .execute(&mut *transaction)
                     .await
                     .map_err(|source| self.query_error(OPERATION, source))?;
+                // The statement borrows the chunk, which the next one replaces.
+                drop(insert);
+                chunk = next_chunk(trial_name, &mut points, &mut taken)?;
             }
             transaction
                 .commit()
@@ -215,6 +223,33 @@ pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
         return Err(Error::invalid_input(field, "contains a NUL character"));
     }
     Ok(())
+}
+
+/// The next at most [`ROWS_PER_INSERT`] points of a report, each checked; `taken` counts the
+/// points before them, for the field path of an error.
+fn next_chunk(
+    trial_name: &str,
+    points: &mut impl Iterator<Item = Result<MetricPoint>>,
+    taken: &mut usize,
+) -> Result<Vec<MetricPoint>> {
+    let mut chunk = Vec::new();
+    for point in points.by_ref().take(ROWS_PER_INSERT) {
+        let point = point?;
+        let index = *taken;
+        *taken += 1;
+        if point.trial_name != trial_name {
+            return Err(Error::invalid_input(
+                format!("points[{index}].trial_name"),
+                format!(
+                    "`{}` differs from the reporting trial `{trial_name}`",
+                    point.trial_name
+                ),
+            ));
+        }
+        check_point(index, &point)?;
+        chunk.push(point);
+    }
+    Ok(chunk)
 }
 
 fn check_point(index: usize, point: &MetricPoint) -> Result<()> {

@@ -30,6 +30,7 @@ use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
+use crate::error::Error;
 use crate::observation_log::{MetricPoint, ObservationLogFilter};
 use crate::store::Store;
 use crate::time::{format_rfc3339, parse_rfc3339};
@@ -124,47 +125,54 @@ impl Service<http::Request<tonic::body::Body>> for BoundedDbManager {
     }
 }
 
-/// Turns a `ReportObservationLog` request into the trial's name and the points to store,
-/// refusing it whole when any entry is malformed (so a report is stored entirely or not at
-/// all). The request is consumed so its strings move into the points instead of being copied.
+/// Turns a `ReportObservationLog` request into the trial's name and its points, converted one
+/// by one as the store takes them: the request is consumed so its strings move into the points
+/// instead of being copied, and a large report is never held twice. A malformed entry yields an
+/// error naming its field, which makes the store roll the whole report back (a report is stored
+/// entirely or not at all).
 pub fn points_from_report(
     request: ReportObservationLogRequest,
-) -> Result<(String, Vec<MetricPoint>), Status> {
+) -> Result<
+    (
+        String,
+        impl Iterator<Item = crate::error::Result<MetricPoint>>,
+    ),
+    Status,
+> {
     if request.trial_name.is_empty() {
         return Err(Status::invalid_argument("trial_name must not be empty"));
     }
     let trial_name = request.trial_name;
-    let Some(observation_log) = request.observation_log else {
-        return Ok((trial_name, Vec::new()));
-    };
-    let mut points = Vec::with_capacity(observation_log.metric_logs.len());
-    for (index, metric_log) in observation_log.metric_logs.into_iter().enumerate() {
+    let metric_logs = request
+        .observation_log
+        .map(|log| log.metric_logs)
+        .unwrap_or_default();
+    let owner = trial_name.clone();
+    let points = metric_logs
+        .into_iter()
+        .enumerate()
         // Katib skips entries without a time stamp rather than failing the report.
-        if metric_log.time_stamp.is_empty() {
-            continue;
-        }
-        let timestamp = parse_rfc3339(&metric_log.time_stamp).map_err(|reason| {
-            Status::invalid_argument(format!(
-                "observation_log.metric_logs[{index}].time_stamp: {reason}"
-            ))
-        })?;
-        let Some(metric) = metric_log.metric else {
-            return Err(Status::invalid_argument(format!(
-                "observation_log.metric_logs[{index}].metric is missing"
-            )));
-        };
-        if metric.name.is_empty() {
-            return Err(Status::invalid_argument(format!(
-                "observation_log.metric_logs[{index}].metric.name must not be empty"
-            )));
-        }
-        points.push(MetricPoint {
-            trial_name: trial_name.clone(),
-            metric_name: metric.name,
-            value: metric.value,
-            timestamp,
+        .filter(|(_, metric_log)| !metric_log.time_stamp.is_empty())
+        .map(move |(index, metric_log)| {
+            let field = |name: &str| format!("observation_log.metric_logs[{index}].{name}");
+            let timestamp = parse_rfc3339(&metric_log.time_stamp)
+                .map_err(|reason| Error::invalid_input(field("time_stamp"), reason))?;
+            let metric = metric_log
+                .metric
+                .ok_or_else(|| Error::invalid_input(field("metric"), "missing"))?;
+            if metric.name.is_empty() {
+                return Err(Error::invalid_input(
+                    field("metric.name"),
+                    "must not be empty",
+                ));
+            }
+            Ok(MetricPoint {
+                trial_name: owner.clone(),
+                metric_name: metric.name,
+                value: metric.value,
+                timestamp,
+            })
         });
-    }
     Ok((trial_name, points))
 }
 
@@ -199,7 +207,7 @@ impl DbManager for DbManagerService {
     ) -> Result<Response<ReportObservationLogReply>, Status> {
         let (trial_name, points) = points_from_report(request.into_inner())?;
         self.store
-            .report_observation_log(&trial_name, &points)
+            .append_observation_log(&trial_name, points)
             .await
             .inspect_err(|error| {
                 tracing::warn!(trial = %trial_name, error = %crate::error::error_chain(error), "report observation log failed");

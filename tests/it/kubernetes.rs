@@ -34,9 +34,8 @@ use sextant_controller::kube::ApiGroup;
 use sextant_proto::api;
 use sextant_proto::api::db_manager_client::DbManagerClient;
 
-use crate::support::Server;
+use crate::support::{POSTGRES_URL, Server};
 
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -459,20 +458,12 @@ async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
     .await;
 }
 
-async fn wait_until<F, Fut>(what: &str, check: F)
+async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    wait_until_within(what, WAIT, check).await;
-}
-
-async fn wait_until_within<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
+    let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         if check().await {
             return;
@@ -1118,6 +1109,19 @@ async fn reaching_the_goal_stops_the_running_trials_and_records_an_event() {
     .await;
 }
 
+/// A process's state as `/proc` tells it (`S (sleeping)`, `Z (zombie)` once it has exited).
+fn process_state(child: &Child) -> String {
+    std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("State:"))
+                .map(|state| state.trim().to_owned())
+        })
+        .unwrap_or_else(|| "gone".into())
+}
+
 /// The controller's peak resident memory, from `/proc`.
 fn peak_memory_kib(child: &Child) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
@@ -1139,37 +1143,43 @@ async fn a_hundred_experiments_are_reconciled_in_bounded_memory() {
             .create_experiment(experiment(&unique("exp"), json!({"maxTrialCount": 10})))
             .await;
     }
-    // Every experiment at its parallelism: 200 Trials, each with its Job.
-    wait_until_within(
-        "two trials and jobs for every experiment",
-        Duration::from_secs(240),
-        || async {
-            let jobs = harness
-                .jobs()
-                .list(&Default::default())
-                .await
-                .map(|jobs| jobs.items.len())
-                .unwrap_or(0);
-            let running = harness
-                .experiments()
-                .list(&Default::default())
-                .await
-                .map(|list| {
-                    list.items
-                        .iter()
-                        .filter(|experiment| {
-                            experiment
-                                .status
-                                .as_ref()
-                                .is_some_and(|status| status.trials_running == 2)
-                        })
-                        .count()
-                })
-                .unwrap_or(0);
-            jobs == 2 * experiments && running == experiments
-        },
-    )
-    .await;
+    // Every experiment at its parallelism: 200 Trials, each with its Job. What was seen last,
+    // and whether the controller still runs, go into the failure message.
+    let controller = harness.controller.as_ref().expect("a controller");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (mut jobs, mut running) = (0, 0);
+    while jobs != 2 * experiments || running != experiments {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 240 s: {jobs} of {} jobs, {running} of {experiments} experiments with two \
+             running trials; the controller process is {}",
+            2 * experiments,
+            process_state(controller)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        jobs = harness
+            .jobs()
+            .list(&Default::default())
+            .await
+            .map(|jobs| jobs.items.len())
+            .unwrap_or(0);
+        running = harness
+            .experiments()
+            .list(&Default::default())
+            .await
+            .map(|list| {
+                list.items
+                    .iter()
+                    .filter(|experiment| {
+                        experiment
+                            .status
+                            .as_ref()
+                            .is_some_and(|status| status.trials_running == 2)
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+    }
     let peak = peak_memory_kib(harness.controller.as_ref().expect("a controller"));
     eprintln!(
         "controller peak memory reconciling {experiments} experiments: {:.1} MiB",

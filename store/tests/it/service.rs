@@ -189,6 +189,19 @@ async fn bad_requests(store: Store, _: TestDatabaseInfo) -> anyhow::Result<()> {
             ),
             "metric_name",
         ),
+        (
+            // Several insert statements' worth of good points before the bad one: the
+            // statements already run are rolled back with it.
+            report("trial-1", {
+                let mut logs = vec![
+                    metric_log("2024-06-01T10:00:00Z", "loss", "1");
+                    3 * sextant_store::observation_log::ROWS_PER_INSERT
+                ];
+                logs.push(metric_log("not-a-time", "loss", "1"));
+                logs
+            }),
+            "metric_logs[3000].time_stamp",
+        ),
     ];
     for (request, field) in cases {
         let status = client.report_observation_log(request).await.unwrap_err();
