@@ -59,6 +59,7 @@ fn trials_per_second(c: &mut Criterion) {
                     .remove(0);
                 let config = LocalConfig {
                     experiment_dir: scratch.path().to_path_buf(),
+                    template_dir: scratch.path().to_path_buf(),
                     trials_dir: scratch.path().join("trials"),
                     suggestion_service: None,
                     max_parallel: default_max_parallel(),

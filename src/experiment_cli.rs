@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// (default: four per core, at least 8).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_parallel: Option<u32>,
+    /// The directory a `configMap` trial template's `templatePath` must stay inside (default:
+    /// the experiment file's directory).
+    #[arg(long, value_name = "DIR")]
+    pub template_dir: Option<PathBuf>,
 }
 
 /// Options of `sextant validate`.
@@ -170,10 +174,17 @@ pub async fn run(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
+    let template_dir = match &args.template_dir {
+        Some(dir) => dir
+            .canonicalize()
+            .with_context(|| format!("--template-dir: cannot resolve {}", dir.display()))?,
+        None => experiment_dir.clone(),
+    };
     let store = Store::connect(&args.db).await?;
     let config = LocalConfig {
         trials_dir: default_trials_dir(&experiment_dir, &experiment.metadata.name),
         experiment_dir,
+        template_dir,
         suggestion_service: args.suggestion_service.clone(),
         max_parallel: args
             .max_parallel

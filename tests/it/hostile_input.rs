@@ -365,9 +365,9 @@ fn a_config_map_template_outside_the_experiment_directory_is_refused() {
         experiment_dir.join("linked.yaml"),
     )
     .unwrap();
-    let experiment = |path: &str| {
+    let experiment_named = |name: &str, path: &str| {
         one_trial_experiment(
-            "config-map",
+            name,
             &format!(
                 r#"    configMap: {{configMapName: templates, templatePath: "{path}"}}
     primaryContainerName: training-container
@@ -377,6 +377,7 @@ fn a_config_map_template_outside_the_experiment_directory_is_refused() {
             ),
         )
     };
+    let experiment = |path: &str| experiment_named("config-map", path);
     for path in ["../outside/template.yaml", "/etc/passwd", "linked.yaml"] {
         let file = experiment_dir.join("experiment.yaml");
         std::fs::write(&file, experiment(path)).unwrap();
@@ -386,7 +387,7 @@ fn a_config_map_template_outside_the_experiment_directory_is_refused() {
             path,
             &[
                 "spec.trialTemplate.configMap",
-                "inside the experiment file's directory",
+                "the experiment file's directory",
             ],
         );
     }
@@ -394,6 +395,22 @@ fn a_config_map_template_outside_the_experiment_directory_is_refused() {
     std::fs::write(&file, experiment("template.yaml")).unwrap();
     let (output, _) = scratch.run(&file);
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    // A directory the user names widens the confinement to it, and only to it.
+    let widened = scratch.path().display().to_string();
+    std::fs::write(
+        &file,
+        experiment_named("config-map-widened", "../outside/template.yaml"),
+    )
+    .unwrap();
+    let (output, _) = scratch.run_with(&file, &["--template-dir", &widened]);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    std::fs::write(
+        &file,
+        experiment_named("config-map-widened-2", "/etc/passwd"),
+    )
+    .unwrap();
+    let (output, _) = scratch.run_with(&file, &["--template-dir", &widened]);
+    assert_refused(&output, "/etc/passwd", &["--template-dir"]);
 }
 
 #[test]

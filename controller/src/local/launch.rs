@@ -58,8 +58,13 @@ pub enum LaunchError {
     },
 }
 
-/// Reads the trial template as JSON: the inline `trialSpec`, or the configMap file.
-pub fn template(experiment: &Experiment, experiment_dir: &Path) -> Result<Value, LaunchError> {
+/// Reads the trial template as JSON: the inline `trialSpec`, or the configMap file, whose
+/// `templatePath` is relative to `experiment_dir` and must resolve inside `template_dir`.
+pub fn template(
+    experiment: &Experiment,
+    experiment_dir: &Path,
+    template_dir: &Path,
+) -> Result<Value, LaunchError> {
     let template = experiment
         .spec
         .trial_template
@@ -80,7 +85,7 @@ pub fn template(experiment: &Experiment, experiment_dir: &Path) -> Result<Value,
     // The file must be the experiment's own: a spec from elsewhere must not make the runner
     // read any file it can (`/etc/shadow`, `../other/secret`) into trials and error texts.
     // Both sides are resolved (symlinks, `..`), so neither trick leaves the directory.
-    let directory = experiment_dir
+    let directory = template_dir
         .canonicalize()
         .map_err(|error| unreadable(error.to_string()))?;
     let resolved = path
@@ -88,7 +93,8 @@ pub fn template(experiment: &Experiment, experiment_dir: &Path) -> Result<Value,
         .map_err(|error| unreadable(error.to_string()))?;
     if !resolved.starts_with(&directory) {
         return Err(unreadable(format!(
-            "templatePath must name a file inside the experiment file's directory {}",
+            "templatePath must name a file inside {} (the experiment file's directory unless \
+             `sextant run --template-dir` names another)",
             directory.display()
         )));
     }

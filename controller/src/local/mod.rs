@@ -61,6 +61,10 @@ pub struct LocalConfig {
     /// The experiment file's directory: trials run there unless their template says otherwise,
     /// and a configMap template path is relative to it.
     pub experiment_dir: PathBuf,
+    /// The directory a configMap template path must resolve inside, so that a spec from
+    /// elsewhere cannot read any file the runner can: the experiment file's directory unless
+    /// the user names another.
+    pub template_dir: PathBuf,
     /// Where trial scratch directories go (`<trials_dir>/<trial>`).
     pub trials_dir: PathBuf,
     /// A Katib-API Suggestion service (`host:port`) to ask instead of the in-process
@@ -202,7 +206,7 @@ impl Driver {
         config: LocalConfig,
     ) -> Result<Driver, LocalError> {
         let name = experiment.metadata.name.clone();
-        let template = template(&experiment, &config.experiment_dir)?;
+        let template = template(&experiment, &config.experiment_dir, &config.template_dir)?;
         if let Some(stored) = store.get_experiment(&name).await? {
             experiment.status = serde_json::from_str::<Option<ExperimentStatus>>(&stored.status)
                 .map_err(|error| LocalError::Corrupt {

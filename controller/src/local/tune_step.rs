@@ -98,6 +98,7 @@ impl TuneStepKind {
         }
         let config = LocalConfig {
             experiment_dir: self.experiment_dir.clone(),
+            template_dir: self.experiment_dir.clone(),
             trials_dir: ctx.work_dir.join("trials"),
             suggestion_service: None,
             max_parallel: super::default_max_parallel(),
