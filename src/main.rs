@@ -1,26 +1,29 @@
 //! `sextant`: the command-line front of the Sextant tuning service.
 //!
 //! This binary only parses arguments, sets up logging and the runtime, and calls into the
-//! library crates; each subcommand lives in its own module.
+//! library crates (`sextant_controller::cli` for the experiment commands,
+//! `sextant_pipeline::cli` for pipelines); the server commands' wiring lives in its own
+//! modules. Every command ends with a `sextant_pipeline::cli::ExitStatus`, turned into the exit
+//! code in one place: 0 success, 1 failure or interruption, 2 invalid input (`collect` passes
+//! its training command's code through).
 
 mod cluster;
-mod experiment_cli;
 mod health;
 mod serve;
 mod signal;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sextant_controller::cli;
+use sextant_pipeline::cli::ExitStatus;
 use tracing_subscriber::EnvFilter;
 
 /// Memory a finished request freed goes back to the system: under glibc's allocator, a server
 /// that once held eight maximum-size reports at the same time kept their pages for good.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// The embedded default store: a SQLite file in the working directory, created on first use.
-pub const DEFAULT_DB_URL: &str = "sqlite://sextant.db";
 
 /// Hyperparameter tuning with Katib's API, on a laptop or a cluster.
 #[derive(Debug, Parser)]
@@ -48,11 +51,11 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an experiment to the end on this machine (trials as local processes).
-    Run(experiment_cli::RunArgs),
+    Run(cli::RunArgs),
     /// Check Experiment files; every problem is listed by field path.
-    Validate(experiment_cli::ValidateArgs),
+    Validate(cli::ValidateArgs),
     /// Show experiments and trials from the store.
-    Get(experiment_cli::GetArgs),
+    Get(cli::GetArgs),
     /// Serve Katib's gRPC API (Suggestion, DBManager, health) on one port.
     Serve(serve::ServeArgs),
     /// Run a training command and push the metrics it prints to a DBManager.
@@ -69,69 +72,63 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result =
-        runtime.block_on(async {
-            match cli.command {
-                Command::Run(args) => experiment_cli::run(&args, signal::shutdown()?).await,
-                Command::Validate(args) => Ok(experiment_cli::validate(&args)),
-                Command::Get(args) => experiment_cli::get(&args).await,
-                Command::Serve(args) => serve::run(args, signal::shutdown()?)
-                    .await
-                    .map(|()| ExitCode::SUCCESS),
-                Command::Crd(args) => cluster::crd(&args).map(|()| ExitCode::SUCCESS),
-                Command::Controller(args) => cluster::controller(args, signal::shutdown()?)
-                    .await
-                    .map(|()| ExitCode::SUCCESS),
-                Command::Collect(args) => {
-                    let code = sextant_metrics::run_collect(args.into()).await?;
-                    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
-                }
-                Command::Pipeline(command) => {
-                    let mut stdout = std::io::stdout();
-                    // `tune` steps run their trials where `sextant pipeline run` was started.
-                    let working_dir = std::env::current_dir()?;
-                    let tune_kind = move |store: &sextant_store::Store| {
-                        let kind = sextant_controller::local::tune_step::TuneStepKind::new(
-                            store.clone(),
-                            working_dir.clone(),
-                        );
-                        vec![std::sync::Arc::new(kind)
-                            as std::sync::Arc<dyn sextant_pipeline::StepKind>]
-                    };
-                    match sextant_pipeline::cli::execute_with_kinds(
-                        &command,
-                        &tune_kind,
-                        signal::shutdown()?,
-                        &mut stdout,
-                    )
-                    .await
-                    {
-                        Ok(code) => Ok(ExitCode::from(code)),
-                        Err(error) => {
-                            eprintln!("error: {error}");
-                            Ok(ExitCode::from(error.exit_code()))
-                        }
-                    }
-                }
-            }
-        });
-    match result {
+    match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            exit(ExitStatus::Failure)
         }
     }
+}
+
+/// Runs the command on a new runtime; an error is one the command did not report itself.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let (mut stdout, mut stderr) = (std::io::stdout(), std::io::stderr());
+        let status = match cli.command {
+            Command::Run(args) => {
+                cli::run(&args, signal::shutdown()?, &mut stdout, &mut stderr).await?
+            }
+            Command::Validate(args) => cli::validate(&args, &mut stdout, &mut stderr),
+            Command::Get(args) => cli::get(&args, &mut stdout, &mut stderr).await?,
+            Command::Serve(args) => {
+                serve::run(args, signal::shutdown()?).await?;
+                ExitStatus::Success
+            }
+            Command::Crd(args) => {
+                cluster::crd(&args)?;
+                ExitStatus::Success
+            }
+            Command::Controller(args) => {
+                cluster::controller(args, signal::shutdown()?).await?;
+                ExitStatus::Success
+            }
+            Command::Collect(args) => {
+                // The training command's own exit code passes through.
+                let code = sextant_metrics::run_collect(args.into()).await?;
+                return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+            }
+            Command::Pipeline(command) => {
+                let working_dir = std::env::current_dir()?;
+                match cli::pipeline(&command, working_dir, signal::shutdown()?, &mut stdout).await {
+                    Ok(status) => status,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        error.exit_status()
+                    }
+                }
+            }
+        };
+        Ok(exit(status))
+    })
+}
+
+fn exit(status: ExitStatus) -> ExitCode {
+    ExitCode::from(status.code())
 }
 
 fn init_logging(format: LogFormat) {

@@ -33,7 +33,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SEXTANT_LISTEN", default_value = "127.0.0.1:6789")]
     pub listen: SocketAddr,
     /// Where observation logs live: `sqlite://PATH`, `postgres://...` or `mysql://...`.
-    #[arg(long, env = "SEXTANT_DB", default_value = crate::DEFAULT_DB_URL)]
+    #[arg(long, env = "SEXTANT_DB", default_value = sextant_store::DEFAULT_DATABASE_URL)]
     pub db: String,
     /// GetSuggestions requests computing at once; more are refused with RESOURCE_EXHAUSTED.
     /// Default: the number of cores.

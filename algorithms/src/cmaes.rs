@@ -72,7 +72,7 @@
 //! Hyperparameter searches run tens to hundreds of trials, where the tutorial's defaults
 //! (tuned for thousands of evaluations) spend the budget on too few generations. Two
 //! constants differ, each measured by the median simple regret on the six functions of
-//! [`crate::test_functions`] over 100 seeds:
+//! `test_functions` (feature `test-functions`) over 100 seeds:
 //!
 //! - Population size. When the experiment sets `maxTrialCount`, the default population size
 //!   `4 + ⌊3 ln n⌋` is lowered until the budget holds 16 generations, but not below 6 (the

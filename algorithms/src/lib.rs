@@ -27,10 +27,10 @@
 //! - [`tpe`]: tree-structured Parzen estimators, univariate (`tpe`) and multivariate.
 //! - [`seed`]: deriving reproducible random streams from `random_state` and the history.
 //! - [`stats`]: the normal distribution functions the samplers need.
-//! - [`test_functions`]: standard functions (Branin, Hartmann6, ...) and the regret loop that
-//!   quality tests, the quality runner and the benches share.
-//! - [`test_problems`]: multi-objective (ZDT, DTLZ2) and constrained test problems and their
-//!   loop, measured by hypervolume.
+//! - `test_functions` (feature `test-functions`): standard functions (Branin, Hartmann6, ...)
+//!   and the regret loop that quality tests, the quality runner and the benches share.
+//! - `test_problems` (feature `test-functions`): multi-objective (ZDT, DTLZ2) and constrained
+//!   test problems and their loop, measured by hypervolume.
 
 pub mod algorithm;
 pub mod bayesopt;
@@ -50,7 +50,9 @@ pub mod settings;
 pub mod sobol;
 pub mod space;
 pub mod stats;
+#[cfg(feature = "test-functions")]
 pub mod test_functions;
+#[cfg(feature = "test-functions")]
 pub mod test_problems;
 #[cfg(test)]
 mod testing;

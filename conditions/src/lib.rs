@@ -15,8 +15,8 @@
 //! condition only when it is not met. When one is met, Katib unmarshals the object, or the
 //! array's first element, into `{reason, message}` for the trial's status and fails the
 //! reconcile when that does not unmarshal (say the first element is a string);
-//! [`Condition::first_match`] returns that value. (Summarized in the project's
-//! `shared/katib-reference/controller-summary.md`, "Success/failure detection".)
+//! [`Condition::first_match`] returns that value. (Katib's `GetDeployedJobStatus`, in
+//! `pkg/controller.v1beta1/trial/util/job_util.go`.)
 //!
 //! A query for all matches, `#(...)#`, on an array yields `[]` when nothing matches (gjson.go
 //! `parseArray`, the `rp.query.all` branch), and `[]` is not met. So the Job default

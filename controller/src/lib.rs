@@ -33,8 +33,11 @@
 //! - [`suggest`], [`remote`]: asking the search algorithm, in process or from a service.
 //! - [`local`]: the local driver: `sextant run` on one machine.
 //! - [`kube`]: the Kubernetes driver: `sextant controller`.
+//! - [`cli`]: `sextant run`, `validate` and `get` (and `pipeline` with the `tune` kind): the
+//!   commands and their text, for the binary to call.
 
 pub mod api;
+pub mod cli;
 pub use sextant_conditions as conditions;
 pub mod defaults;
 pub mod domain;

@@ -193,9 +193,32 @@ pub enum CliError {
 }
 
 impl CliError {
-    /// The process exit code for this error: 2 (invalid input), as `sextant run` uses.
-    pub fn exit_code(&self) -> u8 {
-        2
+    /// How the process ends after this error: as for invalid input, as `sextant run` does.
+    pub fn exit_status(&self) -> ExitStatus {
+        ExitStatus::InvalidInput
+    }
+}
+
+/// How a `sextant` command ends, the same for every command: the binary turns it into the
+/// process's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// The command did what was asked, and the run or experiment it drove succeeded (0).
+    Success,
+    /// The run or experiment failed, was cancelled or was interrupted (1).
+    Failure,
+    /// The input was invalid or named something that is not there; nothing was changed (2).
+    InvalidInput,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::InvalidInput => 2,
+        }
     }
 }
 
@@ -206,13 +229,13 @@ pub type ExtraKinds = dyn Fn(&Store) -> Vec<Arc<dyn StepKind>> + Send + Sync;
 
 /// Runs one pipeline command, writing progress and results to `out`.
 ///
-/// Returns the exit code: 0 when the command (and the run, for `run`/`resume`) succeeded, 1 when
-/// the run failed or was cancelled.
+/// Returns [`ExitStatus::Success`] when the command (and the run, for `run`/`resume`)
+/// succeeded, [`ExitStatus::Failure`] when the run failed or was cancelled.
 pub async fn execute(
     command: &PipelineCommand,
     shutdown: impl Future<Output = ()> + Send,
     out: &mut (dyn Write + Send),
-) -> Result<u8, CliError> {
+) -> Result<ExitStatus, CliError> {
     execute_with_kinds(command, &|_: &Store| Vec::new(), shutdown, out).await
 }
 
@@ -222,7 +245,7 @@ pub async fn execute_with_kinds(
     extra_kinds: &ExtraKinds,
     shutdown: impl Future<Output = ()> + Send,
     out: &mut (dyn Write + Send),
-) -> Result<u8, CliError> {
+) -> Result<ExitStatus, CliError> {
     match command {
         PipelineCommand::Run(args) => {
             let report = run_with_kinds(args, extra_kinds, shutdown, |event| {
@@ -230,19 +253,19 @@ pub async fn execute_with_kinds(
                 let _ = writeln!(out, "{event}");
             })
             .await?;
-            Ok(report_exit_code(&report))
+            Ok(report_exit_status(&report))
         }
         PipelineCommand::Resume(args) => {
             let report = resume_with_kinds(args, extra_kinds, shutdown, |event| {
                 let _ = writeln!(out, "{event}");
             })
             .await?;
-            Ok(report_exit_code(&report))
+            Ok(report_exit_status(&report))
         }
         PipelineCommand::Get(args) => {
             let text = get_command(args).await?;
             out.write_all(text.as_bytes()).map_err(CliError::Output)?;
-            Ok(0)
+            Ok(ExitStatus::Success)
         }
         PipelineCommand::Compile(args) => {
             let text = compile_command(args)?;
@@ -250,7 +273,7 @@ pub async fn execute_with_kinds(
                 Some(path) => std::fs::write(path, text).map_err(CliError::Output)?,
                 None => out.write_all(text.as_bytes()).map_err(CliError::Output)?,
             }
-            Ok(0)
+            Ok(ExitStatus::Success)
         }
     }
 }
@@ -407,11 +430,11 @@ pub fn render_run(stored: &StoredRun) -> String {
     text
 }
 
-fn report_exit_code(report: &RunReport) -> u8 {
+fn report_exit_status(report: &RunReport) -> ExitStatus {
     if report.phase == RunPhase::Succeeded {
-        0
+        ExitStatus::Success
     } else {
-        1
+        ExitStatus::Failure
     }
 }
 

@@ -35,7 +35,7 @@ use crate::cache;
 use crate::kind::{StepContext, StepFailure, StepKind, StepKindRegistry, StepOutputs};
 use crate::run_store::{RunPhase, RunRecord, RunStore, RunStoreError, StepPhase, StepRecord};
 use crate::spec::{Item, OutputDeclaration, ParamError, Pipeline, RetryPolicy, SpecError, Step};
-use crate::template::{Reference, Template};
+use crate::template::{Reference, Template, TemplateError};
 
 /// Settings of an executor.
 #[derive(Debug, Clone, Copy)]
@@ -758,7 +758,7 @@ impl<'a> Scheduler<'a> {
                         step,
                         item_index,
                         StepPhase::Failed,
-                        error,
+                        error.to_string(),
                     )));
                 }
             }
@@ -770,7 +770,7 @@ impl<'a> Scheduler<'a> {
                     step,
                     item_index,
                     StepPhase::Failed,
-                    error,
+                    error.to_string(),
                 )));
             }
         };
@@ -782,12 +782,12 @@ impl<'a> Scheduler<'a> {
         let cache_key = if caching {
             match self.cache_key(step, item).await {
                 Ok(key) => Some(key),
-                Err(message) => {
+                Err(error) => {
                     return Ok(Prepared::Final(self.record_now(
                         step,
                         item_index,
                         StepPhase::Failed,
-                        message,
+                        error.to_string(),
                     )));
                 }
             }
@@ -845,7 +845,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// The key: the substituted step with input artifacts replaced by their content digests.
-    async fn cache_key(&self, step: &Step, item: Option<&Item>) -> Result<String, String> {
+    async fn cache_key(&self, step: &Step, item: Option<&Item>) -> Result<String, RenderError> {
         let mut paths = Vec::new();
         for (_, reference) in step.references() {
             if let Reference::StepArtifact {
@@ -864,17 +864,14 @@ impl<'a> Scheduler<'a> {
         let digests = tokio::task::spawn_blocking(move || {
             paths
                 .into_iter()
-                .map(|path| {
-                    cache::digest_path(&path)
-                        .map(|digest| (path.clone(), digest))
-                        .map_err(|error| {
-                            format!("cannot digest input artifact {}: {error}", path.display())
-                        })
+                .map(|path| match cache::digest_path(&path) {
+                    Ok(digest) => Ok((path, digest)),
+                    Err(source) => Err(RenderError::Digest { path, source }),
                 })
-                .collect::<Result<HashMap<PathBuf, String>, String>>()
+                .collect::<Result<HashMap<PathBuf, String>, RenderError>>()
         })
         .await
-        .map_err(|error| format!("digest task failed: {error}"))??;
+        .map_err(RenderError::DigestTask)??;
         let resolver = Resolver {
             params: &self.run.params,
             steps: &self.pipeline.steps,
@@ -1051,6 +1048,35 @@ struct Resolver<'a> {
     artifact_digests: Option<&'a HashMap<PathBuf, String>>,
 }
 
+/// Why a step's command, environment or spec could not be filled in; the step fails with it.
+#[derive(Debug, thiserror::Error)]
+enum RenderError {
+    #[error("parameter `{0}` has no value")]
+    ParamWithoutValue(String),
+    #[error("`{{{{item}}}}` used outside withItems")]
+    ItemOutsideWithItems,
+    #[error("the item has no field `{0}`")]
+    NoItemField(String),
+    #[error("`{{{{item.{0}}}}}` needs a mapping item")]
+    ItemNotAMapping(String),
+    #[error("unknown step `{0}`")]
+    UnknownStep(String),
+    #[error("step `{step}` has no value for output parameter `{output}`")]
+    NoOutputParam { step: String, output: String },
+    #[error("step `{step}` has no output artifact `{output}`")]
+    NoOutputArtifact { step: String, output: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("cannot digest input artifact {}: {source}", path.display())]
+    Digest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("digest task failed: {0}")]
+    DigestTask(#[source] tokio::task::JoinError),
+}
+
 struct RenderedStep {
     argv: Vec<String>,
     env: Vec<(String, String)>,
@@ -1058,23 +1084,23 @@ struct RenderedStep {
 }
 
 impl Resolver<'_> {
-    fn resolve(&self, reference: &Reference) -> Result<String, String> {
+    fn resolve(&self, reference: &Reference) -> Result<String, RenderError> {
         match reference {
             Reference::Param(name) => self
                 .params
                 .get(name)
                 .cloned()
-                .ok_or_else(|| format!("parameter `{name}` has no value")),
+                .ok_or_else(|| RenderError::ParamWithoutValue(name.clone())),
             Reference::Item => self
                 .item
                 .map(Item::as_text)
-                .ok_or_else(|| "`{{item}}` used outside withItems".to_owned()),
+                .ok_or(RenderError::ItemOutsideWithItems),
             Reference::ItemField(field) => match self.item {
                 Some(Item::Map(map)) => map
                     .get(field)
                     .cloned()
-                    .ok_or_else(|| format!("the item has no field `{field}`")),
-                _ => Err(format!("`{{{{item.{field}}}}}` needs a mapping item")),
+                    .ok_or_else(|| RenderError::NoItemField(field.clone())),
+                _ => Err(RenderError::ItemNotAMapping(field.clone())),
             },
             Reference::StepParam { step, output } => {
                 let (fanned_out, records) = self.successful_instances(step)?;
@@ -1082,7 +1108,10 @@ impl Resolver<'_> {
                     .iter()
                     .map(|record| {
                         record.outputs.params.get(output).cloned().ok_or_else(|| {
-                            format!("step `{step}` has no value for output parameter `{output}`")
+                            RenderError::NoOutputParam {
+                                step: step.clone(),
+                                output: output.clone(),
+                            }
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -1094,25 +1123,28 @@ impl Resolver<'_> {
                     .iter()
                     .map(|record| {
                         let path = record.outputs.artifacts.get(output).ok_or_else(|| {
-                            format!("step `{step}` has no output artifact `{output}`")
+                            RenderError::NoOutputArtifact {
+                                step: step.clone(),
+                                output: output.clone(),
+                            }
                         })?;
                         Ok(match self.artifact_digests {
                             Some(digests) => digests.get(path).cloned().unwrap_or_default(),
                             None => path.to_string_lossy().into_owned(),
                         })
                     })
-                    .collect::<Result<Vec<_>, String>>()?;
+                    .collect::<Result<Vec<_>, RenderError>>()?;
                 Ok(join_values(fanned_out, values))
             }
         }
     }
 
-    fn successful_instances(&self, name: &str) -> Result<(bool, Vec<&StepRecord>), String> {
+    fn successful_instances(&self, name: &str) -> Result<(bool, Vec<&StepRecord>), RenderError> {
         let index = self
             .steps
             .iter()
             .position(|step| step.name == name)
-            .ok_or_else(|| format!("unknown step `{name}`"))?;
+            .ok_or_else(|| RenderError::UnknownStep(name.to_owned()))?;
         let records = self.instances[index]
             .iter()
             .flatten()
@@ -1152,7 +1184,7 @@ fn artifact_paths(
         .collect()
 }
 
-fn render_step(step: &Step, resolver: &Resolver<'_>) -> Result<RenderedStep, String> {
+fn render_step(step: &Step, resolver: &Resolver<'_>) -> Result<RenderedStep, RenderError> {
     let render = |template: &Template| template.render(|reference| resolver.resolve(reference));
     let argv = step
         .command
@@ -1163,7 +1195,7 @@ fn render_step(step: &Step, resolver: &Resolver<'_>) -> Result<RenderedStep, Str
         .env
         .iter()
         .map(|(name, value)| Ok((name.clone(), render(value)?)))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, RenderError>>()?;
     let kind_spec = match &step.kind_spec {
         Some(value) => Some(render_json(value, &render)?),
         None => None,
@@ -1177,11 +1209,11 @@ fn render_step(step: &Step, resolver: &Resolver<'_>) -> Result<RenderedStep, Str
 
 fn render_json(
     value: &serde_json::Value,
-    render: &impl Fn(&Template) -> Result<String, String>,
-) -> Result<serde_json::Value, String> {
+    render: &impl Fn(&Template) -> Result<String, RenderError>,
+) -> Result<serde_json::Value, RenderError> {
     Ok(match value {
         serde_json::Value::String(text) => {
-            let template = Template::parse(text).map_err(|error| error.to_string())?;
+            let template = Template::parse(text)?;
             serde_json::Value::String(render(&template)?)
         }
         serde_json::Value::Array(values) => serde_json::Value::Array(
@@ -1193,7 +1225,7 @@ fn render_json(
         serde_json::Value::Object(map) => serde_json::Value::Object(
             map.iter()
                 .map(|(key, value)| Ok((key.clone(), render_json(value, render)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, RenderError>>()?,
         ),
         other => other.clone(),
     })

@@ -49,6 +49,10 @@ pub fn url_scheme(url: &str) -> Option<&str> {
     looks_like_scheme.then_some(scheme)
 }
 
+/// The embedded default store of the commands that keep experiments: a SQLite file in the
+/// working directory, created on first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://sextant.db";
+
 /// The URL with any password in its authority replaced by `***`, fit for messages and logs.
 ///
 /// Query parameters are dropped too, since drivers accept secrets there (`password=...`,

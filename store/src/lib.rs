@@ -30,7 +30,7 @@ pub mod service;
 pub mod store;
 pub mod time;
 
-pub use database_url::Backend;
+pub use database_url::{Backend, DEFAULT_DATABASE_URL};
 pub use error::{Error, Result};
 pub use experiments::{ExperimentRecord, NewTrial, TrialConditionUpdate, TrialRecord};
 pub use observation_log::{MetricPoint, ObservationLogFilter};

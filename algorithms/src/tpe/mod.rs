@@ -78,7 +78,7 @@
 //! # Tuning
 //!
 //! The structure is Optuna's; a few constants differ, each chosen by measuring median simple
-//! regret after 100 trials on the six functions of [`crate::test_functions`] over 20 and 40
+//! regret after 100 trials on the six functions of `test_functions` (feature `test-functions`) over 20 and 40
 //! seeds (the quality runner's 10 seeds were checked, not tuned on alone). Differences below
 //! about 20% are within the noise of 40 seeds: merely reordering the random draws moves
 //! medians that much.

@@ -282,6 +282,19 @@ pub enum ExperimentConditionType {
     Failed,
 }
 
+impl ExperimentConditionType {
+    /// Its name, as Katib writes it in `status.conditions[].type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExperimentConditionType::Created => "Created",
+            ExperimentConditionType::Running => "Running",
+            ExperimentConditionType::Restarting => "Restarting",
+            ExperimentConditionType::Succeeded => "Succeeded",
+            ExperimentConditionType::Failed => "Failed",
+        }
+    }
+}
+
 /// A condition of an Experiment.
 pub type ExperimentCondition = Condition<ExperimentConditionType>;
 

@@ -188,6 +188,15 @@ pub struct Condition<T> {
     pub last_transition_time: Option<DateTime<Utc>>,
 }
 
+/// The newest condition that holds: conditions are kept in the order they first held, and
+/// the last one that is `True` is the object's state (Katib's reading).
+pub fn latest_true_condition<T>(conditions: &[Condition<T>]) -> Option<&Condition<T>> {
+    conditions
+        .iter()
+        .rev()
+        .find(|condition| condition.status == ConditionStatus::True)
+}
+
 /// Sets a condition with Katib's `setCondition` semantics: nothing changes when the status and
 /// reason are already the same; the transition time is kept when only the reason or message
 /// changes; the updated condition moves to the end of the list, so the last condition is the

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::api::experiment::{Experiment, ExperimentResource, ExperimentStatus};
 use crate::api::trial::{EXPERIMENT_LABEL, TrialConditionType, TrialResource};
-use crate::api::{ConditionStatus, ObjectMeta};
+use crate::api::{ObjectMeta, latest_true_condition};
 use crate::engine::{ObservedTrial, RunState};
 use crate::kube::STOP_ANNOTATION;
 
@@ -33,10 +33,22 @@ fn meta_of(meta: &KubeMeta) -> ObjectMeta {
         uid: meta.uid.clone(),
         resource_version: meta.resource_version.clone(),
         generation: meta.generation,
-        creation_timestamp: meta.creation_timestamp.as_ref().and_then(|time| {
-            DateTime::<Utc>::from_timestamp(time.0.as_second(), time.0.subsec_nanosecond() as u32)
-        }),
+        creation_timestamp: meta
+            .creation_timestamp
+            .as_ref()
+            .and_then(|time| chrono_time(time.0)),
     }
+}
+
+/// A Kubernetes time as chrono's. Before 1970 jiff counts the fraction of a second down from
+/// the whole second (negative), chrono up from the second before.
+fn chrono_time(time: k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
+    let (mut seconds, mut nanoseconds) = (time.as_second(), time.subsec_nanosecond());
+    if nanoseconds < 0 {
+        seconds -= 1;
+        nanoseconds += 1_000_000_000;
+    }
+    DateTime::from_timestamp(seconds, u32::try_from(nanoseconds).ok()?)
 }
 
 /// The trial's latest condition that is `True`, with its reason and message; `Created` when it
@@ -45,13 +57,7 @@ pub(crate) fn current_condition(trial: &TrialResource) -> (TrialConditionType, S
     trial
         .status
         .as_ref()
-        .and_then(|status| {
-            status
-                .conditions
-                .iter()
-                .rev()
-                .find(|condition| condition.status == ConditionStatus::True)
-        })
+        .and_then(|status| latest_true_condition(&status.conditions))
         .map(|condition| {
             (
                 condition.condition_type,
@@ -198,6 +204,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn times_before_1970_keep_their_fraction_of_a_second() {
+        let time: k8s_openapi::jiff::Timestamp = "1969-12-31T23:59:58.25Z".parse().expect("a time");
+        let converted = chrono_time(time).expect("in range");
+        assert_eq!(converted.to_rfc3339(), "1969-12-31T23:59:58.250+00:00");
+        let time: k8s_openapi::jiff::Timestamp = "2024-06-01T10:00:00.5Z".parse().expect("a time");
+        assert_eq!(
+            chrono_time(time).expect("in range").to_rfc3339(),
+            "2024-06-01T10:00:00.500+00:00"
+        );
+    }
 
     /// The scale rule of the issue: an Experiment with 10,000 finished trials, as written to
     /// the cluster, stays under 100 KiB (Katib's lists of trial names would take about 200 KiB

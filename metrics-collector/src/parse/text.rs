@@ -1,7 +1,7 @@
 //! Katib's TEXT format: `name=value` pairs found by regexes in free-form output.
 //!
 //! Semantics follow Katib's file metrics collector (`pkg/metricscollector/v1beta1/
-//! file-metricscollector`, summarized in shared/katib-reference/metrics-summary.md):
+//! file-metricscollector`):
 //! - the default regex is [`KATIB_DEFAULT_METRICS_FORMAT`]; custom `metricsFormat` regexes replace
 //!   it, each with group 1 the name and group 2 the value;
 //! - a line is examined only if it contains one of the requested names as a substring, and then

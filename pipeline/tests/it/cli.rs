@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use clap::Parser;
-use sextant_pipeline::cli::{PipelineCommand, execute};
+use sextant_pipeline::cli::{ExitStatus, PipelineCommand, execute};
 
 use crate::header;
 
@@ -13,7 +13,9 @@ struct Cli {
     command: PipelineCommand,
 }
 
-async fn run_cli(arguments: &[&str]) -> (Result<u8, sextant_pipeline::cli::CliError>, String) {
+async fn run_cli(
+    arguments: &[&str],
+) -> (Result<ExitStatus, sextant_pipeline::cli::CliError>, String) {
     let cli =
         Cli::try_parse_from(std::iter::once("pipeline").chain(arguments.iter().copied())).unwrap();
     let mut output = Vec::new();
@@ -62,7 +64,7 @@ async fn run_prints_progress_then_get_shows_the_stored_run() {
         "demo-1",
     ])
     .await;
-    assert_eq!(result.unwrap(), 0, "{output}");
+    assert_eq!(result.unwrap(), ExitStatus::Success, "{output}");
     assert!(output.contains("run demo-1 started in"), "{output}");
     assert!(output.contains("step say started"), "{output}");
     assert!(output.contains("step fan[1] succeeded"), "{output}");
@@ -74,7 +76,7 @@ async fn run_prints_progress_then_get_shows_the_stored_run() {
     assert_eq!(said, "hi there");
 
     let (result, table) = run_cli(&["get", "demo-1", "--runs-dir", runs]).await;
-    assert_eq!(result.unwrap(), 0);
+    assert_eq!(result.unwrap(), ExitStatus::Success);
     assert!(
         table.starts_with("run demo-1 (pipeline demo): Succeeded"),
         "{table}"
@@ -85,7 +87,7 @@ async fn run_prints_progress_then_get_shows_the_stored_run() {
     );
 
     let (result, json) = run_cli(&["get", "demo-1", "--runs-dir", runs, "--json"]).await;
-    assert_eq!(result.unwrap(), 0);
+    assert_eq!(result.unwrap(), ExitStatus::Success);
     let stored: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(stored["run"]["params"]["greeting"], "hi there");
     assert_eq!(stored["steps"].as_array().unwrap().len(), 3);
@@ -96,7 +98,7 @@ async fn run_prints_progress_then_get_shows_the_stored_run() {
         error.to_string().starts_with("no run `nope` in sqlite://"),
         "{error}"
     );
-    assert_eq!(error.exit_code(), 2);
+    assert_eq!(error.exit_status(), ExitStatus::InvalidInput);
 }
 
 #[tokio::test]
@@ -119,7 +121,7 @@ async fn a_failing_run_exits_one_and_a_bad_spec_is_an_error() {
         runs.to_str().unwrap(),
     ])
     .await;
-    assert_eq!(result.unwrap(), 1, "{output}");
+    assert_eq!(result.unwrap(), ExitStatus::Failure, "{output}");
     assert!(
         output.contains("step s failed: `false` exited with status 1"),
         "{output}"
@@ -154,13 +156,13 @@ async fn compile_writes_argo_yaml_to_stdout_or_a_file() {
     let directory = tempfile::tempdir().unwrap();
     let spec = write_spec(directory.path());
     let (result, yaml) = run_cli(&["compile", &spec, "--target", "argo"]).await;
-    assert_eq!(result.unwrap(), 0);
+    assert_eq!(result.unwrap(), ExitStatus::Success);
     let workflow: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
     assert_eq!(workflow["apiVersion"], "argoproj.io/v1alpha1");
     let output = directory.path().join("workflow.yaml");
     let (result, printed) =
         run_cli(&["compile", &spec, "--output", output.to_str().unwrap()]).await;
-    assert_eq!(result.unwrap(), 0);
+    assert_eq!(result.unwrap(), ExitStatus::Success);
     assert!(printed.is_empty());
     assert_eq!(std::fs::read_to_string(&output).unwrap(), yaml);
 }

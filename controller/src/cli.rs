@@ -1,0 +1,578 @@
+//! `sextant run`, `sextant validate` and `sextant get`: experiments on this machine, as a library
+//! the binary calls (as `sextant_pipeline::cli` is for pipelines): the clap arguments, the
+//! commands, and their text, written to the writers the caller passes so that tests read it.
+//! [`pipeline`] runs the pipeline commands with this crate's `tune` step kind added.
+//!
+//! Every command ends with a [`ExitStatus`]: success when the experiment succeeded (or the
+//! files are valid, or the objects were shown), failure when it failed or was interrupted,
+//! invalid input for a spec that breaks the rules or a name that is not in the store. An
+//! invalid spec is reported with every problem by field path, and nothing is written to the
+//! store.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use sextant_pipeline::StepKind;
+use sextant_pipeline::cli::{ExitStatus, PipelineCommand};
+use sextant_store::database_url::redact_password;
+use sextant_store::echo::{echo, echo_quoted};
+use sextant_store::{ExperimentRecord, Store, TrialRecord};
+
+use crate::api::common::{ObjectiveType, Observation, ParameterAssignment};
+use crate::api::experiment::{Experiment, ExperimentConditionType, ExperimentStatus};
+use crate::api::latest_true_condition;
+use crate::engine;
+use crate::local::tune_step::TuneStepKind;
+use crate::local::{
+    LocalConfig, LocalError, Progress, default_max_parallel, default_trials_dir, run_experiment,
+};
+use crate::{LoadError, load_experiments};
+
+/// Options of `sextant run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The Experiment YAML (Katib's kubeflow.org/v1beta1 schema).
+    pub file: PathBuf,
+    /// The store: `sqlite://PATH`, `postgres://...` or `mysql://...`.
+    #[arg(long, env = "SEXTANT_DB", default_value = sextant_store::DEFAULT_DATABASE_URL)]
+    pub db: String,
+    /// Print the final Experiment object, with Katib's status, as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Ask this Katib-API Suggestion service (`host:port`, e.g. a `sextant serve`) for
+    /// assignments instead of the in-process algorithms.
+    #[arg(long, value_name = "ADDR")]
+    pub suggestion_service: Option<String>,
+    /// The most trials running at once on this machine, whatever `parallelTrialCount` asks
+    /// (default: four per core, at least 8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_parallel: Option<u32>,
+    /// The directory a `configMap` trial template's `templatePath` must stay inside (default:
+    /// the experiment file's directory).
+    #[arg(long, value_name = "DIR")]
+    pub template_dir: Option<PathBuf>,
+}
+
+/// Options of `sextant validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Experiment YAML files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Options of `sextant get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub what: GetWhat,
+    /// The store.
+    #[arg(long, global = true, env = "SEXTANT_DB", default_value = sextant_store::DEFAULT_DATABASE_URL)]
+    pub db: String,
+    /// Output format.
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value = "table"
+    )]
+    pub output: OutputFormat,
+}
+
+/// The objects `sextant get` shows.
+#[derive(Debug, Subcommand)]
+pub enum GetWhat {
+    /// Every experiment in the store.
+    Experiments,
+    /// One experiment with its status.
+    Experiment {
+        /// Its name.
+        name: String,
+    },
+    /// The trials of an experiment.
+    Trials {
+        /// The experiment's name.
+        name: String,
+    },
+}
+
+/// How `sextant get` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns.
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Why a command could not do its work (invalid input is not an error: it is reported on the
+/// error writer and ends with [`ExitStatus::InvalidInput`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] sextant_store::Error),
+    /// The local driver failed.
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    /// A path could not be resolved.
+    #[error("cannot resolve {path}: {source}")]
+    Path {
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A row of the store does not hold what this version wrote there.
+    #[error("stored {what} of {name} is unreadable: {source}")]
+    Stored {
+        /// The column (`experiment spec`, `trial assignments`, ...).
+        what: &'static str,
+        /// The experiment or trial it belongs to.
+        name: String,
+        /// Why it does not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// What is printed as JSON could not be serialized.
+    #[error("cannot print JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// Writing to the output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// `sextant validate FILE...`: each file's experiments, or every problem in it.
+pub fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+    let mut valid = true;
+    for file in &args.files {
+        match load(file) {
+            Ok(experiments) => {
+                for experiment in experiments {
+                    // A closed stdout must not turn a valid file into a failure.
+                    let _ = writeln!(
+                        out,
+                        "{}: experiment {:?} is valid",
+                        file.display(),
+                        experiment.metadata.name
+                    );
+                }
+            }
+            Err(message) => {
+                valid = false;
+                let _ = writeln!(err, "{message}");
+            }
+        }
+    }
+    if valid {
+        ExitStatus::Success
+    } else {
+        ExitStatus::InvalidInput
+    }
+}
+
+/// `sextant run FILE`: runs the experiment to the end (or until `shutdown`), with a progress
+/// line on `err` whenever the counts change, then the summary (or the Experiment as JSON) on
+/// `out`.
+pub async fn run(
+    args: &RunArgs,
+    shutdown: impl Future<Output = ()>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitStatus, CliError> {
+    let experiment = match load(&args.file) {
+        Ok(mut experiments) if experiments.len() == 1 => experiments.remove(0),
+        Ok(experiments) => {
+            writeln!(
+                err,
+                "{}: holds {} experiments; `sextant run` runs exactly one",
+                args.file.display(),
+                experiments.len()
+            )?;
+            return Ok(ExitStatus::InvalidInput);
+        }
+        Err(message) => {
+            writeln!(err, "{message}")?;
+            return Ok(ExitStatus::InvalidInput);
+        }
+    };
+    let experiment_dir = canonical(&args.file)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let template_dir = match &args.template_dir {
+        Some(dir) => canonical(dir)?,
+        None => experiment_dir.clone(),
+    };
+    let store = Store::connect(&args.db).await?;
+    let config = LocalConfig {
+        trials_dir: default_trials_dir(&experiment_dir, &experiment.metadata.name),
+        experiment_dir,
+        template_dir,
+        suggestion_service: args.suggestion_service.clone(),
+        max_parallel: args
+            .max_parallel
+            .map_or_else(default_max_parallel, |cap| cap as usize),
+    };
+    let name = experiment.metadata.name.clone();
+    let mut last_line = String::new();
+    let outcome = run_experiment(
+        &store,
+        experiment,
+        &config,
+        shutdown,
+        |progress: &Progress| {
+            let line = progress_line(&name, &progress.status);
+            if line != last_line {
+                // Progress is best effort: a closed terminal must not stop the run.
+                let _ = writeln!(err, "{line}");
+                last_line = line;
+            }
+        },
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        // A template that cannot run here (a missing configMap file) is invalid input.
+        Err(LocalError::Launch(error)) => {
+            writeln!(err, "{}: {error}", args.file.display())?;
+            return Ok(ExitStatus::InvalidInput);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let status = outcome.experiment.status.clone().unwrap_or_default();
+    if args.json {
+        writeln!(out, "{}", json(&outcome.experiment)?)?;
+    } else {
+        let trials = store.list_trials(&name).await?;
+        out.write_all(summary(&outcome.experiment, &status, &trials)?.as_bytes())?;
+    }
+    store.close().await;
+    if outcome.interrupted {
+        writeln!(
+            err,
+            "interrupted: run `sextant run {}` again to resume",
+            args.file.display()
+        )?;
+        return Ok(ExitStatus::Failure);
+    }
+    Ok(
+        if condition_type(&status) == Some(ExperimentConditionType::Succeeded) {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failure
+        },
+    )
+}
+
+/// `sextant get ...`: what the store holds, as a table or JSON.
+pub async fn get(
+    args: &GetArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitStatus, CliError> {
+    let store = Store::connect(&args.db).await?;
+    let text = match &args.what {
+        GetWhat::Experiments => {
+            let experiments = store
+                .list_experiments()
+                .await?
+                .iter()
+                .map(stored_experiment)
+                .collect::<Result<Vec<_>, _>>()?;
+            match args.output {
+                OutputFormat::Json => format!("{}\n", json(&experiments)?),
+                OutputFormat::Table => experiments_table(&experiments),
+            }
+        }
+        GetWhat::Experiment { name } | GetWhat::Trials { name } => {
+            let Some(record) = store.get_experiment(name).await? else {
+                writeln!(
+                    err,
+                    "no experiment {} in {}",
+                    echo_quoted(name),
+                    redact_password(&args.db)
+                )?;
+                return Ok(ExitStatus::InvalidInput);
+            };
+            let experiment = stored_experiment(&record)?;
+            let trials = store.list_trials(name).await?;
+            match (&args.what, args.output) {
+                (GetWhat::Experiment { .. }, OutputFormat::Json) => {
+                    format!("{}\n", json(&experiment)?)
+                }
+                (GetWhat::Experiment { .. }, OutputFormat::Table) => {
+                    let status = experiment.status.clone().unwrap_or_default();
+                    summary(&experiment, &status, &trials)?
+                }
+                (_, OutputFormat::Json) => format!("{}\n", json(&trials_json(&trials)?)?),
+                (_, OutputFormat::Table) => trials_table(&experiment, &trials, 0)?,
+            }
+        }
+    };
+    out.write_all(text.as_bytes())?;
+    store.close().await;
+    Ok(ExitStatus::Success)
+}
+
+/// `sextant pipeline ...`: the pipeline crate's commands, with the `tune` step kind (an
+/// experiment as a step, which that crate cannot name) registered; `tune` steps run their
+/// trials in `working_dir`.
+pub async fn pipeline(
+    command: &PipelineCommand,
+    working_dir: PathBuf,
+    shutdown: impl Future<Output = ()> + Send,
+    out: &mut (dyn Write + Send),
+) -> Result<ExitStatus, sextant_pipeline::cli::CliError> {
+    let tune_kind = move |store: &Store| {
+        vec![Arc::new(TuneStepKind::new(store.clone(), working_dir.clone())) as Arc<dyn StepKind>]
+    };
+    sextant_pipeline::cli::execute_with_kinds(command, &tune_kind, shutdown, out).await
+}
+
+// === rendering ===
+
+/// One line of progress: the counts and the best value so far.
+pub fn progress_line(name: &str, status: &ExperimentStatus) -> String {
+    let best = status
+        .current_optimal_trial
+        .observation
+        .metrics
+        .first()
+        .map(|metric| format!("{}={}", metric.name, metric.latest))
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "{name}: {} succeeded, {} running, {} failed, {} early stopped; best {best}",
+        status.trials_succeeded,
+        status.trials_running,
+        status.trials_failed + status.trial_metrics_unavailable,
+        status.trials_early_stopped,
+    )
+}
+
+/// The experiment's state, its best trial, and its ten best trials.
+pub fn summary(
+    experiment: &Experiment,
+    status: &ExperimentStatus,
+    trials: &[TrialRecord],
+) -> Result<String, CliError> {
+    let condition = latest_true_condition(&status.conditions)
+        .map(|condition| format!("{} ({})", condition.condition_type.name(), condition.reason))
+        .unwrap_or_else(|| "unknown".into());
+    let mut text = format!(
+        "experiment {}: {condition}\n",
+        echo(&experiment.metadata.name)
+    );
+    let optimal = &status.current_optimal_trial;
+    if !optimal.best_trial_name.is_empty() {
+        text += &format!("best trial: {}\n", optimal.best_trial_name);
+        for assignment in &optimal.parameter_assignments {
+            text += &format!(
+                "  {} = {}\n",
+                echo(&assignment.name),
+                echo(&assignment.value)
+            );
+        }
+        for metric in &optimal.observation.metrics {
+            text += &format!(
+                "  {}: latest {} (min {}, max {})\n",
+                metric.name, metric.latest, metric.min, metric.max
+            );
+        }
+    }
+    text += "\n";
+    text += &trials_table(experiment, trials, 10)?;
+    Ok(text)
+}
+
+/// Trials best first (by the objective under its strategy), at most `limit` (0 = all).
+pub fn trials_table(
+    experiment: &Experiment,
+    trials: &[TrialRecord],
+    limit: usize,
+) -> Result<String, CliError> {
+    let maximize = experiment
+        .spec
+        .objective
+        .as_ref()
+        .is_some_and(|objective| objective.objective_type == Some(ObjectiveType::Maximize));
+    let mut rows = Vec::with_capacity(trials.len());
+    for trial in trials {
+        rows.push((trial, objective_value(experiment, trial)?));
+    }
+    rows.sort_by(|(_, a), (_, b)| match (a, b) {
+        (Some(a), Some(b)) if maximize => b.total_cmp(a),
+        (Some(a), Some(b)) => a.total_cmp(b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    let shown = if limit == 0 {
+        rows.len()
+    } else {
+        limit.min(rows.len())
+    };
+    let name_width = rows
+        .iter()
+        .take(shown)
+        .map(|(trial, _)| trial.name.len())
+        .max()
+        .unwrap_or(0)
+        .max("TRIAL".len());
+    let mut text = format!(
+        "{:<name_width$} {:<18} {:>14}  PARAMETERS\n",
+        "TRIAL", "CONDITION", "OBJECTIVE"
+    );
+    for (trial, objective) in rows.into_iter().take(shown) {
+        let parameters = assignments(trial)?
+            .iter()
+            .map(|pair| format!("{}={}", echo(&pair.name), echo(&pair.value)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let objective = objective
+            .map(|value| format!("{value:.6}"))
+            .unwrap_or_else(|| "-".into());
+        text += &format!(
+            "{:<name_width$} {:<18} {:>14}  {parameters}\n",
+            trial.name, trial.condition_type, objective
+        );
+    }
+    if shown < trials.len() {
+        text += &format!(
+            "... {} more (sextant get trials {})\n",
+            trials.len() - shown,
+            experiment.metadata.name
+        );
+    }
+    Ok(text)
+}
+
+/// Every experiment, a line each.
+pub fn experiments_table(experiments: &[Experiment]) -> String {
+    let mut text = format!(
+        "{:<32} {:<12} {:>9} {:>9} {:>7}\n",
+        "NAME", "STATUS", "SUCCEEDED", "FAILED", "TRIALS"
+    );
+    for experiment in experiments {
+        let status = experiment.status.clone().unwrap_or_default();
+        text += &format!(
+            "{:<32} {:<12} {:>9} {:>9} {:>7}\n",
+            experiment.metadata.name,
+            condition_type(&status).map_or("Unknown", |kind| kind.name()),
+            status.trials_succeeded,
+            status.trials_failed,
+            status.trials
+        );
+    }
+    text
+}
+
+/// Trials as `sextant get trials -o json` prints them.
+fn trials_json(trials: &[TrialRecord]) -> Result<Vec<serde_json::Value>, CliError> {
+    trials
+        .iter()
+        .map(|trial| {
+            let observation = trial
+                .observation
+                .as_deref()
+                .map(|text| {
+                    parse_stored::<serde_json::Value>(text, "trial observation", &trial.name)
+                })
+                .transpose()?;
+            Ok(serde_json::json!({
+                "name": trial.name,
+                "condition": trial.condition_type,
+                "reason": trial.reason,
+                "message": trial.message,
+                "parameterAssignments": assignments(trial)?,
+                "observation": observation,
+                "startTime": trial.start_time,
+                "completionTime": trial.completion_time,
+            }))
+        })
+        .collect()
+}
+
+// === helpers ===
+
+/// The experiments of a file, or the message that says why there are none.
+fn load(file: &Path) -> Result<Vec<Experiment>, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|error| format!("{}: cannot read: {error}", file.display()))?;
+    load_experiments(&text).map_err(|error| match error {
+        LoadError::Invalid { name, errors } => format!(
+            "{}: experiment {} is invalid:\n{}",
+            file.display(),
+            echo_quoted(&name),
+            errors
+                .0
+                .iter()
+                .map(|error| format!("  {error}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        other => format!("{}: {other}", file.display()),
+    })
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, CliError> {
+    path.canonicalize().map_err(|source| CliError::Path {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The type of the experiment's newest condition that holds.
+fn condition_type(status: &ExperimentStatus) -> Option<ExperimentConditionType> {
+    latest_true_condition(&status.conditions).map(|condition| condition.condition_type.clone())
+}
+
+/// An experiment as the store keeps it: its spec, with the status written beside it.
+fn stored_experiment(record: &ExperimentRecord) -> Result<Experiment, CliError> {
+    let mut experiment: Experiment = parse_stored(&record.spec, "experiment spec", &record.name)?;
+    experiment.status = parse_stored(&record.status, "experiment status", &record.name)?;
+    Ok(experiment)
+}
+
+fn assignments(trial: &TrialRecord) -> Result<Vec<ParameterAssignment>, CliError> {
+    parse_stored(&trial.assignments, "trial assignments", &trial.name)
+}
+
+/// A trial's objective value under the objective's metric strategy, as the optimal trial is
+/// chosen.
+fn objective_value(experiment: &Experiment, trial: &TrialRecord) -> Result<Option<f64>, CliError> {
+    let (Some(objective), Some(text)) = (&experiment.spec.objective, &trial.observation) else {
+        return Ok(None);
+    };
+    let observation: Observation = parse_stored(text, "trial observation", &trial.name)?;
+    Ok(observation
+        .metric(&objective.objective_metric_name)
+        .and_then(|metric| {
+            engine::objective_value(
+                metric,
+                &objective.strategy_for(&objective.objective_metric_name),
+            )
+        }))
+}
+
+fn parse_stored<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+    name: &str,
+) -> Result<T, CliError> {
+    serde_json::from_str(text).map_err(|source| CliError::Stored {
+        what,
+        name: name.to_owned(),
+        source,
+    })
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value).map_err(CliError::Json)
+}
