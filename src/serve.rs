@@ -20,7 +20,9 @@ use sextant_proto::service_names;
 use sextant_store::{Backend, ReportLimits, Store, TrialConditionUpdate};
 use sextant_suggestion::early_stopping::DbManagerObservations;
 use sextant_suggestion::service::SuggestionLimits;
-use sextant_suggestion::{EarlyStoppingService, SuggestionService, TrialStatusSink};
+use sextant_suggestion::{
+    EarlyStoppingService, SuggestionService, TrialStatusError, TrialStatusSink,
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -178,7 +180,7 @@ struct StoreTrialStatuses(Store);
 
 #[tonic::async_trait]
 impl TrialStatusSink for StoreTrialStatuses {
-    async fn mark_early_stopped(&self, trial_name: &str) -> Result<(), String> {
+    async fn mark_early_stopped(&self, trial_name: &str) -> Result<(), TrialStatusError> {
         let update = TrialConditionUpdate {
             condition_type: "EarlyStopped".into(),
             reason: "TrialEarlyStopped".into(),
@@ -190,6 +192,9 @@ impl TrialStatusSink for StoreTrialStatuses {
             .update_trial_condition(trial_name, &update)
             .await
             .map(|_| ())
-            .map_err(|error| error.to_string())
+            .map_err(|error| match error {
+                sextant_store::Error::TrialNotFound { .. } => TrialStatusError::UnknownTrial,
+                other => TrialStatusError::Backend(Box::new(other)),
+            })
     }
 }

@@ -40,13 +40,25 @@ pub enum EarlyStoppingError {
     #[error("reading observation logs: {0}")]
     Observations(#[from] ObservationError),
     /// The trial status could not be recorded.
-    #[error("setting the status of trial {trial_name:?}: {message}")]
+    #[error("setting the status of trial {trial_name:?}: {source}")]
     TrialStatus {
         /// The trial.
         trial_name: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: TrialStatusError,
     },
+}
+
+/// Why a [`TrialStatusSink`] could not record a trial's status.
+#[derive(Debug, thiserror::Error)]
+pub enum TrialStatusError {
+    /// The sink knows no trial of that name.
+    #[error("no trial of that name is known")]
+    UnknownTrial,
+    /// Where the statuses are kept failed.
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<EarlyStoppingError> for Status {
@@ -57,6 +69,10 @@ impl From<EarlyStoppingError> for Status {
                 Status::invalid_argument(message)
             }
             EarlyStoppingError::Observations(_) => Status::unavailable(message),
+            EarlyStoppingError::TrialStatus {
+                source: TrialStatusError::UnknownTrial,
+                ..
+            } => Status::not_found(message),
             EarlyStoppingError::TrialStatus { .. } => Status::internal(message),
         }
     }
@@ -103,7 +119,7 @@ pub trait ObservationSource: Send + Sync + 'static {
 #[tonic::async_trait]
 pub trait TrialStatusSink: Send + Sync + 'static {
     /// Marks `trial_name` as early-stopped; a trial marked twice stays marked.
-    async fn mark_early_stopped(&self, trial_name: &str) -> Result<(), String>;
+    async fn mark_early_stopped(&self, trial_name: &str) -> Result<(), TrialStatusError>;
 }
 
 /// Reads observation logs from a Katib-compatible DBManager over gRPC.
@@ -186,7 +202,7 @@ impl InMemoryTrialStatuses {
 
 #[tonic::async_trait]
 impl TrialStatusSink for InMemoryTrialStatuses {
-    async fn mark_early_stopped(&self, trial_name: &str) -> Result<(), String> {
+    async fn mark_early_stopped(&self, trial_name: &str) -> Result<(), TrialStatusError> {
         self.lock().insert(trial_name.to_string());
         Ok(())
     }
@@ -392,9 +408,9 @@ impl EarlyStopping for EarlyStoppingService {
         self.statuses
             .mark_early_stopped(&trial_name)
             .await
-            .map_err(|message| EarlyStoppingError::TrialStatus {
+            .map_err(|source| EarlyStoppingError::TrialStatus {
                 trial_name: trial_name.clone(),
-                message,
+                source,
             })?;
         Ok(Response::new(api::SetTrialStatusReply {}))
     }

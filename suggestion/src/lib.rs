@@ -21,6 +21,8 @@ pub mod early_stopping;
 pub mod error;
 pub mod service;
 
-pub use early_stopping::{EarlyStoppingService, ObservationSource, TrialStatusSink};
+pub use early_stopping::{
+    EarlyStoppingService, ObservationSource, TrialStatusError, TrialStatusSink,
+};
 pub use error::{Error, Result};
 pub use service::{MAX_REQUEST_NUMBER, SuggestionService};

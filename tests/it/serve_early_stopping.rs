@@ -95,4 +95,14 @@ async fn medianstop_rules_come_from_the_servers_own_observation_logs() {
         .expect_err("start_step 0 is invalid");
     assert_eq!(invalid.code(), Code::InvalidArgument);
     assert!(invalid.message().contains("start_step"), "{invalid}");
+
+    // A trial the server's store does not hold cannot be stopped: NOT_FOUND, naming it.
+    let unknown = early_stopping
+        .set_trial_status(api::SetTrialStatusRequest {
+            trial_name: "no-such-trial".into(),
+        })
+        .await
+        .expect_err("an unknown trial");
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown}");
+    assert!(unknown.message().contains("no-such-trial"), "{unknown}");
 }
