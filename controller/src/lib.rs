@@ -6,13 +6,13 @@
 //! of the controller, and the two drivers that carry them out: on one machine ([`local`]) and in
 //! a Kubernetes cluster ([`kube`]). The API types, parsing, defaulting, validation, the trial
 //! conditions and the engine are pure: no tokio, no file or network I/O, no clock (time comes in
-//! [`engine::Observed::now`]). Only the drivers (and [`suggest`] and [`remote`], which they
-//! share) do I/O around the engine. It depends on `sextant-algorithms` (search domain, settings
+//! [`engine::Observed::now`]). Only the drivers (and [`suggest`], which they share) do I/O
+//! around the engine. It depends on `sextant-algorithms` (search domain, settings
 //! validation), `sextant-metrics` (parsing trial output), `sextant-store` (observation logs, the
 //! local driver's memory), `sextant-pipeline` (pipeline trials, their Argo compilation and the
-//! `tune` step, through its public API), `sextant-suggestion` and `sextant-proto` (asking a
-//! remote Suggestion service), and kube / kube-runtime (the Kubernetes driver); nothing depends
-//! on it but the binary.
+//! `tune` step, through its public API), `sextant-suggestion` and `sextant-proto` (asking the
+//! search algorithm, in process or from a remote Suggestion service), and kube / kube-runtime
+//! (the Kubernetes driver); nothing depends on it but the binary.
 //!
 //! Typical use: [`parse::parse_experiments`], then [`defaults::apply_defaults`], then
 //! [`validation::validate`] (or [`load_experiments`] for all three), then repeatedly
@@ -30,7 +30,7 @@
 //!   conditions of trial run objects (its own crate: it depends on nothing of ours).
 //! - [`engine`]: the pure `plan(observed)` and the status computation.
 //! - [`observation`]: a trial's observation from its observation log.
-//! - [`suggest`], [`remote`]: asking the search algorithm, in process or from a service.
+//! - [`suggest`]: asking the search algorithm, in process or from a service.
 //! - [`local`]: the local driver: `sextant run` on one machine.
 //! - [`kube`]: the Kubernetes driver: `sextant controller`.
 //! - [`cli`]: `sextant run`, `validate` and `get` (and `pipeline` with the `tune` kind): the
@@ -47,7 +47,6 @@ pub mod local;
 pub mod observation;
 pub mod parse;
 pub mod placeholders;
-pub mod remote;
 pub mod suggest;
 pub mod validation;
 

@@ -1,242 +1,198 @@
-//! Asking the experiment's search algorithm for assignments, in process.
+//! Asking the experiment's search algorithm for assignments, in process or from a Katib-API
+//! Suggestion service (`--suggestion-service ADDR`), through the one policy of
+//! [`sextant_suggestion::policy`].
 //!
-//! The request carries the whole history, as Katib's Suggestion API does: every trial except
-//! metrics-unavailable ones and early-stopped ones without an observation. Settings an
-//! algorithm hands back (Hyperband's bracket state) are merged into the next request, as
-//! Katib's Suggestion resource keeps them.
+//! This module builds the request as Katib's controller builds it: the experiment with its
+//! algorithm settings (the policy overrides them with the ones the algorithm handed back), and
+//! every trial except metrics-unavailable ones and early-stopped ones without an observation,
+//! each metric's value chosen by its strategy, each trial with its labels (algorithms such as
+//! Hyperband find their bookkeeping there).
 
 use std::collections::{BTreeMap, HashMap};
 
-use sextant_algorithms::algorithm::{BuildContext, SuggestRequest};
-use sextant_algorithms::{
-    Direction, Objective, Setting, SuggestError, TrialCondition, TrialRecord, build_algorithm,
-};
+use sextant_proto::api;
+pub use sextant_suggestion::policy::{Outcome, Suggester};
 
 use crate::api::common::ParameterAssignment;
-use crate::api::experiment::Experiment;
+use crate::api::experiment::{Distribution, Experiment, ParameterType};
 use crate::api::trial::TrialConditionType;
-use crate::domain;
 use crate::engine::{ObservedTrial, objective_value};
-use crate::remote::RemoteSuggester;
 
 /// One suggested trial: its parameter values and labels.
 pub type SuggestedTrial = (Vec<ParameterAssignment>, BTreeMap<String, String>);
 
-/// What the algorithm answered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// Exactly the requested number of trials.
-    Assignments(Vec<SuggestedTrial>),
-    /// The search space has no untried point left.
-    Exhausted,
-    /// Nothing can be proposed until running trials finish; ask again later.
-    NotReady,
-    /// The remote service cannot be reached now (with why). A one-shot run gives up; a
-    /// controller asks again after a backoff, since a cluster's service comes and goes.
-    Unreachable(String),
-}
-
-/// Where an experiment's assignments come from, with the state it carries between requests.
-#[derive(Debug, Clone)]
-pub enum Suggester {
-    /// The algorithms of `sextant-algorithms`, in this process.
-    InProcess {
-        /// Settings the algorithm handed back last time.
-        returned_settings: Vec<Setting>,
-    },
-    /// A Katib-API Suggestion service.
-    Remote(RemoteSuggester),
-}
-
-impl Suggester {
-    /// In process, or from the service at `suggestion_service` when given.
-    pub fn new(suggestion_service: Option<&str>) -> Suggester {
-        match suggestion_service {
-            Some(address) => Suggester::Remote(RemoteSuggester::new(address)),
-            None => Suggester::InProcess {
-                returned_settings: Vec::new(),
-            },
-        }
-    }
-
-    /// The settings the algorithm handed back last, as `(name, value)` pairs: the state a
-    /// driver keeps between requests (Hyperband's bracket), in Katib's protocol.
-    pub fn returned_settings(&self) -> Vec<(String, String)> {
-        match self {
-            Suggester::InProcess { returned_settings } => returned_settings
-                .iter()
-                .map(|setting| (setting.name.clone(), setting.value.clone()))
-                .collect(),
-            Suggester::Remote(remote) => remote.returned_settings(),
-        }
-    }
-
-    /// Restores the settings a previous suggester handed back (see
-    /// [`Suggester::returned_settings`]), so a restarted driver carries on where it was.
-    pub fn restore_returned_settings(&mut self, settings: &[(String, String)]) {
-        match self {
-            Suggester::InProcess { returned_settings } => {
-                *returned_settings = settings
-                    .iter()
-                    .map(|(name, value)| Setting::new(name, value))
-                    .collect();
-            }
-            Suggester::Remote(remote) => remote.restore_returned_settings(settings),
-        }
-    }
-
-    /// Asks for `count` assignments given the trials so far and their labels (algorithms such
-    /// as Hyperband find their bookkeeping there); runs the algorithm on a blocking thread. An
-    /// error is a reason the experiment fails with.
-    pub async fn suggest(
-        &mut self,
-        experiment: &Experiment,
-        trials: &[ObservedTrial],
-        labels: &HashMap<String, BTreeMap<String, String>>,
-        count: usize,
-    ) -> Result<Answer, String> {
-        match self {
-            Suggester::Remote(remote) => remote.suggest(experiment, trials, labels, count).await,
-            Suggester::InProcess { returned_settings } => {
-                suggest_in_process(returned_settings, experiment, trials, labels, count).await
-            }
-        }
-    }
-}
-
-async fn suggest_in_process(
-    returned_settings: &mut Vec<Setting>,
+/// Asks `suggester` for `count` assignments given the trials so far and their labels.
+pub async fn suggest(
+    suggester: &mut Suggester,
     experiment: &Experiment,
     trials: &[ObservedTrial],
     labels: &HashMap<String, BTreeMap<String, String>>,
     count: usize,
-) -> Result<Answer, String> {
-    {
-        let spec = &experiment.spec;
-        let space = domain::search_space(&spec.parameters).map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
-        let objective_spec = spec.objective.clone().unwrap_or_default();
-        let objective = domain::objective(&objective_spec).unwrap_or_else(|| {
-            Objective::new(
-                Direction::Minimize,
-                objective_spec.objective_metric_name.clone(),
-            )
-        });
-        let algorithm = spec.algorithm.clone().unwrap_or_default();
-        let mut settings = domain::settings(&algorithm.algorithm_settings);
-        settings.extend(returned_settings.iter().cloned());
-        let strategy = objective_spec.strategy_for(&objective_spec.objective_metric_name);
-        let mut history = Vec::with_capacity(trials.len());
-        for trial in trials {
-            let value = trial
-                .observation
-                .metric(&objective.metric_name)
-                .and_then(|metric| objective_value(metric, &strategy));
-            let condition = match trial.condition {
-                TrialConditionType::MetricsUnavailable => continue,
-                TrialConditionType::EarlyStopped if value.is_none() => continue,
-                TrialConditionType::Created => TrialCondition::Created,
-                TrialConditionType::Running => TrialCondition::Running,
-                TrialConditionType::Succeeded => TrialCondition::Succeeded,
-                TrialConditionType::Killed => TrialCondition::Killed,
-                TrialConditionType::Failed => TrialCondition::Failed,
-                TrialConditionType::EarlyStopped => TrialCondition::EarlyStopped,
-            };
-            let assignment = space
-                .parse_assignment(
-                    trial
-                        .parameter_assignments
-                        .iter()
-                        .map(|pair| (pair.name.as_str(), pair.value.as_str())),
-                )
-                .map_err(|error| format!("trial {:?}: {error}", trial.name))?;
-            let mut record = TrialRecord::new(trial.name.clone(), assignment, condition);
-            record.objective_value = value;
-            record.labels = labels.get(&trial.name).cloned().unwrap_or_default();
-            history.push(record);
-        }
-        let name = algorithm.algorithm_name.clone();
-        let max_trial_count = spec
-            .max_trial_count
-            .and_then(|count| u32::try_from(count).ok());
-        let parallel_trial_count = spec
-            .parallel_trial_count
-            .and_then(|count| u32::try_from(count).ok());
-        let answer = tokio::task::spawn_blocking(move || {
-            let built = build_algorithm(
-                &name,
-                &settings,
-                &BuildContext {
-                    space: &space,
-                    objective: &objective,
-                    max_trial_count,
-                    parallel_trial_count,
-                },
-            )
-            .map_err(|error| Refusal::Failed(error.to_string()))?;
-            let ask = |count| {
-                built.suggest(&SuggestRequest {
-                    space: &space,
-                    objective: &objective,
-                    trials: &history,
-                    count,
-                    cancel: sextant_algorithms::cancel::Cancellation::never(),
-                })
-            };
-            let suggestions = match ask(count) {
-                // Take what can be proposed now; the rest is asked for once trials finish.
-                Err(SuggestError::NotReady { available, .. }) if available > 0 => ask(available),
-                // The last points of a finite space are still worth trying.
-                Err(SuggestError::Exhausted { remaining, .. }) if remaining > 0 => {
-                    ask(usize::try_from(remaining).unwrap_or(count))
-                }
-                other => other,
-            }
-            .map_err(|error| match error {
-                SuggestError::Exhausted { .. } => Refusal::Exhausted,
-                SuggestError::NotReady { .. } => Refusal::NotReady,
-                error => Refusal::Failed(error.to_string()),
-            })?;
-            let trials: Vec<SuggestedTrial> = suggestions
-                .suggestions
+) -> Outcome {
+    let request = api::GetSuggestionsRequest {
+        experiment: Some(wire_experiment(experiment)),
+        trials: wire_trials(experiment, trials, labels),
+        current_request_number: i32::try_from(count).unwrap_or(i32::MAX),
+        total_request_number: i32::try_from(trials.len() + count).unwrap_or(i32::MAX),
+    };
+    suggester.suggest(request).await
+}
+
+/// The trials of a reply, as the API writes them.
+pub fn suggested_trials(reply: api::GetSuggestionsReply) -> Vec<SuggestedTrial> {
+    reply
+        .parameter_assignments
+        .into_iter()
+        .map(|suggestion| {
+            let pairs = suggestion
+                .assignments
                 .into_iter()
-                .map(|suggestion| {
-                    let pairs = space
-                        .format_assignment(&suggestion.assignment)
-                        .into_iter()
-                        .map(|(name, value)| ParameterAssignment { name, value })
-                        .collect();
-                    (pairs, suggestion.labels)
+                .map(|pair| ParameterAssignment {
+                    name: pair.name,
+                    value: pair.value,
                 })
                 .collect();
-            Ok((trials, suggestions.settings))
+            (pairs, suggestion.labels.into_iter().collect())
         })
-        .await
-        .map_err(|error| format!("the search algorithm crashed: {error}"))?;
-        match answer {
-            Ok((trials, returned)) => {
-                if let Some(returned) = returned {
-                    *returned_settings = returned;
-                }
-                Ok(Answer::Assignments(trials))
-            }
-            Err(Refusal::Exhausted) => Ok(Answer::Exhausted),
-            Err(Refusal::NotReady) => Ok(Answer::NotReady),
-            Err(Refusal::Failed(reason)) => Err(reason),
-        }
+        .collect()
+}
+
+fn wire_experiment(experiment: &Experiment) -> api::Experiment {
+    let spec = &experiment.spec;
+    let parameters = spec
+        .parameters
+        .iter()
+        .map(|parameter| api::ParameterSpec {
+            name: parameter.name.clone(),
+            parameter_type: match parameter.parameter_type {
+                Some(ParameterType::Double) => api::ParameterType::Double,
+                Some(ParameterType::Int) => api::ParameterType::Int,
+                Some(ParameterType::Discrete) => api::ParameterType::Discrete,
+                Some(ParameterType::Categorical) => api::ParameterType::Categorical,
+                _ => api::ParameterType::UnknownType,
+            } as i32,
+            feasible_space: Some(api::FeasibleSpace {
+                max: parameter.feasible_space.max.clone(),
+                min: parameter.feasible_space.min.clone(),
+                list: parameter.feasible_space.list.clone(),
+                step: parameter.feasible_space.step.clone(),
+                distribution: match parameter.feasible_space.distribution {
+                    Some(Distribution::Uniform) => api::Distribution::Uniform,
+                    Some(Distribution::LogUniform) => api::Distribution::LogUniform,
+                    Some(Distribution::Normal) => api::Distribution::Normal,
+                    Some(Distribution::LogNormal) => api::Distribution::LogNormal,
+                    _ => api::Distribution::Unspecified,
+                } as i32,
+            }),
+        })
+        .collect();
+    let algorithm = spec.algorithm.clone().unwrap_or_default();
+    api::Experiment {
+        name: experiment.metadata.name.clone(),
+        spec: Some(api::ExperimentSpec {
+            parameter_specs: Some(api::experiment_spec::ParameterSpecs { parameters }),
+            objective: Some(wire_objective(experiment)),
+            algorithm: Some(api::AlgorithmSpec {
+                algorithm_name: algorithm.algorithm_name,
+                algorithm_settings: algorithm
+                    .algorithm_settings
+                    .iter()
+                    .map(|setting| api::AlgorithmSetting {
+                        name: setting.name.clone(),
+                        value: setting.value.clone(),
+                    })
+                    .collect(),
+            }),
+            early_stopping: None,
+            parallel_trial_count: spec.parallel_trial_count.unwrap_or_default(),
+            max_trial_count: spec.max_trial_count.unwrap_or_default(),
+            nas_config: None,
+        }),
     }
 }
 
-/// Why the algorithm proposed nothing.
-enum Refusal {
-    Exhausted,
-    NotReady,
-    Failed(String),
+fn wire_objective(experiment: &Experiment) -> api::ObjectiveSpec {
+    let objective = experiment.spec.objective.clone().unwrap_or_default();
+    let maximize = matches!(
+        objective.objective_type,
+        Some(crate::api::common::ObjectiveType::Maximize)
+    );
+    api::ObjectiveSpec {
+        r#type: if maximize {
+            api::ObjectiveType::Maximize
+        } else {
+            api::ObjectiveType::Minimize
+        } as i32,
+        goal: objective.goal.unwrap_or_default(),
+        objective_metric_name: objective.objective_metric_name.clone(),
+        additional_metric_names: objective.additional_metric_names.clone(),
+    }
+}
+
+fn wire_trials(
+    experiment: &Experiment,
+    trials: &[ObservedTrial],
+    labels: &HashMap<String, BTreeMap<String, String>>,
+) -> Vec<api::Trial> {
+    let objective = experiment.spec.objective.clone().unwrap_or_default();
+    let objective_spec = wire_objective(experiment);
+    trials
+        .iter()
+        .filter_map(|trial| {
+            let metrics: Vec<api::Metric> = trial
+                .observation
+                .metrics
+                .iter()
+                .filter_map(|metric| {
+                    let strategy = objective.strategy_for(&metric.name);
+                    objective_value(metric, &strategy).map(|value| api::Metric {
+                        name: metric.name.clone(),
+                        value: value.to_string(),
+                    })
+                })
+                .collect();
+            // Katib's rule: an early-stopped trial without an observation tells nothing.
+            let condition = match trial.condition {
+                TrialConditionType::MetricsUnavailable => return None,
+                TrialConditionType::EarlyStopped if metrics.is_empty() => return None,
+                TrialConditionType::Created => api::trial_status::TrialConditionType::Created,
+                TrialConditionType::Running => api::trial_status::TrialConditionType::Running,
+                TrialConditionType::Succeeded => api::trial_status::TrialConditionType::Succeeded,
+                TrialConditionType::Killed => api::trial_status::TrialConditionType::Killed,
+                TrialConditionType::Failed => api::trial_status::TrialConditionType::Failed,
+                TrialConditionType::EarlyStopped => {
+                    api::trial_status::TrialConditionType::Earlystopped
+                }
+            };
+            Some(api::Trial {
+                name: trial.name.clone(),
+                spec: Some(api::TrialSpec {
+                    objective: Some(objective_spec.clone()),
+                    parameter_assignments: Some(api::trial_spec::ParameterAssignments {
+                        assignments: trial
+                            .parameter_assignments
+                            .iter()
+                            .map(|pair| api::ParameterAssignment {
+                                name: pair.name.clone(),
+                                value: pair.value.clone(),
+                            })
+                            .collect(),
+                    }),
+                    labels: labels
+                        .get(&trial.name)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                }),
+                status: Some(api::TrialStatus {
+                    condition: condition as i32,
+                    observation: Some(api::Observation { metrics }),
+                    ..Default::default()
+                }),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -286,17 +242,18 @@ spec:
         let mut suggester = Suggester::new(None);
         let labels = HashMap::new();
         let three = [trial("1"), trial("2"), trial("3")];
-        match suggester.suggest(&experiment, &three, &labels, 2).await {
-            Ok(Answer::Assignments(trials)) => {
+        match suggest(&mut suggester, &experiment, &three, &labels, 2).await {
+            Outcome::Assignments(reply) => {
+                let trials = suggested_trials(reply);
                 assert_eq!(trials.len(), 1);
                 assert_eq!(trials[0].0[0].value, "4");
             }
             other => panic!("expected the last point, got {other:?}"),
         }
         let four = [trial("1"), trial("2"), trial("3"), trial("4")];
-        assert_eq!(
-            suggester.suggest(&experiment, &four, &labels, 2).await,
-            Ok(Answer::Exhausted)
-        );
+        assert!(matches!(
+            suggest(&mut suggester, &experiment, &four, &labels, 2).await,
+            Outcome::Exhausted { .. }
+        ));
     }
 }

@@ -3,15 +3,18 @@
 //! algorithms.
 //!
 //! It connects on first use with bounded waits (Katib's controller gives a suggestion call
-//! 60 s) and turns the service's answers into typed outcomes: exhausted (`OUT_OF_RANGE`), not
-//! ready yet (`UNAVAILABLE` from a connected service: Hyperband waiting for running trials),
-//! or failed.
+//! 60 s) and turns the service's answers into the policy's [`Outcome`]: exhausted
+//! (`OUT_OF_RANGE`), not ready yet (`UNAVAILABLE` from a connected service: Hyperband waiting
+//! for running trials), unreachable, or failed. The gRPC codes carry no counts, so neither
+//! outcome says how many remain.
 
 use std::time::Duration;
 
 use sextant_proto::api;
 use sextant_proto::api::suggestion_client::SuggestionClient;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::policy::Outcome;
 
 /// How long connecting to a service may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,33 +28,6 @@ pub fn endpoint_uri(address: &str) -> String {
     } else {
         format!("http://{address}")
     }
-}
-
-/// Why a remote service gave no assignments.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    /// The service cannot be reached.
-    #[error("cannot reach the suggestion service {endpoint}: {message}")]
-    Unreachable {
-        /// The service's URI.
-        endpoint: String,
-        /// The transport's error.
-        message: String,
-    },
-    /// The search space has no untried point left.
-    #[error("the search space is exhausted: {0}")]
-    Exhausted(String),
-    /// Nothing can be proposed until running trials finish; ask again later.
-    #[error("the suggestion service must wait: {0}")]
-    NotReady(String),
-    /// The service refused the request or answered wrongly.
-    #[error("suggestion service {endpoint}: {message}")]
-    Failed {
-        /// The service's URI.
-        endpoint: String,
-        /// What went wrong, with the gRPC code when there is one.
-        message: String,
-    },
 }
 
 /// A connection-on-first-use client of one Suggestion service.
@@ -71,56 +47,60 @@ impl RemoteSuggestionClient {
     }
 
     /// Sends the request; a reply always holds exactly `current_request_number` assignments.
-    pub async fn get_suggestions(
-        &mut self,
-        request: api::GetSuggestionsRequest,
-    ) -> Result<api::GetSuggestionsReply, RemoteError> {
+    pub async fn get_suggestions(&mut self, request: api::GetSuggestionsRequest) -> Outcome {
         let requested = usize::try_from(request.current_request_number).unwrap_or_default();
         let connected = self.client.is_some();
         let client = match &mut self.client {
             Some(client) => client,
             None => {
-                let unreachable = |error: tonic::transport::Error| RemoteError::Unreachable {
-                    endpoint: self.endpoint.clone(),
-                    message: error.to_string(),
+                let channel = match Endpoint::from_shared(self.endpoint.clone()) {
+                    Ok(endpoint) => {
+                        endpoint
+                            .connect_timeout(CONNECT_TIMEOUT)
+                            .timeout(CALL_TIMEOUT)
+                            .connect()
+                            .await
+                    }
+                    Err(error) => Err(error),
                 };
-                let channel = Endpoint::from_shared(self.endpoint.clone())
-                    .map_err(unreachable)?
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .timeout(CALL_TIMEOUT)
-                    .connect()
-                    .await
-                    .map_err(unreachable)?;
-                self.client.insert(
-                    SuggestionClient::new(channel)
-                        .max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES),
-                )
+                match channel {
+                    Ok(channel) => self.client.insert(
+                        SuggestionClient::new(channel)
+                            .max_decoding_message_size(sextant_proto::MAX_MESSAGE_BYTES),
+                    ),
+                    Err(error) => {
+                        return Outcome::Unreachable(format!(
+                            "cannot reach the suggestion service {}: {error}",
+                            self.endpoint
+                        ));
+                    }
+                }
             }
         };
         let reply = match client.get_suggestions(request).await {
             Ok(reply) => reply.into_inner(),
             Err(status) if status.code() == tonic::Code::OutOfRange => {
-                return Err(RemoteError::Exhausted(status.message().to_string()));
+                return Outcome::Exhausted { remaining: None };
             }
             Err(status) if status.code() == tonic::Code::Unavailable && connected => {
-                return Err(RemoteError::NotReady(status.message().to_string()));
+                return Outcome::NotReady { available: None };
             }
             Err(status) => {
-                return Err(RemoteError::Failed {
-                    endpoint: self.endpoint.clone(),
-                    message: format!("{}: {}", status.code(), status.message()),
-                });
+                return Outcome::Failed(format!(
+                    "suggestion service {}: {}: {}",
+                    self.endpoint,
+                    status.code(),
+                    status.message()
+                ));
             }
         };
         if reply.parameter_assignments.len() != requested {
-            return Err(RemoteError::Failed {
-                endpoint: self.endpoint.clone(),
-                message: format!(
-                    "returned {} assignments for {requested} requested",
-                    reply.parameter_assignments.len()
-                ),
-            });
+            return Outcome::Failed(format!(
+                "suggestion service {}: returned {} assignments for {requested} requested",
+                self.endpoint,
+                reply.parameter_assignments.len()
+            ));
         }
-        Ok(reply)
+        Outcome::Assignments(reply)
     }
 }

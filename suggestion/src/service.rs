@@ -181,15 +181,25 @@ fn build_context(experiment: &ParsedExperiment) -> BuildContext<'_> {
     }
 }
 
-async fn off_reactor<T, F>(work: F) -> Result<T, Status>
+/// Answers a GetSuggestions request on a blocking thread, stopping the algorithm at its next
+/// check once the returned future is dropped. The gRPC method and the in-process transport of
+/// [`crate::policy`] both answer through it.
+pub(crate) async fn suggest_off_reactor(
+    request: api::GetSuggestionsRequest,
+) -> Result<api::GetSuggestionsReply> {
+    let cancel = Cancellation::new();
+    let _guard = CancelOnDrop(cancel.clone());
+    off_reactor(move || SuggestionService::suggest_until_cancelled(&request, &cancel)).await
+}
+
+async fn off_reactor<T, F>(work: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|error| Status::from(Error::Worker(error.to_string())))?
-        .map_err(Status::from)
+        .map_err(|error| Error::Worker(error.to_string()))?
 }
 
 /// Sets the algorithm's token when the request's future ends for any reason, most importantly
@@ -216,14 +226,8 @@ impl SuggestionService {
                 self.limits.concurrent_requests
             )));
         };
-        let cancel = Cancellation::new();
-        let _guard = CancelOnDrop(cancel.clone());
-        let work = off_reactor({
-            let cancel = cancel.clone();
-            move || SuggestionService::suggest_until_cancelled(&request, &cancel)
-        });
         tokio::select! {
-            reply = work => reply,
+            reply = suggest_off_reactor(request) => reply.map_err(Status::from),
             () = tokio::time::sleep(self.limits.request_timeout) => {
                 Err(Status::deadline_exceeded(format!(
                     "suggestion took longer than {} s, the most this server spends on one \
@@ -257,7 +261,9 @@ impl Suggestion for SuggestionService {
         request: Request<api::ValidateAlgorithmSettingsRequest>,
     ) -> Result<Response<api::ValidateAlgorithmSettingsReply>, Status> {
         let request = request.into_inner();
-        off_reactor(move || SuggestionService::validate(&request)).await?;
+        off_reactor(move || SuggestionService::validate(&request))
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(api::ValidateAlgorithmSettingsReply {}))
     }
 }

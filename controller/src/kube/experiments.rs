@@ -41,7 +41,7 @@ use crate::kube::{
 };
 use crate::local::launch::placeholder_values;
 use crate::placeholders::substitute;
-use crate::suggest::{Answer, Suggester};
+use crate::suggest::{self, Outcome, Suggester};
 use crate::{defaults, domain, observation, validation};
 
 /// The annotation holding the settings the algorithm handed back last (Hyperband's bracket),
@@ -203,19 +203,24 @@ async fn reconcile_experiment(
                 suggester.restore_returned_settings(&saved_algorithm_state(resource));
                 suggester
             });
-        let answer = suggester
-            .suggest(&experiment, &observed.trials, &labels, count)
-            .await;
+        let outcome = suggest::suggest(
+            &mut suggester,
+            &experiment,
+            &observed.trials,
+            &labels,
+            count,
+        )
+        .await;
         algorithm_state = Some(suggester.returned_settings());
         context
             .suggesters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(uid, suggester);
-        match answer {
-            Ok(Answer::Assignments(batch)) => {
+        match outcome {
+            Outcome::Assignments(reply) => {
                 let rules = early_stopping_rules(context, &experiment, &trials).await?;
-                observed.suggestion.unused_assignments = batch
+                observed.suggestion.unused_assignments = suggest::suggested_trials(reply)
                     .into_iter()
                     .zip(next_ordinal..)
                     .map(
@@ -228,12 +233,12 @@ async fn reconcile_experiment(
                     )
                     .collect();
             }
-            Ok(Answer::Exhausted) => observed.suggestion.exhausted = true,
-            Ok(Answer::NotReady) => retry_after = Some(NOT_READY_RETRY),
-            Ok(Answer::Unreachable(reason)) => {
+            Outcome::Exhausted { .. } => observed.suggestion.exhausted = true,
+            Outcome::NotReady { .. } => retry_after = Some(NOT_READY_RETRY),
+            Outcome::Unreachable(reason) => {
                 return Err(ReconcileError::SuggestionUnreachable(reason));
             }
-            Err(reason) => observed.suggestion.failure = Some(reason),
+            Outcome::Failed(reason) => observed.suggestion.failure = Some(reason),
         }
         plan = engine::plan(&observed);
     }

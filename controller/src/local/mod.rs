@@ -463,14 +463,17 @@ impl Driver {
     }
 
     async fn request_suggestions(&mut self, count: usize) {
-        let records = self.trials.clone();
-        match self
-            .suggester
-            .suggest(&self.experiment, &records, &self.labels, count)
-            .await
-        {
-            Ok(suggest::Answer::Assignments(batches)) => {
-                for (parameter_assignments, labels) in batches {
+        let outcome = suggest::suggest(
+            &mut self.suggester,
+            &self.experiment,
+            &self.trials,
+            &self.labels,
+            count,
+        )
+        .await;
+        match outcome {
+            suggest::Outcome::Assignments(reply) => {
+                for (parameter_assignments, labels) in suggest::suggested_trials(reply) {
                     let name = self.new_trial_name();
                     self.suggestion.unused_assignments.push(TrialAssignment {
                         name,
@@ -480,9 +483,9 @@ impl Driver {
                     });
                 }
             }
-            Ok(suggest::Answer::Exhausted) => self.suggestion.exhausted = true,
-            Ok(suggest::Answer::NotReady) => {}
-            Ok(suggest::Answer::Unreachable(reason)) | Err(reason) => {
+            suggest::Outcome::Exhausted { .. } => self.suggestion.exhausted = true,
+            suggest::Outcome::NotReady { .. } => {}
+            suggest::Outcome::Unreachable(reason) | suggest::Outcome::Failed(reason) => {
                 self.suggestion.failure = Some(reason);
             }
         }

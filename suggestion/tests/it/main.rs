@@ -1,3 +1,4 @@
 //! Integration tests of the suggestion crate, over loopback gRPC through the public API only.
 
 mod early_stopping;
+mod policy;
