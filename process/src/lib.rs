@@ -113,8 +113,7 @@ pub async fn end_stale(dir: &Path, owner: Owner<'_>) {
         let _ = std::fs::remove_file(&record);
         return;
     };
-    let owned = owner.test();
-    if members(id).into_iter().any(|member| owned(member)) {
+    if members(id).into_iter().any(owner.test()) {
         tracing::info!(process_group = %id, dir = %dir.display(), "ending a process group left running by an earlier runner");
         ProcessGroup { id, record }.end().await;
     } else {
