@@ -244,7 +244,7 @@ async fn run_command(ctx: StepContext) -> Result<StepOutputs, StepFailure> {
                 source,
             },
             sextant_process::Error::Record { path, source } => StepFailure::Io {
-                action: "cannot record the step's process group in",
+                action: "cannot write the process group record",
                 path,
                 source,
             },
