@@ -8,7 +8,8 @@
 //! conditions and the engine are pure: no tokio, no file or network I/O, no clock (time comes in
 //! [`engine::Observed::now`]). Only the drivers (and [`suggest`], which they share) do I/O
 //! around the engine. It depends on `sextant-algorithms` (search domain, settings
-//! validation), `sextant-metrics` (parsing trial output), `sextant-store` (observation logs, the
+//! validation), `sextant-metrics` (reading and parsing trial output), `sextant-process`
+//! (trials' process groups), `sextant-store` (observation logs, the
 //! local driver's memory), `sextant-pipeline` (pipeline trials, their Argo compilation and the
 //! `tune` step, through its public API), `sextant-suggestion` and `sextant-proto` (asking the
 //! search algorithm, in process or from a remote Suggestion service), and kube / kube-runtime

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::parse::{LineFormat, MetricPoint, MetricsParser, ParseStats, StreamParser};
 use crate::push::{PushConfig, PushReport, Pusher};
-use crate::source::{DEFAULT_FOLLOW_POLL_INTERVAL, collect_stream, follow_file};
+use crate::source::{DEFAULT_FOLLOW_POLL_INTERVAL, FollowStart, collect_stream, follow_file};
 use crate::{Error, Result};
 
 /// The value Katib records for an objective that was never reported.
@@ -194,6 +194,7 @@ where
                 };
                 let result = follow_file(
                     &path,
+                    FollowStart::BEGINNING,
                     &mut stream_parser,
                     &sender,
                     stop,
@@ -335,8 +336,16 @@ where
     let sender = pusher.sender();
     let mut stream_parser = StreamParser::new(parser);
     tokio::spawn(async move {
-        let result =
-            collect_stream(reader, Some(writer), stream, &mut stream_parser, &sender).await;
+        let result = collect_stream(
+            reader,
+            Some(writer),
+            stream,
+            &mut stream_parser,
+            &sender,
+            // Given up on from outside, by `Sources::finish`.
+            std::future::pending(),
+        )
+        .await;
         (stream_parser, result)
     })
 }

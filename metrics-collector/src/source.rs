@@ -9,6 +9,10 @@
 //! the same path (deleted and created again, renamed over), told apart by its inode rather than
 //! its size, since a rewrite can be as long as what it replaced.
 //!
+//! A followed file may be shared with earlier writers (trials appending to one file outside their
+//! own directories): [`FollowStart::end_of`] marks where it ends before the writer starts, and
+//! only what comes after is read, unless the file is rewritten in the meantime.
+//!
 //! Both send the points of each chunk as one message, stamped with the time the chunk was read.
 
 use std::io::SeekFrom;
@@ -30,28 +34,73 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// How often a followed file is checked for new data, and a missing one for existence.
 pub const DEFAULT_FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// Reads `reader` to its end, passing every chunk through to `passthrough` and parsing it.
+/// Where [`follow_file`] starts reading its file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FollowStart {
+    /// The file's device, inode and length when it was marked; `None` for its beginning.
+    mark: Option<(u64, u64, u64)>,
+}
+
+impl FollowStart {
+    /// The file's beginning: everything in it is wanted.
+    pub const BEGINNING: FollowStart = FollowStart { mark: None };
+
+    /// The end of the file at `path` now (its beginning when there is none): what it holds now is
+    /// someone else's.
+    pub fn end_of(path: &Path) -> FollowStart {
+        FollowStart {
+            mark: std::fs::metadata(path)
+                .ok()
+                .map(|metadata| (metadata.dev(), metadata.ino(), metadata.len())),
+        }
+    }
+
+    /// Where to start reading `file`: the mark, unless the file was replaced (another inode) or
+    /// truncated (shorter than the mark) since it was marked.
+    fn offset_in(self, file: &std::fs::Metadata) -> u64 {
+        match self.mark {
+            Some((device, inode, length))
+                if (device, inode) == (file.dev(), file.ino()) && length <= file.len() =>
+            {
+                length
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Reads `reader` to its end, or until `give_up` completes, passing every chunk through to
+/// `passthrough` and parsing it.
 ///
 /// `stream` names the stream in errors (`stdout`, `stderr`). A pass-through writer that fails
 /// (its reader went away) is dropped with a warning and collection continues, so the child never
 /// blocks on a full pipe. Points are sent on `points`; if the receiver is gone they are discarded.
+/// `give_up` is for a pipe that a process outliving the command holds open: what was read by
+/// then counts, a last line without its end included.
 pub async fn collect_stream<R, W>(
     mut reader: R,
     mut passthrough: Option<W>,
     stream: &'static str,
     parser: &mut StreamParser,
     points: &mpsc::Sender<Vec<MetricPoint>>,
+    give_up: impl Future<Output = ()>,
 ) -> Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let mut give_up = pin!(give_up);
     let mut buffer = vec![0_u8; READ_CHUNK_BYTES];
     loop {
-        let length = reader
-            .read(&mut buffer)
-            .await
-            .map_err(|source| Error::ReadStream { stream, source })?;
+        let length = tokio::select! {
+            read = reader.read(&mut buffer) => {
+                read.map_err(|source| Error::ReadStream { stream, source })?
+            }
+            () = &mut give_up => {
+                tracing::warn!(stream, "the command's output stays open after it ended (a process it left?); no longer reading it");
+                break;
+            }
+        };
         if length == 0 {
             break;
         }
@@ -76,12 +125,14 @@ where
     Ok(())
 }
 
-/// Follows the file at `path` until `stop` completes, then reads what is left and returns.
+/// Follows the file at `path` from `start` until `stop` completes, then reads what is left and
+/// returns.
 ///
 /// A missing file is waited for (checked every `poll_interval`); if it still does not exist when
 /// `stop` completes, nothing is read. Any other error opening or reading it is returned.
 pub async fn follow_file(
     path: &Path,
+    start: FollowStart,
     parser: &mut StreamParser,
     points: &mpsc::Sender<Vec<MetricPoint>>,
     stop: impl Future<Output = ()>,
@@ -108,8 +159,11 @@ pub async fn follow_file(
             Err(error) => return Err(read_error(error)),
         }
     };
+    let mut position = start.offset_in(&file.metadata().await.map_err(read_error)?);
+    file.seek(SeekFrom::Start(position))
+        .await
+        .map_err(read_error)?;
     let mut buffer = vec![0_u8; READ_CHUNK_BYTES];
-    let mut position: u64 = 0;
     loop {
         let length = file.read(&mut buffer).await.map_err(read_error)?;
         if length > 0 {

@@ -1415,13 +1415,9 @@ async fn run_instance_attempts(shared: &Shared, plan: InstancePlan) -> InstanceR
 }
 
 async fn reset_work_dir(work_dir: &Path) -> std::io::Result<()> {
-    let stale = work_dir.to_owned();
-    // Reading /proc is blocking work; it only happens when a group file was left behind.
-    if stale.join(crate::kind::PROCESS_GROUP_FILE).exists() {
-        tokio::task::spawn_blocking(move || crate::kind::kill_stale_process_group(&stale))
-            .await
-            .map_err(std::io::Error::other)?;
-    }
+    // A runner that died left the step's processes running; they must not write into the
+    // fresh directory.
+    sextant_process::end_stale(work_dir, sextant_process::Owner::WorkingUnder(work_dir)).await;
     match tokio::fs::remove_dir_all(work_dir).await {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}

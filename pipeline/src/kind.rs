@@ -22,8 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio_util::sync::CancellationToken;
 
 use crate::spec::COMMAND_KIND;
@@ -234,22 +233,22 @@ async fn run_command(ctx: StepContext) -> Result<StepOutputs, StepFailure> {
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        // A group of its own, so a timeout or Ctrl-C reaches every process the step started.
-        .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|source| StepFailure::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    // The group id is the leader's pid; `id()` is only `None` after the child was reaped.
-    let process_group = child.id();
-    // Noted in the working directory so that a resumed run can end the group if this runner
-    // dies (SIGKILL) before it does; removed once the group is gone.
-    let group_file = ctx.work_dir.join(PROCESS_GROUP_FILE);
-    let noted = process_group.map(|id| std::fs::write(&group_file, id.to_string()));
-    if let Some(Err(error)) = noted {
-        tracing::warn!(path = %group_file.display(), %error, "cannot note a step's process group");
-    }
+    // Recorded in the working directory so that a resumed run can end the group if this runner
+    // dies (SIGKILL) before it does.
+    let (mut child, group) = sextant_process::spawn(&mut command, &ctx.work_dir)
+        .await
+        .map_err(|error| match error {
+            sextant_process::Error::Spawn(source) => StepFailure::Spawn {
+                program: program.clone(),
+                source,
+            },
+            sextant_process::Error::Record { path, source } => StepFailure::Io {
+                action: "cannot write the process group record",
+                path,
+                source,
+            },
+        })?;
     let timeout = async {
         match ctx.timeout {
             Some(timeout) => tokio::time::sleep(timeout).await,
@@ -258,22 +257,14 @@ async fn run_command(ctx: StepContext) -> Result<StepOutputs, StepFailure> {
     };
     let outcome = tokio::select! {
         status = child.wait() => Ok(status),
-        () = timeout => {
-            signal_group(process_group, Signal::SIGKILL);
-            Err(StepFailure::TimedOut(ctx.timeout.unwrap_or_default()))
-        }
+        () = timeout => Err(StepFailure::TimedOut(ctx.timeout.unwrap_or_default())),
         () = ctx.cancellation.cancelled() => {
-            signal_group(process_group, Signal::SIGTERM);
-            if tokio::time::timeout(ctx.kill_grace, child.wait()).await.is_err() {
-                signal_group(process_group, Signal::SIGKILL);
-            }
+            let _ = group.stop(&mut child, ctx.kill_grace).await;
             Err(StepFailure::Cancelled)
         }
     };
-    // Whatever the leader did, nothing it started may outlive the step: the step ends only
-    // once its whole group is gone, not when the signal is sent.
-    end_group(process_group).await;
-    let _ = std::fs::remove_file(&group_file);
+    // Whatever the leader did, nothing it started may outlive the step.
+    group.end().await;
     let status = match outcome {
         Ok(status) => status.map_err(|source| StepFailure::Io {
             action: "cannot wait for the step's process",
@@ -281,7 +272,7 @@ async fn run_command(ctx: StepContext) -> Result<StepOutputs, StepFailure> {
             source,
         })?,
         Err(failure) => {
-            // Reap the leader so no zombie is left; it was killed above.
+            // Reap the leader so no zombie is left; it was killed with its group.
             let _ = child.wait().await;
             return Err(failure);
         }
@@ -306,108 +297,6 @@ fn open_log(path: &Path) -> Result<std::fs::File, StepFailure> {
             path: path.to_owned(),
             source,
         })
-}
-
-/// The file in a step's (or a trial's) directory naming the process group of its running
-/// attempt, so a runner started after a crash can end what the dead one left running.
-pub const PROCESS_GROUP_FILE: &str = ".sextant-process-group";
-
-/// Ends the process group noted in `dir`'s [`PROCESS_GROUP_FILE`], if a live member of it
-/// passes `belongs`: a process group id is not reused while any member lives, so such a member
-/// proves the group is the one noted, not an unrelated one that got the same number later.
-pub fn kill_noted_process_group(dir: &Path, belongs: impl Fn(u32) -> bool) {
-    let Ok(text) = std::fs::read_to_string(dir.join(PROCESS_GROUP_FILE)) else {
-        return;
-    };
-    let Ok(process_group) = text.trim().parse::<u32>() else {
-        return;
-    };
-    if live_group_members(process_group).into_iter().any(belongs) {
-        tracing::info!(process_group, dir = %dir.display(), "killing a process group left running by an earlier runner");
-        signal_group(Some(process_group), Signal::SIGKILL);
-    }
-}
-
-/// Ends the process group a dead runner left running in a step's `work_dir`, if one of its
-/// processes still works inside it.
-pub(crate) fn kill_stale_process_group(work_dir: &Path) {
-    // `/proc/PID/cwd` is absolute, and the runs directory may have been given relative.
-    let absolute = std::fs::canonicalize(work_dir).unwrap_or_else(|_| work_dir.to_path_buf());
-    kill_noted_process_group(work_dir, |pid| {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&absolute))
-    });
-}
-
-/// Live (not zombie) processes in `process_group`, read from /proc.
-fn live_group_members(process_group: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // After the parenthesized command name: state, parent pid, process group, ...
-            let Some(fields) = stat.rfind(')').and_then(|end| stat.get(end + 2..)) else {
-                return false;
-            };
-            let mut fields = fields.split_whitespace();
-            let state = fields.next();
-            let group = fields.nth(1);
-            state != Some("Z") && group == Some(process_group.to_string().as_str())
-        })
-        .collect()
-}
-
-/// How long [`end_group`] waits for a SIGKILLed group to disappear. A killed process dies as
-/// soon as it is scheduled, which on a loaded machine can take a while; one in uninterruptible
-/// sleep (a hung NFS read) only when the kernel lets it.
-const GROUP_END_WAIT: Duration = Duration::from_secs(10);
-
-/// SIGKILLs a whole process group and waits until none of its members is alive (zombies,
-/// which hold nothing but a process table slot, count as gone). `killpg` only queues the
-/// signal, so without the wait a caller could report the step ended while its processes run.
-pub(crate) async fn end_group(process_group: Option<u32>) {
-    let Some(group) = process_group else {
-        return;
-    };
-    signal_group(process_group, Signal::SIGKILL);
-    let deadline = tokio::time::Instant::now() + GROUP_END_WAIT;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        let members = live_group_members(group);
-        if members.is_empty() {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!(
-                process_group = group,
-                ?members,
-                "processes of a killed group are still alive"
-            );
-            return;
-        }
-        // A member may have been forked after the first signal reached the group.
-        signal_group(process_group, Signal::SIGKILL);
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// Sends `signal` to a whole process group; a group already gone is not an error.
-pub(crate) fn signal_group(process_group: Option<u32>, signal: Signal) {
-    let Some(process_group) = process_group.and_then(|id| i32::try_from(id).ok()) else {
-        return;
-    };
-    match killpg(Pid::from_raw(process_group), signal) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(error) => {
-            tracing::warn!(process_group, %signal, %error, "cannot signal a step's process group");
-        }
-    }
 }
 
 fn describe_status(status: ExitStatus) -> String {

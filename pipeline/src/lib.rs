@@ -4,6 +4,7 @@
 //! This crate owns the pipeline spec, the local executor, the run records it keeps (through the
 //! [`RunStore`] trait) and the Argo compiler. It must not depend on the controller: richer step
 //! kinds (the experiment crate's `tune` step) are plugged in from above through [`StepKind`].
+//! Steps' process groups are `sextant-process`'s, as trials' are.
 //!
 //! # The spec
 //!

@@ -320,7 +320,7 @@ impl Driver {
         for name in interrupted {
             if self.is_completed() {
                 // The experiment completed before the crash; its leftovers are stopped instead.
-                runner::kill_leftover(&self.config.trials_dir.join(&name), &name);
+                runner::end_leftover(&self.config.trials_dir.join(&name), &name).await;
                 self.set_run(
                     &name,
                     RunState::Killed {
@@ -330,7 +330,7 @@ impl Driver {
                 continue;
             }
             tracing::info!(trial = %name, "re-running a trial interrupted by a previous run");
-            runner::kill_leftover(&self.config.trials_dir.join(&name), &name);
+            runner::end_leftover(&self.config.trials_dir.join(&name), &name).await;
             self.store.delete_observation_log(&name).await?;
             self.start_trial(&name).await?;
         }
@@ -601,6 +601,7 @@ impl Driver {
                             store: self.store.clone(),
                             events: self.events_sender.clone(),
                         })
+                        .await
                         .map_err(|error| error.to_string())
                     }
                     Err(error) => Err(error.to_string()),

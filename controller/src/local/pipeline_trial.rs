@@ -26,10 +26,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::Utc;
+use futures::future::join_all;
 use serde_json::Value;
 use sextant_algorithms::early_stopping::RuleTracker;
-use sextant_metrics::StreamParser;
+use sextant_metrics::source::FollowStart;
 use sextant_pipeline::{
     CancellationToken, Executor, ExecutorConfig, Pipeline, RunPhase, RunRequest, StepKindRegistry,
     new_run_id,
@@ -41,8 +41,8 @@ use crate::api::experiment::Experiment;
 use crate::engine::RunState;
 use crate::local::launch::LaunchError;
 use crate::local::runner::{
-    Collection, FILE_POLL, FilePosition, MetricsSource, PointSink, STOP_GRACE, StopRequest,
-    TrialEnded, TrialHandle, metrics_parser, read_appended, store_points,
+    Collection, MetricsSource, PointSink, STOP_GRACE, Stop, StopRequest, TrialEnded, TrialHandle,
+    WAITING_BATCHES, follow, metrics_parser, supervise,
 };
 use crate::local::tune_step::TuneStepKind;
 use crate::placeholders::substitute;
@@ -230,17 +230,20 @@ pub fn start(task: PipelineTrialTask) -> std::io::Result<TrialHandle> {
     Ok(handle)
 }
 
-/// One metrics file being followed.
-struct FollowedFile {
-    path: PathBuf,
-    position: FilePosition,
-    parser: StreamParser,
-}
-
-async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Receiver<StopRequest>) {
+async fn watch_pipeline(task: PipelineTrialTask, stop_requests: watch::Receiver<StopRequest>) {
     let run_id = new_run_id(&task.launch.pipeline.name);
     let run_dir = task.trial_dir.join(&run_id);
     let step_dir = run_dir.join(&task.launch.metrics_step);
+    let (parser, followed) = match metrics_parser(&task.collection) {
+        Ok(parser) => (parser, followed_files(&task.collection, &step_dir)),
+        Err(message) => {
+            let _ = task.events.send(TrialEnded {
+                trial_name: task.trial_name.clone(),
+                state: Stop::CollectionFailed(message).run_state(),
+            });
+            return;
+        }
+    };
     let mut kinds = StepKindRegistry::default();
     kinds.register(Arc::new(TuneStepKind::new(
         task.store.clone(),
@@ -260,110 +263,54 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
         params: task.launch.params.clone(),
         cache: true,
     };
+    let (points_sender, points) = mpsc::channel(WAITING_BATCHES);
+    let (ended, ended_receiver) = watch::channel(false);
+    let (stop, mut stops) = watch::channel(None);
+    let work = async {
+        let cancellation = CancellationToken::new();
+        let run = executor.run(&task.launch.pipeline, request, None, cancellation.clone());
+        tokio::pin!(run);
+        let report = tokio::select! {
+            report = &mut run => report,
+            () = async { let _ = stops.wait_for(Option::is_some).await; } => {
+                // Cancelling ends every step's process group before the run returns.
+                cancellation.cancel();
+                run.await
+            }
+        };
+        let _ = ended.send(true);
+        report
+    };
+    let collect =
+        async {
+            let points = points_sender;
+            join_all(followed.iter().map(|(path, start)| {
+                follow(path, *start, &parser, &points, ended_receiver.clone())
+            }))
+            .await;
+        };
     let sink = PointSink {
         trial_name: &task.trial_name,
         store: &task.store,
     };
-    let mut followed = match followed_files(&task.collection, &step_dir) {
-        Ok(followed) => followed,
-        Err(message) => {
-            let state = RunState::Failed {
-                reason: "CollectionFailed".into(),
-                message,
-            };
-            let _ = task.events.send(TrialEnded {
-                trial_name: task.trial_name.clone(),
-                state,
-            });
-            return;
-        }
-    };
-    let cancellation = CancellationToken::new();
-    let run = executor.run(&task.launch.pipeline, request, None, cancellation.clone());
-    tokio::pin!(run);
-    let mut rules = task.rules.clone();
-    let mut points = Vec::new();
-    let mut early_stopped = false;
-    let mut killed: Option<String> = None;
-    let mut collection_error: Option<String> = None;
-    let mut poll = tokio::time::interval(FILE_POLL);
-    let report = loop {
-        tokio::select! {
-            report = &mut run => break report,
-            _ = poll.tick(), if !followed.is_empty() => {
-                for file in &mut followed {
-                    read_appended(&file.path, &mut file.position, &mut file.parser, &mut points).await;
-                }
-            }
-            changed = stop_requests.changed(), if killed.is_none() => {
-                // A dropped handle means the driver is gone: nobody will collect this trial.
-                let request = match changed {
-                    Ok(()) => stop_requests.borrow().clone(),
-                    Err(_) => StopRequest::Kill("the driver went away".into()),
-                };
-                if let StopRequest::Kill(reason) = request {
-                    killed = Some(reason);
-                    cancellation.cancel();
-                }
-            }
-        }
-        if !points.is_empty() && collection_error.is_none() {
-            match store_points(&sink, &mut points, rules.as_mut()).await {
-                Ok(true) if !early_stopped && killed.is_none() => {
-                    early_stopped = true;
-                    cancellation.cancel();
-                }
-                Ok(_) => {}
-                Err(message) => {
-                    collection_error = Some(message);
-                    cancellation.cancel();
-                }
-            }
-        }
-    };
-    let now = Utc::now();
-    for file in &mut followed {
-        read_appended(
-            &file.path,
-            &mut file.position,
-            &mut file.parser,
-            &mut points,
-        )
-        .await;
-        file.parser.finish(now, &mut points);
-    }
-    if !points.is_empty()
-        && collection_error.is_none()
-        && let Err(message) = store_points(&sink, &mut points, rules.as_mut()).await
-    {
-        collection_error = Some(message);
-    }
-    let state = if let Some(message) = collection_error {
-        RunState::Failed {
-            reason: "CollectionFailed".into(),
-            message,
-        }
-    } else if early_stopped {
-        RunState::EarlyStopped
-    } else if let Some(message) = killed {
-        RunState::Killed { message }
-    } else {
-        match report {
-            Ok(report) if report.phase == RunPhase::Succeeded => RunState::Succeeded,
-            Ok(report) => RunState::Failed {
-                reason: "PipelineFailed".into(),
-                message: format!(
-                    "pipeline run {} ended {:?}: {}",
-                    report.run_id,
-                    report.phase,
-                    report.message.unwrap_or_default()
-                ),
-            },
-            Err(error) => RunState::Failed {
-                reason: "PipelineError".into(),
-                message: format!("the trial's pipeline cannot run: {error}"),
-            },
-        }
+    let supervised = supervise(sink, task.rules.clone(), points, stop_requests, &stop, work);
+    let ((stopped, report), ()) = tokio::join!(supervised, collect);
+    let state = match (stopped, report) {
+        (Some(stop), _) => stop.run_state(),
+        (None, Ok(report)) if report.phase == RunPhase::Succeeded => RunState::Succeeded,
+        (None, Ok(report)) => RunState::Failed {
+            reason: "PipelineFailed".into(),
+            message: format!(
+                "pipeline run {} ended {:?}: {}",
+                report.run_id,
+                report.phase,
+                report.message.unwrap_or_default()
+            ),
+        },
+        (None, Err(error)) => RunState::Failed {
+            reason: "PipelineError".into(),
+            message: format!("the trial's pipeline cannot run: {error}"),
+        },
     };
     let _ = task.events.send(TrialEnded {
         trial_name: task.trial_name.clone(),
@@ -371,26 +318,25 @@ async fn watch_pipeline(task: PipelineTrialTask, mut stop_requests: watch::Recei
     });
 }
 
-/// The files the collector reads, inside the metrics step's working directory.
-fn followed_files(collection: &Collection, step_dir: &Path) -> Result<Vec<FollowedFile>, String> {
-    let parser = metrics_parser(collection)?;
+/// The files the collector reads, inside the metrics step's working directory, and where each
+/// is read from.
+fn followed_files(collection: &Collection, step_dir: &Path) -> Vec<(PathBuf, FollowStart)> {
     // A file outside the step's directory may hold earlier trials' lines: only what is
     // appended from now on is this trial's.
-    let follow = |name: PathBuf| FollowedFile {
-        position: if name.is_absolute() {
-            FilePosition::at_end_of(&name)
+    let follow = |name: PathBuf| {
+        let start = if name.is_absolute() {
+            FollowStart::end_of(&name)
         } else {
-            FilePosition::default()
-        },
-        path: step_dir.join(name),
-        parser: StreamParser::new(parser.clone()),
+            FollowStart::BEGINNING
+        };
+        (step_dir.join(name), start)
     };
-    Ok(match &collection.source {
+    match &collection.source {
         MetricsSource::StdOut => vec![
             follow(PathBuf::from("stdout.log")),
             follow(PathBuf::from("stderr.log")),
         ],
         MetricsSource::File { path, .. } => vec![follow(path.clone())],
         MetricsSource::Push => Vec::new(),
-    })
+    }
 }

@@ -2,25 +2,31 @@
 //! the trial's directory, collect its metrics into the store as they appear, enforce its
 //! early-stopping rules, and report how it ended.
 //!
+//! The pieces are other crates': `sextant-process` starts, records and ends the process group,
+//! and `sextant-metrics`' sources read the output pipes and the metrics file and send each
+//! chunk's points on a channel. This module stores those points as they come ([`supervise`],
+//! shared with [pipeline trials](crate::local::pipeline_trial)), applies the rules, and decides
+//! when the process must stop.
+//!
 //! Metric points are written to the store before the driver hears that the process ended, so a
 //! finished trial's observation is always complete, and a crash of the driver loses no point
-//! the store acknowledged.
+//! the store acknowledged. A trial ends only once every process of its group is gone.
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use chrono::Utc;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use sextant_algorithms::early_stopping::RuleTracker;
+use sextant_metrics::source::{
+    DEFAULT_FOLLOW_POLL_INTERVAL, FollowStart, collect_stream, follow_file,
+};
 use sextant_metrics::{LineFormat, MetricsParser, StreamParser};
-use sextant_pipeline::kind::{PROCESS_GROUP_FILE, kill_noted_process_group};
+use sextant_process::{Owner, ProcessGroup, Signal};
 use sextant_store::observation_log::numeric_value;
 use sextant_store::{MetricPoint, Store};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio::process::Command;
+use tokio::io::AsyncRead;
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::RunState;
@@ -28,11 +34,12 @@ use crate::local::launch::Launch;
 
 /// How long a stopped trial gets between SIGTERM and SIGKILL.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How often a metrics file is checked for new lines.
-pub(crate) const FILE_POLL: Duration = Duration::from_millis(100);
-/// How long output pipes are drained after the process exits (a child it left behind may
-/// still hold them).
+/// How long output pipes are still read after the trial's process group is gone (a process that
+/// left the group may still hold them).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many batches of points may wait to be stored; a full queue holds the sources back, and
+/// with them the trial's writes, rather than buffering without bound.
+pub(crate) const WAITING_BATCHES: usize = 64;
 
 /// Where a trial's metrics come from.
 #[derive(Debug, Clone)]
@@ -120,18 +127,37 @@ pub struct TrialTask {
 }
 
 /// Starts the trial's process and the task that watches it.
-pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
+pub async fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
     std::fs::create_dir_all(&task.trial_dir)?;
+    let (handle, stop_requests) = TrialHandle::new();
+    let parser = match metrics_parser(&task.collection) {
+        Ok(parser) => parser,
+        Err(message) => {
+            // Nothing it reports could be read: it is not started.
+            let _ = task.events.send(TrialEnded {
+                trial_name: task.trial_name,
+                state: Stop::CollectionFailed(message).run_state(),
+            });
+            return Ok(handle);
+        }
+    };
     let mut command = Command::new(&task.launch.argv[0]);
     command
         .args(&task.launch.argv[1..])
         .envs(task.launch.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&task.launch.working_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let followed = match &task.collection.source {
+        .stdin(Stdio::null());
+    let (stdout_log, stderr_log) = output_log(&task.trial_dir)?;
+    let parse_output = matches!(task.collection.source, MetricsSource::StdOut);
+    let mut logs = None;
+    if parse_output {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        logs = Some((stdout_log, stderr_log));
+    } else {
+        // Nothing to parse in the output: it goes straight to the log.
+        command.stdout(stdout_log).stderr(stderr_log);
+    }
+    let file = match &task.collection.source {
         MetricsSource::File { path, .. } if path.is_relative() => {
             // The trial's own file; one left by an interrupted earlier run of this trial is not
             // this run's.
@@ -140,218 +166,306 @@ pub fn start(task: TrialTask) -> std::io::Result<TrialHandle> {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
                 _ => {}
             }
-            Some((path, FilePosition::default()))
+            Some((path, FollowStart::BEGINNING))
         }
         MetricsSource::File { path, .. } => {
             // A file outside the trial's directory may hold earlier trials' lines, which are
-            // not this trial's; measured before the trial starts, so none of its own are skipped.
-            let position = FilePosition::at_end_of(path);
-            Some((path.clone(), position))
+            // not this trial's; marked before the trial starts, so none of its own are skipped.
+            Some((path.clone(), FollowStart::end_of(path)))
         }
         _ => None,
     };
-    let child = command.spawn()?;
-    if let Some(pid) = child.id() {
-        // A runner killed outright leaves this group running; the next runner reads the file
-        // and ends it before re-running the trial (see `kill_leftover`).
-        if let Err(error) = std::fs::write(task.trial_dir.join(PROCESS_GROUP_FILE), pid.to_string())
-        {
-            // Nobody would watch the process: it goes, and the trial fails to start.
-            signal_group(Some(pid), Signal::SIGKILL);
-            return Err(error);
-        }
-    }
-    let (handle, stop_requests) = TrialHandle::new();
-    tokio::spawn(watch_trial(task, child, followed, stop_requests));
+    // A runner killed outright leaves this group running; the next runner finds its record and
+    // ends it before re-running the trial (see `end_leftover`).
+    let (mut child, group) = sextant_process::spawn(&mut command, &task.trial_dir)
+        .await
+        .map_err(std::io::Error::other)?;
+    let (stdout, stderr) = match logs {
+        Some((stdout_log, stderr_log)) => (
+            child.stdout.take().map(|pipe| (pipe, stdout_log)),
+            child.stderr.take().map(|pipe| (pipe, stderr_log)),
+        ),
+        None => (None, None),
+    };
+    let sources = Sources {
+        parser,
+        stdout,
+        stderr,
+        file,
+    };
+    tokio::spawn(watch_trial(task, child, group, sources, stop_requests));
     Ok(handle)
 }
 
 /// Ends the process group a previous runner started for `trial_name` in `trial_dir`, if it is
 /// still there: a member must carry the trial's `KATIB_TRIAL_NAME`, since the trial's processes
 /// work in the experiment's directory, not the trial's.
-pub fn kill_leftover(trial_dir: &Path, trial_name: &str) {
-    let marker = format!("KATIB_TRIAL_NAME={trial_name}");
-    kill_noted_process_group(trial_dir, |pid| {
-        std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-            environ
-                .split(|byte| *byte == 0)
-                .any(|entry| entry == marker.as_bytes())
-        })
-    });
+pub async fn end_leftover(trial_dir: &Path, trial_name: &str) {
+    let owner = Owner::Environment {
+        name: "KATIB_TRIAL_NAME",
+        value: trial_name,
+    };
+    sextant_process::end_stale(trial_dir, owner).await;
 }
 
-fn signal_group(pid: Option<u32>, signal: Signal) {
-    if let Some(pid) = pid {
-        // The group may be gone already; that is the point of the signal.
-        let _ = killpg(Pid::from_raw(pid as i32), signal);
+/// Why a trial's work was stopped before it ended by itself.
+#[derive(Debug, Clone)]
+pub(crate) enum Stop {
+    /// Its points cannot be stored: it fails, whatever else stopped it.
+    CollectionFailed(String),
+    /// Its early-stopping rules stopped it.
+    EarlyStopped,
+    /// The driver stopped it.
+    Killed(String),
+}
+
+impl Stop {
+    /// How a trial stopped for this reason ended.
+    pub(crate) fn run_state(self) -> RunState {
+        match self {
+            Stop::CollectionFailed(message) => RunState::Failed {
+                reason: "CollectionFailed".into(),
+                message,
+            },
+            Stop::EarlyStopped => RunState::EarlyStopped,
+            Stop::Killed(message) => RunState::Killed { message },
+        }
     }
+}
+
+/// Runs a trial's `work` (its process, its pipeline) while storing the points its sources send
+/// on `points`, until the work is done and every source has closed the channel; returns why the
+/// work was stopped, if it was, and what it returned.
+///
+/// The work learns that it must stop through `stop`: the first reason wins, except that a
+/// collection failure overrides the others (the trial fails).
+pub(crate) async fn supervise<T>(
+    sink: PointSink<'_>,
+    mut rules: Option<RuleTracker>,
+    mut points: mpsc::Receiver<Vec<sextant_metrics::MetricPoint>>,
+    mut stop_requests: watch::Receiver<StopRequest>,
+    stop: &watch::Sender<Option<Stop>>,
+    work: impl Future<Output = T>,
+) -> (Option<Stop>, T) {
+    let first = |reason: Stop| {
+        stop.send_if_modified(|current| {
+            let unset = current.is_none();
+            if unset {
+                *current = Some(reason);
+            }
+            unset
+        });
+    };
+    let requests = async {
+        let reason = loop {
+            if stop_requests.changed().await.is_err() {
+                // A dropped handle means the driver is gone: nobody will collect this trial.
+                break "the driver went away".to_string();
+            }
+            if let StopRequest::Kill(reason) = &*stop_requests.borrow_and_update() {
+                break reason.clone();
+            }
+        };
+        first(Stop::Killed(reason));
+    };
+    let run = async {
+        tokio::pin!(work);
+        tokio::select! {
+            output = &mut work => return output,
+            () = requests => {}
+        }
+        work.await
+    };
+    let record = async {
+        while let Some(batch) = points.recv().await {
+            // After a failure the rest is read, so no source blocks, but not stored.
+            if matches!(*stop.borrow(), Some(Stop::CollectionFailed(_))) {
+                continue;
+            }
+            match store_points(&sink, &batch, rules.as_mut()).await {
+                Ok(true) => first(Stop::EarlyStopped),
+                Ok(false) => {}
+                Err(message) => {
+                    stop.send_replace(Some(Stop::CollectionFailed(message)));
+                }
+            }
+        }
+    };
+    let (output, ()) = tokio::join!(run, record);
+    let stopped = stop.borrow().clone();
+    (stopped, output)
+}
+
+/// Follows a metrics file from `start` until `ended` says the trial's work is over, sending its
+/// points on `points`.
+pub(crate) async fn follow(
+    path: &Path,
+    start: FollowStart,
+    parser: &MetricsParser,
+    points: &mpsc::Sender<Vec<sextant_metrics::MetricPoint>>,
+    mut ended: watch::Receiver<bool>,
+) {
+    let mut parser = StreamParser::new(parser.clone());
+    let stop = async move {
+        let _ = ended.wait_for(|ended| *ended).await;
+    };
+    let followed = follow_file(
+        path,
+        start,
+        &mut parser,
+        points,
+        stop,
+        DEFAULT_FOLLOW_POLL_INTERVAL,
+    )
+    .await;
+    if let Err(error) = followed {
+        tracing::warn!(path = %path.display(), %error, "cannot follow a trial's metrics file");
+    }
+}
+
+/// Where a trial's metrics are read from.
+struct Sources {
+    /// The parser each source gets a copy of.
+    parser: MetricsParser,
+    /// The output pipes and the log each is passed through to, when they are parsed.
+    stdout: Option<(ChildStdout, std::fs::File)>,
+    stderr: Option<(ChildStderr, std::fs::File)>,
+    /// The metrics file and where to start reading it.
+    file: Option<(PathBuf, FollowStart)>,
+}
+
+/// The trial's output log, created empty, as two handles appending to it (one per stream).
+fn output_log(trial_dir: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    let path = trial_dir.join("output.log");
+    std::fs::File::create(&path)?;
+    let open = || OpenOptions::new().append(true).open(&path);
+    Ok((open()?, open()?))
 }
 
 async fn watch_trial(
     task: TrialTask,
-    mut child: tokio::process::Child,
-    followed: Option<(PathBuf, FilePosition)>,
-    mut stop_requests: watch::Receiver<StopRequest>,
+    mut child: Child,
+    group: ProcessGroup,
+    sources: Sources,
+    stop_requests: watch::Receiver<StopRequest>,
 ) {
-    let pid = child.id();
-    let trial_name = task.trial_name.clone();
-    let state = match collect_until_exit(&task, &mut child, followed, &mut stop_requests).await {
-        Ok(state) => state,
-        Err(message) => {
-            signal_group(pid, Signal::SIGKILL);
-            let _ = child.wait().await;
-            RunState::Failed {
-                reason: "CollectionFailed".into(),
-                message,
+    let (points_sender, points) = mpsc::channel(WAITING_BATCHES);
+    let (ended, ended_receiver) = watch::channel(false);
+    let (stop, mut stops) = watch::channel(None);
+    let work = async {
+        let status = tokio::select! {
+            status = child.wait() => status,
+            failed = collection_failed(&mut stops) => {
+                if failed {
+                    group.signal(Signal::SIGKILL);
+                    child.wait().await
+                } else {
+                    group.stop(&mut child, STOP_GRACE).await
+                }
             }
+        };
+        // The trial is over once its main process is; anything it left running goes now (which
+        // also closes the pipes those leftovers held), and the trial has not ended until it is
+        // gone.
+        group.end().await;
+        let _ = ended.send(true);
+        status
+    };
+    let collect = collect(sources, points_sender, ended_receiver);
+    let sink = PointSink {
+        trial_name: &task.trial_name,
+        store: &task.store,
+    };
+    let supervised = supervise(sink, task.rules.clone(), points, stop_requests, &stop, work);
+    let ((stopped, status), ()) = tokio::join!(supervised, collect);
+    let state = match (stopped, status) {
+        (Some(stop), _) => stop.run_state(),
+        (None, Ok(status)) => exit_state(status),
+        (None, Err(error)) => {
+            Stop::CollectionFailed(format!("cannot wait for the trial process: {error}"))
+                .run_state()
         }
     };
-    // Whatever the trial left behind in its group goes with it.
-    signal_group(pid, Signal::SIGKILL);
-    let _ = task.events.send(TrialEnded { trial_name, state });
+    let _ = task.events.send(TrialEnded {
+        trial_name: task.trial_name.clone(),
+        state,
+    });
 }
 
-struct Collector {
-    parsers: Vec<StreamParser>,
-    points: Vec<sextant_metrics::MetricPoint>,
-}
-
-async fn collect_until_exit(
-    task: &TrialTask,
-    child: &mut tokio::process::Child,
-    mut file: Option<(PathBuf, FilePosition)>,
-    stop_requests: &mut watch::Receiver<StopRequest>,
-) -> Result<RunState, String> {
-    let pid = child.id();
-    let mut stdout = child.stdout.take().ok_or("no stdout pipe")?;
-    let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
-    let mut output = tokio::fs::File::create(task.trial_dir.join("output.log"))
+/// Waits until the trial must stop; true when that is because its points cannot be stored.
+async fn collection_failed(stops: &mut watch::Receiver<Option<Stop>>) -> bool {
+    stops
+        .wait_for(Option::is_some)
         .await
-        .map_err(|error| format!("cannot create the trial's output log: {error}"))?;
-    let parser = metrics_parser(&task.collection)?;
-    // One parser per stream, so a line split across reads of one stream is joined correctly.
-    let mut collector = Collector {
-        parsers: vec![StreamParser::new(parser.clone()), StreamParser::new(parser)],
-        points: Vec::new(),
-    };
-    let parse_output = matches!(task.collection.source, MetricsSource::StdOut);
-    let mut rules = task.rules.clone();
-    let mut early_stopped = false;
-    let mut killed: Option<String> = None;
-    let mut stdout_buffer = vec![0u8; 64 * 1024];
-    let mut stderr_buffer = vec![0u8; 64 * 1024];
-    let (mut stdout_open, mut stderr_open) = (true, true);
-    let mut poll = tokio::time::interval(FILE_POLL);
-    let mut kill_deadline: Option<tokio::time::Instant> = None;
-    let exit = loop {
-        tokio::select! {
-            read = stdout.read(&mut stdout_buffer), if stdout_open => {
-                let count = read.unwrap_or(0);
-                if count == 0 { stdout_open = false; continue; }
-                let _ = output.write_all(&stdout_buffer[..count]).await;
-                if parse_output {
-                    collector.parsers[0].feed(&stdout_buffer[..count], Utc::now(), &mut collector.points);
-                }
-            }
-            read = stderr.read(&mut stderr_buffer), if stderr_open => {
-                let count = read.unwrap_or(0);
-                if count == 0 { stderr_open = false; continue; }
-                let _ = output.write_all(&stderr_buffer[..count]).await;
-                if parse_output {
-                    collector.parsers[1].feed(&stderr_buffer[..count], Utc::now(), &mut collector.points);
-                }
-            }
-            _ = poll.tick(), if file.is_some() => {
-                if let Some((path, offset)) = file.as_mut() {
-                    read_appended(path, offset, &mut collector.parsers[0], &mut collector.points).await;
-                }
-            }
-            changed = stop_requests.changed(), if killed.is_none() => {
-                // A dropped handle means the driver is gone: nobody will collect this trial.
-                let request = match changed {
-                    Ok(()) => stop_requests.borrow().clone(),
-                    Err(_) => StopRequest::Kill("the driver went away".into()),
-                };
-                if let StopRequest::Kill(reason) = request {
-                    killed = Some(reason);
-                    signal_group(pid, Signal::SIGTERM);
-                    kill_deadline = Some(tokio::time::Instant::now() + STOP_GRACE);
-                }
-            }
-            _ = sleep_until(kill_deadline) => {
-                signal_group(pid, Signal::SIGKILL);
-                kill_deadline = None;
-            }
-            status = child.wait() => {
-                break status.map_err(|error| format!("cannot wait for the trial process: {error}"))?;
-            }
-        }
-        if !collector.points.is_empty() {
-            let stop = store_points(&task.sink(), &mut collector.points, rules.as_mut()).await?;
-            if stop && !early_stopped && killed.is_none() {
-                early_stopped = true;
-                signal_group(pid, Signal::SIGTERM);
-                kill_deadline = Some(tokio::time::Instant::now() + STOP_GRACE);
-            }
-        }
-    };
-    // The trial is over once its main process is; anything it left running goes now, which
-    // also closes the pipes those leftovers held, so draining them cannot stall.
-    signal_group(pid, Signal::SIGKILL);
-    drain(
-        &mut stdout,
-        &mut stderr,
-        &mut output,
-        parse_output,
-        &mut collector,
-    )
-    .await;
-    if let Some((path, offset)) = file.as_mut() {
-        read_appended(
-            path,
-            offset,
-            &mut collector.parsers[0],
-            &mut collector.points,
-        )
-        .await;
-    }
-    let now = Utc::now();
-    for parser in &mut collector.parsers {
-        parser.finish(now, &mut collector.points);
-    }
-    let _ = output.flush().await;
-    if !collector.points.is_empty() {
-        store_points(&task.sink(), &mut collector.points, rules.as_mut()).await?;
-    }
-    Ok(if early_stopped {
-        RunState::EarlyStopped
-    } else if let Some(message) = killed {
-        RunState::Killed { message }
-    } else if exit.success() {
-        RunState::Succeeded
-    } else {
-        use std::os::unix::process::ExitStatusExt;
-        match (exit.code(), exit.signal()) {
-            (Some(code), _) => RunState::Failed {
-                reason: format!("ExitCode{code}"),
-                message: format!("the trial's process exited with status {code}"),
-            },
-            (None, Some(signal)) => RunState::Failed {
-                reason: "Signaled".into(),
-                message: format!("the trial's process was killed by signal {signal}"),
-            },
-            (None, None) => RunState::Failed {
-                reason: "Unknown".into(),
-                message: "the trial's process ended without a status".into(),
-            },
-        }
-    })
+        .is_ok_and(|stop| matches!(*stop, Some(Stop::CollectionFailed(_))))
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+/// Reads every source until the trial's group is gone (`ended`), sending points on `points`.
+async fn collect(
+    sources: Sources,
+    points: mpsc::Sender<Vec<sextant_metrics::MetricPoint>>,
+    ended: watch::Receiver<bool>,
+) {
+    let Sources {
+        parser,
+        stdout,
+        stderr,
+        file,
+    } = sources;
+    let file = async {
+        if let Some((path, start)) = file {
+            follow(&path, start, &parser, &points, ended.clone()).await;
+        }
+    };
+    tokio::join!(
+        read_stream(stdout, "stdout", &parser, &points, ended.clone()),
+        read_stream(stderr, "stderr", &parser, &points, ended.clone()),
+        file,
+    );
+}
+
+/// Reads one output pipe to its end, passing it through to its log; gives up [`DRAIN_TIMEOUT`]
+/// after the group is gone.
+async fn read_stream<R: AsyncRead + Unpin>(
+    stream: Option<(R, std::fs::File)>,
+    name: &'static str,
+    parser: &MetricsParser,
+    points: &mpsc::Sender<Vec<sextant_metrics::MetricPoint>>,
+    mut ended: watch::Receiver<bool>,
+) {
+    let Some((pipe, log)) = stream else {
+        return;
+    };
+    let mut parser = StreamParser::new(parser.clone());
+    let give_up = async move {
+        let _ = ended.wait_for(|ended| *ended).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    let log = tokio::fs::File::from_std(log);
+    if let Err(error) = collect_stream(pipe, Some(log), name, &mut parser, points, give_up).await {
+        tracing::warn!(stream = name, %error, "cannot read a trial's output");
+    }
+}
+
+/// How a trial whose process ended by itself ended.
+fn exit_state(exit: ExitStatus) -> RunState {
+    use std::os::unix::process::ExitStatusExt;
+    if exit.success() {
+        return RunState::Succeeded;
+    }
+    match (exit.code(), exit.signal()) {
+        (Some(code), _) => RunState::Failed {
+            reason: format!("ExitCode{code}"),
+            message: format!("the trial's process exited with status {code}"),
+        },
+        (None, Some(signal)) => RunState::Failed {
+            reason: "Signaled".into(),
+            message: format!("the trial's process was killed by signal {signal}"),
+        },
+        (None, None) => RunState::Failed {
+            reason: "Unknown".into(),
+            message: "the trial's process ended without a status".into(),
+        },
     }
 }
 
@@ -369,7 +483,7 @@ pub(crate) fn metrics_parser(collection: &Collection) -> Result<MetricsParser, S
     .map_err(|error| format!("metrics collector: {error}"))
 }
 
-/// Where a trial's parsed points go: the store, then a note to the driver.
+/// Where a trial's parsed points go: the store, under the trial's name.
 pub(crate) struct PointSink<'a> {
     /// The trial the points belong to.
     pub(crate) trial_name: &'a str,
@@ -377,123 +491,88 @@ pub(crate) struct PointSink<'a> {
     pub(crate) store: &'a Store,
 }
 
-impl TrialTask {
-    fn sink(&self) -> PointSink<'_> {
-        PointSink {
-            trial_name: &self.trial_name,
-            store: &self.store,
-        }
-    }
-}
-
 /// Stores parsed points, feeds them to the rules, and says whether the rules now stop the trial.
-pub(crate) async fn store_points(
-    task: &PointSink<'_>,
-    points: &mut Vec<sextant_metrics::MetricPoint>,
+async fn store_points(
+    sink: &PointSink<'_>,
+    points: &[sextant_metrics::MetricPoint],
     rules: Option<&mut RuleTracker>,
 ) -> Result<bool, String> {
     let stored: Vec<MetricPoint> = points
         .iter()
         .map(|point| MetricPoint {
-            trial_name: task.trial_name.to_string(),
+            trial_name: sink.trial_name.to_string(),
             metric_name: point.name.clone(),
             value: point.value.clone(),
             timestamp: point.timestamp,
         })
         .collect();
-    task.store
-        .report_observation_log(task.trial_name, &stored)
+    sink.store
+        .report_observation_log(sink.trial_name, &stored)
         .await
         .map_err(|error| format!("cannot store metrics: {error}"))?;
     let mut stop = false;
     if let Some(rules) = rules {
-        for point in points.iter() {
+        for point in points {
             if let Some(value) = numeric_value(&point.value) {
                 stop |= rules.report(&point.name, value);
             }
         }
     }
-    points.clear();
     Ok(stop)
 }
 
-/// How far a followed metrics file has been read, and which file that was.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct FilePosition {
-    /// Bytes read so far.
-    offset: u64,
-    /// The file's device and inode when last read; `None` before the first read.
-    identity: Option<(u64, u64)>,
-}
+#[cfg(test)]
+mod tests {
+    use sextant_store::ObservationLogFilter;
 
-impl FilePosition {
-    /// The end of the file at `path` now (the start when there is none).
-    pub(crate) fn at_end_of(path: &Path) -> FilePosition {
-        match std::fs::metadata(path) {
-            Ok(metadata) => FilePosition {
-                offset: metadata.len(),
-                identity: Some((metadata.dev(), metadata.ino())),
+    use super::*;
+
+    #[tokio::test]
+    async fn a_trial_ends_only_once_every_process_of_its_group_is_gone() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::connect("sqlite::memory:").await?;
+        let (events, mut ended) = mpsc::unbounded_channel();
+        // The trial reports and exits, leaving a process behind that holds a lot of memory,
+        // which takes the kernel a while to free once the process is killed, and that no
+        // longer holds the output pipes, so nothing else waits for it.
+        let script = r#"echo $$ > group
+(python3 -c "import time; hold = b'x' * (256 << 20); open('ready', 'w').close(); time.sleep(60)" &) >/dev/null 2>&1
+while [ ! -e ready ]; do sleep 0.01; done
+echo loss=0.5"#;
+        let trial_dir = dir.path().join("trial");
+        // Kept: a dropped handle would stop the trial.
+        let _handle = start(TrialTask {
+            trial_name: "trial".into(),
+            launch: Launch {
+                argv: vec!["sh".into(), "-c".into(), script.into()],
+                env: vec![("KATIB_TRIAL_NAME".into(), "trial".into())],
+                working_dir: dir.path().to_path_buf(),
             },
-            Err(_) => FilePosition::default(),
-        }
-    }
-}
-
-/// Feeds what was appended to `path` since `position` to `parser`, advancing `position`.
-///
-/// A file that is not the one read before (replaced: deleted and created again, renamed over)
-/// or shorter than what was read (truncated, `open(path, "w")`) is read from its start.
-pub(crate) async fn read_appended(
-    path: &Path,
-    position: &mut FilePosition,
-    parser: &mut StreamParser,
-    points: &mut Vec<sextant_metrics::MetricPoint>,
-) {
-    let Ok(mut file) = tokio::fs::File::open(path).await else {
-        return;
-    };
-    let Ok(metadata) = file.metadata().await else {
-        return;
-    };
-    let identity = (metadata.dev(), metadata.ino());
-    let replaced = position.identity.is_some_and(|read| read != identity);
-    if replaced || metadata.len() < position.offset {
-        position.offset = 0;
-        parser.reset_line();
-    }
-    position.identity = Some(identity);
-    if file
-        .seek(std::io::SeekFrom::Start(position.offset))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let mut appended = Vec::new();
-    if let Ok(count) = file.read_to_end(&mut appended).await {
-        position.offset += count as u64;
-        parser.feed(&appended, Utc::now(), points);
-    }
-}
-
-async fn drain(
-    stdout: &mut tokio::process::ChildStdout,
-    stderr: &mut tokio::process::ChildStderr,
-    output: &mut tokio::fs::File,
-    parse_output: bool,
-    collector: &mut Collector,
-) {
-    // What was read before a timeout is kept: those are the trial's last lines.
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, stdout.read_to_end(&mut rest)).await;
-    let _ = output.write_all(&rest).await;
-    if parse_output {
-        collector.parsers[0].feed(&rest, Utc::now(), &mut collector.points);
-    }
-    rest.clear();
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, stderr.read_to_end(&mut rest)).await;
-    let _ = output.write_all(&rest).await;
-    if parse_output {
-        collector.parsers[1].feed(&rest, Utc::now(), &mut collector.points);
+            trial_dir: trial_dir.clone(),
+            collection: Collection {
+                source: MetricsSource::StdOut,
+                metric_names: vec!["loss".into()],
+                metrics_formats: Vec::new(),
+            },
+            rules: None,
+            store: store.clone(),
+            events,
+        })
+        .await?;
+        let trial = ended.recv().await.expect("the trial ends");
+        let group: u32 = std::fs::read_to_string(dir.path().join("group"))?
+            .trim()
+            .parse()?;
+        assert_eq!(sextant_process::live_members(group), Vec::<u32>::new());
+        assert!(matches!(trial.state, RunState::Succeeded), "{trial:?}");
+        let points = store
+            .get_observation_log(&ObservationLogFilter::trial("trial"))
+            .await?;
+        let values: Vec<&str> = points.iter().map(|point| point.value.as_str()).collect();
+        assert_eq!(values, ["0.5"]);
+        let log = std::fs::read_to_string(trial_dir.join("output.log"))?;
+        assert_eq!(log, "loss=0.5\n");
+        assert!(!trial_dir.join(sextant_process::RECORD_FILE).exists());
+        Ok(())
     }
 }

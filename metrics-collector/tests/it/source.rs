@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use sextant_metrics::parse::{LineFormat, MetricPoint, MetricsParser, StreamParser};
-use sextant_metrics::source::{collect_stream, follow_file};
+use sextant_metrics::source::{FollowStart, collect_stream, follow_file};
 use tokio::sync::{mpsc, oneshot};
 
 fn text_parser() -> StreamParser {
@@ -33,6 +33,7 @@ async fn a_stream_passes_through_unchanged_and_survives_bad_input() -> anyhow::R
         "stdout",
         &mut parser,
         &sender,
+        std::future::pending(),
     )
     .await?;
     assert!(output == input, "the output differs from the input");
@@ -54,6 +55,7 @@ async fn a_followed_file_is_waited_for_read_as_it_grows_and_reread_when_truncate
         let mut parser = text_parser();
         let result = follow_file(
             &follow_path,
+            FollowStart::BEGINNING,
             &mut parser,
             &sender,
             async {
@@ -120,6 +122,7 @@ async fn a_followed_file_replaced_by_a_longer_one_is_read_from_the_start() -> an
         let mut parser = text_parser();
         follow_file(
             &follow_path,
+            FollowStart::BEGINNING,
             &mut parser,
             &sender,
             async {
@@ -162,6 +165,7 @@ async fn a_file_that_never_appears_ends_quietly_on_stop() -> anyhow::Result<()> 
     let mut parser = text_parser();
     follow_file(
         &directory.path().join("never"),
+        FollowStart::BEGINNING,
         &mut parser,
         &sender,
         tokio::time::sleep(Duration::from_millis(100)),
@@ -179,6 +183,7 @@ async fn a_path_that_is_a_directory_is_a_read_error() -> anyhow::Result<()> {
     let mut parser = text_parser();
     let error = follow_file(
         directory.path(),
+        FollowStart::BEGINNING,
         &mut parser,
         &sender,
         tokio::time::sleep(Duration::from_secs(5)),
@@ -190,5 +195,80 @@ async fn a_path_that_is_a_directory_is_a_read_error() -> anyhow::Result<()> {
         matches!(&error, sextant_metrics::Error::ReadFile { path, .. } if path == directory.path()),
         "{error}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_file_followed_from_its_end_skips_earlier_lines_unless_it_was_rewritten()
+-> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    let path = directory.path().join("shared.log");
+    let follow = async |start| -> anyhow::Result<Vec<String>> {
+        let (sender, mut receiver) = mpsc::channel(16);
+        let mut parser = text_parser();
+        follow_file(
+            &path,
+            start,
+            &mut parser,
+            &sender,
+            std::future::ready(()),
+            Duration::from_millis(20),
+        )
+        .await?;
+        Ok(drain(&mut receiver))
+    };
+    std::fs::write(&path, b"loss=1\n")?;
+    let start = FollowStart::end_of(&path);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)?
+        .write_all(b"loss=2\n")?;
+    assert_eq!(follow(start).await?, ["2"]);
+    // Truncated and written again since the mark: all of it is new.
+    let start = FollowStart::end_of(&path);
+    std::fs::write(&path, b"loss=3\n")?;
+    assert_eq!(follow(start).await?, ["3"]);
+    // Replaced by a longer file: all of it is new too.
+    let start = FollowStart::end_of(&path);
+    let replacement = directory.path().join("replacement.log");
+    std::fs::write(&replacement, b"loss=4\nloss=5\nloss=6\n")?;
+    std::fs::rename(&replacement, &path)?;
+    assert_eq!(follow(start).await?, ["4", "5", "6"]);
+    // No file when marked: read from its beginning.
+    let missing = directory.path().join("later.log");
+    let start = FollowStart::end_of(&missing);
+    assert_eq!(start, FollowStart::BEGINNING);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_given_up_on_keeps_its_last_unended_line() -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    // The writing end stays open, as a pipe a background process holds.
+    let (mut writer, reader) = tokio::io::duplex(1024);
+    writer.write_all(b"loss=1\nloss=2").await?;
+    let (sender, mut receiver) = mpsc::channel(16);
+    let (give_up, given_up) = oneshot::channel::<()>();
+    let reading = tokio::spawn(async move {
+        let mut parser = text_parser();
+        collect_stream(
+            reader,
+            None::<tokio::io::Sink>,
+            "stdout",
+            &mut parser,
+            &sender,
+            async {
+                let _ = given_up.await;
+            },
+        )
+        .await
+    });
+    let first = receiver.recv().await.expect("a first batch");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].value, "1");
+    give_up.send(()).unwrap();
+    reading.await??;
+    assert_eq!(drain(&mut receiver), ["2"]);
+    drop(writer);
     Ok(())
 }
