@@ -213,10 +213,12 @@ impl Context {
     /// already on its way); after the backoff, but never longer than [`FORBIDDEN_RETRY_CAP`],
     /// when RBAC refused (the role may be bound any moment); else after the backoff.
     fn retry_delay(&self, key: String, error: &ReconcileError) -> Duration {
-        match api_status_code(error) {
-            Some(409) => Duration::from_millis(200),
-            Some(403) => self.backoff(key).min(FORBIDDEN_RETRY_CAP),
-            _ => self.backoff(key),
+        if is_conflict(error) {
+            Duration::from_millis(200)
+        } else if api_status_code(error) == Some(403) {
+            self.backoff(key).min(FORBIDDEN_RETRY_CAP)
+        } else {
+            self.backoff(key)
         }
     }
 
