@@ -19,9 +19,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -123,6 +124,9 @@ struct Harness {
     serve: Server,
     controller: Option<Child>,
     controller_args: Vec<String>,
+    /// Who the controller runs as: the least-privileged user of the testbed, unless a test
+    /// says otherwise.
+    controller_kubeconfig: PathBuf,
     db: String,
 }
 
@@ -177,6 +181,7 @@ impl Harness {
             serve,
             controller: None,
             controller_args,
+            controller_kubeconfig: testbed().join("kubeconfig-controller"),
             db: db.to_owned(),
         };
         harness.start_controller();
@@ -190,7 +195,7 @@ impl Harness {
             .args(["--namespace", &self.namespace])
             .args(["--health-listen", "127.0.0.1:0"])
             .args(&self.controller_args)
-            .env("KUBECONFIG", testbed().join("kubeconfig-controller"))
+            .env("KUBECONFIG", &self.controller_kubeconfig)
             .env("SEXTANT_LOG", "warn,kube_client=error")
             .stdout(Stdio::null())
             .spawn()
@@ -1269,6 +1274,86 @@ async fn the_controller_stops_gracefully_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// A controller started before its role is bound starts the experiment's trials within seconds
+/// of the binding. It runs as a service account of the test's namespace, an identity no other
+/// test binds, given the ClusterRole by a RoleBinding in that namespace only.
+///
+/// Before the fix the controller's watches, refused until then, shared kube-runtime's default
+/// backoff: after the 20 s without rights here it slept up to a minute more, then often again
+/// for a list sent just before the binding took effect, so the Jobs came a minute or two late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_started_before_its_role_starts_the_trials_once_it_is_bound() {
+    const WITHOUT_RIGHTS: Duration = Duration::from_secs(20);
+    // Twice the longest retry of a forbidden watch (4 s), and room for a loaded machine.
+    const RECOVERY: Duration = Duration::from_secs(15);
+    let mut harness = Harness::new("late-role").await;
+    harness.kill_controller();
+    let account = "late-controller";
+    let accounts: Api<ServiceAccount> = Api::namespaced(harness.client.clone(), &harness.namespace);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": account}})).expect("an account"),
+        )
+        .await
+        .expect("create the service account");
+    let token = accounts
+        .create_token_request(
+            account,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                },
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .expect("a token")
+        .status
+        .expect("a token status")
+        .token;
+    let text = std::fs::read_to_string(testbed().join("kubeconfig-controller"))
+        .expect("the controller's kubeconfig");
+    let mut kubeconfig: Value = serde_yaml::from_str(&text).expect("YAML");
+    kubeconfig["users"][0]["user"] = json!({"token": token});
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    harness.controller_kubeconfig = scratch.path().join("kubeconfig");
+    std::fs::write(
+        &harness.controller_kubeconfig,
+        serde_yaml::to_string(&kubeconfig).expect("YAML"),
+    )
+    .expect("write the kubeconfig");
+    harness.start_controller();
+    harness.start_experiment(json!({})).await;
+
+    tokio::time::sleep(WITHOUT_RIGHTS).await;
+    assert_eq!(harness.job_count().await, 0, "no rights, no Jobs");
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": account, "namespace": harness.namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "sextant-controller"},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": harness.namespace}],
+    });
+    Api::<RoleBinding>::namespaced(harness.client.clone(), &harness.namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(binding).expect("a binding"),
+        )
+        .await
+        .expect("bind the role");
+    let bound = Instant::now();
+    while harness.job_count().await < 2 {
+        assert!(
+            bound.elapsed() < RECOVERY,
+            "the trials' Jobs did not come within {RECOVERY:?} of the binding"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -606,3 +606,113 @@ async fn publish(
         tracing::debug!(%error, "cannot record an event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::kube::fixtures::{self, ApiServerVerifier, Scenario};
+
+    /// What a reconcile of the fixtures' experiment against `scenario` returned, or, when it
+    /// failed, what the error policy made of the error; and the verifier, for the next one.
+    async fn reconcile_with(
+        context: &Arc<Context>,
+        verifier: ApiServerVerifier,
+        scenario: Scenario,
+    ) -> (
+        Result<ControllerAction, ControllerAction>,
+        ApiServerVerifier,
+    ) {
+        let experiment = Arc::new(fixtures::experiment());
+        let exchange = verifier.run(scenario);
+        let result = reconcile(experiment.clone(), context.clone()).await;
+        let verifier = fixtures::finished(exchange).await;
+        let result = result.map_err(|error| error_policy(experiment, &error, context.clone()));
+        (result, verifier)
+    }
+
+    fn no_failures_counted(context: &Context) -> bool {
+        context
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// The delay the poll interval of the fixtures (1 s) gives a running experiment.
+    const POLL: Duration = Duration::from_secs(6);
+
+    #[tokio::test]
+    async fn a_new_experiment_gets_its_first_trial_and_status() {
+        let (context, verifier) = fixtures::context(Vec::new()).await;
+        let (result, _) = reconcile_with(&context, verifier, Scenario::ExperimentStarts).await;
+        assert_eq!(result, Ok(ControllerAction::requeue(POLL)));
+    }
+
+    #[tokio::test]
+    async fn a_conflicting_status_write_is_retried_at_once_however_often_it_happens() {
+        let (context, mut verifier) = fixtures::context(Vec::new()).await;
+        for _ in 0..3 {
+            let (result, next) = reconcile_with(&context, verifier, Scenario::StatusConflict).await;
+            verifier = next;
+            assert_eq!(
+                result,
+                Err(ControllerAction::requeue(Duration::from_millis(200)))
+            );
+            // Not counted as a failure: the backoff of other errors does not grow.
+            assert!(no_failures_counted(&context));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trial_the_stale_cache_missed_is_not_created_again_under_another_name() {
+        // The cache has no trial, but `exp-0` exists: its create is refused, no `exp-1`
+        // follows (the scenario expects one create only), and the reconcile comes back soon,
+        // when the cache has caught up.
+        let (context, verifier) = fixtures::context(Vec::new()).await;
+        let (result, _) = reconcile_with(&context, verifier, Scenario::TrialAlreadyExists).await;
+        assert_eq!(
+            result,
+            Ok(ControllerAction::requeue(Duration::from_secs(1)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_trial_is_counted_and_not_created_again() {
+        let mut trial = fixtures::trial();
+        trial.metadata.labels = Some(BTreeMap::from([(
+            crate::api::trial::EXPERIMENT_LABEL.to_owned(),
+            fixtures::EXPERIMENT.to_owned(),
+        )]));
+        trial.metadata.owner_references = fixtures::experiment()
+            .controller_owner_ref(&crate::kube::ApiGroup::Sextant.experiments())
+            .map(|owner| vec![owner]);
+        let (context, verifier) = fixtures::context(vec![trial]).await;
+        let (result, _) =
+            reconcile_with(&context, verifier, Scenario::ExperimentRunsItsTrial).await;
+        assert_eq!(result, Ok(ControllerAction::requeue(POLL)));
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_create_is_retried_within_seconds_and_recovers_once_rbac_is_in_force() {
+        let (context, verifier) = fixtures::context(Vec::new()).await;
+        let mut verifier = verifier;
+        let mut delays = Vec::new();
+        for _ in 0..10 {
+            let (result, next) =
+                reconcile_with(&context, verifier, Scenario::TrialCreateForbidden).await;
+            verifier = next;
+            delays.push(result.expect_err("the create was refused"));
+        }
+        // However long RBAC takes, the retries never wait more than a few seconds, where
+        // other failures back off to minutes.
+        let seconds = |secs| ControllerAction::requeue(Duration::from_secs(secs));
+        assert_eq!(delays, [1, 2, 4, 4, 4, 4, 4, 4, 4, 4].map(seconds).to_vec());
+
+        // The role is bound: the next try creates the trial, and the backoff starts over.
+        let (result, _) = reconcile_with(&context, verifier, Scenario::ExperimentStarts).await;
+        assert_eq!(result, Ok(ControllerAction::requeue(POLL)));
+        assert!(no_failures_counted(&context));
+    }
+}

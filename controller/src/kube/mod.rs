@@ -30,6 +30,8 @@
 mod convert;
 pub mod crd;
 mod experiments;
+#[cfg(test)]
+mod fixtures;
 mod group;
 mod run_object;
 mod trials;
@@ -159,6 +161,44 @@ pub(crate) struct Context {
     kinds: tokio::sync::Mutex<HashMap<(String, String), Option<run_object::Kind>>>,
 }
 
+/// The longest wait before the next try of anything the API server refused as forbidden: a
+/// watch, or a reconcile that got HTTP 403. RBAC comes into force when an operator binds a
+/// role, an event no watch reports, so the controller only notices by trying again; a forbidden
+/// answer costs the API server next to nothing, and one replica retrying a few requests every
+/// few seconds is cheap, where minutes of backoff leave every experiment waiting after the fix.
+const FORBIDDEN_RETRY_CAP: Duration = Duration::from_secs(4);
+
+/// The backoff of the controllers' watches: 250 ms, doubling up to [`FORBIDDEN_RETRY_CAP`],
+/// back to the start on any event.
+///
+/// kube-runtime's default (800 ms doubling to 30 s, with jitter that may double a delay, and
+/// reset only after two quiet minutes) is shared by every watch of a controller, so while RBAC
+/// is not in force each forbidden list of the experiments, the trials and the jobs grows it,
+/// and once the role is bound the controller sleeps out up to a minute, then often once more
+/// for a list sent just before the binding took effect. That left experiments without trials
+/// for a minute or two after a controller started before its role.
+#[derive(Debug, Default)]
+struct WatchBackoff {
+    /// Failures since the last event.
+    failures: u32,
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = Duration::from_millis(250u64 << self.failures.min(4)).min(FORBIDDEN_RETRY_CAP);
+        self.failures = self.failures.saturating_add(1);
+        Some(delay)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 impl Context {
     /// The delay before the next try after another failure of `key`: 1 s, doubling up to
     /// 256 s.
@@ -170,10 +210,13 @@ impl Context {
     }
 
     /// When to try again after `error`: soon after a write conflict (the fresh object is
-    /// already on its way), else after the backoff.
+    /// already on its way); after the backoff, but never longer than [`FORBIDDEN_RETRY_CAP`],
+    /// when RBAC refused (the role may be bound any moment); else after the backoff.
     fn retry_delay(&self, key: String, error: &ReconcileError) -> Duration {
         if is_conflict(error) {
             Duration::from_millis(200)
+        } else if api_status_code(error) == Some(403) {
+            self.backoff(key).min(FORBIDDEN_RETRY_CAP)
         } else {
             self.backoff(key)
         }
@@ -221,7 +264,7 @@ pub async fn run(
         watcher(trials_api.clone(), watcher::Config::default())
             .modify(|trial| kube::ResourceExt::managed_fields_mut(trial).clear()),
     )
-    .default_backoff()
+    .backoff(WatchBackoff::default())
     .touched_objects();
 
     let recorder = Recorder::new(
@@ -249,6 +292,7 @@ pub async fn run(
     let experiment_controller =
         Controller::new_with(experiments_api, watcher::Config::default(), experiment_kind)
             .owns_stream_with(trial_events, trial_kind.clone())
+            .trigger_backoff(WatchBackoff::default())
             .graceful_shutdown_on(shutdown.clone())
             .run(
                 experiments::reconcile,
@@ -263,6 +307,7 @@ pub async fn run(
     let trial_controller = Controller::new_with(trials_api, watcher::Config::default(), trial_kind)
         // Only the Jobs of trials, not every Job in the cluster.
         .owns(jobs_api, watcher::Config::default().labels(TRIAL_LABEL))
+        .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown)
         .run(trials::reconcile, trials::error_policy, context)
         .for_each(|result| async move {
@@ -276,6 +321,11 @@ pub async fn run(
 /// Whether a reconcile failed only because it wrote from a stale view (HTTP 409), which is
 /// expected under load and retried at once.
 fn is_conflict(error: &ReconcileError) -> bool {
+    api_status_code(error) == Some(409)
+}
+
+/// The HTTP status the API server refused a reconcile's call with, under the finalizer too.
+fn api_status_code(error: &ReconcileError) -> Option<u16> {
     let status = match error {
         ReconcileError::Kube(kube::Error::Api(status)) => status,
         ReconcileError::Finalizer(inner) => match inner.as_ref() {
@@ -285,11 +335,11 @@ fn is_conflict(error: &ReconcileError) -> bool {
             | kube::runtime::finalizer::Error::CleanupFailed(ReconcileError::Kube(
                 kube::Error::Api(status),
             )) => status,
-            _ => return false,
+            _ => return None,
         },
-        _ => return false,
+        _ => return None,
     };
-    status.code == 409
+    Some(status.code)
 }
 
 /// The key of an object of the kind `resource` in the backoff table.
@@ -298,4 +348,39 @@ fn object_key<K: Resource<DynamicType = ApiResource>>(
     resource: &ApiResource,
 ) -> String {
     ObjectRef::from_obj_with(object, resource.clone()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::utils::Backoff;
+
+    use super::*;
+
+    fn seconds(delays: impl Iterator<Item = Duration>) -> Vec<f64> {
+        delays.map(|delay| delay.as_secs_f64()).collect()
+    }
+
+    #[test]
+    fn watches_retry_within_seconds_and_start_over_after_an_event() {
+        let mut backoff = WatchBackoff::default();
+        assert_eq!(
+            seconds(backoff.by_ref().take(7)),
+            [0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+        );
+        backoff.reset();
+        assert_eq!(seconds(backoff.take(2)), [0.25, 0.5]);
+    }
+
+    #[tokio::test]
+    async fn failures_other_than_conflicts_and_rbac_back_off_to_minutes() {
+        let (context, _verifier) = fixtures::context(Vec::new()).await;
+        let unavailable = ReconcileError::Kube(kube::Error::Api(Box::new(
+            kube::core::Status::failure("etcd is down", "ServiceUnavailable").with_code(503),
+        )));
+        let delays = (0..10).map(|_| context.retry_delay("exp".into(), &unavailable));
+        assert_eq!(
+            seconds(delays),
+            [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 256.0]
+        );
+    }
 }

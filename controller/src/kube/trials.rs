@@ -516,6 +516,48 @@ mod tests {
         )
     }
 
+    #[tokio::test]
+    async fn a_job_over_quota_leaves_the_trial_waiting_and_is_created_on_a_later_try() {
+        use std::time::Duration;
+
+        use crate::kube::fixtures::{self, Scenario};
+
+        let (context, verifier) = fixtures::context(Vec::new()).await;
+        let trial = Arc::new(fixtures::trial());
+        // Refused by the quota: no status is written (the scenario expects none), and the
+        // reconcile is tried again after the backoff.
+        let exchange = verifier.run(Scenario::JobOverQuota);
+        let error = reconcile(trial.clone(), context.clone())
+            .await
+            .expect_err("the quota refused the Job");
+        let verifier = fixtures::finished(exchange).await;
+        assert!(
+            matches!(
+                &error,
+                ReconcileError::Finalizer(inner) if matches!(
+                    inner.as_ref(),
+                    kube::runtime::finalizer::Error::ApplyFailed(ReconcileError::QuotaExceeded(_))
+                )
+            ),
+            "{error}"
+        );
+        assert_eq!(
+            error_policy(trial.clone(), &error, context.clone()),
+            ControllerAction::requeue(Duration::from_secs(1))
+        );
+
+        // The quota has room now: the Job is made and the trial records it.
+        let exchange = verifier.run(Scenario::JobCreated);
+        let action = reconcile(trial, context.clone())
+            .await
+            .expect("the Job is created");
+        fixtures::finished(exchange).await;
+        assert_eq!(
+            action,
+            ControllerAction::requeue(context.config.poll_interval)
+        );
+    }
+
     #[test]
     fn jobs_are_judged_by_katibs_default_conditions() {
         let trial = trial("", "");
