@@ -1287,7 +1287,7 @@ async fn the_controller_stops_gracefully_on_sigterm() {
 async fn a_controller_started_before_its_role_starts_the_trials_once_it_is_bound() {
     const WITHOUT_RIGHTS: Duration = Duration::from_secs(20);
     // Twice the longest retry of a forbidden watch (4 s), and room for a loaded machine.
-    const RECOVERY: Duration = Duration::from_secs(15);
+    const RECOVERY: Duration = Duration::from_secs(30);
     let mut harness = Harness::new("late-role").await;
     harness.kill_controller();
     let account = "late-controller";
