@@ -18,8 +18,15 @@ use crate::api::experiment::{Distribution, Experiment, ParameterType};
 use crate::api::trial::TrialConditionType;
 use crate::engine::{ObservedTrial, objective_value};
 
-/// One suggested trial: its parameter values and labels.
-pub type SuggestedTrial = (Vec<ParameterAssignment>, BTreeMap<String, String>);
+/// One suggested trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestedTrial {
+    /// Its parameter values.
+    pub parameter_assignments: Vec<ParameterAssignment>,
+    /// The labels the algorithm gave it (Hyperband's bracket and rung, the suggestion's
+    /// source).
+    pub labels: BTreeMap<String, String>,
+}
 
 /// Asks `suggester` for `count` assignments given the trials so far and their labels.
 pub async fn suggest(
@@ -43,16 +50,16 @@ pub fn suggested_trials(reply: api::GetSuggestionsReply) -> Vec<SuggestedTrial> 
     reply
         .parameter_assignments
         .into_iter()
-        .map(|suggestion| {
-            let pairs = suggestion
+        .map(|suggestion| SuggestedTrial {
+            parameter_assignments: suggestion
                 .assignments
                 .into_iter()
                 .map(|pair| ParameterAssignment {
                     name: pair.name,
                     value: pair.value,
                 })
-                .collect();
-            (pairs, suggestion.labels.into_iter().collect())
+                .collect(),
+            labels: suggestion.labels.into_iter().collect(),
         })
         .collect()
 }
@@ -246,7 +253,7 @@ spec:
             Outcome::Assignments(reply) => {
                 let trials = suggested_trials(reply);
                 assert_eq!(trials.len(), 1);
-                assert_eq!(trials[0].0[0].value, "4");
+                assert_eq!(trials[0].parameter_assignments[0].value, "4");
             }
             other => panic!("expected the last point, got {other:?}"),
         }

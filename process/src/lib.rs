@@ -39,8 +39,8 @@ const END_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The operating system refused to start the command.
-    #[error("cannot start the command")]
-    Spawn(#[source] io::Error),
+    #[error("cannot start the command: {0}")]
+    Spawn(io::Error),
     /// The group could not be recorded; it was ended.
     #[error("cannot record the command's process group in {}", path.display())]
     Record {

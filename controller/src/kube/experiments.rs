@@ -223,14 +223,12 @@ async fn reconcile_experiment(
                 observed.suggestion.unused_assignments = suggest::suggested_trials(reply)
                     .into_iter()
                     .zip(next_ordinal..)
-                    .map(
-                        |((parameter_assignments, labels), ordinal)| TrialAssignment {
-                            name: trial_name(&name, ordinal),
-                            parameter_assignments,
-                            early_stopping_rules: rules.clone(),
-                            labels,
-                        },
-                    )
+                    .map(|(suggested, ordinal)| TrialAssignment {
+                        name: trial_name(&name, ordinal),
+                        parameter_assignments: suggested.parameter_assignments,
+                        early_stopping_rules: rules.clone(),
+                        labels: suggested.labels,
+                    })
                     .collect();
             }
             Outcome::Exhausted { .. } => observed.suggestion.exhausted = true,

@@ -473,13 +473,13 @@ impl Driver {
         .await;
         match outcome {
             suggest::Outcome::Assignments(reply) => {
-                for (parameter_assignments, labels) in suggest::suggested_trials(reply) {
+                for suggested in suggest::suggested_trials(reply) {
                     let name = self.new_trial_name();
                     self.suggestion.unused_assignments.push(TrialAssignment {
                         name,
-                        parameter_assignments,
+                        parameter_assignments: suggested.parameter_assignments,
                         early_stopping_rules: Vec::new(),
-                        labels,
+                        labels: suggested.labels,
                     });
                 }
             }

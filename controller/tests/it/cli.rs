@@ -176,3 +176,36 @@ async fn a_stored_row_that_does_not_parse_is_an_error_naming_it() {
         "{error}"
     );
 }
+
+/// A trial whose command cannot be started (here: it does not exist; a process limit gives
+/// EAGAIN on the same path) fails alone with `StartFailed`; the run goes on to its end.
+#[tokio::test]
+async fn a_trial_that_cannot_start_fails_alone_and_the_run_ends() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let db = db_url(directory.path());
+    let file = directory.path().join("unstartable.yaml");
+    std::fs::write(
+        &file,
+        experiment("unstartable", "minimize")
+            .replace("command: [echo,", "command: [/nonexistent/trainer,")
+            .replace(
+                "parallelTrialCount: 1",
+                "parallelTrialCount: 1\n  maxFailedTrialCount: 3",
+            ),
+    )
+    .expect("write");
+    let (status, out, err) = run_file(&file, &db).await;
+    assert_eq!(status, ExitStatus::Failure, "{out}{err}");
+    let (status, trials, _) =
+        get(&["get", "trials", "unstartable", "--db", &db, "-o", "json"]).await;
+    assert_eq!(status.expect("get trials"), ExitStatus::Success);
+    let trials: Vec<serde_json::Value> = serde_json::from_str(&trials).expect("JSON");
+    assert_eq!(trials.len(), 3, "{trials:#?}");
+    for trial in &trials {
+        assert_eq!(trial["condition"], "Failed", "{trial:#}");
+        let reason = trial["reason"].as_str().expect("a reason");
+        assert!(reason.ends_with("StartFailed"), "{trial:#}");
+        let message = trial["message"].as_str().expect("a message");
+        assert!(message.contains("No such file or directory"), "{trial:#}");
+    }
+}
