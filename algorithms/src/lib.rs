@@ -16,7 +16,8 @@
 //! - [`pareto`]: dominance, the non-dominated sort, crowding and the Pareto front.
 //! - [`hypervolume`]: the exact hypervolume of a set of loss vectors.
 //! - [`settings`]: typed parsing of Katib's `algorithmSettings` name/value pairs.
-//! - [`algorithm`]: the [`SearchAlgorithm`] trait and the registry of algorithms by name.
+//! - [`algorithm`]: the [`SearchAlgorithm`] trait, what building and asking one take and give.
+//! - [`registry`]: every algorithm by Katib's name, the ones left out, and building one.
 //! - [`cancel`]: the token that stops a suggestion nobody waits for any more.
 //! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
 //! - [`nsga2`]: NSGA-II for several objectives and constraints.
@@ -45,6 +46,7 @@ pub mod nsga2;
 pub mod objective;
 pub mod pareto;
 pub mod random;
+pub mod registry;
 pub mod seed;
 pub mod settings;
 pub mod sobol;
@@ -58,9 +60,10 @@ pub mod test_problems;
 mod testing;
 pub mod tpe;
 
-pub use algorithm::{SearchAlgorithm, Suggestions, build_algorithm, known_algorithms};
+pub use algorithm::{SearchAlgorithm, Suggestions};
 pub use history::{TrialCondition, TrialRecord};
 pub use objective::{Bound, Constraint, Direction, Objective, ObjectiveMetric, Outcome};
+pub use registry::{build_algorithm, known_algorithms};
 pub use settings::{Setting, SettingsError};
 pub use space::{
     Assignment, Distribution, Domain, Parameter, ParameterType, RawParameter, SearchSpace,

@@ -9,9 +9,10 @@
 use std::f64::consts::{E, PI};
 
 use crate::SuggestError;
-use crate::algorithm::{BuildContext, SuggestRequest, build_algorithm};
+use crate::algorithm::{BuildContext, SuggestRequest};
 use crate::history::{TrialCondition, TrialRecord};
 use crate::objective::{Direction, Objective};
+use crate::registry::build_algorithm;
 use crate::settings::Setting;
 use crate::space::{Assignment, Parameter, SearchSpace, Value};
 

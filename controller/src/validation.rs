@@ -435,7 +435,7 @@ fn validate_algorithm(
         errors.push("spec.algorithm.algorithmName", "is required");
         return;
     }
-    if let Some(reason) = sextant_algorithms::algorithm::unsupported_reason(name) {
+    if let Some(reason) = sextant_algorithms::registry::unsupported_reason(name) {
         errors.push(
             "spec.algorithm.algorithmName",
             format!("not supported: {reason}"),

@@ -2,7 +2,7 @@
 //!
 //! Parsing happens once per request, here; the algorithms never see a string they must parse.
 
-use sextant_algorithms::algorithm::check_algorithm_name;
+use sextant_algorithms::registry::check_algorithm_name;
 use sextant_algorithms::settings::Setting;
 use sextant_algorithms::{
     Assignment, Direction, Distribution, Objective, ParameterType, RawParameter, SearchSpace,

@@ -649,9 +649,9 @@ fn polish_start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algorithm::build_algorithm;
     use crate::history::{TrialCondition, TrialRecord};
     use crate::objective::{Direction, Objective};
+    use crate::registry::build_algorithm;
     use crate::space::{ParameterType, RawParameter, Value};
 
     fn parameter(

@@ -6,9 +6,9 @@ use std::collections::HashSet;
 
 use sextant_algorithms::algorithm::{
     BuildContext, MODEL_BATCH_LIMIT, QUASI_RANDOM, SOURCE_LABEL, SuggestRequest, Suggestions,
-    build_algorithm, known_algorithms,
 };
 use sextant_algorithms::cancel::Cancellation;
+use sextant_algorithms::registry::{build_algorithm, known_algorithms};
 use sextant_algorithms::{
     Direction, Domain, Objective, Parameter, SearchSpace, Setting, SuggestError, TrialCondition,
     TrialRecord,

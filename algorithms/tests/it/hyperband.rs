@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use sextant_algorithms::algorithm::{BuildContext, SuggestRequest, Suggestions, build_algorithm};
+use sextant_algorithms::algorithm::{BuildContext, SuggestRequest, Suggestions};
 use sextant_algorithms::hyperband::{BRACKET_LABEL, RUNG_LABEL};
+use sextant_algorithms::registry::build_algorithm;
 use sextant_algorithms::{
     Direction, Domain, Objective, Parameter, SearchSpace, Setting, SuggestError, TrialCondition,
     TrialRecord, Value,
