@@ -19,7 +19,7 @@ use sextant_pipeline::StepKind;
 use sextant_pipeline::cli::{ExitStatus, PipelineCommand};
 use sextant_store::database_url::redact_password;
 use sextant_store::echo::{echo, echo_quoted};
-use sextant_store::{ExperimentRecord, Store, TrialRecord};
+use sextant_store::{ExperimentRecord, Store, StoredTrial};
 
 use crate::api::common::{ObjectiveType, Observation, ParameterAssignment};
 use crate::api::experiment::{Experiment, ExperimentConditionType, ExperimentStatus};
@@ -360,7 +360,7 @@ pub fn progress_line(name: &str, status: &ExperimentStatus) -> String {
 pub fn summary(
     experiment: &Experiment,
     status: &ExperimentStatus,
-    trials: &[TrialRecord],
+    trials: &[StoredTrial],
 ) -> Result<String, CliError> {
     let condition = latest_true_condition(&status.conditions)
         .map(|condition| format!("{} ({})", condition.condition_type.name(), condition.reason))
@@ -394,7 +394,7 @@ pub fn summary(
 /// Trials best first (by the objective under its strategy), at most `limit` (0 = all).
 pub fn trials_table(
     experiment: &Experiment,
-    trials: &[TrialRecord],
+    trials: &[StoredTrial],
     limit: usize,
 ) -> Result<String, CliError> {
     let maximize = experiment
@@ -474,7 +474,7 @@ pub fn experiments_table(experiments: &[Experiment]) -> String {
 }
 
 /// Trials as `sextant get trials -o json` prints them.
-fn trials_json(trials: &[TrialRecord]) -> Result<Vec<serde_json::Value>, CliError> {
+fn trials_json(trials: &[StoredTrial]) -> Result<Vec<serde_json::Value>, CliError> {
     trials
         .iter()
         .map(|trial| {
@@ -540,13 +540,13 @@ fn stored_experiment(record: &ExperimentRecord) -> Result<Experiment, CliError> 
     Ok(experiment)
 }
 
-fn assignments(trial: &TrialRecord) -> Result<Vec<ParameterAssignment>, CliError> {
+fn assignments(trial: &StoredTrial) -> Result<Vec<ParameterAssignment>, CliError> {
     parse_stored(&trial.assignments, "trial assignments", &trial.name)
 }
 
 /// A trial's objective value under the objective's metric strategy, as the optimal trial is
 /// chosen.
-fn objective_value(experiment: &Experiment, trial: &TrialRecord) -> Result<Option<f64>, CliError> {
+fn objective_value(experiment: &Experiment, trial: &StoredTrial) -> Result<Option<f64>, CliError> {
     let (Some(objective), Some(text)) = (&experiment.spec.objective, &trial.observation) else {
         return Ok(None);
     };

@@ -52,7 +52,7 @@ pub struct NewTrial {
 
 /// A trial as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrialRecord {
+pub struct StoredTrial {
     /// The trial's unique name.
     pub name: String,
     /// The experiment it belongs to.
@@ -123,9 +123,9 @@ struct TrialRow {
     updated_at: StoredTime,
 }
 
-impl From<TrialRow> for TrialRecord {
-    fn from(row: TrialRow) -> TrialRecord {
-        TrialRecord {
+impl From<TrialRow> for StoredTrial {
+    fn from(row: TrialRow) -> StoredTrial {
+        StoredTrial {
             name: row.name.0,
             experiment_name: row.experiment_name.0,
             spec: row.spec,
@@ -369,7 +369,7 @@ impl Store {
 
 impl Store {
     /// Stores a new trial in the [`CREATED_CONDITION`]; its experiment must exist.
-    pub async fn insert_trial(&self, trial: &NewTrial) -> Result<TrialRecord> {
+    pub async fn insert_trial(&self, trial: &NewTrial) -> Result<StoredTrial> {
         check_name("trial name", &trial.name)?;
         check_name("experiment name", &trial.experiment_name)?;
         const OPERATION: &str = "insert a trial";
@@ -425,12 +425,12 @@ impl Store {
                 .commit()
                 .await
                 .map_err(|source| self.query_error(OPERATION, source))?;
-            Ok(TrialRecord::from(row))
+            Ok(StoredTrial::from(row))
         })
     }
 
     /// The trial of that name, if stored.
-    pub async fn get_trial(&self, name: &str) -> Result<Option<TrialRecord>> {
+    pub async fn get_trial(&self, name: &str) -> Result<Option<StoredTrial>> {
         const OPERATION: &str = "read a trial";
         let row: Option<TrialRow> = with_pool!(self, pool => {
             let mut select = QueryBuilder::new(TRIAL_COLUMNS);
@@ -441,11 +441,11 @@ impl Store {
                 .await
                 .map_err(|source| self.query_error(OPERATION, source))?
         });
-        Ok(row.map(TrialRecord::from))
+        Ok(row.map(StoredTrial::from))
     }
 
     /// The trials of an experiment, oldest first.
-    pub async fn list_trials(&self, experiment_name: &str) -> Result<Vec<TrialRecord>> {
+    pub async fn list_trials(&self, experiment_name: &str) -> Result<Vec<StoredTrial>> {
         const OPERATION: &str = "list trials";
         let rows: Vec<TrialRow> = with_pool!(self, pool => {
             let mut select = QueryBuilder::new(TRIAL_COLUMNS);
@@ -459,7 +459,7 @@ impl Store {
                 .await
                 .map_err(|source| self.query_error(OPERATION, source))?
         });
-        Ok(rows.into_iter().map(TrialRecord::from).collect())
+        Ok(rows.into_iter().map(StoredTrial::from).collect())
     }
 
     /// Sets a trial's condition (and start or completion time, when given).
@@ -467,7 +467,7 @@ impl Store {
         &self,
         trial_name: &str,
         update: &TrialConditionUpdate,
-    ) -> Result<TrialRecord> {
+    ) -> Result<StoredTrial> {
         for (field, time) in [
             ("start_time", update.start_time),
             ("completion_time", update.completion_time),
@@ -485,12 +485,12 @@ impl Store {
         &self,
         trial_name: &str,
         observation: Option<&str>,
-    ) -> Result<TrialRecord> {
+    ) -> Result<StoredTrial> {
         self.update_trial(trial_name, TrialChange::Observation(observation))
             .await
     }
 
-    async fn update_trial(&self, trial_name: &str, change: TrialChange<'_>) -> Result<TrialRecord> {
+    async fn update_trial(&self, trial_name: &str, change: TrialChange<'_>) -> Result<StoredTrial> {
         const OPERATION: &str = "update a trial";
         let row: TrialRow = with_pool!(self, pool => {
             let mut transaction = pool
@@ -549,7 +549,7 @@ impl Store {
                 .map_err(|source| self.query_error(OPERATION, source))?;
             row
         });
-        Ok(TrialRecord::from(row))
+        Ok(StoredTrial::from(row))
     }
 }
 

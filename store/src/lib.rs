@@ -32,7 +32,7 @@ pub mod time;
 
 pub use database_url::{Backend, DEFAULT_DATABASE_URL};
 pub use error::{Error, Result};
-pub use experiments::{ExperimentRecord, NewTrial, TrialConditionUpdate, TrialRecord};
+pub use experiments::{ExperimentRecord, NewTrial, StoredTrial, TrialConditionUpdate};
 pub use observation_log::{MetricPoint, ObservationLogFilter};
 pub use service::{
     BoundedDbManager, DbManagerService, ReportLimits, bounded_db_manager_service,
