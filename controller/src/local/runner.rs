@@ -506,8 +506,9 @@ async fn store_points(
             timestamp: point.timestamp,
         })
         .collect();
+    // Handed over, not lent: the store would copy a borrowed slice once more.
     sink.store
-        .report_observation_log(sink.trial_name, &stored)
+        .append_observation_log(sink.trial_name, stored.into_iter().map(Ok))
         .await
         .map_err(|error| format!("cannot store metrics: {error}"))?;
     let mut stop = false;
