@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as ControllerAction;
@@ -64,6 +65,9 @@ pub const REASON_INVALID_SPEC: &str = "ExperimentSpecInvalid";
 /// How soon to ask again when the algorithm must wait for running trials (Hyperband).
 const NOT_READY_RETRY: Duration = Duration::from_secs(2);
 
+/// How soon an Experiment is looked at again when it came before the first list of Trials.
+const TRIALS_NOT_LISTED_RETRY: Duration = Duration::from_millis(250);
+
 pub(super) async fn reconcile(
     resource: Arc<ExperimentResource>,
     context: Arc<Context>,
@@ -71,8 +75,14 @@ pub(super) async fn reconcile(
     if resource.metadata.deletion_timestamp.is_some() {
         return Ok(ControllerAction::await_change());
     }
-    // Until the first list of Trials is in, the cache would say there are none.
-    let _ = context.trials.wait_until_ready().await;
+    // Until the first list of Trials is in, the cache would say there are none: come back
+    // shortly. Not by awaiting `Store::wait_until_ready`: in kube-runtime 5 that future keeps
+    // only the waker of the task that polled it last (a futures oneshot receiver), so of the
+    // reconciles waiting at once all but one would never wake, and as the controller runs one
+    // reconcile per object at a time, their Experiments would never be reconciled again.
+    if context.trials.wait_until_ready().now_or_never().is_none() {
+        return Ok(ControllerAction::requeue(TRIALS_NOT_LISTED_RETRY));
+    }
     let action = reconcile_experiment(&resource, &context).await?;
     context.succeeded(&object_key(resource.as_ref(), &context.experiment_kind));
     Ok(action)
@@ -644,6 +654,35 @@ mod tests {
     #[tokio::test]
     async fn a_new_experiment_gets_its_first_trial_and_status() {
         let (context, verifier) = fixtures::context(Vec::new()).await;
+        let (result, _) = reconcile_with(&context, verifier, Scenario::ExperimentStarts).await;
+        assert_eq!(result, Ok(ControllerAction::requeue(POLL)));
+    }
+
+    #[tokio::test]
+    async fn experiments_that_come_before_the_first_list_of_trials_are_all_looked_at_again() {
+        // Many reconciles start before the trials' watch has listed anything, as when a
+        // controller starts on a cluster full of Experiments. Each must come back on its own,
+        // without a call to the API server (the verifier answers none), however long the list
+        // takes: a reconcile left waiting would keep its Experiment from ever being reconciled.
+        let (context, verifier, mut writer) = fixtures::context_before_trials_listed().await;
+        let waiting: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(reconcile(Arc::new(fixtures::experiment()), context.clone())))
+            .collect();
+        for reconcile in waiting {
+            let result = tokio::time::timeout(Duration::from_secs(10), reconcile)
+                .await
+                .expect("the reconcile came back while the trials were not listed")
+                .expect("the reconcile did not panic");
+            assert_eq!(
+                result.expect("not a failure"),
+                ControllerAction::requeue(TRIALS_NOT_LISTED_RETRY)
+            );
+        }
+        assert!(no_failures_counted(&context));
+
+        // The list arrives: the next reconcile starts the experiment.
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+        writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
         let (result, _) = reconcile_with(&context, verifier, Scenario::ExperimentStarts).await;
         assert_eq!(result, Ok(ControllerAction::requeue(POLL)));
     }

@@ -76,15 +76,26 @@ pub(super) async fn finished(verifier: JoinHandle<ApiServerVerifier>) -> ApiServ
 /// whose store is an empty in-memory database, and which knows the Job kind without asking
 /// for discovery.
 pub(super) async fn context(trials: Vec<TrialResource>) -> (Arc<Context>, ApiServerVerifier) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, NAMESPACE);
-    let group = ApiGroup::Sextant;
-    let mut writer = reflector::store::Writer::new(group.trials());
+    let (context, verifier, mut writer) = context_before_trials_listed().await;
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
     for trial in trials {
         writer.apply_watcher_event(&kube::runtime::watcher::Event::InitApply(trial));
     }
     writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    (context, verifier)
+}
+
+/// A context as [`context`] makes it, but whose trial cache has not had its first list yet:
+/// the returned writer plays the trials' watch.
+pub(super) async fn context_before_trials_listed() -> (
+    Arc<Context>,
+    ApiServerVerifier,
+    reflector::store::Writer<TrialResource>,
+) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, NAMESPACE);
+    let group = ApiGroup::Sextant;
+    let writer = reflector::store::Writer::new(group.trials());
     let job = Kind {
         resource: kube::core::ApiResource::erase::<k8s_openapi::api::batch::v1::Job>(&()),
         namespaced: true,
@@ -121,7 +132,7 @@ pub(super) async fn context(trials: Vec<TrialResource>) -> (Arc<Context>, ApiSer
             Some(job),
         )])),
     };
-    (Arc::new(context), ApiServerVerifier(handle))
+    (Arc::new(context), ApiServerVerifier(handle), writer)
 }
 
 /// A new experiment of one Job trial at a time, as the API server hands it out.

@@ -169,10 +169,8 @@ pub(crate) struct Context {
 const FORBIDDEN_RETRY_CAP: Duration = Duration::from_secs(4);
 
 /// How often every Experiment is reconciled without any event, as controller-runtime's
-/// `SyncPeriod` does: a safety net for an event the watch did not deliver. A loaded test
-/// machine once left three of a hundred Experiments created as the controller started with no
-/// reconcile at all for seven minutes, while the rest ran; an Experiment costs one plan, and
-/// Trials are reconciled on their own events and polls.
+/// `SyncPeriod` does: a safety net for whatever a watch misses (an Experiment costs one plan;
+/// Trials are reconciled on their own events and polls).
 const RESYNC_INTERVAL: Duration = Duration::from_secs(120);
 
 /// A tick every [`RESYNC_INTERVAL`], the first one interval from now.
