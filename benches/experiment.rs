@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sextant_controller::load_experiments;
 use sextant_controller::local::{LocalConfig, default_max_parallel, run_experiment};
+use sextant_experiment::load_experiments;
 use sextant_store::Store;
 
 const TRIALS: u64 = 1000;

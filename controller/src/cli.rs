@@ -15,21 +15,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use sextant_echo::{echo, echo_quoted};
 use sextant_pipeline::StepKind;
 use sextant_pipeline::cli::{ExitStatus, PipelineCommand};
 use sextant_store::database_url::redact_password;
-use sextant_store::echo::{echo, echo_quoted};
 use sextant_store::{ExperimentRecord, Store, StoredTrial};
 
-use crate::api::common::{ObjectiveType, Observation, ParameterAssignment};
-use crate::api::experiment::{Experiment, ExperimentConditionType, ExperimentStatus};
-use crate::api::latest_true_condition;
-use crate::engine;
 use crate::local::tune_step::TuneStepKind;
 use crate::local::{
     LocalConfig, LocalError, Progress, default_max_parallel, default_trials_dir, run_experiment,
 };
-use crate::{LoadError, load_experiments};
+use sextant_experiment::api::common::{ObjectiveType, Observation, ParameterAssignment};
+use sextant_experiment::api::experiment::{Experiment, ExperimentConditionType, ExperimentStatus};
+use sextant_experiment::api::latest_true_condition;
+use sextant_experiment::engine;
+use sextant_experiment::{LoadError, load_experiments};
 
 /// Options of `sextant run`.
 #[derive(Debug, Args)]

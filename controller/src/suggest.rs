@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use sextant_proto::api;
 pub use sextant_suggestion::policy::{Outcome, Suggester};
 
-use crate::api::common::ParameterAssignment;
-use crate::api::experiment::{Distribution, Experiment, ParameterType};
-use crate::api::trial::TrialConditionType;
-use crate::engine::{ObservedTrial, objective_value};
+use sextant_experiment::api::common::ParameterAssignment;
+use sextant_experiment::api::experiment::{Distribution, Experiment, ParameterType};
+use sextant_experiment::api::trial::TrialConditionType;
+use sextant_experiment::engine::{ObservedTrial, objective_value};
 
 /// One suggested trial.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +122,7 @@ fn wire_objective(experiment: &Experiment) -> api::ObjectiveSpec {
     let objective = experiment.spec.objective.clone().unwrap_or_default();
     let maximize = matches!(
         objective.objective_type,
-        Some(crate::api::common::ObjectiveType::Maximize)
+        Some(sextant_experiment::api::common::ObjectiveType::Maximize)
     );
     api::ObjectiveSpec {
         r#type: if maximize {
@@ -205,10 +205,10 @@ fn wire_trials(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::RunState;
+    use sextant_experiment::engine::RunState;
 
     fn grid_experiment() -> Experiment {
-        crate::load_experiments(
+        sextant_experiment::load_experiments(
             r#"apiVersion: kubeflow.org/v1beta1
 kind: Experiment
 metadata: {name: grid}

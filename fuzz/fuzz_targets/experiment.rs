@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(experiments) = sextant_controller::load_experiments(text) {
+    if let Ok(experiments) = sextant_experiment::load_experiments(text) {
         for experiment in experiments {
-            let _ = sextant_controller::validation::validate(&experiment);
+            let _ = sextant_experiment::validation::validate(&experiment);
         }
     }
 });

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sextant_pipeline::condition::Condition;
-use sextant_pipeline::template::Template;
+use sextant_pipeline_expr::condition::Condition;
+use sextant_pipeline_expr::template::Template;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

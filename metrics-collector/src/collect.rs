@@ -23,7 +23,7 @@ use tokio::process::Command;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::parse::{LineFormat, MetricPoint, MetricsParser, ParseStats, StreamParser};
+use crate::parse::{LineFormat, MetricsParser, ParseStats, ParsedMetric, StreamParser};
 use crate::push::{PushConfig, PushReport, Pusher};
 use crate::source::{DEFAULT_FOLLOW_POLL_INTERVAL, FollowStart, collect_stream, follow_file};
 use crate::{Error, Result};
@@ -235,7 +235,7 @@ where
     if reported_unavailable {
         tracing::warn!(metric = %objective, "the objective metric never appeared; reporting it as unavailable");
         pusher
-            .push(vec![MetricPoint {
+            .push(vec![ParsedMetric {
                 name: objective.clone(),
                 value: UNAVAILABLE_VALUE.to_string(),
                 timestamp: Utc::now(),

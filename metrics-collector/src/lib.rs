@@ -1,26 +1,26 @@
 //! Collecting the metrics a trial reports and pushing them to a DBManager.
 //!
-//! This crate owns the trial side of Katib's observation log: parsing the TEXT format (Katib's
-//! default `name=value` regex or custom `metricsFormat` regexes, with an optional leading RFC3339
-//! timestamp) and JSON lines, reading them from a child process's output or from a followed file,
+//! This crate owns the trial side of Katib's observation log: reading lines from a child
+//! process's output or from a followed file, parsing them in Katib's TEXT or JSON-lines format,
 //! and delivering the points to a DBManager over gRPC in batches, with retries and a bounded
 //! buffer. It also owns `sextant collect` ([`run_collect`], [`CollectArgs`]), which wraps a
 //! training command the way Katib's metrics-collector sidecar wraps a training container.
 //!
-//! The parsers are pure (no I/O, no clock: the caller passes the time of reading) so they can be
-//! benchmarked and fuzzed alone. This crate depends on `sextant-proto` only among ours: it must not
-//! depend on the store (it talks to any DBManager, ours or Katib's, over the wire) nor on the
-//! controller.
+//! The parsers are `sextant-metrics-format`'s (pure: no I/O, no clock; the caller passes the time
+//! of reading), re-exported as [`parse`]. This crate depends on that and on `sextant-proto` only
+//! among ours: it must not depend on the store (it talks to any DBManager, ours or Katib's, over
+//! the wire) nor on the controller.
 //!
 //! # Layout
-//! - [`parse`]: points, statistics, line splitting with a bounded line length, and the two
-//!   parsers ([`parse::text`], [`parse::json`]).
+//! - [`parse`]: re-export of `sextant-metrics-format`: points, statistics, line splitting with a
+//!   bounded line length, and the two parsers ([`parse::text`], [`parse::json`]).
 //! - [`source`]: reading a child's output while passing it through, and following a file.
 //! - [`push`]: the [`Pusher`], which batches, retries and buffers points for a DBManager.
 //! - [`collect`]: `sextant collect`: its arguments, its configuration and [`run_collect`].
 
 pub mod collect;
-pub mod parse;
+/// The parsers, from `sextant-metrics-format`.
+pub use sextant_metrics_format as parse;
 pub mod push;
 pub mod source;
 
@@ -30,7 +30,7 @@ pub use collect::{
     CollectArgs, CollectConfig, CollectOutcome, run_collect, run_collect_with_output,
 };
 pub use parse::{
-    LineFormat, MetricPoint, MetricsParser, ParseStats, StreamParser, json::JsonParser,
+    LineFormat, MetricsParser, ParseStats, ParsedMetric, StreamParser, json::JsonParser,
     text::TextParser,
 };
 pub use push::{PushConfig, PushReport, Pusher};
@@ -41,39 +41,9 @@ pub use push::{PushConfig, PushReport, Pusher};
 /// overcome, counted in the [`PushReport`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No metric name was given, so nothing could ever be collected.
-    #[error("no metric names given: at least one is needed, the first is the objective")]
-    NoMetricNames,
-    /// A metric name was empty, which would match every line.
-    #[error("metric name {index} is empty")]
-    EmptyMetricName {
-        /// Position of the empty name in the list.
-        index: usize,
-    },
-    /// A `metricsFormat` regex does not compile.
-    #[error("metricsFormat regex `{regex}` is invalid")]
-    InvalidMetricsFormat {
-        /// The regex as given.
-        regex: String,
-        /// What the regex compiler said.
-        #[source]
-        source: regex::Error,
-    },
-    /// A `metricsFormat` regex has fewer than the two capture groups (name, value) Katib requires.
-    #[error(
-        "metricsFormat regex `{regex}` has {groups} capture group(s); it needs at least two: \
-         group 1 the metric name, group 2 the value"
-    )]
-    MetricsFormatNeedsTwoGroups {
-        /// The regex as given.
-        regex: String,
-        /// How many capture groups it has (not counting the whole match).
-        groups: usize,
-    },
-    /// `metricsFormat` regexes were given with the JSON format, which has no use for them (Katib
-    /// rejects the same combination).
-    #[error("metricsFormat regexes apply to the TEXT format only, not to JSON")]
-    MetricsFormatWithJson,
+    /// The metric names or formats cannot make a parser.
+    #[error(transparent)]
+    Format(#[from] sextant_metrics_format::FormatError),
     /// The DBManager address is not a valid URI.
     #[error("DBManager address `{address}` is invalid")]
     InvalidDbManagerAddress {

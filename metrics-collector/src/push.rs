@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::parse::MetricPoint;
+use crate::parse::ParsedMetric;
 use crate::{Error, Result};
 
 /// How many point messages may wait in the channel between sources and the pushing task; the task
@@ -101,7 +101,7 @@ pub struct PushReport {
 /// Sends points to a DBManager in the background; see the module documentation.
 #[derive(Debug)]
 pub struct Pusher {
-    sender: mpsc::Sender<Vec<MetricPoint>>,
+    sender: mpsc::Sender<Vec<ParsedMetric>>,
     close: oneshot::Sender<()>,
     task: JoinHandle<PushReport>,
 }
@@ -156,12 +156,12 @@ impl Pusher {
     }
 
     /// A sender for sources to hand points to this pusher.
-    pub fn sender(&self) -> mpsc::Sender<Vec<MetricPoint>> {
+    pub fn sender(&self) -> mpsc::Sender<Vec<ParsedMetric>> {
         self.sender.clone()
     }
 
     /// Hands `points` to this pusher.
-    pub async fn push(&self, points: Vec<MetricPoint>) {
+    pub async fn push(&self, points: Vec<ParsedMetric>) {
         if self.sender.send(points).await.is_err() {
             tracing::warn!("the pushing task has stopped; points discarded");
         }
@@ -186,15 +186,16 @@ impl Pusher {
 // === impl PushLoop ===
 
 /// A request in flight: the batch travels with it so a failure can put it back.
-type InFlight = Pin<Box<dyn Future<Output = (Vec<MetricPoint>, Result<(), tonic::Status>)> + Send>>;
+type InFlight =
+    Pin<Box<dyn Future<Output = (Vec<ParsedMetric>, Result<(), tonic::Status>)> + Send>>;
 
 /// The state of the background task.
 struct PushLoop {
     client: DbManagerClient<Channel>,
     trial_name: String,
     config: PushConfig,
-    receiver: mpsc::Receiver<Vec<MetricPoint>>,
-    buffer: VecDeque<MetricPoint>,
+    receiver: mpsc::Receiver<Vec<ParsedMetric>>,
+    buffer: VecDeque<ParsedMetric>,
     /// When the buffer last went from empty to non-empty: the start of the batch interval.
     oldest_waiting_since: Option<Instant>,
     /// No request before this instant: the backoff after a failure.
@@ -259,7 +260,7 @@ impl PushLoop {
     }
 
     /// Adds points at the back, dropping the oldest beyond the limit.
-    fn enqueue(&mut self, points: Vec<MetricPoint>) {
+    fn enqueue(&mut self, points: Vec<ParsedMetric>) {
         self.report.received += points.len() as u64;
         if self.buffer.is_empty() && !points.is_empty() {
             self.oldest_waiting_since = Some(Instant::now());
@@ -288,7 +289,7 @@ impl PushLoop {
     }
 
     /// The next batch, if one should be sent now.
-    fn take_due_batch(&mut self, flushing: bool) -> Option<Vec<MetricPoint>> {
+    fn take_due_batch(&mut self, flushing: bool) -> Option<Vec<ParsedMetric>> {
         let now = Instant::now();
         if self.buffer.is_empty() || self.retry_at.is_some_and(|retry_at| retry_at > now) {
             return None;
@@ -300,7 +301,7 @@ impl PushLoop {
             return None;
         }
         let length = self.buffer.len().min(self.config.batch_size.max(1));
-        let batch: Vec<MetricPoint> = self.buffer.drain(..length).collect();
+        let batch: Vec<ParsedMetric> = self.buffer.drain(..length).collect();
         if self.buffer.is_empty() {
             self.oldest_waiting_since = None;
         }
@@ -327,7 +328,7 @@ impl PushLoop {
 
     /// Sends `batch`, leaving out those of its first `unconfirmed` points that the DBManager
     /// already stored.
-    fn send(&self, batch: Vec<MetricPoint>, unconfirmed: usize) -> InFlight {
+    fn send(&self, batch: Vec<ParsedMetric>, unconfirmed: usize) -> InFlight {
         let mut client = self.client.clone();
         let trial_name = self.trial_name.clone();
         Box::pin(async move {
@@ -355,7 +356,7 @@ impl PushLoop {
     }
 
     /// Records the outcome of a request.
-    fn settle(&mut self, batch: Vec<MetricPoint>, result: Result<(), tonic::Status>) {
+    fn settle(&mut self, batch: Vec<ParsedMetric>, result: Result<(), tonic::Status>) {
         match result {
             Ok(()) => {
                 self.report.delivered += batch.len() as u64;
@@ -425,7 +426,7 @@ fn is_transient(code: tonic::Code) -> bool {
 /// microsecond (the precision DBManagers store).
 type PointKey = (String, String, i64);
 
-fn point_key(point: &MetricPoint) -> PointKey {
+fn point_key(point: &ParsedMetric) -> PointKey {
     (
         point.name.clone(),
         point.value.clone(),
@@ -438,7 +439,7 @@ fn point_key(point: &MetricPoint) -> PointKey {
 async fn already_stored(
     client: &mut DbManagerClient<Channel>,
     trial_name: &str,
-    points: &[MetricPoint],
+    points: &[ParsedMetric],
 ) -> Result<HashSet<PointKey>, tonic::Status> {
     let (Some(first), Some(last)) = (
         points.iter().map(|point| point.timestamp).min(),
@@ -475,7 +476,7 @@ async fn already_stored(
         .collect())
 }
 
-fn metric_log(point: &MetricPoint) -> MetricLog {
+fn metric_log(point: &ParsedMetric) -> MetricLog {
     MetricLog {
         time_stamp: point.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         metric: Some(Metric {
@@ -487,7 +488,7 @@ fn metric_log(point: &MetricPoint) -> MetricLog {
 
 async fn wait_in_flight(
     in_flight: &mut Option<InFlight>,
-) -> (Vec<MetricPoint>, Result<(), tonic::Status>) {
+) -> (Vec<ParsedMetric>, Result<(), tonic::Status>) {
     match in_flight {
         Some(request) => request.await,
         None => std::future::pending().await,

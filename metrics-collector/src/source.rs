@@ -25,7 +25,7 @@ use chrono::Utc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::parse::{MetricPoint, StreamParser};
+use crate::parse::{ParsedMetric, StreamParser};
 use crate::{Error, Result};
 
 /// How much is read at once: large enough that a fast writer costs few system calls.
@@ -82,7 +82,7 @@ pub async fn collect_stream<R, W>(
     mut passthrough: Option<W>,
     stream: &'static str,
     parser: &mut StreamParser,
-    points: &mpsc::Sender<Vec<MetricPoint>>,
+    points: &mpsc::Sender<Vec<ParsedMetric>>,
     give_up: impl Future<Output = ()>,
 ) -> Result<()>
 where
@@ -134,7 +134,7 @@ pub async fn follow_file(
     path: &Path,
     start: FollowStart,
     parser: &mut StreamParser,
-    points: &mpsc::Sender<Vec<MetricPoint>>,
+    points: &mpsc::Sender<Vec<ParsedMetric>>,
     stop: impl Future<Output = ()>,
     poll_interval: Duration,
 ) -> Result<()> {
@@ -204,7 +204,7 @@ pub async fn follow_file(
     Ok(())
 }
 
-async fn send(points: &mpsc::Sender<Vec<MetricPoint>>, found: Vec<MetricPoint>) {
+async fn send(points: &mpsc::Sender<Vec<ParsedMetric>>, found: Vec<ParsedMetric>) {
     if !found.is_empty() && points.send(found).await.is_err() {
         tracing::debug!("point receiver closed; discarding points");
     }

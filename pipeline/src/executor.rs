@@ -164,7 +164,7 @@ pub enum ExecutorError {
     /// A run id that cannot name a directory under the runs directory.
     #[error(
         "run id `{}`: must be 1 to {MAX_RUN_ID_LENGTH} letters, digits, `-` or `_` (it names the run's directory)",
-        sextant_store::echo::echo(.0)
+        sextant_echo::echo(.0)
     )]
     InvalidRunId(String),
     /// A run with this id already exists.

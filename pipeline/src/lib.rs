@@ -74,7 +74,8 @@
 //! # Layout
 //!
 //! - [`spec`]: YAML to a validated [`Pipeline`] (the DAG).
-//! - [`template`]: `{{...}}` references; [`condition`]: the `when` language.
+//! - [`template`]: `{{...}}` references; [`condition`]: the `when` language (both re-exported
+//!   from `sextant-pipeline-expr`, which has no async runtime).
 //! - [`executor`]: the local scheduler, retries, caching, cancellation, resume.
 //! - [`kind`]: the [`StepKind`] plug-in trait and the built-in command kind (process groups).
 //! - [`cache`]: cache keys and artifact digests.
@@ -86,13 +87,14 @@
 pub mod argo;
 pub mod cache;
 pub mod cli;
-pub mod condition;
 pub mod database_store;
 pub mod executor;
 pub mod kind;
 pub mod run_store;
 pub mod spec;
-pub mod template;
+
+/// The expression language, from `sextant-pipeline-expr`.
+pub use sextant_pipeline_expr::{condition, template};
 
 pub use argo::{ArgoCompileError, compile_argo};
 pub use executor::{

@@ -12,7 +12,7 @@ use std::path::{Component, Path};
 use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
-use sextant_store::echo::{cut, echo};
+use sextant_echo::{cut, echo};
 
 use crate::condition::Condition;
 use crate::template::{Reference, Template};

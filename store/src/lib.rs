@@ -16,11 +16,9 @@
 //! - [`time`]: how times are parsed, cut to microseconds, stored and printed.
 //! - [`name_column`]: names read back from case-sensitive columns.
 //! - [`database_url`]: backends by URL scheme; URLs with passwords redacted.
-//! - [`echo`]: input quoted in messages, cut to a readable length.
 //! - [`error`]: [`Error`] and its mapping to gRPC statuses.
 
 pub mod database_url;
-pub mod echo;
 pub mod error;
 pub mod experiments;
 pub mod name_column;

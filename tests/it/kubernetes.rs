@@ -16,7 +16,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -29,15 +28,14 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use sextant_controller::api::experiment::ExperimentResource;
-use sextant_controller::api::trial::TrialResource;
 use sextant_controller::kube::ApiGroup;
+use sextant_controller::kube::{ExperimentResource, TrialResource};
 use sextant_proto::api;
 use sextant_proto::api::db_manager_client::DbManagerClient;
 
-use crate::support::{POSTGRES_URL, Server};
+use crate::support::Server;
+use sextant_test_support::{mysql_url, postgres_url, unique_name as unique};
 
-const MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The testbed's directory, started once per test run.
@@ -69,22 +67,6 @@ async fn client_for(kubeconfig: &str) -> Client {
     .await
     .expect("a client config");
     Client::try_from(config).expect("a client")
-}
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
-    // Unique in this run (the counter) and across runs against the same database (the pid and
-    // the time), since observation logs outlive a test's namespace.
-    format!(
-        "{prefix}-{:x}{:x}-{}",
-        std::process::id() % 4096,
-        seconds % 65536,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// Server-side applies every document of a YAML file with the administrator's client.
@@ -138,7 +120,7 @@ impl Harness {
     /// A harness whose controller also gets `args`; `{serve}` in one stands for the address of
     /// the test's `sextant serve`.
     async fn with_controller_args(name: &str, args: &[&str]) -> Harness {
-        Harness::with_store(name, POSTGRES_URL, args).await
+        Harness::with_store(name, &postgres_url(), args).await
     }
 
     /// A harness whose observation logs go to the database at `db`.
@@ -150,7 +132,7 @@ impl Harness {
     /// definitions and the role `deploy/` ships for it.
     async fn with_group(name: &str, group: ApiGroup) -> Harness {
         let args = ["--api-group", group.name()];
-        Harness::with_group_and_store(name, group, POSTGRES_URL, &args).await
+        Harness::with_group_and_store(name, group, &postgres_url(), &args).await
     }
 
     async fn with_group_and_store(name: &str, group: ApiGroup, db: &str, args: &[&str]) -> Harness {
@@ -533,7 +515,7 @@ fn condition_of(trial: &TrialResource) -> Option<String> {
             .conditions
             .iter()
             .rev()
-            .find(|condition| condition.status == sextant_controller::api::ConditionStatus::True)
+            .find(|condition| condition.status == sextant_experiment::api::ConditionStatus::True)
             .map(|condition| format!("{:?}", condition.condition_type))
     })
 }
@@ -1374,7 +1356,7 @@ async fn the_kubernetes_example_is_accepted_and_starts_its_trials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
     // Observation logs in MySQL (MariaDB) this time; the other tests use PostgreSQL.
-    let harness = Harness::with_store("medianstop", MYSQL_URL, &[]).await;
+    let harness = Harness::with_store("medianstop", &mysql_url(), &[]).await;
     let name = harness
         .start_experiment(json!({
             "parallelTrialCount": 1, "maxTrialCount": 3,
@@ -1539,7 +1521,7 @@ async fn katibs_python_sdk_drives_an_experiment_in_katibs_api_group() {
     let harness = Harness::with_group("katib-sdk", ApiGroup::Katib).await;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let example =
-        root.join("controller/tests/data/katib-examples/examples/v1beta1/hp-tuning/random.yaml");
+        root.join("experiment/tests/data/katib-examples/examples/v1beta1/hp-tuning/random.yaml");
     let mut sdk = Command::new(python)
         .arg(root.join("tests/interop/katib_sdk_cluster.py"))
         .arg(&example)

@@ -16,7 +16,8 @@ use sextant_proto::health::health_client::HealthClient;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
-use crate::support::{POSTGRES_URL, Server};
+use crate::support::Server;
+use sextant_test_support::postgres_url;
 
 fn double(name: &str, min: &str, max: &str, step: &str) -> api::ParameterSpec {
     api::ParameterSpec {
@@ -593,7 +594,7 @@ fn report_of(
 async fn eight_concurrent_maximum_size_reports_keep_memory_bounded() {
     const BOUND_KIB: u64 = 256 << 10;
     const RETAINED_KIB: u64 = 24 << 10;
-    let server = Server::start_with_db(POSTGRES_URL, &[]).expect("server starts");
+    let server = Server::start_with_db(&postgres_url(), &[]).expect("server starts");
     let pid = server.child.id();
     let idle = memory_kib(pid, "RssAnon");
     let max_bytes = sextant_store::service::DEFAULT_MAX_REPORT_BYTES;

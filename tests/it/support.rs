@@ -10,9 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// The PostgreSQL database the tests share (`.ci/run` starts the server when it is down).
-pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 /// A running `sextant serve`, killed when dropped.
 pub struct Server {
     pub child: Child,

@@ -7,17 +7,19 @@ use kube::api::ObjectMeta as KubeMeta;
 use kube::core::ApiResource;
 use serde_json::{Map, Value};
 
-use crate::api::experiment::{Experiment, ExperimentResource, ExperimentStatus};
-use crate::api::trial::{EXPERIMENT_LABEL, TrialConditionType, TrialResource};
-use crate::api::{ObjectMeta, latest_true_condition};
-use crate::engine::{ObservedTrial, RunState};
+use crate::kube::ExperimentResource;
 use crate::kube::STOP_ANNOTATION;
+use crate::kube::TrialResource;
+use sextant_experiment::api::experiment::{Experiment, ExperimentStatus};
+use sextant_experiment::api::trial::{EXPERIMENT_LABEL, TrialConditionType};
+use sextant_experiment::api::{ObjectMeta, latest_true_condition};
+use sextant_experiment::engine::{ObservedTrial, RunState};
 
 /// The engine's view of an Experiment resource of the kind `kind` (not yet defaulted).
 pub(crate) fn experiment_of(resource: &ExperimentResource, kind: &ApiResource) -> Experiment {
     Experiment {
         api_version: kind.api_version.clone(),
-        kind: crate::api::experiment::EXPERIMENT_KIND.into(),
+        kind: sextant_experiment::api::experiment::EXPERIMENT_KIND.into(),
         metadata: meta_of(&resource.metadata),
         spec: resource.spec.clone(),
         status: resource.status.clone(),
@@ -222,8 +224,8 @@ mod tests {
     /// at this count, and grow without bound).
     #[test]
     fn an_experiment_with_ten_thousand_trials_stays_small() {
-        use crate::api::common::{Metric, Observation, ParameterAssignment};
-        use crate::engine::{Observed, ObservedSuggestion, plan};
+        use sextant_experiment::api::common::{Metric, Observation, ParameterAssignment};
+        use sextant_experiment::engine::{Observed, ObservedSuggestion, plan};
 
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -234,7 +236,7 @@ mod tests {
         resource.spec.max_trial_count = Some(10_000);
         let mut experiment =
             experiment_of(&resource, &crate::kube::ApiGroup::Sextant.experiments());
-        crate::defaults::apply_defaults(&mut experiment);
+        sextant_experiment::defaults::apply_defaults(&mut experiment);
         let trials: Vec<ObservedTrial> = (0..10_000u32)
             .map(|index| ObservedTrial {
                 name: trial_name("random-job", u64::from(index)),

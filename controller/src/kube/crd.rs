@@ -19,9 +19,9 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use schemars::transform::AddNullable;
 
-use crate::api::experiment::{ExperimentSpec, ExperimentStatus};
-use crate::api::trial::{EXPERIMENT_LABEL, TrialSpec, TrialStatus};
 use crate::kube::ApiGroup;
+use sextant_experiment::api::experiment::{ExperimentSpec, ExperimentStatus};
+use sextant_experiment::api::trial::{EXPERIMENT_LABEL, TrialSpec, TrialStatus};
 
 /// Why the definitions could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +130,7 @@ fn definition(
     let (categories, short_names) = match group {
         ApiGroup::Sextant => (
             vec!["sextant".to_owned()],
-            (resource.kind == crate::api::experiment::EXPERIMENT_KIND)
+            (resource.kind == sextant_experiment::api::experiment::EXPERIMENT_KIND)
                 .then(|| vec!["exp".to_owned()]),
         ),
         ApiGroup::Katib => (
@@ -212,7 +212,7 @@ fn schema<S: JsonSchema, T: JsonSchema>(
 }
 
 /// Removes the `default` of every schema in the tree. serde's defaults are the controller's
-/// business (Katib's defaulting runs in [`crate::defaults`]); as schema defaults the API server
+/// business (Katib's defaulting runs in [`sextant_experiment::defaults`]); as schema defaults the API server
 /// would apply them itself, and Kubernetes 1.20 even refuses the empty-string ones.
 fn strip_defaults(schema: &mut JSONSchemaProps) {
     schema.default = None;

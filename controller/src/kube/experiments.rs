@@ -24,26 +24,30 @@ use serde_json::{Value, json};
 use sextant_algorithms::TrialCondition;
 use sextant_algorithms::early_stopping::{TrialObservations, build_early_stopping};
 
-use crate::api::common::EarlyStoppingRule;
-use crate::api::experiment::Experiment;
-use crate::api::experiment::{
-    ExperimentConditionType, ExperimentResource, ExperimentStatus, TrialTemplate,
-};
-use crate::api::suggestion::TrialAssignment;
-use crate::api::template::RunKind;
-use crate::api::trial::TrialConditionType;
-use crate::api::trial::{EXPERIMENT_LABEL, TrialResource, TrialSpec};
-use crate::api::{ConditionStatus, set_condition};
-use crate::engine::{self, Action, Observed, ObservedSuggestion, is_completed, will_restart};
+use crate::kube::TrialResource;
 use crate::kube::convert::{self, belongs_to, ordinal, trial_name};
 use crate::kube::run_object;
 use crate::kube::{
-    Context, OBSERVATION_LOG_FINALIZER, ReconcileError, STOP_ANNOTATION, is_conflict, object_key,
+    Context, ExperimentResource, OBSERVATION_LOG_FINALIZER, ReconcileError, STOP_ANNOTATION,
+    is_conflict, object_key,
 };
 use crate::local::launch::placeholder_values;
-use crate::placeholders::substitute;
+use crate::observation_log;
 use crate::suggest::{self, Outcome, Suggester};
-use crate::{defaults, domain, observation, validation};
+use sextant_experiment::api::common::EarlyStoppingRule;
+use sextant_experiment::api::experiment::{
+    Experiment, ExperimentConditionType, ExperimentStatus, TrialTemplate,
+};
+use sextant_experiment::api::suggestion::TrialAssignment;
+use sextant_experiment::api::template::RunKind;
+use sextant_experiment::api::trial::TrialConditionType;
+use sextant_experiment::api::trial::{EXPERIMENT_LABEL, TrialSpec};
+use sextant_experiment::api::{ConditionStatus, set_condition};
+use sextant_experiment::engine::{
+    self, Action, Observed, ObservedSuggestion, is_completed, will_restart,
+};
+use sextant_experiment::placeholders::substitute;
+use sextant_experiment::{defaults, domain, validation};
 
 /// The annotation holding the settings the algorithm handed back last (Hyperband's bracket),
 /// as a JSON list of `[name, value]` pairs: Katib keeps them in its Suggestion resource; here
@@ -363,7 +367,7 @@ async fn early_stopping_rules(
             Some(values) => values,
             None => {
                 let values =
-                    observation::numeric_values(&context.store, &key, &objective.metric_name)
+                    observation_log::numeric_values(&context.store, &key, &objective.metric_name)
                         .await?;
                 context
                     .finished_objectives
@@ -719,7 +723,7 @@ mod tests {
     async fn a_cached_trial_is_counted_and_not_created_again() {
         let mut trial = fixtures::trial();
         trial.metadata.labels = Some(BTreeMap::from([(
-            crate::api::trial::EXPERIMENT_LABEL.to_owned(),
+            sextant_experiment::api::trial::EXPERIMENT_LABEL.to_owned(),
             fixtures::EXPERIMENT.to_owned(),
         )]));
         trial.metadata.owner_references = fixtures::experiment()

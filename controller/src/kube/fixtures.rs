@@ -19,10 +19,11 @@ use serde_json::{Value, json};
 use sextant_store::Store;
 use tokio::task::JoinHandle;
 
-use crate::api::experiment::ExperimentResource;
-use crate::api::trial::{TrialResource, TrialSpec};
+use crate::kube::ExperimentResource;
+use crate::kube::TrialResource;
 use crate::kube::run_object::Kind;
 use crate::kube::{ApiGroup, Context, ControllerConfig, OBSERVATION_LOG_FINALIZER};
+use sextant_experiment::api::trial::TrialSpec;
 
 /// The namespace of every object here.
 pub(super) const NAMESPACE: &str = "tests";

@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use kube::core::ApiResource;
 
-use crate::api::{KATIB_API_VERSION, SEXTANT_API_VERSION};
+use sextant_experiment::api::{KATIB_API_VERSION, SEXTANT_API_VERSION};
 
 /// The group of the Experiment and Trial custom resources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,12 +54,15 @@ impl ApiGroup {
 
     /// The Experiment kind in this group.
     pub fn experiments(self) -> ApiResource {
-        self.resource(crate::api::experiment::EXPERIMENT_KIND, "experiments")
+        self.resource(
+            sextant_experiment::api::experiment::EXPERIMENT_KIND,
+            "experiments",
+        )
     }
 
     /// The Trial kind in this group.
     pub fn trials(self) -> ApiResource {
-        self.resource(crate::api::trial::TRIAL_KIND, "trials")
+        self.resource(sextant_experiment::api::trial::TRIAL_KIND, "trials")
     }
 
     fn resource(self, kind: &str, plural: &str) -> ApiResource {

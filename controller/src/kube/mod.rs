@@ -4,14 +4,14 @@
 //!
 //! Two controllers run in one process:
 //! - the experiment controller (`experiments.rs`) observes an Experiment and its Trials (from a
-//!   watch cache), asks [`crate::engine::plan`] what to do, and carries it out: creates Trials
+//!   watch cache), asks [`sextant_experiment::engine::plan`] what to do, and carries it out: creates Trials
 //!   (owned by the Experiment, named `<experiment>-<ordinal>` so that a stale cache or a restart
 //!   can never create a trial twice: the second create is refused as `AlreadyExists`), asks the
 //!   search algorithm for assignments, marks trials to stop, and writes the Experiment's status
 //!   through the status subresource;
 //! - the trial controller (`trials.rs`) creates each Trial's run object (a Job, an Argo Workflow,
 //!   a Kubeflow training job, any kind) with the dynamic API, owned by the Trial, judges it with
-//!   the trial's GJSON-style success and failure conditions ([`crate::conditions`]), reads the
+//!   the trial's GJSON-style success and failure conditions (`sextant-conditions`), reads the
 //!   trial's observation log from the store, and writes the Trial's status. A finalizer deletes
 //!   the observation log with the Trial; the run object goes with it by garbage collection.
 //!
@@ -54,9 +54,16 @@ use sextant_store::Store;
 pub use crd::{CrdError, crds};
 pub use group::{ApiGroup, UnknownApiGroup};
 
-use crate::api::experiment::ExperimentResource;
-use crate::api::trial::TrialResource;
 use crate::suggest::Suggester;
+use sextant_experiment::api::experiment::{ExperimentSpec, ExperimentStatus};
+use sextant_experiment::api::trial::{TrialSpec, TrialStatus};
+
+/// An Experiment custom resource in a cluster: the spec and status typed, the API group given
+/// at run time ([`ApiGroup`]), so one type serves `sextant.dev` and `kubeflow.org` alike.
+pub type ExperimentResource = kube::core::Object<ExperimentSpec, ExperimentStatus>;
+
+/// A Trial custom resource in a cluster, in the API group of its Experiment ([`ApiGroup`]).
+pub type TrialResource = kube::core::Object<TrialSpec, TrialStatus>;
 
 /// The finalizer that deletes a trial's observation log before the Trial goes.
 pub const OBSERVATION_LOG_FINALIZER: &str = "sextant.dev/observation-log";

@@ -22,11 +22,12 @@ use serde_json::{Map, Value, json};
 
 use sextant_pipeline::{Pipeline, compile_argo};
 
-use crate::api::common::{CollectorKind, FileFormat};
-use crate::api::template::RunKind;
-use crate::api::trial::{EXPERIMENT_LABEL, TrialResource};
+use crate::kube::TrialResource;
 use crate::kube::{TRIAL_LABEL, observation_log_key};
 use crate::local::pipeline_trial::metrics_step_index;
+use sextant_experiment::api::common::{CollectorKind, FileFormat};
+use sextant_experiment::api::template::RunKind;
+use sextant_experiment::api::trial::EXPERIMENT_LABEL;
 
 /// A run object's kind as the API server serves it.
 #[derive(Clone, Debug)]
@@ -328,9 +329,9 @@ fn set_env(container: &mut Value, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::common::{CollectorSpec, MetricsCollectorSpec, ObjectiveSpec};
-    use crate::api::trial::TrialSpec;
     use crate::kube::ApiGroup;
+    use sextant_experiment::api::common::{CollectorSpec, MetricsCollectorSpec, ObjectiveSpec};
+    use sextant_experiment::api::trial::TrialSpec;
 
     fn trial(collector: CollectorKind, run_spec: Value) -> TrialResource {
         let mut trial = TrialResource::new(

@@ -1,7 +1,7 @@
 //! The trial controller's reconcile: create the Trial's run object, judge it by the trial's
 //! success and failure conditions, read the observation log, record the Trial's condition.
 //!
-//! A trial's condition moves by the engine's rule ([`crate::engine::next_condition`]), so a run
+//! A trial's condition moves by the engine's rule ([`sextant_experiment::engine::next_condition`]), so a run
 //! that succeeded without its objective metric is `MetricsUnavailable` at once, as locally. A
 //! run object that cannot be made fails the trial with the reason: an unknown kind
 //! (`UnknownKind`), one the controller may not create (`Forbidden`, RBAC), a template that does
@@ -25,15 +25,17 @@ use sextant_store::MetricPoint;
 use sextant_store::ObservationLogFilter;
 use sextant_store::observation_log::numeric_value;
 
-use crate::api::common::ObjectiveSpec;
-use crate::api::trial::{TrialConditionType, TrialResource, TrialStatus};
-use crate::api::{ConditionStatus, set_condition};
-use crate::conditions::{Condition, default_conditions};
-use crate::engine::{ObservedTrial, RunState, next_condition};
+use crate::kube::TrialResource;
 use crate::kube::convert::{current_condition, log_key, merge_patch, observed_trial, stop_reason};
 use crate::kube::run_object::{self, Kind};
 use crate::kube::{Context, OBSERVATION_LOG_FINALIZER, ReconcileError, is_conflict, object_key};
-use crate::{domain, observation};
+use crate::observation_log;
+use sextant_conditions::{Condition, default_conditions};
+use sextant_experiment::api::common::ObjectiveSpec;
+use sextant_experiment::api::trial::{TrialConditionType, TrialStatus};
+use sextant_experiment::api::{ConditionStatus, set_condition};
+use sextant_experiment::domain;
+use sextant_experiment::engine::{ObservedTrial, RunState, next_condition};
 
 pub(super) async fn reconcile(
     trial: Arc<TrialResource>,
@@ -116,7 +118,7 @@ async fn apply(
     if observed.run == RunState::Running && early_stopped(trial, &objective, &points) {
         observed.run = RunState::EarlyStopped;
     }
-    observed.observation = observation::from_log(&objective, &points);
+    observed.observation = observation_log::observation(&objective, &points);
     // The status is written before the run object is deleted: a reconcile that the deletion
     // triggers then finds the trial ended, and never makes the run again.
     match record(trial, trials, &observed).await? {
@@ -498,7 +500,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::trial::TrialSpec;
+    use sextant_experiment::api::trial::TrialSpec;
 
     fn job_with(conditions: Value) -> Value {
         json!({"apiVersion": "batch/v1", "kind": "Job", "status": {"conditions": conditions}})

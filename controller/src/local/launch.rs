@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::api::common::ParameterAssignment;
-use crate::api::experiment::Experiment;
-use crate::api::template::RunKind;
-use crate::placeholders::{MetadataReference, substitute};
+use sextant_experiment::api::common::ParameterAssignment;
+use sextant_experiment::api::experiment::Experiment;
+use sextant_experiment::api::template::RunKind;
+use sextant_experiment::placeholders::{MetadataReference, substitute};
 
 /// A process to start for a trial.
 #[derive(Debug, Clone, PartialEq)]

@@ -40,17 +40,22 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 
-use crate::api::common::{CollectorKind, FileFormat, Observation, ParameterAssignment};
-use crate::api::experiment::{Experiment, ExperimentStatus};
-use crate::api::suggestion::TrialAssignment;
-use crate::api::template::RunKind;
-use crate::api::trial::TrialConditionType;
-use crate::engine::{self, Action, Observed, ObservedSuggestion, ObservedTrial, RunState};
 use crate::local::launch::{LaunchError, launch, placeholder_values, template};
 use crate::local::pipeline_trial::PipelineTrialTask;
 use crate::local::runner::{Collection, MetricsSource, TrialEnded, TrialHandle, TrialTask};
+use crate::observation_log;
 use crate::suggest;
-use crate::{domain, observation};
+use sextant_experiment::api::common::{
+    CollectorKind, FileFormat, Observation, ParameterAssignment,
+};
+use sextant_experiment::api::experiment::{Experiment, ExperimentStatus};
+use sextant_experiment::api::suggestion::TrialAssignment;
+use sextant_experiment::api::template::RunKind;
+use sextant_experiment::api::trial::TrialConditionType;
+use sextant_experiment::domain;
+use sextant_experiment::engine::{
+    self, Action, Observed, ObservedSuggestion, ObservedTrial, RunState,
+};
 
 /// How often the driver re-plans when nothing happens (timeouts and clocks still move).
 const IDLE_TICK: Duration = Duration::from_millis(500);
@@ -353,7 +358,7 @@ impl Driver {
             let parallel = experiment
                 .spec
                 .parallel_trial_count
-                .unwrap_or(crate::defaults::DEFAULT_PARALLEL_TRIAL_COUNT);
+                .unwrap_or(sextant_experiment::defaults::DEFAULT_PARALLEL_TRIAL_COUNT);
             experiment.spec.parallel_trial_count = Some(parallel.min(cap));
             let observed = Observed {
                 experiment,
@@ -686,9 +691,12 @@ impl Driver {
             .filter(|t| t.condition == TrialConditionType::Succeeded)
         {
             if !self.finished_objectives.contains_key(&trial.name) {
-                let values =
-                    observation::numeric_values(&self.store, &trial.name, &objective.metric_name)
-                        .await?;
+                let values = observation_log::numeric_values(
+                    &self.store,
+                    &trial.name,
+                    &objective.metric_name,
+                )
+                .await?;
                 self.finished_objectives.insert(trial.name.clone(), values);
             }
             observations.push(TrialObservations {
@@ -724,7 +732,7 @@ impl Driver {
             .get_observation_log(&ObservationLogFilter::trial(trial_name.to_string()))
             .await?;
         let objective = self.experiment.spec.objective.clone().unwrap_or_default();
-        Ok(observation::from_log(&objective, &points))
+        Ok(observation_log::observation(&objective, &points))
     }
 
     async fn stop_all(&mut self, reason: &str) {

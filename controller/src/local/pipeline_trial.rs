@@ -37,15 +37,15 @@ use sextant_pipeline::{
 use sextant_store::Store;
 use tokio::sync::{mpsc, watch};
 
-use crate::api::experiment::Experiment;
-use crate::engine::RunState;
 use crate::local::launch::LaunchError;
 use crate::local::runner::{
     Collection, MetricsSource, PointSink, STOP_GRACE, Stop, StopRequest, TrialEnded, TrialHandle,
     WAITING_BATCHES, follow, metrics_parser, supervise,
 };
 use crate::local::tune_step::TuneStepKind;
-use crate::placeholders::substitute;
+use sextant_experiment::api::experiment::Experiment;
+use sextant_experiment::engine::RunState;
+use sextant_experiment::placeholders::substitute;
 
 /// The pipeline parameter the driver sets to the experiment file's directory.
 pub const EXPERIMENT_DIR_PARAM: &str = "experimentDir";

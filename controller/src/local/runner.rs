@@ -29,8 +29,8 @@ use tokio::io::AsyncRead;
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::RunState;
 use crate::local::launch::Launch;
+use sextant_experiment::engine::RunState;
 
 /// How long a stopped trial gets between SIGTERM and SIGKILL.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -242,7 +242,7 @@ impl Stop {
 pub(crate) async fn supervise<T>(
     sink: PointSink<'_>,
     mut rules: Option<RuleTracker>,
-    mut points: mpsc::Receiver<Vec<sextant_metrics::MetricPoint>>,
+    mut points: mpsc::Receiver<Vec<sextant_metrics::ParsedMetric>>,
     mut stop_requests: watch::Receiver<StopRequest>,
     stop: &watch::Sender<Option<Stop>>,
     work: impl Future<Output = T>,
@@ -302,7 +302,7 @@ pub(crate) async fn follow(
     path: &Path,
     start: FollowStart,
     parser: &MetricsParser,
-    points: &mpsc::Sender<Vec<sextant_metrics::MetricPoint>>,
+    points: &mpsc::Sender<Vec<sextant_metrics::ParsedMetric>>,
     mut ended: watch::Receiver<bool>,
 ) {
     let mut parser = StreamParser::new(parser.clone());
@@ -403,7 +403,7 @@ async fn collection_failed(stops: &mut watch::Receiver<Option<Stop>>) -> bool {
 /// Reads every source until the trial's group is gone (`ended`), sending points on `points`.
 async fn collect(
     sources: Sources,
-    points: mpsc::Sender<Vec<sextant_metrics::MetricPoint>>,
+    points: mpsc::Sender<Vec<sextant_metrics::ParsedMetric>>,
     ended: watch::Receiver<bool>,
 ) {
     let Sources {
@@ -430,7 +430,7 @@ async fn read_stream<R: AsyncRead + Unpin>(
     stream: Option<(R, std::fs::File)>,
     name: &'static str,
     parser: &MetricsParser,
-    points: &mpsc::Sender<Vec<sextant_metrics::MetricPoint>>,
+    points: &mpsc::Sender<Vec<sextant_metrics::ParsedMetric>>,
     mut ended: watch::Receiver<bool>,
 ) {
     let Some((pipe, log)) = stream else {
@@ -494,7 +494,7 @@ pub(crate) struct PointSink<'a> {
 /// Stores parsed points, feeds them to the rules, and says whether the rules now stop the trial.
 async fn store_points(
     sink: &PointSink<'_>,
-    points: &[sextant_metrics::MetricPoint],
+    points: &[sextant_metrics::ParsedMetric],
     rules: Option<&mut RuleTracker>,
 ) -> Result<bool, String> {
     let stored: Vec<MetricPoint> = points

@@ -37,10 +37,10 @@ use serde_json::json;
 use sextant_pipeline::{StepContext, StepFailure, StepKind, StepOutputs};
 use sextant_store::Store;
 
-use crate::api::experiment::ExperimentConditionType;
-use crate::api::has_true_condition;
-use crate::engine::objective_value;
 use crate::local::{LocalConfig, run_experiment};
+use sextant_experiment::api::experiment::ExperimentConditionType;
+use sextant_experiment::api::has_true_condition;
+use sextant_experiment::engine::objective_value;
 
 /// The name steps use in `kind:`.
 pub const TUNE_KIND: &str = "tune";
@@ -81,7 +81,7 @@ impl TuneStepKind {
         });
         // JSON is YAML; serializing a JSON value cannot fail.
         let text = serde_json::to_string(&document).unwrap_or_default();
-        let experiment = crate::load_experiments(&text)
+        let experiment = sextant_experiment::load_experiments(&text)
             .map_err(|error| StepFailure::Kind(format!("the tune step's spec: {error}")))?
             .into_iter()
             .next()

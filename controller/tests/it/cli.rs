@@ -160,7 +160,7 @@ async fn a_stored_row_that_does_not_parse_is_an_error_naming_it() {
     let directory = tempfile::tempdir().expect("a directory");
     let db = db_url(directory.path());
     let store = Store::connect(&db).await.expect("the store");
-    let spec = sextant_controller::load_experiments(&experiment("damaged", "minimize"))
+    let spec = sextant_experiment::load_experiments(&experiment("damaged", "minimize"))
         .expect("valid")
         .remove(0);
     let spec = serde_json::to_string(&spec).expect("JSON");

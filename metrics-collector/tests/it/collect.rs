@@ -11,6 +11,7 @@ use sextant_metrics::{
 
 use crate::db_manager::{RecordingDbManager, rebind, unused_address};
 use crate::support::CapturedOutput;
+use sextant_metrics::parse::FormatError;
 
 fn fast_push_config() -> PushConfig {
     PushConfig {
@@ -161,7 +162,7 @@ async fn a_bad_metrics_format_fails_before_the_command_runs() -> anyhow::Result<
     config.metrics_formats = vec![r"(\w+)=".to_string()];
     let error = run_collect(config).await.unwrap_err();
     assert!(
-        matches!(&error, Error::MetricsFormatNeedsTwoGroups { regex, groups: 1 } if regex == r"(\w+)="),
+        matches!(&error, Error::Format(FormatError::MetricsFormatNeedsTwoGroups { regex, groups: 1 }) if regex == r"(\w+)="),
         "{error}"
     );
     assert!(!marker.exists());

@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use sextant_metrics::{Error, MetricPoint, PushConfig, Pusher};
+use sextant_metrics::{Error, ParsedMetric, PushConfig, Pusher};
 
 use crate::db_manager::{RecordingDbManager, rebind, unused_address};
 use crate::support::eventually;
 
-fn points(range: std::ops::RangeInclusive<u32>) -> Vec<MetricPoint> {
+fn points(range: std::ops::RangeInclusive<u32>) -> Vec<ParsedMetric> {
     range
-        .map(|number| MetricPoint {
+        .map(|number| ParsedMetric {
             name: "loss".to_string(),
             value: number.to_string(),
             timestamp: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use sextant_metrics::parse::{LineFormat, MetricPoint, MetricsParser, StreamParser};
+use sextant_metrics::parse::{LineFormat, MetricsParser, ParsedMetric, StreamParser};
 use sextant_metrics::source::{FollowStart, collect_stream, follow_file};
 use tokio::sync::{mpsc, oneshot};
 
@@ -11,7 +11,7 @@ fn text_parser() -> StreamParser {
     StreamParser::new(MetricsParser::new(LineFormat::Text, &["loss".to_string()], &[]).unwrap())
 }
 
-fn drain(receiver: &mut mpsc::Receiver<Vec<MetricPoint>>) -> Vec<String> {
+fn drain(receiver: &mut mpsc::Receiver<Vec<ParsedMetric>>) -> Vec<String> {
     let mut values = Vec::new();
     while let Ok(points) = receiver.try_recv() {
         values.extend(points.into_iter().map(|point| point.value));

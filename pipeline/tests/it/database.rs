@@ -1,98 +1,26 @@
 //! Runs recorded in Sextant's database on every backend: SQLite, PostgreSQL and MariaDB.
 //!
-//! PostgreSQL tests get a schema of their own in the `test` database (through `search_path`),
-//! MariaDB tests a database of their own; both are dropped at the end. The server URLs can be
-//! overridden with SEXTANT_TEST_POSTGRES_URL and SEXTANT_TEST_MYSQL_URL. A server that cannot be
-//! reached fails the test: CI starts both servers.
+//! Each test gets an isolated database of `sextant-test-support`, dropped at the end.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sextant_pipeline::{
     CancellationToken, Executor, ExecutorConfig, Pipeline, RunPhase, RunRequest, RunStore,
     StepKindRegistry, StepPhase,
 };
-use sextant_store::Store;
-use sqlx::Connection as _;
+use sextant_store::{Backend, Store};
+use sextant_test_support::TestDatabase;
 
 use crate::header;
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
-
-fn unique_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "sextant_pipeline_test_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
-
 /// Runs `body` against a fresh database for `backend` and removes the database afterwards.
-async fn with_database(backend: &str, body: impl AsyncFnOnce(Store, &std::path::Path)) {
+async fn with_database(backend: Backend, body: impl AsyncFnOnce(Store, &std::path::Path)) {
     let directory = tempfile::tempdir().unwrap();
-    match backend {
-        "sqlite" => {
-            let store =
-                Store::connect(&format!("sqlite://{}/store.db", directory.path().display()))
-                    .await
-                    .unwrap();
-            body(store, directory.path()).await;
-        }
-        "postgres" => {
-            let base_url = std::env::var("SEXTANT_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-            let schema = unique_name();
-            let mut connection =
-                sqlx::PgConnection::connect(&base_url)
-                    .await
-                    .unwrap_or_else(|error| {
-                        panic!("PostgreSQL at {base_url} must be running for this test: {error}")
-                    });
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-            let store = Store::connect(&format!("{base_url}?options=-c%20search_path%3D{schema}"))
-                .await
-                .unwrap();
-            body(store.clone(), directory.path()).await;
-            store.close().await;
-            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-        }
-        "mysql" => {
-            let base_url = std::env::var("SEXTANT_TEST_MYSQL_URL")
-                .unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned());
-            let database = unique_name();
-            let mut connection = sqlx::MySqlConnection::connect(&base_url)
-                .await
-                .unwrap_or_else(|error| {
-                    panic!("MariaDB at {base_url} must be running for this test: {error}")
-                });
-            sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-            let (prefix, _) = base_url.rsplit_once('/').unwrap();
-            let store = Store::connect(&format!("{prefix}/{database}"))
-                .await
-                .unwrap();
-            body(store.clone(), directory.path()).await;
-            store.close().await;
-            sqlx::raw_sql(&format!("DROP DATABASE {database}"))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-        }
-        other => panic!("unknown backend {other}"),
-    }
+    let database = TestDatabase::create(backend).await.unwrap();
+    let store = Store::connect(&database.url).await.unwrap();
+    body(store.clone(), directory.path()).await;
+    store.close().await;
+    database.drop_database().await.unwrap();
 }
 
 fn pipeline() -> Pipeline {
@@ -167,15 +95,15 @@ async fn runs_are_recorded_cached_and_loaded(store: Store, directory: &std::path
 
 #[tokio::test]
 async fn sqlite_records_runs() {
-    with_database("sqlite", runs_are_recorded_cached_and_loaded).await;
+    with_database(Backend::Sqlite, runs_are_recorded_cached_and_loaded).await;
 }
 
 #[tokio::test]
 async fn postgres_records_runs() {
-    with_database("postgres", runs_are_recorded_cached_and_loaded).await;
+    with_database(Backend::Postgres, runs_are_recorded_cached_and_loaded).await;
 }
 
 #[tokio::test]
 async fn mysql_records_runs() {
-    with_database("mysql", runs_are_recorded_cached_and_loaded).await;
+    with_database(Backend::MySql, runs_are_recorded_cached_and_loaded).await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sextant_store::error::error_chain;
 use sextant_store::{Backend, Error, Store, StoreConfig};
 
-use crate::support::{mysql_base_url, postgres_base_url, replace_database};
+use sextant_test_support::{mysql_url, postgres_url, replace_database};
 
 fn quick() -> StoreConfig {
     StoreConfig {
@@ -83,7 +83,7 @@ async fn unknown_hosts_fail_with_the_host_named() {
 
 #[tokio::test]
 async fn missing_databases_fail_with_the_server_reason() {
-    let postgres = replace_database(&postgres_base_url(), "sextant_no_such_database");
+    let postgres = replace_database(&postgres_url(), "sextant_no_such_database");
     let error = connect_error(&postgres).await;
     let message = error_chain(&error);
     assert!(
@@ -91,7 +91,7 @@ async fn missing_databases_fail_with_the_server_reason() {
         "{message}"
     );
 
-    let mysql = replace_database(&mysql_base_url(), "sextant_no_such_database");
+    let mysql = replace_database(&mysql_url(), "sextant_no_such_database");
     let error = connect_error(&mysql).await;
     let message = error_chain(&error);
     assert!(

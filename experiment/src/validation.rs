@@ -22,9 +22,9 @@ use std::fmt;
 use sextant_algorithms::algorithm::BuildContext;
 use sextant_algorithms::early_stopping::build_early_stopping;
 use sextant_algorithms::{SettingsError, SpaceError, build_algorithm, known_algorithms};
-use sextant_metrics::TextParser;
-use sextant_pipeline::condition::MAX_CONDITION_BYTES;
-use sextant_store::echo::{cut, echo, echo_quoted};
+use sextant_echo::{cut, echo, echo_quoted};
+use sextant_metrics_format::text::TextParser;
+use sextant_pipeline_expr::condition::MAX_CONDITION_BYTES;
 
 use crate::api::common::{
     AlgorithmSetting, CollectorKind, FileFormat, FileSystemKind, MetricStrategyType,
@@ -714,7 +714,7 @@ fn validate_pipeline_conditions(spec: &serde_json::Value, path: &str, errors: &m
                 |placeholder| placeholder.replace_all(text, "x").into_owned(),
             )
         };
-        if let Err(error) = sextant_pipeline::condition::Condition::parse(&checked) {
+        if let Err(error) = sextant_pipeline_expr::condition::Condition::parse(&checked) {
             errors.push(
                 format!("{path}.spec.steps[{index}].when"),
                 format!(
@@ -913,7 +913,7 @@ fn validate_metrics_collector(spec: &MetricsCollectorSpec, errors: &mut Errors) 
         );
     }
     for (index, format) in formats.iter().enumerate() {
-        // The metrics crate reads Katib's Go-syntax regexes (a literal `{`, ASCII `\\w`); checking
+        // The metrics format crate reads Katib's Go-syntax regexes (a literal `{`, ASCII `\\w`); checking
         // with its parser accepts exactly what the collector will run.
         let probe_metric = ["metric".to_owned()];
         if let Err(error) = TextParser::new(&probe_metric, std::slice::from_ref(format)) {

@@ -2,9 +2,10 @@
 //!
 //! Error texts and summaries quote what the user gave (a name, a value, an expression) so the
 //! reader can find it; an input of a megabyte must not become a megabyte of terminal output or
-//! log line. Every place that echoes input goes through [`echo`]. It lives beside
-//! [`crate::database_url::redact_password`] because this crate is the one every crate that
-//! prints input depends on.
+//! log line. Every place that echoes input goes through [`echo`]. It is a crate of its own, at
+//! the bottom of the workspace, because every crate that prints input needs it: the pure ones
+//! (the experiment API's validation, the pipeline spec) as much as the store and the drivers.
+//! It must not depend on anything.
 
 use std::borrow::Cow;
 use std::fmt;

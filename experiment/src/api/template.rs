@@ -13,7 +13,7 @@ pub const PROCESS_KIND: &str = "Process";
 /// The kind name of Sextant's pipeline template.
 pub const PIPELINE_KIND: &str = "Pipeline";
 
-pub use crate::conditions::{
+pub use sextant_conditions::{
     JOB_FAILURE as JOB_FAILURE_CONDITION, JOB_SUCCESS as JOB_SUCCESS_CONDITION,
     TRAINING_JOB_SUCCESS as KUBEFLOW_JOB_SUCCESS_CONDITION,
 };
@@ -76,7 +76,7 @@ impl RunKind {
     }
 
     /// Katib's default success and failure conditions for this kind, if it has them (see
-    /// [`crate::conditions::default_conditions`]; Argo and Tekton are left to the user here, as
+    /// [`sextant_conditions::default_conditions`]; Argo and Tekton are left to the user here, as
     /// Katib's defaulting does).
     pub fn default_conditions(&self) -> Option<(&'static str, &'static str)> {
         let (api_version, kind) = match self {
@@ -85,7 +85,7 @@ impl RunKind {
             RunKind::TrainJob => ("trainer.kubeflow.org/v1alpha1", "TrainJob"),
             _ => return None,
         };
-        crate::conditions::default_conditions(api_version, kind)
+        sextant_conditions::default_conditions(api_version, kind)
     }
 
     /// Katib's default primary pod labels for this kind.

@@ -2,12 +2,12 @@
 //! Sextant's own trial template kinds validate.
 
 use anyhow::Result;
-use sextant_controller::api::experiment::ExperimentStatus;
-use sextant_controller::defaults::with_defaults;
-use sextant_controller::engine::{Observed, ObservedSuggestion, plan};
-use sextant_controller::parse::parse_experiment;
-use sextant_controller::validation::{validate, validate_update, validate_with_template};
-use sextant_controller::{LoadError, ValidationErrors, load_experiments};
+use sextant_experiment::api::experiment::ExperimentStatus;
+use sextant_experiment::defaults::with_defaults;
+use sextant_experiment::engine::{Observed, ObservedSuggestion, plan};
+use sextant_experiment::parse::parse_experiment;
+use sextant_experiment::validation::{validate, validate_update, validate_with_template};
+use sextant_experiment::{LoadError, ValidationErrors, load_experiments};
 
 const BAD: &str = r#"
 apiVersion: kubeflow.org/v1beta1
@@ -131,7 +131,7 @@ fn a_process_experiment_validates_and_plans() -> Result<()> {
     });
     assert!(
         plan.actions
-            .contains(&sextant_controller::Action::RequestSuggestions { count: 3 })
+            .contains(&sextant_experiment::Action::RequestSuggestions { count: 3 })
     );
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sextant_metrics::parse::{LineFormat, MetricsParser, StreamParser};
+use sextant_metrics_format::{LineFormat, MetricsParser, StreamParser};
 
 const LINE_COUNT: usize = 10_000;
 

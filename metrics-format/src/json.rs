@@ -25,9 +25,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::Result;
-use crate::parse::{
-    DEFAULT_MAX_LINE_BYTES, MetricPoint, ParseStats, metric_seen, validate_metric_names,
-};
+use crate::{DEFAULT_MAX_LINE_BYTES, ParseStats, ParsedMetric, metric_seen, validate_metric_names};
 
 /// The key that carries a line's timestamp.
 pub const TIMESTAMP_KEY: &str = "timestamp";
@@ -70,7 +68,7 @@ impl JsonParser {
         &mut self,
         line: &[u8],
         read_time: DateTime<Utc>,
-        points: &mut Vec<MetricPoint>,
+        points: &mut Vec<ParsedMetric>,
     ) {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
@@ -134,7 +132,7 @@ fn parse_object(
     text: &str,
     metric_names: &[String],
     read_time: DateTime<Utc>,
-    points: &mut Vec<MetricPoint>,
+    points: &mut Vec<ParsedMetric>,
 ) -> serde_json::Result<()> {
     let points_before = points.len();
     let mut deserializer = serde_json::Deserializer::from_str(text);
@@ -159,7 +157,7 @@ fn parse_object(
 /// Walks one object's entries; yields the line's own timestamp, if it has a usable one.
 struct ObjectVisitor<'a> {
     metric_names: &'a [String],
-    points: &'a mut Vec<MetricPoint>,
+    points: &'a mut Vec<ParsedMetric>,
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectVisitor<'_> {
@@ -186,7 +184,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
             } else if let Some(name) = self.metric_names.iter().find(|name| **name == key) {
                 let raw: &RawValue = map.next_value()?;
                 if let Some(value) = scalar_text(raw.get()) {
-                    self.points.push(MetricPoint {
+                    self.points.push(ParsedMetric {
                         name: name.clone(),
                         value,
                         // Replaced once the whole object, and so its timestamp, has been read.
@@ -310,7 +308,7 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
     }
 
-    fn parse(lines: &[&[u8]]) -> (Vec<MetricPoint>, ParseStats) {
+    fn parse(lines: &[&[u8]]) -> (Vec<ParsedMetric>, ParseStats) {
         let names = ["loss".to_string(), "accuracy".to_string()];
         let mut parser = JsonParser::new(&names).unwrap();
         let mut points = Vec::new();
@@ -320,7 +318,7 @@ mod tests {
         (points, parser.stats())
     }
 
-    fn values(points: &[MetricPoint]) -> Vec<(&str, &str)> {
+    fn values(points: &[ParsedMetric]) -> Vec<(&str, &str)> {
         points
             .iter()
             .map(|point| (point.name.as_str(), point.value.as_str()))

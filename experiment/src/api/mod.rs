@@ -6,8 +6,8 @@
 //! keep values outside Katib's set as `Other(text)` instead of failing to parse, so that
 //! validation can report every bad value at once with its field path. The types derive
 //! `Clone, Debug, Serialize, Deserialize, PartialEq` (and `Default` where an empty value makes
-//! sense) and `JsonSchema`, from which the custom resource definitions of [`crate::kube`] are
-//! generated.
+//! sense) and `JsonSchema`, from which the Kubernetes driver of `sextant-controller` generates
+//! its custom resource definitions.
 
 pub mod common;
 pub mod experiment;

@@ -24,10 +24,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use regex::{CaptureLocations, Regex};
 
-use crate::parse::{
-    DEFAULT_MAX_LINE_BYTES, MetricPoint, ParseStats, metric_seen, validate_metric_names,
-};
-use crate::{Error, Result};
+use crate::{DEFAULT_MAX_LINE_BYTES, ParseStats, ParsedMetric, metric_seen, validate_metric_names};
+use crate::{FormatError as Error, Result};
 
 /// Katib's default TEXT regex, character for character (Katib's `DefaultFilter`); compiled with
 /// Go's meaning (ASCII `\w`, `\d`, `\s`) like every `metricsFormat`.
@@ -113,7 +111,7 @@ impl TextParser {
         &mut self,
         line: &[u8],
         read_time: DateTime<Utc>,
-        points: &mut Vec<MetricPoint>,
+        points: &mut Vec<ParsedMetric>,
     ) {
         if line.is_empty() {
             return;
@@ -145,7 +143,7 @@ impl TextParser {
                     let wanted = self.metric_names.iter().position(|wanted| wanted == name);
                     if let Some(index) = wanted.filter(|_| !value.is_empty()) {
                         self.seen[index] = true;
-                        points.push(MetricPoint {
+                        points.push(ParsedMetric {
                             name: name.to_string(),
                             value: value.to_string(),
                             timestamp,

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use sextant_controller::defaults::apply_defaults;
-use sextant_controller::parse::parse_experiments;
-use sextant_controller::validation::validate;
+use sextant_experiment::defaults::apply_defaults;
+use sextant_experiment::parse::parse_experiments;
+use sextant_experiment::validation::validate;
 
 /// Examples that must fail, with the field path of the expected error and a part of its rule.
 const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
@@ -117,7 +117,7 @@ fn every_katib_example_validates_except_declared_out_of_scope_features() -> Resu
             apply_defaults(&mut experiment);
             // The types are field for field: JSON out and back loses nothing.
             let json = serde_json::to_value(&experiment)?;
-            let back: sextant_controller::Experiment = serde_json::from_value(json)?;
+            let back: sextant_experiment::Experiment = serde_json::from_value(json)?;
             assert_eq!(back, experiment, "{relative}: JSON round trip");
             match (validate(&experiment), expected.is_empty()) {
                 (Ok(()), true) => {}

@@ -17,10 +17,6 @@ pub const TRIAL_KIND: &str = "Trial";
 /// The label that ties a trial to its experiment.
 pub const EXPERIMENT_LABEL: &str = "katib.kubeflow.org/experiment";
 
-/// A Trial custom resource in a cluster, in the API group of its Experiment
-/// ([`crate::kube::ApiGroup`]).
-pub type TrialResource = kube::core::Object<TrialSpec, TrialStatus>;
-
 /// A Trial object.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

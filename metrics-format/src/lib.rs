@@ -1,4 +1,4 @@
-//! Turning lines of trial output into metric points, without I/O.
+//! Katib's metrics formats: turning lines of trial output into metric points, without I/O.
 //!
 //! A [`MetricsParser`] examines one line at a time and appends the points it finds to a vector the
 //! caller owns (so a line without metrics costs no allocation). A [`StreamParser`] pairs one with
@@ -11,6 +11,19 @@
 //! and each redraw is a line of its own, stamped with its own time of reading. Empty lines are
 //! ignored and not counted. Invalid UTF-8 is replaced with U+FFFD per line (as Go's regexp, which
 //! Katib uses, treats it), never a panic.
+//!
+//! Its own crate, apart from the collector (`sextant-metrics`, which reads processes and files
+//! and pushes to a DBManager), so that what only checks a format can use the very parser the
+//! collector runs: the experiment crate's validation of `metricsFormat` regexes. Pure: no I/O,
+//! no async runtime, no clock (the caller passes the time of reading), nothing else of ours;
+//! the `clap` feature lets [`LineFormat`] be a command-line value.
+//!
+//! # Layout
+//! - this module: points, statistics, the format and the parser over both formats.
+//! - [`lines`]: line splitting with a bounded line length.
+//! - [`text`]: the TEXT format (Katib's default `name=value` regex or custom `metricsFormat`
+//!   regexes, with an optional leading RFC3339 timestamp).
+//! - [`json`]: JSON lines.
 
 pub mod json;
 pub mod lines;
@@ -20,15 +33,57 @@ use chrono::{DateTime, Utc};
 
 pub use lines::{Line, LineSplitter};
 
-use crate::parse::{json::JsonParser, text::TextParser};
+use crate::{json::JsonParser, text::TextParser};
+
+/// Why a parser cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// No metric name was given, so nothing could ever be collected.
+    #[error("no metric names given: at least one is needed, the first is the objective")]
+    NoMetricNames,
+    /// A metric name was empty, which would match every line.
+    #[error("metric name {index} is empty")]
+    EmptyMetricName {
+        /// Position of the empty name in the list.
+        index: usize,
+    },
+    /// A `metricsFormat` regex does not compile.
+    #[error("metricsFormat regex `{regex}` is invalid")]
+    InvalidMetricsFormat {
+        /// The regex as given.
+        regex: String,
+        /// What the regex compiler said.
+        #[source]
+        source: regex::Error,
+    },
+    /// A `metricsFormat` regex has fewer than the two capture groups (name, value) Katib requires.
+    #[error(
+        "metricsFormat regex `{regex}` has {groups} capture group(s); it needs at least two: \
+         group 1 the metric name, group 2 the value"
+    )]
+    MetricsFormatNeedsTwoGroups {
+        /// The regex as given.
+        regex: String,
+        /// How many capture groups it has (not counting the whole match).
+        groups: usize,
+    },
+    /// `metricsFormat` regexes were given with the JSON format, which has no use for them (Katib
+    /// rejects the same combination).
+    #[error("metricsFormat regexes apply to the TEXT format only, not to JSON")]
+    MetricsFormatWithJson,
+}
+
+/// The result type of this crate.
+pub type Result<T, E = FormatError> = std::result::Result<T, E>;
 
 /// Lines longer than this many bytes are skipped (and counted): 1 MiB, far beyond any line that
 /// reports metrics, small enough that a runaway line cannot exhaust memory.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
-/// One reported value of one metric.
+/// One reported value of one metric, as parsed from a trial's output (the store's
+/// `MetricPoint` is the same value once logged under a trial's name).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MetricPoint {
+pub struct ParsedMetric {
     /// The metric's name, exactly as requested.
     pub name: String,
     /// The value as the trial reported it (`0.3`, `.98`, `nan`, `1e999`): the DBManager keeps this
@@ -63,8 +118,8 @@ impl ParseStats {
 }
 
 /// The two line formats Katib knows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "lower")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum), value(rename_all = "lower"))]
 pub enum LineFormat {
     /// `name=value` pairs found by regexes (Katib's `TEXT`).
     #[default]
@@ -77,10 +132,10 @@ pub enum LineFormat {
 /// every line).
 pub(crate) fn validate_metric_names(metric_names: &[String]) -> crate::Result<()> {
     if metric_names.is_empty() {
-        return Err(crate::Error::NoMetricNames);
+        return Err(crate::FormatError::NoMetricNames);
     }
     match metric_names.iter().position(|name| name.trim().is_empty()) {
-        Some(index) => Err(crate::Error::EmptyMetricName { index }),
+        Some(index) => Err(crate::FormatError::EmptyMetricName { index }),
         None => Ok(()),
     }
 }
@@ -118,7 +173,7 @@ impl MetricsParser {
                 metrics_formats,
             )?)),
             LineFormat::Json if !metrics_formats.is_empty() => {
-                Err(crate::Error::MetricsFormatWithJson)
+                Err(crate::FormatError::MetricsFormatWithJson)
             }
             LineFormat::Json => Ok(MetricsParser::Json(JsonParser::new(metric_names)?)),
         }
@@ -131,7 +186,7 @@ impl MetricsParser {
         &mut self,
         line: &[u8],
         read_time: DateTime<Utc>,
-        points: &mut Vec<MetricPoint>,
+        points: &mut Vec<ParsedMetric>,
     ) {
         match self {
             MetricsParser::Text(parser) => parser.parse_line(line, read_time, points),
@@ -189,7 +244,7 @@ impl StreamParser {
     }
 
     /// Parses every line that `chunk` completes, appending points to `points`.
-    pub fn feed(&mut self, chunk: &[u8], read_time: DateTime<Utc>, points: &mut Vec<MetricPoint>) {
+    pub fn feed(&mut self, chunk: &[u8], read_time: DateTime<Utc>, points: &mut Vec<ParsedMetric>) {
         let parser = &mut self.parser;
         self.splitter.push(chunk, |line| {
             Self::handle_line(parser, line, read_time, points)
@@ -197,7 +252,7 @@ impl StreamParser {
     }
 
     /// Parses the last line when the stream ended without a terminator.
-    pub fn finish(&mut self, read_time: DateTime<Utc>, points: &mut Vec<MetricPoint>) {
+    pub fn finish(&mut self, read_time: DateTime<Utc>, points: &mut Vec<ParsedMetric>) {
         let parser = &mut self.parser;
         self.splitter
             .finish(|line| Self::handle_line(parser, line, read_time, points));
@@ -222,7 +277,7 @@ impl StreamParser {
         parser: &mut MetricsParser,
         line: Line<'_>,
         read_time: DateTime<Utc>,
-        points: &mut Vec<MetricPoint>,
+        points: &mut Vec<ParsedMetric>,
     ) {
         match line {
             Line::Complete(bytes) => parser.parse_line(bytes, read_time, points),
@@ -266,6 +321,6 @@ mod tests {
     fn json_with_metrics_formats_is_an_error() {
         let error = MetricsParser::new(LineFormat::Json, &names(&["loss"]), &names(&["(a)(b)"]))
             .unwrap_err();
-        assert!(matches!(error, crate::Error::MetricsFormatWithJson));
+        assert!(matches!(error, crate::FormatError::MetricsFormatWithJson));
     }
 }

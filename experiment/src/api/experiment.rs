@@ -19,11 +19,6 @@ pub const EXPERIMENT_KIND: &str = "Experiment";
 /// default Sextant stops them, where Katib would let them run on unobserved.
 pub const KEEP_RUNNING_TRIALS_ANNOTATION: &str = "sextant.dev/keep-running-trials";
 
-/// An Experiment custom resource in a cluster: the spec and status typed, the API group given
-/// at run time ([`crate::kube::ApiGroup`]), so one type serves `sextant.dev` and
-/// `kubeflow.org` alike.
-pub type ExperimentResource = kube::core::Object<ExperimentSpec, ExperimentStatus>;
-
 /// An Experiment object.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -1,0 +1,4 @@
+//! Integration tests of `sextant-experiment` through its public API.
+
+mod bad_input;
+mod katib_examples;
