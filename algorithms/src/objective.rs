@@ -84,6 +84,18 @@ pub enum Bound {
 }
 
 impl Constraint {
+    /// The constraints of a metric kept at most `max` and at least `min`, either or both: one
+    /// per bound given.
+    pub fn within(metric_name: &str, max: Option<f64>, min: Option<f64>) -> Vec<Constraint> {
+        let bounds = max.map(Bound::Max).into_iter().chain(min.map(Bound::Min));
+        bounds
+            .map(|bound| Constraint {
+                metric_name: metric_name.to_owned(),
+                bound,
+            })
+            .collect()
+    }
+
     /// How far `value` is beyond the bound: zero when met, positive when broken, infinite when
     /// the value is not a number (a NaN never meets a constraint).
     pub fn violation(&self, value: f64) -> f64 {

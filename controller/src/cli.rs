@@ -26,7 +26,9 @@ use crate::local::{
     LocalConfig, LocalError, Progress, default_max_parallel, default_trials_dir, run_experiment,
 };
 use sextant_experiment::api::common::{ObjectiveType, Observation, ParameterAssignment};
-use sextant_experiment::api::experiment::{Experiment, ExperimentConditionType, ExperimentStatus};
+use sextant_experiment::api::experiment::{
+    Experiment, ExperimentConditionType, ExperimentStatus, OptimalTrial,
+};
 use sextant_experiment::api::latest_true_condition;
 use sextant_experiment::engine;
 use sextant_experiment::{LoadError, load_experiments};
@@ -386,12 +388,67 @@ pub fn summary(
             );
         }
     }
+    if !status.pareto_optimal_trials.is_empty() {
+        text += &pareto_table(experiment, &status.pareto_optimal_trials);
+    }
     text += "\n";
     text += &trials_table(experiment, trials, 10)?;
     Ok(text)
 }
 
-/// Trials best first (by the objective under its strategy), at most `limit` (0 = all).
+/// The Pareto front: each trial with its value of every objective and its parameters.
+pub fn pareto_table(experiment: &Experiment, front: &[OptimalTrial]) -> String {
+    let objective = experiment.spec.objective.clone().unwrap_or_default();
+    let objectives = objective.objective_metrics();
+    let name_width = front
+        .iter()
+        .map(|trial| trial.best_trial_name.len())
+        .max()
+        .unwrap_or(0)
+        .max("TRIAL".len());
+    let headers: Vec<String> = objectives
+        .iter()
+        .map(|(name, objective_type)| {
+            let direction = match objective_type {
+                Some(ObjectiveType::Maximize) => "max",
+                _ => "min",
+            };
+            format!("{} ({direction})", echo(name))
+        })
+        .collect();
+    let widths: Vec<usize> = headers.iter().map(|header| header.len().max(14)).collect();
+    let mut text = format!(
+        "Pareto front: {} trial(s), none dominated by another feasible trial\n",
+        front.len()
+    );
+    text += &format!("{:<name_width$}", "TRIAL");
+    for (header, width) in headers.iter().zip(&widths) {
+        text += &format!(" {header:>width$}");
+    }
+    text += "  PARAMETERS\n";
+    for trial in front {
+        text += &format!("{:<name_width$}", trial.best_trial_name);
+        for ((name, _), width) in objectives.iter().zip(&widths) {
+            let value = trial
+                .observation
+                .metric(name)
+                .and_then(|metric| engine::objective_value(metric, &objective.strategy_for(name)))
+                .map_or_else(|| "-".to_owned(), |value| format!("{value:.6}"));
+            text += &format!(" {value:>width$}");
+        }
+        let parameters = trial
+            .parameter_assignments
+            .iter()
+            .map(|pair| format!("{}={}", echo(&pair.name), echo(&pair.value)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        text += &format!("  {parameters}\n");
+    }
+    text
+}
+
+/// Trials best first (by the first objective under its strategy; with outcome constraints,
+/// the feasible ones first and a FEASIBLE column), at most `limit` (0 = all).
 pub fn trials_table(
     experiment: &Experiment,
     trials: &[StoredTrial],
@@ -402,16 +459,38 @@ pub fn trials_table(
         .objective
         .as_ref()
         .is_some_and(|objective| objective.objective_type == Some(ObjectiveType::Maximize));
+    let constrained = !experiment.spec.constraints.is_empty();
     let mut rows = Vec::with_capacity(trials.len());
     for trial in trials {
-        rows.push((trial, objective_value(experiment, trial)?));
+        let observation = observation(trial)?;
+        let value = observation.as_ref().and_then(|observation| {
+            let objective = experiment.spec.objective.as_ref()?;
+            observation
+                .metric(&objective.objective_metric_name)
+                .and_then(|metric| {
+                    engine::objective_value(
+                        metric,
+                        &objective.strategy_for(&objective.objective_metric_name),
+                    )
+                })
+        });
+        let feasible = observation
+            .as_ref()
+            .and_then(|observation| engine::outcome(&experiment.spec, observation))
+            .map(|outcome| outcome.is_feasible());
+        rows.push((trial, value, feasible));
     }
-    rows.sort_by(|(_, a), (_, b)| match (a, b) {
-        (Some(a), Some(b)) if maximize => b.total_cmp(a),
-        (Some(a), Some(b)) => a.total_cmp(b),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
+    rows.sort_by(|(_, a, a_feasible), (_, b, b_feasible)| {
+        let infeasible = |feasible: &Option<bool>| *feasible == Some(false);
+        infeasible(a_feasible)
+            .cmp(&infeasible(b_feasible))
+            .then_with(|| match (a, b) {
+                (Some(a), Some(b)) if maximize => b.total_cmp(a),
+                (Some(a), Some(b)) => a.total_cmp(b),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
     });
     let shown = if limit == 0 {
         rows.len()
@@ -421,15 +500,16 @@ pub fn trials_table(
     let name_width = rows
         .iter()
         .take(shown)
-        .map(|(trial, _)| trial.name.len())
+        .map(|(trial, _, _)| trial.name.len())
         .max()
         .unwrap_or(0)
         .max("TRIAL".len());
+    let feasible_header = if constrained { " FEASIBLE" } else { "" };
     let mut text = format!(
-        "{:<name_width$} {:<18} {:>14}  PARAMETERS\n",
+        "{:<name_width$} {:<18} {:>14}{feasible_header}  PARAMETERS\n",
         "TRIAL", "CONDITION", "OBJECTIVE"
     );
-    for (trial, objective) in rows.into_iter().take(shown) {
+    for (trial, objective, feasible) in rows.into_iter().take(shown) {
         let parameters = assignments(trial)?
             .iter()
             .map(|pair| format!("{}={}", echo(&pair.name), echo(&pair.value)))
@@ -438,8 +518,14 @@ pub fn trials_table(
         let objective = objective
             .map(|value| format!("{value:.6}"))
             .unwrap_or_else(|| "-".into());
+        let feasible = match (constrained, feasible) {
+            (false, _) => String::new(),
+            (true, Some(true)) => format!(" {:<8}", "yes"),
+            (true, Some(false)) => format!(" {:<8}", "no"),
+            (true, None) => format!(" {:<8}", "-"),
+        };
         text += &format!(
-            "{:<name_width$} {:<18} {:>14}  {parameters}\n",
+            "{:<name_width$} {:<18} {:>14}{feasible}  {parameters}\n",
             trial.name, trial.condition_type, objective
         );
     }
@@ -544,21 +630,13 @@ fn assignments(trial: &StoredTrial) -> Result<Vec<ParameterAssignment>, CliError
     parse_stored(&trial.assignments, "trial assignments", &trial.name)
 }
 
-/// A trial's objective value under the objective's metric strategy, as the optimal trial is
-/// chosen.
-fn objective_value(experiment: &Experiment, trial: &StoredTrial) -> Result<Option<f64>, CliError> {
-    let (Some(objective), Some(text)) = (&experiment.spec.objective, &trial.observation) else {
-        return Ok(None);
-    };
-    let observation: Observation = parse_stored(text, "trial observation", &trial.name)?;
-    Ok(observation
-        .metric(&objective.objective_metric_name)
-        .and_then(|metric| {
-            engine::objective_value(
-                metric,
-                &objective.strategy_for(&objective.objective_metric_name),
-            )
-        }))
+/// A trial's stored observation, if it has one.
+fn observation(trial: &StoredTrial) -> Result<Option<Observation>, CliError> {
+    trial
+        .observation
+        .as_deref()
+        .map(|text| parse_stored(text, "trial observation", &trial.name))
+        .transpose()
 }
 
 fn parse_stored<T: serde::de::DeserializeOwned>(

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use sextant_proto::api;
 pub use sextant_suggestion::policy::{Outcome, Suggester};
 
-use sextant_experiment::api::common::ParameterAssignment;
+use sextant_experiment::api::common::{ObjectiveType, ParameterAssignment};
 use sextant_experiment::api::experiment::{Distribution, Experiment, ParameterType};
 use sextant_experiment::api::trial::TrialConditionType;
 use sextant_experiment::engine::{ObservedTrial, objective_value};
@@ -120,19 +120,36 @@ fn wire_experiment(experiment: &Experiment) -> api::Experiment {
 
 fn wire_objective(experiment: &Experiment) -> api::ObjectiveSpec {
     let objective = experiment.spec.objective.clone().unwrap_or_default();
-    let maximize = matches!(
-        objective.objective_type,
-        Some(sextant_experiment::api::common::ObjectiveType::Maximize)
-    );
-    api::ObjectiveSpec {
-        r#type: if maximize {
-            api::ObjectiveType::Maximize
+    let wire_type = |objective_type: Option<&ObjectiveType>| {
+        if objective_type == Some(&ObjectiveType::Maximize) {
+            api::ObjectiveType::Maximize as i32
         } else {
-            api::ObjectiveType::Minimize
-        } as i32,
+            api::ObjectiveType::Minimize as i32
+        }
+    };
+    api::ObjectiveSpec {
+        r#type: wire_type(objective.objective_type.as_ref()),
         goal: objective.goal.unwrap_or_default(),
         objective_metric_name: objective.objective_metric_name.clone(),
         additional_metric_names: objective.additional_metric_names.clone(),
+        objectives: objective
+            .objectives
+            .iter()
+            .map(|entry| api::ObjectiveMetric {
+                metric_name: entry.metric_name.clone(),
+                r#type: wire_type(entry.objective_type.as_ref()),
+            })
+            .collect(),
+        constraints: experiment
+            .spec
+            .constraints
+            .iter()
+            .map(|constraint| api::OutcomeConstraint {
+                metric_name: constraint.metric_name.clone(),
+                max: constraint.max,
+                min: constraint.min,
+            })
+            .collect(),
     }
 }
 

@@ -4,7 +4,9 @@
 //! Defaults: `parallelTrialCount` 3 (Sextant caps it at a positive `maxTrialCount`, where
 //! Katib would then reject its own default); the `StdOut` collector, and for `File`,
 //! `TensorFlowEvent` and `PrometheusMetric` Katib's default sources; a metric strategy for the
-//! objective and every additional metric (`min` when minimizing, `max` when maximizing);
+//! objective and every additional metric (`min` when minimizing, `max` when maximizing; each of
+//! several objectives by its own direction), and with several objectives, the single
+//! objective's `objectiveMetricName` and `type` from the first;
 //! `resumePolicy: Never`; the `uniform` distribution for int and double parameters; for run
 //! kinds Katib knows (Job, Kubeflow jobs, TrainJob) the success and failure conditions and
 //! primary pod labels; and, beyond Katib, a Job's `primaryContainerName` when the Job has
@@ -59,19 +61,26 @@ pub fn apply_defaults(experiment: &mut Experiment) {
     }
 
     if let Some(objective) = &mut spec.objective {
-        let default_strategy = objective.default_strategy();
-        let missing: Vec<String> = objective
+        // Several objectives: the first is Katib's single objective, for everything that
+        // reads only that.
+        if let Some(primary) = objective.objectives.first() {
+            if objective.objective_metric_name.is_empty() {
+                objective.objective_metric_name = primary.metric_name.clone();
+            }
+            if objective.objective_type.is_none() {
+                objective.objective_type = primary.objective_type.clone();
+            }
+        }
+        let missing: Vec<MetricStrategy> = objective
             .metric_names()
             .filter(|name| !name.is_empty())
             .filter(|name| !objective.metric_strategies.iter().any(|s| s.name == *name))
-            .map(str::to_owned)
+            .map(|name| MetricStrategy {
+                name: name.to_owned(),
+                value: objective.default_strategy_for(name),
+            })
             .collect();
-        for name in missing {
-            objective.metric_strategies.push(MetricStrategy {
-                name,
-                value: default_strategy.clone(),
-            });
-        }
+        objective.metric_strategies.extend(missing);
     }
 
     default_metrics_collector(

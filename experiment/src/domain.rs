@@ -7,12 +7,17 @@ use sextant_algorithms::early_stopping;
 use sextant_algorithms::space::{
     Distribution as SpaceDistribution, ParameterType as SpaceParameterType,
 };
-use sextant_algorithms::{Direction, Objective, RawParameter, SearchSpace, Setting, SpaceError};
+use sextant_algorithms::{
+    Constraint, Direction, Objective, ObjectiveMetric, RawParameter, SearchSpace, Setting,
+    SpaceError,
+};
 
 use crate::api::common::{
     AlgorithmSetting, ComparisonType, EarlyStoppingRule, ObjectiveSpec, ObjectiveType,
 };
-use crate::api::experiment::{Distribution, ParameterSpec, ParameterType};
+use crate::api::experiment::{
+    ConstraintSpec, Distribution, ExperimentSpec, ParameterSpec, ParameterType,
+};
 
 /// A parameter spec as the search space parses it. Katib's `unknown` type and values outside
 /// Katib's set become `None` (rejected by the space); Katib's `unknown` distribution reads as
@@ -49,21 +54,54 @@ pub fn search_space(parameters: &[ParameterSpec]) -> Result<SearchSpace, Vec<Spa
     SearchSpace::parse(&raw)
 }
 
-/// The objective, `None` when its type is missing or not minimize/maximize.
+/// A direction; `None` when not minimize or maximize.
+fn direction(objective_type: Option<&ObjectiveType>) -> Option<Direction> {
+    match objective_type? {
+        ObjectiveType::Minimize => Some(Direction::Minimize),
+        ObjectiveType::Maximize => Some(Direction::Maximize),
+        ObjectiveType::Other(_) => None,
+    }
+}
+
+/// The objectives, without constraints; `None` when a type is missing or not
+/// minimize/maximize. The first of several objectives is the single objective of Katib's
+/// fields (defaulting makes them agree).
 pub fn objective(spec: &ObjectiveSpec) -> Option<Objective> {
-    let direction = match spec.objective_type.as_ref()? {
-        ObjectiveType::Minimize => Direction::Minimize,
-        ObjectiveType::Maximize => Direction::Maximize,
-        ObjectiveType::Other(_) => return None,
-    };
+    let secondary_objectives = spec
+        .objectives
+        .iter()
+        .skip(1)
+        .map(|objective| {
+            Some(ObjectiveMetric::new(
+                direction(objective.objective_type.as_ref())?,
+                objective.metric_name.clone(),
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
     Some(Objective {
-        direction,
+        direction: direction(spec.objective_type.as_ref())?,
         metric_name: spec.objective_metric_name.clone(),
         goal: spec.goal,
         additional_metric_names: spec.additional_metric_names.clone(),
-        secondary_objectives: Vec::new(),
+        secondary_objectives,
         constraints: Vec::new(),
     })
+}
+
+/// The experiment's objectives with its outcome constraints.
+pub fn constrained_objective(spec: &ExperimentSpec) -> Option<Objective> {
+    let mut objective = objective(spec.objective.as_ref()?)?;
+    objective.constraints = constraints(&spec.constraints);
+    Some(objective)
+}
+
+/// The outcome constraints as the algorithms read them: a bound each (`max` and `min` on one
+/// metric are two).
+pub fn constraints(specs: &[ConstraintSpec]) -> Vec<Constraint> {
+    specs
+        .iter()
+        .flat_map(|spec| Constraint::within(&spec.metric_name, spec.max, spec.min))
+        .collect()
 }
 
 /// Algorithm or early-stopping settings as the algorithms read them.

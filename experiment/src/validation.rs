@@ -28,7 +28,7 @@ use sextant_pipeline_expr::condition::MAX_CONDITION_BYTES;
 
 use crate::api::common::{
     AlgorithmSetting, CollectorKind, FileFormat, FileSystemKind, MetricStrategyType,
-    MetricsCollectorSpec, ObjectiveType,
+    MetricsCollectorSpec, ObjectiveSpec, ObjectiveType,
 };
 use crate::api::experiment::{
     Experiment, ExperimentSpec, ParameterType, ResumePolicy, TrialTemplate,
@@ -100,6 +100,7 @@ pub fn validate_with_template(
     let spec = &experiment.spec;
     validate_counts(spec, &mut errors);
     let objective_ok = validate_objective(spec, &mut errors);
+    validate_constraints(spec, &mut errors);
     let space = validate_parameters(spec, &mut errors);
     validate_algorithm(spec, space.as_ref(), objective_ok, &mut errors);
     validate_early_stopping(spec, &mut errors);
@@ -272,6 +273,107 @@ fn validate_counts(spec: &ExperimentSpec, errors: &mut Errors) {
 }
 
 /// Returns whether the objective is usable for building the algorithm.
+/// Sextant's several objectives: each a named metric with a direction, no metric twice, the
+/// first the same as Katib's single objective fields, and no `goal` (it needs one objective).
+fn validate_objectives(objective: &ObjectiveSpec, errors: &mut Errors) {
+    let Some(first) = objective.objectives.first() else {
+        return;
+    };
+    let mut seen = HashMap::new();
+    for (index, entry) in objective.objectives.iter().enumerate() {
+        let path = format!("spec.objective.objectives[{index}]");
+        if entry.metric_name.is_empty() {
+            errors.push(format!("{path}.metricName"), "is required");
+        } else if let Some(at) = seen.insert(entry.metric_name.as_str(), index) {
+            errors.push(
+                format!("{path}.metricName"),
+                format!(
+                    "{} is named twice (also at index {at}): each metric is one objective",
+                    echo_quoted(&entry.metric_name)
+                ),
+            );
+        }
+        match &entry.objective_type {
+            None => errors.push(format!("{path}.type"), "is required: minimize or maximize"),
+            Some(ObjectiveType::Other(other)) => errors.push(
+                format!("{path}.type"),
+                format!("{} must be minimize or maximize", echo_quoted(other)),
+            ),
+            Some(_) => {}
+        }
+    }
+    if !objective.objective_metric_name.is_empty()
+        && objective.objective_metric_name != first.metric_name
+    {
+        errors.push(
+            "spec.objective.objectiveMetricName",
+            format!(
+                "{} must be the first of spec.objective.objectives ({}), or be left out",
+                echo_quoted(&objective.objective_metric_name),
+                echo_quoted(&first.metric_name)
+            ),
+        );
+    }
+    if objective.objective_type.is_some() && objective.objective_type != first.objective_type {
+        errors.push(
+            "spec.objective.type",
+            "must be the type of the first of spec.objective.objectives, or be left out",
+        );
+    }
+    if objective.is_multi_objective() && objective.goal.is_some() {
+        errors.push(
+            "spec.objective.goal",
+            "cannot be used with several objectives: a goal needs one objective to reach it",
+        );
+    }
+}
+
+/// Sextant's outcome constraints: each on a collected metric, with a finite `max`, `min` or
+/// both, `min` not above `max`.
+fn validate_constraints(spec: &ExperimentSpec, errors: &mut Errors) {
+    let metric_names: Vec<&str> = spec
+        .objective
+        .iter()
+        .flat_map(|objective| objective.metric_names())
+        .collect();
+    for (index, constraint) in spec.constraints.iter().enumerate() {
+        let path = format!("spec.constraints[{index}]");
+        if constraint.metric_name.is_empty() {
+            errors.push(format!("{path}.metricName"), "is required");
+        } else if !metric_names.contains(&constraint.metric_name.as_str()) {
+            errors.push(
+                format!("{path}.metricName"),
+                format!(
+                    "{} is not collected: name it in spec.objective.additionalMetricNames (or \
+                     as an objective)",
+                    echo_quoted(&constraint.metric_name)
+                ),
+            );
+        }
+        if constraint.max.is_none() && constraint.min.is_none() {
+            errors.push(path.clone(), "needs max, min or both");
+        }
+        for (field, bound) in [("max", constraint.max), ("min", constraint.min)] {
+            if let Some(bound) = bound
+                && !bound.is_finite()
+            {
+                errors.push(
+                    format!("{path}.{field}"),
+                    format!("{bound} must be a finite number"),
+                );
+            }
+        }
+        if let (Some(min), Some(max)) = (constraint.min, constraint.max)
+            && min > max
+        {
+            errors.push(
+                format!("{path}.min"),
+                format!("{min} is above max {max}: no value could meet the constraint"),
+            );
+        }
+    }
+}
+
 fn validate_objective(spec: &ExperimentSpec, errors: &mut Errors) -> bool {
     let Some(objective) = &spec.objective else {
         errors.push("spec.objective", "is required");
@@ -297,6 +399,7 @@ fn validate_objective(spec: &ExperimentSpec, errors: &mut Errors) -> bool {
             format!("{goal} must be a finite number"),
         );
     }
+    validate_objectives(objective, errors);
     let mut seen = HashMap::new();
     for (index, name) in objective.additional_metric_names.iter().enumerate() {
         let path = format!("spec.objective.additionalMetricNames[{index}]");
@@ -306,6 +409,15 @@ fn validate_objective(spec: &ExperimentSpec, errors: &mut Errors) -> bool {
             errors.push(
                 path,
                 format!("{name:?} must not repeat spec.objective.objectiveMetricName"),
+            );
+        } else if let Some(at) = objective
+            .objectives
+            .iter()
+            .position(|other| other.metric_name == *name)
+        {
+            errors.push(
+                path,
+                format!("{name:?} is already an objective (spec.objective.objectives[{at}])"),
             );
         } else if let Some(first) = seen.insert(name.as_str(), index) {
             errors.push(
@@ -460,7 +572,7 @@ fn validate_algorithm(
     let (Some(space), true) = (space, objective_ok) else {
         return;
     };
-    let Some(objective) = spec.objective.as_ref().and_then(domain::objective) else {
+    let Some(objective) = domain::constrained_objective(spec) else {
         return;
     };
     let context = BuildContext {

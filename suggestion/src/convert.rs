@@ -5,8 +5,8 @@
 use sextant_algorithms::registry::check_algorithm_name;
 use sextant_algorithms::settings::Setting;
 use sextant_algorithms::{
-    Assignment, Direction, Distribution, Objective, ParameterType, RawParameter, SearchSpace,
-    TrialCondition, TrialRecord,
+    Assignment, Constraint, Direction, Distribution, Objective, ObjectiveMetric, ParameterType,
+    RawParameter, SearchSpace, TrialCondition, TrialRecord,
 };
 use sextant_proto::api;
 
@@ -127,19 +127,43 @@ pub fn raw_parameter(spec: &api::ParameterSpec) -> RawParameter {
     }
 }
 
-fn parse_objective(spec: &api::ObjectiveSpec) -> Objective {
-    let direction = match api::ObjectiveType::try_from(spec.r#type) {
+fn parse_direction(objective_type: i32) -> Direction {
+    match api::ObjectiveType::try_from(objective_type) {
         Ok(api::ObjectiveType::Maximize) => Direction::Maximize,
         _ => Direction::Minimize,
+    }
+}
+
+/// Katib's single objective, or Sextant's several (`objectives`, authoritative when present:
+/// the first is the primary one) with outcome constraints (a bound each, so `max` and `min` on
+/// one metric are two).
+fn parse_objective(spec: &api::ObjectiveSpec) -> Objective {
+    let (direction, metric_name) = match spec.objectives.first() {
+        Some(primary) => (parse_direction(primary.r#type), primary.metric_name.clone()),
+        None => (
+            parse_direction(spec.r#type),
+            spec.objective_metric_name.clone(),
+        ),
     };
     Objective {
         direction,
-        metric_name: spec.objective_metric_name.clone(),
+        metric_name,
         // proto3 cannot tell an unset goal from 0.0; the service does not need it.
         goal: None,
         additional_metric_names: spec.additional_metric_names.clone(),
-        secondary_objectives: Vec::new(),
-        constraints: Vec::new(),
+        secondary_objectives: spec
+            .objectives
+            .iter()
+            .skip(1)
+            .map(|entry| ObjectiveMetric::new(parse_direction(entry.r#type), &entry.metric_name))
+            .collect(),
+        constraints: spec
+            .constraints
+            .iter()
+            .flat_map(|constraint| {
+                Constraint::within(&constraint.metric_name, constraint.max, constraint.min)
+            })
+            .collect(),
     }
 }
 
@@ -249,4 +273,59 @@ pub fn wire_assignment(
         .into_iter()
         .map(|(name, value)| api::ParameterAssignment { name, value })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use sextant_algorithms::Bound;
+
+    use super::*;
+
+    #[test]
+    fn several_objectives_and_constraints_are_read_from_sextants_fields() {
+        let spec = api::ObjectiveSpec {
+            r#type: api::ObjectiveType::Minimize as i32,
+            objective_metric_name: "loss".into(),
+            objectives: vec![
+                api::ObjectiveMetric {
+                    metric_name: "loss".into(),
+                    r#type: api::ObjectiveType::Minimize as i32,
+                },
+                api::ObjectiveMetric {
+                    metric_name: "accuracy".into(),
+                    r#type: api::ObjectiveType::Maximize as i32,
+                },
+            ],
+            constraints: vec![api::OutcomeConstraint {
+                metric_name: "memory".into(),
+                max: Some(512.0),
+                min: Some(1.0),
+            }],
+            ..Default::default()
+        };
+        let objective = parse_objective(&spec);
+        assert_eq!(
+            (objective.metric_name.as_str(), objective.direction),
+            ("loss", Direction::Minimize)
+        );
+        assert_eq!(
+            objective.secondary_objectives,
+            [ObjectiveMetric::new(Direction::Maximize, "accuracy")]
+        );
+        let bounds: Vec<Bound> = objective.constraints.iter().map(|c| c.bound).collect();
+        assert_eq!(bounds, [Bound::Max(512.0), Bound::Min(1.0)]);
+    }
+
+    #[test]
+    fn katibs_single_objective_reads_as_before() {
+        let spec = api::ObjectiveSpec {
+            r#type: api::ObjectiveType::Maximize as i32,
+            objective_metric_name: "accuracy".into(),
+            ..Default::default()
+        };
+        let objective = parse_objective(&spec);
+        assert_eq!(objective.metric_name, "accuracy");
+        assert_eq!(objective.direction, Direction::Maximize);
+        assert!(!objective.is_multi_objective() && objective.constraints.is_empty());
+    }
 }

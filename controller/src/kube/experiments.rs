@@ -490,6 +490,7 @@ fn new_trial(
             success_condition: trial_template.success_condition,
             failure_condition: trial_template.failure_condition,
             labels: assignment.labels.clone(),
+            constraints: spec.constraints.clone(),
         },
     );
     let mut labels = experiment.labels().clone();

@@ -35,7 +35,7 @@ use sextant_experiment::api::common::ObjectiveSpec;
 use sextant_experiment::api::trial::{TrialConditionType, TrialStatus};
 use sextant_experiment::api::{ConditionStatus, set_condition};
 use sextant_experiment::domain;
-use sextant_experiment::engine::{ObservedTrial, RunState, next_condition};
+use sextant_experiment::engine::{ObservedTrial, RunState, next_condition, required_metrics};
 
 pub(super) async fn reconcile(
     trial: Arc<TrialResource>,
@@ -411,12 +411,7 @@ async fn record(
     trials: &Api<TrialResource>,
     observed: &ObservedTrial,
 ) -> Result<Option<TrialConditionType>, ReconcileError> {
-    let objective_metric = trial
-        .spec
-        .objective
-        .as_ref()
-        .map(|objective| objective.objective_metric_name.as_str())
-        .unwrap_or_default();
+    let required = required_metrics(trial.spec.objective.as_ref(), &trial.spec.constraints);
     let now = Utc::now();
     let mut status = trial.status.clone().unwrap_or_default();
     if status.conditions.is_empty() {
@@ -431,7 +426,7 @@ async fn record(
     }
     status.start_time.get_or_insert(now);
     let mut condition = observed.condition;
-    if let Some((next, reason, message)) = next_condition(observed, objective_metric) {
+    if let Some((next, reason, message)) = next_condition(observed, &required) {
         if next.is_terminal() && condition == TrialConditionType::Running {
             set_condition(
                 &mut status.conditions,

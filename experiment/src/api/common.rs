@@ -124,28 +124,79 @@ pub struct ObjectiveSpec {
     /// Per metric, which reported value stands for the trial; defaulting fills every metric.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_strategies: Vec<MetricStrategy>,
+    /// Sextant's several objectives, each metric with its direction, the primary one first (it
+    /// is `objectiveMetricName` and `type`, which defaulting fills from it). Absent: Katib's
+    /// single objective.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<ObjectiveMetricSpec>,
+}
+
+/// One objective of an experiment with several.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectiveMetricSpec {
+    /// The metric optimized.
+    #[serde(default)]
+    pub metric_name: String,
+    /// Minimize or maximize it; absent is invalid.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub objective_type: Option<ObjectiveType>,
 }
 
 impl ObjectiveSpec {
-    /// The objective metric first, then the additional metrics.
+    /// Every metric collected, each once: the objective metric, the other objectives, then the
+    /// additional metrics.
     pub fn metric_names(&self) -> impl Iterator<Item = &str> {
+        let mut seen = std::collections::HashSet::new();
         std::iter::once(self.objective_metric_name.as_str())
+            .chain(self.objectives.iter().map(|o| o.metric_name.as_str()))
             .chain(self.additional_metric_names.iter().map(String::as_str))
+            .filter(move |name| seen.insert(*name))
     }
 
-    /// The strategy for `metric_name`: the one given, else Katib's default for the objective
-    /// type (`min` when minimizing, `max` when maximizing, `latest` otherwise).
+    /// Every optimized metric with its direction, the primary one first: the `objectives`, or
+    /// Katib's single objective when there are none.
+    pub fn objective_metrics(&self) -> Vec<(&str, Option<&ObjectiveType>)> {
+        if self.objectives.is_empty() {
+            vec![(
+                self.objective_metric_name.as_str(),
+                self.objective_type.as_ref(),
+            )]
+        } else {
+            self.objectives
+                .iter()
+                .map(|o| (o.metric_name.as_str(), o.objective_type.as_ref()))
+                .collect()
+        }
+    }
+
+    /// Whether more than one metric is optimized.
+    pub fn is_multi_objective(&self) -> bool {
+        self.objectives.len() > 1
+    }
+
+    /// The strategy for `metric_name`: the one given, else the default for its direction (an
+    /// objective's own, Katib's objective type for any other metric): `min` when minimizing,
+    /// `max` when maximizing, `latest` otherwise.
     pub fn strategy_for(&self, metric_name: &str) -> MetricStrategyType {
         self.metric_strategies
             .iter()
             .find(|strategy| strategy.name == metric_name)
             .map(|strategy| strategy.value.clone())
-            .unwrap_or_else(|| self.default_strategy())
+            .unwrap_or_else(|| self.default_strategy_for(metric_name))
     }
 
-    /// Katib's default strategy for this objective type.
-    pub fn default_strategy(&self) -> MetricStrategyType {
-        match self.objective_type {
+    /// The strategy a metric gets when none is given: its own direction's when it is one of
+    /// several objectives, else Katib's default for the objective type.
+    pub fn default_strategy_for(&self, metric_name: &str) -> MetricStrategyType {
+        let direction = self
+            .objectives
+            .iter()
+            .find(|objective| objective.metric_name == metric_name)
+            .map_or(self.objective_type.as_ref(), |objective| {
+                objective.objective_type.as_ref()
+            });
+        match direction {
             Some(ObjectiveType::Minimize) => MetricStrategyType::Min,
             Some(ObjectiveType::Maximize) => MetricStrategyType::Max,
             _ => MetricStrategyType::Latest,

@@ -85,7 +85,8 @@ string_enum! {
 
 /// The spec of an Experiment.
 ///
-/// In a cluster it is the spec of the Experiment custom resource, [`ExperimentResource`].
+/// In a cluster it is the spec of the Experiment custom resource (`sextant-controller`'s
+/// `ExperimentResource`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentSpec {
@@ -122,6 +123,25 @@ pub struct ExperimentSpec {
     /// Whether the experiment can be restarted once completed (default `Never`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_policy: Option<ResumePolicy>,
+    /// Sextant's outcome constraints: a trial that breaks one is infeasible, never optimal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<ConstraintSpec>,
+}
+
+/// An outcome constraint: a collected metric must stay within a bound (`max`, `min` or both;
+/// the bound itself is allowed).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConstraintSpec {
+    /// The metric: an objective or an additional metric.
+    #[serde(default)]
+    pub metric_name: String,
+    /// The largest value allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The smallest value allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
 }
 
 /// One search parameter, all values as strings (Katib's `ParameterSpec`).
@@ -324,9 +344,13 @@ pub struct ExperimentStatus {
     /// Its conditions, the most recently changed last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ExperimentCondition>,
-    /// The best trial so far.
+    /// The best trial so far (with several objectives, the best feasible one on the first).
     #[serde(default)]
     pub current_optimal_trial: OptimalTrial,
+    /// With several objectives, the Pareto front: the succeeded trials that meet every
+    /// constraint and that no other such trial dominates, in trial order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pareto_optimal_trials: Vec<OptimalTrial>,
     /// Trials running.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub running_trial_list: Vec<String>,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::common::{
     EarlyStoppingRule, MetricsCollectorSpec, ObjectiveSpec, Observation, ParameterAssignment,
 };
+use crate::api::experiment::ConstraintSpec;
 use crate::api::{Condition, ObjectMeta};
 
 /// The kind name of a Trial.
@@ -38,7 +39,8 @@ pub struct Trial {
 
 /// The spec of a Trial, built by the engine's driver from the experiment and a suggestion.
 ///
-/// In a cluster it is the spec of the Trial custom resource, [`TrialResource`].
+/// In a cluster it is the spec of the Trial custom resource (`sextant-controller`'s
+/// `TrialResource`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrialSpec {
@@ -76,6 +78,9 @@ pub struct TrialSpec {
     /// Labels the suggestion gave the trial.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The experiment's outcome constraints (Sextant's): their metrics must be reported too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<ConstraintSpec>,
 }
 
 /// Condition types of a Trial.

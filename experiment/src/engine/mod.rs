@@ -24,14 +24,18 @@
 mod status;
 
 #[cfg(test)]
+mod pareto_tests;
+#[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
 
-pub use status::{compute_status, is_completed, is_restartable, objective_value, will_restart};
+pub use status::{
+    compute_status, is_completed, is_restartable, objective_value, outcome, will_restart,
+};
 
-use crate::api::common::{Observation, ParameterAssignment};
-use crate::api::experiment::{Experiment, ExperimentStatus};
+use crate::api::common::{ObjectiveSpec, Observation, ParameterAssignment};
+use crate::api::experiment::{ConstraintSpec, Experiment, ExperimentStatus};
 use crate::api::suggestion::TrialAssignment;
 use crate::api::trial::TrialConditionType;
 use crate::defaults::DEFAULT_PARALLEL_TRIAL_COUNT;
@@ -238,17 +242,12 @@ fn completion_reason(status: &ExperimentStatus) -> String {
 }
 
 pub(crate) fn effective_trials(observed: &Observed) -> Vec<EffectiveTrial<'_>> {
-    let objective_metric = observed
-        .experiment
-        .spec
-        .objective
-        .as_ref()
-        .map(|objective| objective.objective_metric_name.as_str())
-        .unwrap_or_default();
+    let spec = &observed.experiment.spec;
+    let required = required_metrics(spec.objective.as_ref(), &spec.constraints);
     observed
         .trials
         .iter()
-        .map(|trial| match next_condition(trial, objective_metric) {
+        .map(|trial| match next_condition(trial, &required) {
             Some((condition, reason, message)) => EffectiveTrial {
                 trial,
                 condition,
@@ -263,11 +262,35 @@ pub(crate) fn effective_trials(observed: &Observed) -> Vec<EffectiveTrial<'_>> {
         .collect()
 }
 
+/// The metrics a trial that succeeded must have reported, else it is `MetricsUnavailable`:
+/// every objective and every constrained metric.
+pub fn required_metrics<'a>(
+    objective: Option<&'a ObjectiveSpec>,
+    constraints: &'a [ConstraintSpec],
+) -> Vec<&'a str> {
+    let mut required: Vec<&str> = objective
+        .map(|objective| {
+            objective
+                .objective_metrics()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .unwrap_or_default();
+    for constraint in constraints {
+        if !required.contains(&constraint.metric_name.as_str()) {
+            required.push(&constraint.metric_name);
+        }
+    }
+    required
+}
+
 /// The condition a trial moves to given its run, with Katib's reason and message; `None` when
-/// it stays where it is.
+/// it stays where it is. A run that succeeded without a value for each of `required_metrics`
+/// (see [`required_metrics`]) makes the trial `MetricsUnavailable`.
 pub fn next_condition(
     trial: &ObservedTrial,
-    objective_metric: &str,
+    required_metrics: &[&str],
 ) -> Option<(TrialConditionType, String, String)> {
     if trial.condition.is_terminal() {
         return None;
@@ -283,11 +306,17 @@ pub fn next_condition(
             "Trial is running",
         ),
         RunState::Running => None,
-        RunState::Succeeded if trial.observation.is_available_for(objective_metric) => owned(
-            TrialConditionType::Succeeded,
-            "TrialSucceeded",
-            "Trial has succeeded",
-        ),
+        RunState::Succeeded
+            if required_metrics
+                .iter()
+                .all(|metric| trial.observation.is_available_for(metric)) =>
+        {
+            owned(
+                TrialConditionType::Succeeded,
+                "TrialSucceeded",
+                "Trial has succeeded",
+            )
+        }
         RunState::Succeeded => owned(
             TrialConditionType::MetricsUnavailable,
             "MetricsUnavailable",

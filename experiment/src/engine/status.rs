@@ -1,15 +1,21 @@
 //! The experiment status as a pure function of what is observed: trial counters and lists,
-//! the optimal trial, and the conditions with Katib's reasons, evaluated in Katib's order
+//! the optimal trial (and with several objectives the Pareto front), and the conditions with Katib's reasons, evaluated in Katib's order
 //! (goal, failed count, max trials, then Sextant's suggestion end, else running).
 
 use chrono::{DateTime, Utc};
 
-use crate::api::common::{Metric, MetricStrategyType, ObjectiveType, UNAVAILABLE_METRIC_VALUE};
+use sextant_algorithms::pareto::pareto_front;
+use sextant_algorithms::{Direction, ObjectiveMetric, Outcome};
+
+use crate::api::common::{
+    Metric, MetricStrategyType, ObjectiveType, Observation, UNAVAILABLE_METRIC_VALUE,
+};
 use crate::api::experiment::{
     ExperimentConditionType, ExperimentSpec, ExperimentStatus, OptimalTrial, ResumePolicy,
 };
 use crate::api::trial::TrialConditionType;
 use crate::api::{ConditionStatus, has_true_condition, set_condition};
+use crate::domain;
 use crate::engine::{EffectiveTrial, Observed, effective_trials};
 
 /// Reason of the `Created` condition.
@@ -260,8 +266,72 @@ fn count_trials(status: &mut ExperimentStatus, trials: &[EffectiveTrial<'_>]) {
     status.trials_early_stopped = count(&status.early_stopped_trial_list);
 }
 
-/// Sets `currentOptimalTrial` from the succeeded and early-stopped trials; returns whether the
-/// best value reaches the goal.
+/// A trial's outcome as the algorithms rank it: a loss per objective (the first objective
+/// first) and the total violation of the outcome constraints, zero when it meets them all;
+/// `None` without a value for every objective. A constrained metric the trial did not report
+/// breaks its constraint. Values are read under each metric's strategy.
+pub fn outcome(spec: &ExperimentSpec, observation: &Observation) -> Option<Outcome> {
+    let objective = spec.objective.as_ref()?;
+    let value = |name: &str| {
+        observation
+            .metric(name)
+            .and_then(|metric| objective_value(metric, &objective.strategy_for(name)))
+    };
+    let losses = objective
+        .objective_metrics()
+        .into_iter()
+        .map(|(name, objective_type)| {
+            let direction = match objective_type {
+                Some(ObjectiveType::Maximize) => Direction::Maximize,
+                _ => Direction::Minimize,
+            };
+            Some(ObjectiveMetric::new(direction, name).loss(value(name)?))
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    let violation = domain::constraints(&spec.constraints)
+        .iter()
+        .map(|constraint| {
+            value(&constraint.metric_name).map_or(f64::INFINITY, |v| constraint.violation(v))
+        })
+        .sum();
+    Some(Outcome { losses, violation })
+}
+
+/// A succeeded or early-stopped trial with a value for every objective, and its outcome.
+struct Scored<'t> {
+    trial: &'t EffectiveTrial<'t>,
+    outcome: Outcome,
+}
+
+fn scored<'t>(spec: &ExperimentSpec, trials: &'t [EffectiveTrial<'t>]) -> Vec<Scored<'t>> {
+    trials
+        .iter()
+        .filter(|trial| {
+            matches!(
+                trial.condition,
+                TrialConditionType::Succeeded | TrialConditionType::EarlyStopped
+            )
+        })
+        .filter_map(|trial| {
+            Some(Scored {
+                trial,
+                outcome: outcome(spec, &trial.trial.observation)?,
+            })
+        })
+        .collect()
+}
+
+fn optimal(trial: &EffectiveTrial<'_>) -> OptimalTrial {
+    OptimalTrial {
+        best_trial_name: trial.trial.name.clone(),
+        parameter_assignments: trial.trial.parameter_assignments.clone(),
+        observation: trial.trial.observation.clone(),
+    }
+}
+
+/// Sets `currentOptimalTrial` (the feasible trial best on the first objective) and, with
+/// several objectives, `paretoOptimalTrials`, from the succeeded and early-stopped trials; an
+/// infeasible trial is never either. Returns whether the best value reaches the goal.
 fn update_optimal_trial(
     status: &mut ExperimentStatus,
     spec: &ExperimentSpec,
@@ -270,39 +340,32 @@ fn update_optimal_trial(
     let Some(objective) = &spec.objective else {
         return false;
     };
-    let maximize = objective.objective_type == Some(ObjectiveType::Maximize);
-    let strategy = objective.strategy_for(&objective.objective_metric_name);
-    let mut best: Option<(f64, &EffectiveTrial<'_>)> = None;
-    for trial in trials.iter().filter(|trial| {
-        matches!(
-            trial.condition,
-            TrialConditionType::Succeeded | TrialConditionType::EarlyStopped
-        )
-    }) {
-        let Some(value) = trial
-            .trial
-            .observation
-            .metric(&objective.objective_metric_name)
-            .and_then(|metric| objective_value(metric, &strategy))
-        else {
-            continue;
-        };
-        let better = match best {
-            None => true,
-            Some((incumbent, _)) if maximize => value > incumbent,
-            Some((incumbent, _)) => value < incumbent,
-        };
-        if better {
-            best = Some((value, trial));
+    let scored = scored(spec, trials);
+    let mut best: Option<&Scored<'_>> = None;
+    for candidate in scored.iter().filter(|s| s.outcome.is_feasible()) {
+        if best.is_none_or(|incumbent| candidate.outcome.losses[0] < incumbent.outcome.losses[0]) {
+            best = Some(candidate);
         }
     }
-    let Some((value, trial)) = best else {
+    status.pareto_optimal_trials = if objective.is_multi_objective() {
+        let outcomes: Vec<Outcome> = scored.iter().map(|s| s.outcome.clone()).collect();
+        pareto_front(&outcomes)
+            .into_iter()
+            .map(|index| optimal(scored[index].trial))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let Some(best) = best else {
         return false;
     };
-    status.current_optimal_trial = OptimalTrial {
-        best_trial_name: trial.trial.name.clone(),
-        parameter_assignments: trial.trial.parameter_assignments.clone(),
-        observation: trial.trial.observation.clone(),
+    status.current_optimal_trial = optimal(best.trial);
+    let maximize = objective.objective_type == Some(ObjectiveType::Maximize);
+    // Back from the loss to the value as reported.
+    let value = if maximize {
+        -best.outcome.losses[0]
+    } else {
+        best.outcome.losses[0]
     };
     objective.goal.is_some_and(|goal| {
         if maximize {

@@ -278,3 +278,118 @@ fn early_stopping_is_checked_by_its_algorithm() {
     );
     assert!(load_experiments(&valid).is_ok());
 }
+
+/// An experiment with several objectives and a constraint; `objective` and `extra` are spliced
+/// into its spec.
+fn several_objectives(objective: &str, algorithm: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: sextant.dev/v1beta1
+kind: Experiment
+metadata: {{name: front}}
+spec:
+  objective:
+{objective}
+  algorithm: {{algorithmName: {algorithm}}}
+  maxTrialCount: 10
+  parameters:
+    - {{name: x, parameterType: double, feasibleSpace: {{min: "0", max: "1"}}}}
+  trialTemplate:
+    trialParameters: [{{name: x, reference: x}}]
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec: {{command: [echo, "${{trialParameters.x}}"]}}
+{extra}
+"#
+    )
+}
+
+const TWO_OBJECTIVES: &str = "    objectives: [{metricName: loss, type: minimize}, {metricName: latency, type: minimize}]\n    additionalMetricNames: [memory]";
+
+fn rules(errors: &ValidationErrors) -> Vec<(String, String)> {
+    errors
+        .0
+        .iter()
+        .map(|error| (error.path.clone(), error.rule.clone()))
+        .collect()
+}
+
+#[test]
+fn several_objectives_and_constraints_validate_and_default() -> Result<()> {
+    let text = several_objectives(
+        TWO_OBJECTIVES,
+        "nsga2",
+        "  constraints: [{metricName: memory, max: 512}, {metricName: latency, min: 0, max: 9}]",
+    );
+    let experiment = load_experiments(&text)?.remove(0);
+    let objective = experiment.spec.objective.expect("an objective");
+    assert_eq!(objective.objective_metric_name, "loss");
+    assert!(objective.is_multi_objective());
+    assert_eq!(experiment.spec.constraints.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn bad_objectives_and_constraints_are_named_by_their_paths() {
+    let errors = errors_of(&several_objectives(
+        "    type: maximize\n    goal: 0.9\n    objectiveMetricName: accuracy\n    objectives: [{metricName: loss, type: minimize}, {metricName: loss}, {metricName: '', type: sideways}]",
+        "nsga2",
+        "  constraints: [{metricName: memory, max: 1}, {metricName: loss}, {metricName: loss, min: 2, max: 1}]",
+    ));
+    let rules = rules(&errors);
+    let has = |path: &str, words: &str| {
+        rules
+            .iter()
+            .any(|(p, rule)| p == path && rule.contains(words))
+    };
+    assert!(
+        has("spec.objective.objectives[1].metricName", "named twice"),
+        "{errors}"
+    );
+    assert!(
+        has("spec.objective.objectives[1].type", "is required"),
+        "{errors}"
+    );
+    assert!(
+        has("spec.objective.objectives[2].metricName", "is required"),
+        "{errors}"
+    );
+    assert!(
+        has("spec.objective.objectives[2].type", "minimize or maximize"),
+        "{errors}"
+    );
+    assert!(
+        has(
+            "spec.objective.objectiveMetricName",
+            "must be the first of spec.objective.objectives"
+        ),
+        "{errors}"
+    );
+    assert!(
+        has("spec.objective.type", "must be the type of the first"),
+        "{errors}"
+    );
+    assert!(has("spec.objective.goal", "several objectives"), "{errors}");
+    assert!(
+        has("spec.constraints[0].metricName", "is not collected"),
+        "{errors}"
+    );
+    assert!(
+        has("spec.constraints[1]", "needs max, min or both"),
+        "{errors}"
+    );
+    assert!(has("spec.constraints[2].min", "above max"), "{errors}");
+}
+
+#[test]
+fn an_algorithm_for_one_objective_refuses_several_and_names_those_that_can() {
+    let errors = errors_of(&several_objectives(TWO_OBJECTIVES, "cmaes", ""));
+    let rules = rules(&errors);
+    let (path, rule) = rules
+        .iter()
+        .find(|(path, _)| path == "spec.algorithm.algorithmName")
+        .unwrap_or_else(|| panic!("no algorithm error in {errors}"));
+    assert_eq!(path, "spec.algorithm.algorithmName");
+    assert!(rule.contains("cmaes") && rule.contains("nsga2"), "{rule}");
+}

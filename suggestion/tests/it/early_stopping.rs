@@ -103,6 +103,7 @@ fn experiment(direction: api::ObjectiveType, settings: &[(&str, &str)]) -> api::
                 goal: 0.0,
                 objective_metric_name: "accuracy".into(),
                 additional_metric_names: vec!["loss".into()],
+                ..Default::default()
             }),
             early_stopping: Some(early_stopping_spec("medianstop", settings)),
             ..Default::default()

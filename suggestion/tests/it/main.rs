@@ -1,4 +1,5 @@
 //! Integration tests of the suggestion crate, over loopback gRPC through the public API only.
 
 mod early_stopping;
+mod multi_objective;
 mod policy;

@@ -74,7 +74,7 @@ fn grid_request(tried: &[u32], count: i32) -> api::GetSuggestionsRequest {
     }
 }
 
-async fn serve<S: Suggestion>(service: SuggestionServer<S>) -> SocketAddr {
+pub async fn serve<S: Suggestion>(service: SuggestionServer<S>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(
