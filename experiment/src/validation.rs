@@ -1025,8 +1025,8 @@ fn validate_metrics_collector(spec: &MetricsCollectorSpec, errors: &mut Errors) 
         );
     }
     for (index, format) in formats.iter().enumerate() {
-        // The metrics format crate reads Katib's Go-syntax regexes (a literal `{`, ASCII `\\w`); checking
-        // with its parser accepts exactly what the collector will run.
+        // The metrics format crate reads Katib's Go-syntax regexes (a literal `{`, ASCII
+        // `\\w`); checking with its parser accepts exactly what the collector will run.
         let probe_metric = ["metric".to_owned()];
         if let Err(error) = TextParser::new(&probe_metric, std::slice::from_ref(format)) {
             let rule = match std::error::Error::source(&error) {

@@ -11,7 +11,7 @@
 //! program would, and patch the Job's status to `Complete` or `Failed`, as the Job controller
 //! would once its pod ended.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -304,19 +304,27 @@ impl Harness {
 
     /// Pushes `loss` for a trial to the DBManager, as its training program would.
     async fn report_loss(&self, trial: &str, loss: f64) {
+        self.report_metrics(trial, &[("loss", loss)]).await;
+    }
+
+    /// Pushes `metrics` for `trial` to the DBManager, as the training program would.
+    async fn report_metrics(&self, trial: &str, metrics: &[(&str, f64)]) {
         let mut db = DbManagerClient::connect(self.serve.endpoint())
             .await
             .expect("connect to the DBManager");
         db.report_observation_log(api::ReportObservationLogRequest {
             trial_name: self.log_key(trial),
             observation_log: Some(api::ObservationLog {
-                metric_logs: vec![api::MetricLog {
-                    time_stamp: "2026-01-01T00:00:00Z".into(),
-                    metric: Some(api::Metric {
-                        name: "loss".into(),
-                        value: loss.to_string(),
-                    }),
-                }],
+                metric_logs: metrics
+                    .iter()
+                    .map(|(name, value)| api::MetricLog {
+                        time_stamp: "2026-01-01T00:00:00Z".into(),
+                        metric: Some(api::Metric {
+                            name: (*name).into(),
+                            value: value.to_string(),
+                        }),
+                    })
+                    .collect(),
             }),
         })
         .await
@@ -616,6 +624,87 @@ async fn play_until_done(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_objective_experiment_ends_with_its_pareto_front_and_its_infeasible_trial_off_it() {
+    let harness = Harness::new("pareto").await;
+    let name = harness
+        .start_experiment(json!({
+            "objective": {
+                "objectives": [
+                    {"metricName": "loss", "type": "minimize"},
+                    {"metricName": "latency", "type": "minimize"},
+                ],
+                "additionalMetricNames": ["memory"],
+            },
+            "constraints": [{"metricName": "memory", "max": 100}],
+            "algorithm": {"algorithmName": "nsga2", "algorithmSettings": [{"name": "random_state", "value": "5"}]},
+        }))
+        .await;
+    // Per trial ordinal, (loss, latency, memory): the first two trade off, the third is
+    // better in both but breaks the memory constraint, the fourth is dominated.
+    let reports = [
+        (1.0, 4.0, 50.0),
+        (2.0, 3.0, 50.0),
+        (0.5, 0.5, 500.0),
+        (3.0, 5.0, 50.0),
+    ];
+    let mut finished = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while finished.len() < reports.len() {
+        assert!(Instant::now() < deadline, "only {finished:?} finished");
+        for trial in harness.trials().await {
+            let trial_name = trial.name_any();
+            let ordinal: usize = trial_name
+                .rsplit('-')
+                .next()
+                .and_then(|ordinal| ordinal.parse().ok())
+                .expect("an ordinal");
+            if finished.contains(&ordinal)
+                || harness
+                    .jobs()
+                    .get_opt(&trial_name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none()
+            {
+                continue;
+            }
+            let (loss, latency, memory) = reports[ordinal];
+            harness
+                .report_metrics(
+                    &trial_name,
+                    &[("loss", loss), ("latency", latency), ("memory", memory)],
+                )
+                .await;
+            harness.end_job(&trial_name, "Complete", "Completed").await;
+            harness
+                .wait_for_trial_condition(&trial_name, "Succeeded")
+                .await;
+            finished.insert(ordinal);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    harness
+        .wait_for_experiment_condition(&name, "Succeeded")
+        .await;
+    let status = harness.experiment(&name).await.status.expect("a status");
+    let front: BTreeSet<String> = status
+        .pareto_optimal_trials
+        .iter()
+        .map(|trial| trial.best_trial_name.clone())
+        .collect();
+    assert_eq!(
+        front,
+        BTreeSet::from([format!("{name}-0"), format!("{name}-1")])
+    );
+    assert_eq!(
+        status.current_optimal_trial.best_trial_name,
+        format!("{name}-0")
+    );
+    assert_eq!(status.trials_succeeded, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

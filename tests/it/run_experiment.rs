@@ -621,3 +621,99 @@ fn resume_ends_the_trial_processes_a_killed_runner_left_behind() {
         "the leftover process group is gone"
     );
 }
+
+/// A metric's latest value in a trial's (or an optimal trial's) JSON observation.
+fn metric_of(trial: &Value, name: &str) -> Option<f64> {
+    trial["observation"]["metrics"]
+        .as_array()?
+        .iter()
+        .find(|metric| metric["name"] == name)?["latest"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_multi_objective_example_ends_with_its_pareto_front_and_infeasible_trials_off_it() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/multi-objective");
+    let scratch = Scratch::new();
+    scratch.write(
+        "zdt1.py",
+        &std::fs::read_to_string(examples.join("zdt1.py")).expect("zdt1.py"),
+    );
+    let file = scratch.write(
+        "zdt1.yaml",
+        &std::fs::read_to_string(examples.join("zdt1.yaml")).expect("zdt1.yaml"),
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(
+        reason(&experiment),
+        ("Succeeded".into(), "ExperimentMaxTrialsReached".into())
+    );
+
+    // The front is exactly the feasible trials no other feasible trial dominates (both
+    // objectives minimized, cost at most 1.2), from the trials as `sextant get` lists them.
+    let trials = scratch.trials("zdt1-nsga2");
+    assert_eq!(trials.len(), 48);
+    let points: Vec<(String, f64, f64, f64)> = trials
+        .iter()
+        .map(|trial| {
+            (
+                trial["name"].as_str().expect("a name").to_owned(),
+                metric_of(trial, "f1").expect("f1"),
+                metric_of(trial, "f2").expect("f2"),
+                metric_of(trial, "cost").expect("cost"),
+            )
+        })
+        .collect();
+    let feasible = |point: &&(String, f64, f64, f64)| point.3 <= 1.2;
+    let infeasible = points.iter().filter(|point| !feasible(point)).count();
+    assert!(infeasible > 0, "no trial broke the constraint");
+    let mut expected: Vec<&str> = points
+        .iter()
+        .filter(feasible)
+        .filter(|p| {
+            !points
+                .iter()
+                .filter(feasible)
+                .any(|q| q.1 <= p.1 && q.2 <= p.2 && (q.1 < p.1 || q.2 < p.2))
+        })
+        .map(|point| point.0.as_str())
+        .collect();
+    expected.sort_unstable();
+    let mut front: Vec<&str> = experiment["status"]["paretoOptimalTrials"]
+        .as_array()
+        .expect("a Pareto front")
+        .iter()
+        .map(|trial| trial["bestTrialName"].as_str().expect("a name"))
+        .collect();
+    front.sort_unstable();
+    assert!(!front.is_empty());
+    assert_eq!(front, expected);
+    let best = experiment["status"]["currentOptimalTrial"]["bestTrialName"]
+        .as_str()
+        .expect("an optimal trial");
+    assert!(
+        points
+            .iter()
+            .any(|point| point.0 == best && feasible(&point)),
+        "{best} is infeasible"
+    );
+
+    // The table shows the front and which trials are infeasible.
+    let table = scratch.output(&["get", "experiment", "zdt1-nsga2", "--db", &scratch.db()]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("Pareto front:"), "{text}");
+    assert!(
+        text.contains("f1 (min)") && text.contains("FEASIBLE"),
+        "{text}"
+    );
+    let trials_table = scratch.output(&["get", "trials", "zdt1-nsga2", "--db", &scratch.db()]);
+    let rows = String::from_utf8_lossy(&trials_table.stdout);
+    assert_eq!(
+        rows.lines().filter(|line| line.contains(" no ")).count(),
+        infeasible,
+        "{rows}"
+    );
+}

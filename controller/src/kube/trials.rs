@@ -1,13 +1,15 @@
 //! The trial controller's reconcile: create the Trial's run object, judge it by the trial's
 //! success and failure conditions, read the observation log, record the Trial's condition.
 //!
-//! A trial's condition moves by the engine's rule ([`sextant_experiment::engine::next_condition`]), so a run
-//! that succeeded without its objective metric is `MetricsUnavailable` at once, as locally. A
+//! A trial's condition moves by the engine's rule
+//! ([`sextant_experiment::engine::next_condition`]), so a run that succeeded without a value for
+//! each objective and constrained metric is `MetricsUnavailable` at once, as locally. A
 //! run object that cannot be made fails the trial with the reason: an unknown kind
 //! (`UnknownKind`), one the controller may not create (`Forbidden`, RBAC), a template that does
 //! not fit its metrics collector (`InvalidRunSpec`), a condition that does not parse
 //! (`InvalidCondition`). A running trial whose early-stopping rules are all met by what it
-//! reported has its run object deleted and ends `EarlyStopped`. A trial asked to stop has its run object deleted and ends `Killed`.
+//! reported has its run object deleted and ends `EarlyStopped`. A trial asked to stop has its
+//! run object deleted and ends `Killed`.
 //! When a trial ends, its run object is deleted unless the template says `retain`; when the
 //! Trial is deleted, the finalizer deletes its observation log and garbage collection its run
 //! object.

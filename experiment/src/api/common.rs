@@ -115,8 +115,8 @@ pub struct ObjectiveSpec {
     /// Succeed as soon as a trial reaches this value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<f64>,
-    /// The metric optimized.
-    #[serde(default)]
+    /// The metric optimized (with several objectives, defaulting fills it from the first).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub objective_metric_name: String,
     /// Other metrics to collect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

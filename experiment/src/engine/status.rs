@@ -1,6 +1,7 @@
 //! The experiment status as a pure function of what is observed: trial counters and lists,
-//! the optimal trial (and with several objectives the Pareto front), and the conditions with Katib's reasons, evaluated in Katib's order
-//! (goal, failed count, max trials, then Sextant's suggestion end, else running).
+//! the optimal trial (and with several objectives the Pareto front), and the conditions with
+//! Katib's reasons, evaluated in Katib's order (goal, failed count, max trials, then Sextant's
+//! suggestion end, else running).
 
 use chrono::{DateTime, Utc};
 
