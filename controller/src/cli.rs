@@ -460,6 +460,7 @@ pub fn trials_table(
         .as_ref()
         .is_some_and(|objective| objective.objective_type == Some(ObjectiveType::Maximize));
     let constrained = !experiment.spec.constraints.is_empty();
+    let rule = engine::OutcomeRule::new(&experiment.spec);
     let mut rows = Vec::with_capacity(trials.len());
     for trial in trials {
         let observation = observation(trial)?;
@@ -476,7 +477,8 @@ pub fn trials_table(
         });
         let feasible = observation
             .as_ref()
-            .and_then(|observation| engine::outcome(&experiment.spec, observation))
+            .zip(rule.as_ref())
+            .and_then(|(observation, rule)| rule.outcome(observation))
             .map(|outcome| outcome.is_feasible());
         rows.push((trial, value, feasible));
     }

@@ -31,7 +31,7 @@ mod tests;
 use chrono::{DateTime, Utc};
 
 pub use status::{
-    compute_status, is_completed, is_restartable, objective_value, outcome, will_restart,
+    OutcomeRule, compute_status, is_completed, is_restartable, objective_value, will_restart,
 };
 
 use crate::api::common::{ObjectiveSpec, Observation, ParameterAssignment};

@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 
 use sextant_algorithms::pareto::pareto_front;
-use sextant_algorithms::{Direction, ObjectiveMetric, Outcome};
+use sextant_algorithms::{Constraint, Direction, ObjectiveMetric, Outcome};
 
 use crate::api::common::{
-    Metric, MetricStrategyType, ObjectiveType, Observation, UNAVAILABLE_METRIC_VALUE,
+    Metric, MetricStrategyType, ObjectiveSpec, ObjectiveType, Observation, UNAVAILABLE_METRIC_VALUE,
 };
 use crate::api::experiment::{
     ExperimentConditionType, ExperimentSpec, ExperimentStatus, OptimalTrial, ResumePolicy,
@@ -267,35 +267,60 @@ fn count_trials(status: &mut ExperimentStatus, trials: &[EffectiveTrial<'_>]) {
     status.trials_early_stopped = count(&status.early_stopped_trial_list);
 }
 
-/// A trial's outcome as the algorithms rank it: a loss per objective (the first objective
-/// first) and the total violation of the outcome constraints, zero when it meets them all;
-/// `None` without a value for every objective. A constrained metric the trial did not report
-/// breaks its constraint. Values are read under each metric's strategy.
-pub fn outcome(spec: &ExperimentSpec, observation: &Observation) -> Option<Outcome> {
-    let objective = spec.objective.as_ref()?;
-    let value = |name: &str| {
-        observation
-            .metric(name)
-            .and_then(|metric| objective_value(metric, &objective.strategy_for(name)))
-    };
-    let losses = objective
-        .objective_metrics()
-        .into_iter()
-        .map(|(name, objective_type)| {
-            let direction = match objective_type {
-                Some(ObjectiveType::Maximize) => Direction::Maximize,
-                _ => Direction::Minimize,
-            };
-            Some(ObjectiveMetric::new(direction, name).loss(value(name)?))
+/// How a trial's observation becomes its outcome as the algorithms rank it: a loss per
+/// objective (the first objective first) and the total violation of the outcome constraints,
+/// zero when it meets them all. Built once from the spec, applied to each trial.
+pub struct OutcomeRule<'s> {
+    objective: &'s ObjectiveSpec,
+    objectives: Vec<ObjectiveMetric>,
+    constraints: Vec<Constraint>,
+}
+
+impl<'s> OutcomeRule<'s> {
+    /// The rule of `spec`; `None` without an objective.
+    pub fn new(spec: &'s ExperimentSpec) -> Option<OutcomeRule<'s>> {
+        let objective = spec.objective.as_ref()?;
+        let objectives = objective
+            .objective_metrics()
+            .into_iter()
+            .map(|(name, objective_type)| {
+                let direction = match objective_type {
+                    Some(ObjectiveType::Maximize) => Direction::Maximize,
+                    _ => Direction::Minimize,
+                };
+                ObjectiveMetric::new(direction, name)
+            })
+            .collect();
+        Some(OutcomeRule {
+            objective,
+            objectives,
+            constraints: domain::constraints(&spec.constraints),
         })
-        .collect::<Option<Vec<f64>>>()?;
-    let violation = domain::constraints(&spec.constraints)
-        .iter()
-        .map(|constraint| {
-            value(&constraint.metric_name).map_or(f64::INFINITY, |v| constraint.violation(v))
-        })
-        .sum();
-    Some(Outcome { losses, violation })
+    }
+
+    /// The outcome of a trial that reported `observation`; `None` without a value for every
+    /// objective. A constrained metric the trial did not report breaks its constraint. Values
+    /// are read under each metric's strategy.
+    pub fn outcome(&self, observation: &Observation) -> Option<Outcome> {
+        let value = |name: &str| {
+            observation
+                .metric(name)
+                .and_then(|metric| objective_value(metric, &self.objective.strategy_for(name)))
+        };
+        let losses = self
+            .objectives
+            .iter()
+            .map(|metric| Some(metric.loss(value(&metric.metric_name)?)))
+            .collect::<Option<Vec<f64>>>()?;
+        let violation = self
+            .constraints
+            .iter()
+            .map(|constraint| {
+                value(&constraint.metric_name).map_or(f64::INFINITY, |v| constraint.violation(v))
+            })
+            .sum();
+        Some(Outcome { losses, violation })
+    }
 }
 
 /// A succeeded or early-stopped trial with a value for every objective, and its outcome.
@@ -304,7 +329,7 @@ struct Scored<'t> {
     outcome: Outcome,
 }
 
-fn scored<'t>(spec: &ExperimentSpec, trials: &'t [EffectiveTrial<'t>]) -> Vec<Scored<'t>> {
+fn scored<'t>(rule: &OutcomeRule<'_>, trials: &'t [EffectiveTrial<'t>]) -> Vec<Scored<'t>> {
     trials
         .iter()
         .filter(|trial| {
@@ -316,7 +341,7 @@ fn scored<'t>(spec: &ExperimentSpec, trials: &'t [EffectiveTrial<'t>]) -> Vec<Sc
         .filter_map(|trial| {
             Some(Scored {
                 trial,
-                outcome: outcome(spec, &trial.trial.observation)?,
+                outcome: rule.outcome(&trial.trial.observation)?,
             })
         })
         .collect()
@@ -338,10 +363,10 @@ fn update_optimal_trial(
     spec: &ExperimentSpec,
     trials: &[EffectiveTrial<'_>],
 ) -> bool {
-    let Some(objective) = &spec.objective else {
+    let (Some(objective), Some(rule)) = (&spec.objective, OutcomeRule::new(spec)) else {
         return false;
     };
-    let scored = scored(spec, trials);
+    let scored = scored(&rule, trials);
     let mut best: Option<&Scored<'_>> = None;
     for candidate in scored.iter().filter(|s| s.outcome.is_feasible()) {
         if best.is_none_or(|incumbent| candidate.outcome.losses[0] < incumbent.outcome.losses[0]) {

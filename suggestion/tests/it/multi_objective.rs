@@ -5,7 +5,7 @@
 use sextant_proto::api;
 use sextant_suggestion::{Outcome, Suggester, SuggestionService};
 
-use crate::policy::serve;
+use crate::policy::{request_over_x, serve, trial_at};
 
 fn metric(name: &str, value: f64) -> api::Metric {
     api::Metric {
@@ -21,81 +21,60 @@ fn request(algorithm: &str) -> api::GetSuggestionsRequest {
     let trials = (0..12)
         .map(|index| {
             let x = f64::from(index) / 11.0;
-            api::Trial {
-                name: format!("front-{index}"),
-                spec: Some(api::TrialSpec {
-                    parameter_assignments: Some(api::trial_spec::ParameterAssignments {
-                        assignments: vec![api::ParameterAssignment {
-                            name: "x".into(),
-                            value: x.to_string(),
-                        }],
-                    }),
-                    ..Default::default()
-                }),
-                status: Some(api::TrialStatus {
-                    condition: api::trial_status::TrialConditionType::Succeeded as i32,
-                    observation: Some(api::Observation {
-                        metrics: vec![
-                            metric("loss", x),
-                            metric("accuracy", x * x),
-                            metric("memory", if index % 2 == 0 { 50.0 } else { 150.0 }),
-                        ],
-                    }),
-                    ..Default::default()
-                }),
-            }
+            trial_at(
+                format!("front-{index}"),
+                x.to_string(),
+                api::trial_status::TrialConditionType::Succeeded,
+                vec![
+                    metric("loss", x),
+                    metric("accuracy", x * x),
+                    metric("memory", if index % 2 == 0 { 50.0 } else { 150.0 }),
+                ],
+            )
         })
         .collect();
-    api::GetSuggestionsRequest {
-        experiment: Some(api::Experiment {
-            name: "front".into(),
-            spec: Some(api::ExperimentSpec {
-                parameter_specs: Some(api::experiment_spec::ParameterSpecs {
-                    parameters: vec![api::ParameterSpec {
-                        name: "x".into(),
-                        parameter_type: api::ParameterType::Double as i32,
-                        feasible_space: Some(api::FeasibleSpace {
-                            min: "0".into(),
-                            max: "1".into(),
-                            ..Default::default()
-                        }),
-                    }],
-                }),
-                objective: Some(api::ObjectiveSpec {
-                    r#type: api::ObjectiveType::Minimize as i32,
-                    objective_metric_name: "loss".into(),
-                    additional_metric_names: vec!["memory".into()],
-                    objectives: vec![
-                        api::ObjectiveMetric {
-                            metric_name: "loss".into(),
-                            r#type: api::ObjectiveType::Minimize as i32,
-                        },
-                        api::ObjectiveMetric {
-                            metric_name: "accuracy".into(),
-                            r#type: api::ObjectiveType::Maximize as i32,
-                        },
-                    ],
-                    constraints: vec![api::OutcomeConstraint {
-                        metric_name: "memory".into(),
-                        max: Some(100.0),
-                        min: None,
-                    }],
-                    ..Default::default()
-                }),
-                algorithm: Some(api::AlgorithmSpec {
-                    algorithm_name: algorithm.into(),
-                    algorithm_settings: vec![api::AlgorithmSetting {
-                        name: "random_state".into(),
-                        value: "7".into(),
-                    }],
-                }),
+    request_over_x(
+        "front",
+        api::ParameterSpec {
+            name: "x".into(),
+            parameter_type: api::ParameterType::Double as i32,
+            feasible_space: Some(api::FeasibleSpace {
+                min: "0".into(),
+                max: "1".into(),
                 ..Default::default()
             }),
-        }),
-        total_request_number: 14,
+        },
+        api::ObjectiveSpec {
+            r#type: api::ObjectiveType::Minimize as i32,
+            objective_metric_name: "loss".into(),
+            additional_metric_names: vec!["memory".into()],
+            objectives: vec![
+                api::ObjectiveMetric {
+                    metric_name: "loss".into(),
+                    r#type: api::ObjectiveType::Minimize as i32,
+                },
+                api::ObjectiveMetric {
+                    metric_name: "accuracy".into(),
+                    r#type: api::ObjectiveType::Maximize as i32,
+                },
+            ],
+            constraints: vec![api::OutcomeConstraint {
+                metric_name: "memory".into(),
+                max: Some(100.0),
+                min: None,
+            }],
+            ..Default::default()
+        },
+        api::AlgorithmSpec {
+            algorithm_name: algorithm.into(),
+            algorithm_settings: vec![api::AlgorithmSetting {
+                name: "random_state".into(),
+                value: "7".into(),
+            }],
+        },
         trials,
-        current_request_number: 2,
-    }
+        2,
+    )
 }
 
 #[tokio::test]

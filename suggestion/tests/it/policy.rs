@@ -20,58 +20,96 @@ fn setting(name: &str, value: &str) -> api::AlgorithmSetting {
     }
 }
 
-/// A grid over `x` in 1..=4 with the trials at `tried`, asking for `count`.
-fn grid_request(tried: &[u32], count: i32) -> api::GetSuggestionsRequest {
-    let trials: Vec<api::Trial> = tried
-        .iter()
-        .map(|x| api::Trial {
-            name: format!("grid-{x}"),
-            spec: Some(api::TrialSpec {
-                parameter_assignments: Some(api::trial_spec::ParameterAssignments {
-                    assignments: vec![api::ParameterAssignment {
-                        name: "x".into(),
-                        value: x.to_string(),
-                    }],
-                }),
-                ..Default::default()
+/// A trial at `x = value`, in `condition`, that reported `metrics`.
+pub fn trial_at(
+    name: String,
+    value: String,
+    condition: api::trial_status::TrialConditionType,
+    metrics: Vec<api::Metric>,
+) -> api::Trial {
+    api::Trial {
+        name,
+        spec: Some(api::TrialSpec {
+            parameter_assignments: Some(api::trial_spec::ParameterAssignments {
+                assignments: vec![api::ParameterAssignment {
+                    name: "x".into(),
+                    value,
+                }],
             }),
-            status: Some(api::TrialStatus {
-                condition: api::trial_status::TrialConditionType::Running as i32,
-                ..Default::default()
-            }),
-        })
-        .collect();
+            ..Default::default()
+        }),
+        status: Some(api::TrialStatus {
+            condition: condition as i32,
+            observation: Some(api::Observation { metrics }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// A request of the experiment `name` searching one parameter `x` with `algorithm`, given
+/// `trials`, asking for `count` more.
+pub fn request_over_x(
+    name: &str,
+    x: api::ParameterSpec,
+    objective: api::ObjectiveSpec,
+    algorithm: api::AlgorithmSpec,
+    trials: Vec<api::Trial>,
+    count: i32,
+) -> api::GetSuggestionsRequest {
     api::GetSuggestionsRequest {
         experiment: Some(api::Experiment {
-            name: "grid".into(),
+            name: name.into(),
             spec: Some(api::ExperimentSpec {
                 parameter_specs: Some(api::experiment_spec::ParameterSpecs {
-                    parameters: vec![api::ParameterSpec {
-                        name: "x".into(),
-                        parameter_type: api::ParameterType::Int as i32,
-                        feasible_space: Some(api::FeasibleSpace {
-                            min: "1".into(),
-                            max: "4".into(),
-                            ..Default::default()
-                        }),
-                    }],
+                    parameters: vec![x],
                 }),
-                objective: Some(api::ObjectiveSpec {
-                    r#type: api::ObjectiveType::Minimize as i32,
-                    objective_metric_name: "loss".into(),
-                    ..Default::default()
-                }),
-                algorithm: Some(api::AlgorithmSpec {
-                    algorithm_name: "grid".into(),
-                    algorithm_settings: vec![setting("random_state", "1")],
-                }),
+                objective: Some(objective),
+                algorithm: Some(algorithm),
                 ..Default::default()
             }),
         }),
-        total_request_number: i32::try_from(tried.len()).expect("few") + count,
+        total_request_number: i32::try_from(trials.len()).expect("few") + count,
         trials,
         current_request_number: count,
     }
+}
+
+/// A grid over `x` in 1..=4 with the trials at `tried`, asking for `count`.
+fn grid_request(tried: &[u32], count: i32) -> api::GetSuggestionsRequest {
+    let trials = tried
+        .iter()
+        .map(|x| {
+            trial_at(
+                format!("grid-{x}"),
+                x.to_string(),
+                api::trial_status::TrialConditionType::Running,
+                Vec::new(),
+            )
+        })
+        .collect();
+    request_over_x(
+        "grid",
+        api::ParameterSpec {
+            name: "x".into(),
+            parameter_type: api::ParameterType::Int as i32,
+            feasible_space: Some(api::FeasibleSpace {
+                min: "1".into(),
+                max: "4".into(),
+                ..Default::default()
+            }),
+        },
+        api::ObjectiveSpec {
+            r#type: api::ObjectiveType::Minimize as i32,
+            objective_metric_name: "loss".into(),
+            ..Default::default()
+        },
+        api::AlgorithmSpec {
+            algorithm_name: "grid".into(),
+            algorithm_settings: vec![setting("random_state", "1")],
+        },
+        trials,
+        count,
+    )
 }
 
 pub async fn serve<S: Suggestion>(service: SuggestionServer<S>) -> SocketAddr {
