@@ -1,7 +1,8 @@
 //! Standard test functions for judging search quality, and a loop that runs an algorithm on one.
 //!
-//! The functions and their optima follow Surjanovic & Bingham, "Virtual Library of Simulation
-//! Experiments: Test Functions and Datasets" (Simon Fraser University, sfu.ca/~ssurjano). All
+//! The continuous functions and their optima follow Surjanovic & Bingham, "Virtual Library of
+//! Simulation Experiments: Test Functions and Datasets" (Simon Fraser University,
+//! sfu.ca/~ssurjano); the mixed-space function is our own (see [`TestFunction::Mixed`]). All
 //! are minimized; *simple regret* is the best value found minus the known optimum. Quality
 //! tests, the quality runner example and the benches share this module, so every figure is
 //! measured the same way.
@@ -14,7 +15,7 @@ use crate::history::{TrialCondition, TrialRecord};
 use crate::objective::{Direction, Objective};
 use crate::registry::build_algorithm;
 use crate::settings::Setting;
-use crate::space::{Assignment, Parameter, SearchSpace, Value};
+use crate::space::{Assignment, Distribution, Domain, Parameter, SearchSpace, Value};
 
 /// A standard function on a box.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,13 @@ pub enum TestFunction {
     Levy,
     /// Styblinski-Tang, 8-D on `[-5, 5]^8`; minimum -39.16617 per dimension.
     StyblinskiTang,
+    /// Our own mixed space, shaped like a model's hyperparameters: `x0` a double on `[0, 1]`,
+    /// `x1` a log-uniform double on `[1e-5, 1]` (a learning rate), `x2` an int on `[1, 64]`,
+    /// `x3` an int on `[1, 8]` and `x4` a four-way categorical. Each choice adds its own
+    /// offset and moves the best `x1`, so the choice interacts with the log-scaled parameter;
+    /// `x0` and `x1` are correlated. Minimum 0 at `(0.3, 10^-2.5, 24, 3, choice 1)`. Not in
+    /// [`TestFunction::ALL`]; [`TestFunction::from_name`] knows it as `mixed`.
+    Mixed,
 }
 
 impl TestFunction {
@@ -53,15 +61,20 @@ impl TestFunction {
             TestFunction::Ackley => "ackley",
             TestFunction::Levy => "levy",
             TestFunction::StyblinskiTang => "styblinski-tang",
+            TestFunction::Mixed => "mixed",
         }
     }
 
-    /// Looks a function up by [`TestFunction::name`].
+    /// Looks a function up by [`TestFunction::name`], the mixed-space one included.
     pub fn from_name(name: &str) -> Option<TestFunction> {
-        TestFunction::ALL.into_iter().find(|f| f.name() == name)
+        TestFunction::ALL
+            .into_iter()
+            .chain([TestFunction::Mixed])
+            .find(|f| f.name() == name)
     }
 
-    /// The bounds of each dimension.
+    /// The bounds of each dimension (for [`TestFunction::Mixed`], the categorical's as its
+    /// choice indices).
     pub fn bounds(self) -> Vec<(f64, f64)> {
         match self {
             TestFunction::Branin => vec![(-5.0, 10.0), (0.0, 15.0)],
@@ -70,6 +83,13 @@ impl TestFunction {
             TestFunction::Ackley => vec![(-5.0, 10.0); 5],
             TestFunction::Levy => vec![(-10.0, 10.0); 4],
             TestFunction::StyblinskiTang => vec![(-5.0, 5.0); 8],
+            TestFunction::Mixed => vec![
+                (0.0, 1.0),
+                (1e-5, 1.0),
+                (1.0, 64.0),
+                (1.0, 8.0),
+                (0.0, (MIXED_CHOICES.len() - 1) as f64),
+            ],
         }
     }
 
@@ -78,24 +98,31 @@ impl TestFunction {
         match self {
             TestFunction::Branin => 0.397_887_357_729_738_2,
             TestFunction::Hartmann6 => -3.322_368_011_415_51,
-            TestFunction::Rosenbrock | TestFunction::Ackley | TestFunction::Levy => 0.0,
+            TestFunction::Rosenbrock
+            | TestFunction::Ackley
+            | TestFunction::Levy
+            | TestFunction::Mixed => 0.0,
             TestFunction::StyblinskiTang => -39.166_165_703_771_41 * 8.0,
         }
     }
 
-    /// A search space of double parameters `x0, x1, ...` over the bounds.
+    /// A search space of double parameters `x0, x1, ...` over the bounds (for
+    /// [`TestFunction::Mixed`], the mixed parameters it describes).
     pub fn space(self) -> SearchSpace {
+        if self == TestFunction::Mixed {
+            return mixed_space();
+        }
         let parameters = self
             .bounds()
             .into_iter()
             .enumerate()
             .map(|(index, (min, max))| Parameter {
                 name: format!("x{index}"),
-                domain: crate::space::Domain::Double {
+                domain: Domain::Double {
                     min,
                     max,
                     step: None,
-                    distribution: crate::space::Distribution::Uniform,
+                    distribution: Distribution::Uniform,
                 },
             })
             .collect();
@@ -118,6 +145,7 @@ impl TestFunction {
                 -20.0 * (-0.2 * squares.sqrt()).exp() - cosines.exp() + 20.0 + E
             }
             TestFunction::Levy => levy(x),
+            TestFunction::Mixed => mixed(x),
             TestFunction::StyblinskiTang => {
                 0.5 * x
                     .iter()
@@ -172,6 +200,65 @@ fn hartmann6(x: &[f64]) -> f64 {
             ALPHA[i] * (-inner).exp()
         })
         .sum::<f64>()
+}
+
+/// The choices of [`TestFunction::Mixed`]'s categorical, each with the loss it adds and the
+/// best `log10(x1)` under it.
+const MIXED_CHOICES: [(&str, f64, f64); 4] = [
+    ("sgd", 0.25, -1.5),
+    ("adam", 0.0, -2.5),
+    ("rmsprop", 0.1, -2.0),
+    ("adagrad", 0.4, -3.0),
+];
+
+fn mixed_space() -> SearchSpace {
+    let double = |name: &str, min: f64, max: f64, distribution: Distribution| Parameter {
+        name: name.into(),
+        domain: Domain::Double {
+            min,
+            max,
+            step: None,
+            distribution,
+        },
+    };
+    let int = |name: &str, min: i64, max: i64| Parameter {
+        name: name.into(),
+        domain: Domain::Int {
+            min,
+            max,
+            step: 1,
+            distribution: Distribution::Uniform,
+        },
+    };
+    let parameters = vec![
+        double("x0", 0.0, 1.0, Distribution::Uniform),
+        double("x1", 1e-5, 1.0, Distribution::LogUniform),
+        int("x2", 1, 64),
+        int("x3", 1, 8),
+        Parameter {
+            name: "x4".into(),
+            domain: Domain::Categorical {
+                choices: MIXED_CHOICES
+                    .iter()
+                    .map(|(name, _, _)| name.to_string())
+                    .collect(),
+            },
+        },
+    ];
+    SearchSpace::new(parameters).expect("names x0..x4 are unique and non-empty")
+}
+
+/// A quadratic bowl on the unit scales of the numeric parameters (`x1` on its log scale), the
+/// pair `x0, x1` correlated, plus the choice's offset. An int off by one costs 1.3e-4 (`x2`)
+/// or 0.01 (`x3`); the second-best choice costs 0.1.
+fn mixed(x: &[f64]) -> f64 {
+    let choice = (x[4].round().max(0.0) as usize).min(MIXED_CHOICES.len() - 1);
+    let (_, offset, best_log_rate) = MIXED_CHOICES[choice];
+    let u = x[0] - 0.3;
+    let v = (x[1].max(1e-300).log10() - best_log_rate) / 5.0;
+    let p = (x[2] - 24.0) / 63.0;
+    let q = (x[3] - 3.0) / 7.0;
+    offset + u * u + 1.5 * v * v + 0.8 * u * v + 0.5 * p * p + 0.5 * q * q
 }
 
 fn levy(x: &[f64]) -> f64 {
@@ -311,6 +398,10 @@ mod tests {
         assert!(close(TestFunction::Rosenbrock.evaluate(&[1.0; 5]), 0.0));
         assert!(close(TestFunction::Ackley.evaluate(&[0.0; 5]), 0.0));
         assert!(close(TestFunction::Levy.evaluate(&[1.0; 4]), 0.0));
+        assert!(close(
+            TestFunction::Mixed.evaluate(&[0.3, 10f64.powf(-2.5), 24.0, 3.0, 1.0]),
+            0.0
+        ));
         assert!(
             (TestFunction::StyblinskiTang.evaluate(&[-2.903534; 8])
                 - TestFunction::StyblinskiTang.optimum())

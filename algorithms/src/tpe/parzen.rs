@@ -10,11 +10,12 @@
 //!
 //! An estimator is a weighted mixture of one component per observation plus one prior
 //! component (Bergstra et al. 2011, §4). A numeric component is a Gaussian truncated to
-//! `[0, 1]`; the prior's is centred at 0.5 with standard deviation 1 (uniform priors) or 1/6
-//! (normal and logNormal priors, matching [`crate::space`]'s prior). A categorical component
-//! puts mass `(1 + eps) / (1 + K eps)` on its observed choice and `eps / (1 + K eps)` on each
-//! other, with `eps = prior_weight / (n + 1)`; the prior's is uniform. The mixture is either
-//! a product over parameters of per-parameter mixtures ([`Parzen::log_density_of_dimension`],
+//! `[0, 1]`, on a lattice no narrower than [`Bandwidth::cell_floor`] cells; the prior's is
+//! centred at 0.5 with standard deviation 1 (uniform priors) or 1/6 (normal and logNormal
+//! priors, matching [`crate::space`]'s prior). A categorical component puts mass
+//! `(1 + eps) / (1 + K eps)` on its observed choice and `eps / (1 + K eps)` on each other,
+//! with `eps = prior_weight / (n + 1)`; the prior's is uniform. The mixture is either a
+//! product over parameters of per-parameter mixtures ([`Parzen::log_density_of_dimension`],
 //! univariate TPE) or a mixture of product kernels, each component a full point
 //! ([`Parzen::log_density_joint`], multivariate TPE).
 
@@ -101,6 +102,11 @@ pub(crate) struct Bandwidth {
     /// The "magic clip" of Bergstra et al. (2011): no width below `clip_factor / min(n + 2,
     /// 100)` for `n` observations (hyperopt and Optuna use 1), none above the whole range.
     pub(crate) clip_factor: f64,
+    /// On int and stepped parameters, no width below this many times the width of the cell of
+    /// the value the component is centred on (0 for no floor). Without it, widths made for
+    /// continuous parameters can be a fraction of a cell, so a component puts nearly all its
+    /// mass on its own value and draws from it never try a neighbouring one.
+    pub(crate) cell_floor: f64,
 }
 
 /// The rules for kernel widths.
@@ -444,19 +450,28 @@ impl Parzen {
                             means,
                             *prior_sigma,
                             bandwidth,
+                            &[],
                         ))
                     }
                     Axis::Lattice(lattice) => {
-                        let means = coordinates
+                        let (means, floors): (Vec<f64>, Vec<f64>) = coordinates
                             .map(|coordinate| match coordinate {
-                                Coordinate::Cell { index, .. } => lattice.centre(index),
-                                _ => 0.5,
+                                Coordinate::Cell {
+                                    index,
+                                    lower,
+                                    upper,
+                                } => (
+                                    lattice.centre(index),
+                                    bandwidth.cell_floor * (upper - lower),
+                                ),
+                                _ => (0.5, 0.0),
                             })
-                            .collect();
+                            .unzip();
                         DimensionModel::Numeric(NumericComponents::new(
                             means,
                             lattice.prior_sigma,
                             bandwidth,
+                            &floors,
                         ))
                     }
                     Axis::Categorical { choices } => {
@@ -612,8 +627,14 @@ impl DimensionModel {
 // === impl NumericComponents ===
 
 impl NumericComponents {
-    /// Components at `means` plus the prior at 0.5 with `prior_sigma`.
-    fn new(mut means: Vec<f64>, prior_sigma: f64, bandwidth: Bandwidth) -> NumericComponents {
+    /// Components at `means` plus the prior at 0.5 with `prior_sigma`. `floors`, empty or one
+    /// per mean, holds each observation's narrowest width; the magic clip applies all the same.
+    fn new(
+        mut means: Vec<f64>,
+        prior_sigma: f64,
+        bandwidth: Bandwidth,
+        floors: &[f64],
+    ) -> NumericComponents {
         let observations = means.len();
         means.push(0.5);
         let mut sigmas = match bandwidth.rule {
@@ -624,10 +645,15 @@ impl NumericComponents {
             }
         };
         let min_sigma = bandwidth.clip_factor / (observations as f64 + 2.0).min(100.0);
-        for sigma in sigmas.iter_mut() {
+        for (index, sigma) in sigmas.iter_mut().enumerate() {
             let scaled = *sigma * bandwidth.factor;
+            // `clamp` needs `floor <= 1`: no floor may exceed the widest kernel.
+            let floor = floors
+                .get(index)
+                .map_or(min_sigma, |floor| floor.max(min_sigma))
+                .min(1.0);
             *sigma = if scaled.is_finite() {
-                scaled.clamp(min_sigma, 1.0)
+                scaled.clamp(floor, 1.0)
             } else {
                 1.0
             };
@@ -785,6 +811,7 @@ mod tests {
             rule,
             factor: 1.0,
             clip_factor: 1.0,
+            cell_floor: 0.0,
         };
         Parzen::new(encoding, &slices, &vec![1.0; points.len()], 1.0, bandwidth)
     }
@@ -872,6 +899,45 @@ mod tests {
             .map(|choice| mass(2, Coordinate::Choice(choice)))
             .sum();
         assert!((total - 1.0).abs() < 1e-12, "categorical total {total}");
+    }
+
+    #[test]
+    fn the_cell_floor_keeps_mass_on_neighbouring_lattice_values() {
+        // Eight ints: each cell is an eighth of the unit range. Ten observations of one value
+        // under multivariate TPE's narrow widths give kernels of about a quarter of a cell.
+        let space = space(&[(ParameterType::Int, "1", "8", "", None, &[])]);
+        let encoding = Encoding::new(&space);
+        let Axis::Lattice(lattice) = &encoding.axes()[0] else {
+            panic!("int parameter is a lattice")
+        };
+        let points = vec![vec![lattice.cell(3)]; 10];
+        let slices: Vec<&[Coordinate]> = points.iter().map(|point| point.as_slice()).collect();
+        let masses = |cell_floor: f64| {
+            let bandwidth = Bandwidth {
+                rule: BandwidthRule::Scott { dimensions: 1 },
+                factor: 0.05,
+                clip_factor: 0.4,
+                cell_floor,
+            };
+            // A negligible prior, so the masses are the observations' kernels'.
+            let parzen = Parzen::new(&encoding, &slices, &[1.0; 10], 1e-9, bandwidth);
+            let mut scratch = Vec::new();
+            (0..8)
+                .map(|index| {
+                    parzen
+                        .log_density_of_dimension(0, lattice.cell(index), &mut scratch)
+                        .exp()
+                })
+                .collect::<Vec<f64>>()
+        };
+        let unfloored = masses(0.0);
+        assert!(unfloored[3] > 0.9, "{unfloored:?}");
+        // Half a cell: the value keeps the mass within one standard deviation, 68%, and each
+        // neighbour gets most of the rest.
+        let floored = masses(0.5);
+        assert!((floored[3] - 0.683).abs() < 0.01, "{floored:?}");
+        assert!(floored[2] > 0.14 && floored[4] > 0.14, "{floored:?}");
+        assert!((floored.iter().sum::<f64>() - 1.0).abs() < 1e-6);
     }
 
     #[test]
