@@ -21,7 +21,8 @@ struct Options {
     /// Katib's algorithm name.
     #[arg(long)]
     algorithm: String,
-    /// A function name (branin, hartmann6, rosenbrock, ackley, levy, styblinski-tang) or `all`.
+    /// A function name (branin, hartmann6, rosenbrock, ackley, levy, styblinski-tang, mixed) or `all`
+    /// (the six standard ones).
     #[arg(long, default_value = "all")]
     function: String,
     /// Trials per run.

@@ -10,6 +10,7 @@
 mod cluster;
 mod health;
 mod serve;
+mod server;
 mod signal;
 
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ enum Command {
     Get(cli::GetArgs),
     /// Serve Katib's gRPC API (Suggestion, DBManager, health) on one port.
     Serve(serve::ServeArgs),
+    /// Serve the HTTP API (experiments, trials, studies, events) and the gRPC services on one
+    /// port, running submitted experiments on this machine.
+    Server(server::ServerArgs),
     /// Run a training command and push the metrics it prints to a DBManager.
     Collect(sextant_metrics::CollectArgs),
     /// Print the Experiment and Trial CustomResourceDefinitions (YAML).
@@ -97,6 +101,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Get(args) => cli::get(&args, &mut stdout, &mut stderr).await?,
             Command::Serve(args) => {
                 serve::run(args, signal::shutdown()?).await?;
+                ExitStatus::Success
+            }
+            Command::Server(args) => {
+                server::run(args, signal::shutdown()?).await?;
                 ExitStatus::Success
             }
             Command::Crd(args) => {

@@ -25,6 +25,7 @@ use sextant_suggestion::{
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::health::HealthService;
 
@@ -127,16 +128,9 @@ pub struct Limits {
     pub reports: ReportLimits,
 }
 
-/// Serves on an already-bound listener until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
-    store: Store,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    let address = listener
-        .local_addr()
-        .context("listener has no local address")?;
+/// Katib's gRPC services and the health protocol over `store`, as routes (`sextant server`
+/// puts them beside its HTTP API), and the token that ends suggestions still computing.
+pub fn grpc_routes(store: Store, limits: Limits) -> (tonic::service::Routes, CancellationToken) {
     let health = HealthService::new([
         service_names::SUGGESTION,
         service_names::KATIB_PROBE_SUGGESTION,
@@ -149,6 +143,27 @@ pub async fn serve(
     );
     let suggestion = SuggestionService::new(limits.suggestions);
     let end_suggestions = suggestion.shutdown_token();
+    let routes = tonic::service::Routes::new(health.into_server())
+        .add_service(suggestion.into_server())
+        .add_service(early_stopping.into_server())
+        .add_service(sextant_store::bounded_db_manager_service(
+            store,
+            limits.reports,
+        ));
+    (routes, end_suggestions)
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("listener has no local address")?;
+    let (routes, end_suggestions) = grpc_routes(store, limits);
     let shutdown = async move {
         shutdown.await;
         end_suggestions.cancel();
@@ -159,13 +174,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .initial_stream_window_size(sextant_proto::STREAM_WINDOW_BYTES)
         .initial_connection_window_size(sextant_proto::CONNECTION_WINDOW_BYTES)
-        .add_service(health.into_server())
-        .add_service(suggestion.into_server())
-        .add_service(early_stopping.into_server())
-        .add_service(sextant_store::bounded_db_manager_service(
-            store,
-            limits.reports,
-        ))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
         .context("gRPC server failed")?;

@@ -10,8 +10,8 @@
 //! (observation logs, the local driver's memory), `sextant-pipeline` (pipeline trials, their
 //! Argo compilation and the `tune` step, through its public API), `sextant-suggestion` and
 //! `sextant-proto` (asking the search algorithm, in process or from a remote Suggestion
-//! service), and kube / kube-runtime (the Kubernetes driver); nothing depends on it but the
-//! binary.
+//! service), and kube / kube-runtime (the Kubernetes driver); only the binary and `sextant-server`
+//! (which runs submitted experiments with the local driver) depend on it.
 //!
 //! # Layout
 //! - [`observation_log`]: trials' observation logs read from the store.

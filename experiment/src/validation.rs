@@ -96,25 +96,47 @@ pub fn validate_with_template(
     config_map_template: Option<&serde_json::Value>,
 ) -> Result<(), ValidationErrors> {
     let mut errors = Errors::default();
-    validate_header(experiment, &mut errors);
+    validate_search(experiment, &mut errors);
+    validate_trial_template(&experiment.spec, config_map_template, &mut errors);
+    if let Some(collector) = &experiment.spec.metrics_collector_spec {
+        validate_metrics_collector(collector, &mut errors);
+    }
+    errors.finish()
+}
+
+/// Validates a defaulted study: an experiment whose trials its client runs and reports
+/// (`sextant server`'s ask and tell), so it has no trial template, and giving one is an error
+/// (its metrics collector, defaulted like an experiment's, is not used). Every other rule is
+/// the experiment's.
+pub fn validate_study(experiment: &Experiment) -> Result<(), ValidationErrors> {
+    let mut errors = Errors::default();
+    validate_search(experiment, &mut errors);
+    if experiment.spec.trial_template.is_some() {
+        errors.push(
+            "spec.trialTemplate",
+            "a study has no trial template: its client runs the trials and reports them",
+        );
+    }
+    errors.finish()
+}
+
+/// The rules of the header, the counts, the objective, the constraints, the parameters, the
+/// algorithms and the resume policy: everything but how trials run.
+fn validate_search(experiment: &Experiment, errors: &mut Errors) {
+    validate_header(experiment, errors);
     let spec = &experiment.spec;
-    validate_counts(spec, &mut errors);
-    let objective_ok = validate_objective(spec, &mut errors);
-    validate_constraints(spec, &mut errors);
-    let space = validate_parameters(spec, &mut errors);
-    validate_algorithm(spec, space.as_ref(), objective_ok, &mut errors);
-    validate_early_stopping(spec, &mut errors);
+    validate_counts(spec, errors);
+    let objective_ok = validate_objective(spec, errors);
+    validate_constraints(spec, errors);
+    let space = validate_parameters(spec, errors);
+    validate_algorithm(spec, space.as_ref(), objective_ok, errors);
+    validate_early_stopping(spec, errors);
     if let Some(ResumePolicy::Other(policy)) = &spec.resume_policy {
         errors.push(
             "spec.resumePolicy",
             format!("invalid resume policy {policy:?}; expected Never, LongRunning or FromVolume"),
         );
     }
-    validate_trial_template(spec, config_map_template, &mut errors);
-    if let Some(collector) = &spec.metrics_collector_spec {
-        validate_metrics_collector(collector, &mut errors);
-    }
-    errors.finish()
 }
 
 /// Katib's rules for changing a live or completed experiment: only `parallelTrialCount`,

@@ -12,4 +12,5 @@ mod pipelines;
 mod run_experiment;
 mod serve_early_stopping;
 mod serve_suggestion;
+mod server;
 mod support;

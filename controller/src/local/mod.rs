@@ -87,11 +87,23 @@ pub fn default_max_parallel() -> usize {
     (4 * cores).max(8)
 }
 
-/// A snapshot for progress displays.
+/// A snapshot for progress displays and event streams.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     /// The experiment's status after the last plan.
     pub status: ExperimentStatus,
+    /// The trials whose condition changed since the previous snapshot, in the order the
+    /// changes were stored (a trial may appear more than once).
+    pub trial_changes: Vec<TrialChange>,
+}
+
+/// A trial's condition, stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialChange {
+    /// The trial.
+    pub trial_name: String,
+    /// Its condition now.
+    pub condition: TrialConditionType,
 }
 
 /// How a run ended.
@@ -164,6 +176,7 @@ async fn drive(
         };
         progress(&Progress {
             status: driver.status(),
+            trial_changes: std::mem::take(&mut driver.trial_changes),
         });
         if finished {
             return Ok(false);
@@ -202,6 +215,8 @@ struct Driver {
     /// Every trial name in use (stored trials and unused assignments), so naming a new trial
     /// costs O(1) however many there are.
     trial_names: HashSet<String>,
+    /// Conditions stored since the last progress snapshot.
+    trial_changes: Vec<TrialChange>,
 }
 
 impl Driver {
@@ -269,6 +284,7 @@ impl Driver {
             db_manager,
             next_trial_number: 0,
             trial_names: HashSet::new(),
+            trial_changes: Vec::new(),
         };
         driver.load_trials().await?;
         Ok(driver)
@@ -287,40 +303,13 @@ impl Driver {
         self.next_trial_number = records.len();
         let mut interrupted = Vec::new();
         for record in records {
-            let corrupt = |reason: String| LocalError::Corrupt {
-                what: format!("trial {:?}", record.name),
-                reason,
-            };
-            let parameter_assignments: Vec<ParameterAssignment> =
-                serde_json::from_str(&record.assignments).map_err(|e| corrupt(e.to_string()))?;
-            let labels: BTreeMap<String, String> =
-                serde_json::from_str(&record.labels).map_err(|e| corrupt(e.to_string()))?;
-            let condition: TrialConditionType =
-                serde_json::from_value(serde_json::Value::String(record.condition_type.clone()))
-                    .map_err(|e| corrupt(e.to_string()))?;
-            let observation: Observation = record
-                .observation
-                .as_deref()
-                .map(serde_json::from_str)
-                .transpose()
-                .map_err(|e| corrupt(e.to_string()))?
-                .unwrap_or_default();
-            let run = if condition.is_terminal() {
-                terminal_run_state(condition, &record.reason, &record.message)
-            } else {
-                interrupted.push(record.name.clone());
-                RunState::NotStarted
-            };
-            self.labels.insert(record.name.clone(), labels);
-            self.trial_names.insert(record.name.clone());
-            self.trials.push(ObservedTrial {
-                name: record.name,
-                parameter_assignments,
-                condition,
-                run,
-                observation,
-                stop_requested: false,
-            });
+            let loaded = load_trial(record)?;
+            if !loaded.trial.condition.is_terminal() {
+                interrupted.push(loaded.trial.name.clone());
+            }
+            self.labels.insert(loaded.trial.name.clone(), loaded.labels);
+            self.trial_names.insert(loaded.trial.name.clone());
+            self.trials.push(loaded.trial);
         }
         for name in interrupted {
             if self.is_completed() {
@@ -444,7 +433,7 @@ impl Driver {
     ) -> Result<(), LocalError> {
         let now = Utc::now();
         let update = TrialConditionUpdate {
-            condition_type: condition_name(condition),
+            condition_type: condition.name().to_string(),
             reason,
             message,
             start_time: (condition == TrialConditionType::Running).then_some(now),
@@ -464,6 +453,10 @@ impl Driver {
             .update_trial_condition(trial_name, &update)
             .await?;
         trial.condition = condition;
+        self.trial_changes.push(TrialChange {
+            trial_name: trial_name.to_string(),
+            condition,
+        });
         Ok(())
     }
 
@@ -521,6 +514,10 @@ impl Driver {
             labels: to_json(&assignment.labels),
         };
         self.store.insert_trial(&new_trial).await?;
+        self.trial_changes.push(TrialChange {
+            trial_name: assignment.name.clone(),
+            condition: TrialConditionType::Created,
+        });
         self.labels
             .insert(assignment.name.clone(), assignment.labels.clone());
         self.trials.push(ObservedTrial {
@@ -751,6 +748,53 @@ impl Driver {
     }
 }
 
+/// A stored trial as the engine observes it, with its labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedTrial {
+    /// The trial; a trial that is not finished has not started ([`RunState::NotStarted`]).
+    pub trial: ObservedTrial,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Reads a stored trial back for the engine.
+pub fn load_trial(record: sextant_store::StoredTrial) -> Result<LoadedTrial, LocalError> {
+    let corrupt = |reason: String| LocalError::Corrupt {
+        what: format!("trial {:?}", record.name),
+        reason,
+    };
+    let parameter_assignments: Vec<ParameterAssignment> =
+        serde_json::from_str(&record.assignments).map_err(|e| corrupt(e.to_string()))?;
+    let labels: BTreeMap<String, String> =
+        serde_json::from_str(&record.labels).map_err(|e| corrupt(e.to_string()))?;
+    let condition: TrialConditionType =
+        serde_json::from_value(serde_json::Value::String(record.condition_type.clone()))
+            .map_err(|e| corrupt(e.to_string()))?;
+    let observation: Observation = record
+        .observation
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt(e.to_string()))?
+        .unwrap_or_default();
+    let run = if condition.is_terminal() {
+        terminal_run_state(condition, &record.reason, &record.message)
+    } else {
+        RunState::NotStarted
+    };
+    Ok(LoadedTrial {
+        trial: ObservedTrial {
+            name: record.name,
+            parameter_assignments,
+            condition,
+            run,
+            observation,
+            stop_requested: false,
+        },
+        labels,
+    })
+}
+
 fn terminal_run_state(condition: TrialConditionType, reason: &str, message: &str) -> RunState {
     match condition {
         TrialConditionType::Failed => RunState::Failed {
@@ -762,13 +806,6 @@ fn terminal_run_state(condition: TrialConditionType, reason: &str, message: &str
         },
         TrialConditionType::EarlyStopped => RunState::EarlyStopped,
         _ => RunState::Succeeded,
-    }
-}
-
-fn condition_name(condition: TrialConditionType) -> String {
-    match serde_json::to_value(condition) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{condition:?}"),
     }
 }
 

@@ -103,6 +103,19 @@ pub enum TrialConditionType {
 }
 
 impl TrialConditionType {
+    /// Its name, as Katib writes it in `status.conditions[].type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrialConditionType::Created => "Created",
+            TrialConditionType::Running => "Running",
+            TrialConditionType::Succeeded => "Succeeded",
+            TrialConditionType::Killed => "Killed",
+            TrialConditionType::Failed => "Failed",
+            TrialConditionType::MetricsUnavailable => "MetricsUnavailable",
+            TrialConditionType::EarlyStopped => "EarlyStopped",
+        }
+    }
+
     /// Katib's `IsCompleted`: the trial will not change any more.
     pub fn is_terminal(self) -> bool {
         !matches!(
@@ -141,6 +154,25 @@ mod tests {
     use super::*;
     use crate::api::ConditionStatus;
     use crate::api::common::CollectorKind;
+
+    #[test]
+    fn condition_names_are_the_serialized_names() {
+        use TrialConditionType::*;
+        for condition in [
+            Created,
+            Running,
+            Succeeded,
+            Killed,
+            Failed,
+            MetricsUnavailable,
+            EarlyStopped,
+        ] {
+            assert_eq!(
+                serde_json::to_value(condition).unwrap(),
+                serde_json::Value::String(condition.name().into())
+            );
+        }
+    }
 
     /// A Trial as `kubectl get trial -o yaml` prints it from Katib.
     const KATIB_TRIAL: &str = r#"

@@ -1,0 +1,217 @@
+//! What changes, as it happens: experiment progress, trial conditions, deletions, published
+//! to one hub and streamed to each client as Server-Sent Events (`GET /api/v1/events`).
+//!
+//! Every event carries a sequence number as its SSE `id`. A client too slow to keep up with
+//! the hub's buffer is told how many events it missed (`event: lagged`) instead of silently
+//! losing them, and can read the current state from the API.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use sextant_experiment::api::experiment::ExperimentStatus;
+use sextant_experiment::api::latest_true_condition;
+use tokio::sync::broadcast;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+
+/// Events buffered for slow clients before they are told they lagged: an experiment running a
+/// hundred trials a second publishes a few hundred events a second.
+const BUFFER: usize = 1 << 16;
+
+/// Something that changed.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Event {
+    /// An experiment's condition or counts changed.
+    Experiment(ExperimentEvent),
+    /// A trial's condition changed (or it was created).
+    Trial(TrialEvent),
+    /// An experiment was deleted.
+    ExperimentDeleted(DeletedEvent),
+}
+
+/// An experiment's state.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentEvent {
+    /// The experiment.
+    pub name: String,
+    /// Its latest true condition (`Created`, `Running`, `Restarting`, `Succeeded`, `Failed`),
+    /// if any.
+    pub condition: Option<String>,
+    /// Trials so far.
+    pub trials: i32,
+    /// Running trials.
+    pub trials_running: i32,
+    /// Succeeded trials.
+    pub trials_succeeded: i32,
+    /// Failed trials.
+    pub trials_failed: i32,
+    /// Early-stopped trials.
+    pub trials_early_stopped: i32,
+    /// The best trial so far, if any.
+    pub best_trial: Option<String>,
+    /// Whether it was stopped on request (and not resumed since).
+    pub stopped: bool,
+}
+
+impl ExperimentEvent {
+    /// The event for an experiment with this status.
+    pub(crate) fn of(name: &str, status: &ExperimentStatus, stopped: bool) -> ExperimentEvent {
+        ExperimentEvent {
+            name: name.to_string(),
+            condition: latest_true_condition(&status.conditions)
+                .map(|condition| condition.condition_type.name().to_string()),
+            trials: status.trials,
+            trials_running: status.trials_running,
+            trials_succeeded: status.trials_succeeded,
+            trials_failed: status.trials_failed,
+            trials_early_stopped: status.trials_early_stopped,
+            best_trial: (!status.current_optimal_trial.best_trial_name.is_empty())
+                .then(|| status.current_optimal_trial.best_trial_name.clone()),
+            stopped,
+        }
+    }
+}
+
+/// A trial's new condition.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrialEvent {
+    /// Its experiment.
+    pub experiment: String,
+    /// The trial.
+    pub name: String,
+    /// Its condition now.
+    pub condition: String,
+}
+
+/// A deleted experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DeletedEvent {
+    /// The experiment.
+    pub name: String,
+}
+
+impl Event {
+    fn kind(&self) -> &'static str {
+        match self {
+            Event::Experiment(_) => "experiment",
+            Event::Trial(_) => "trial",
+            Event::ExperimentDeleted(_) => "experimentDeleted",
+        }
+    }
+
+    fn experiment(&self) -> &str {
+        match self {
+            Event::Experiment(event) => &event.name,
+            Event::Trial(event) => &event.experiment,
+            Event::ExperimentDeleted(event) => &event.name,
+        }
+    }
+}
+
+/// An event with its place in the sequence.
+#[derive(Debug)]
+struct Numbered {
+    id: u64,
+    event: Event,
+}
+
+/// Where events are published and subscribed to.
+#[derive(Clone)]
+pub(crate) struct EventHub {
+    sender: broadcast::Sender<Arc<Numbered>>,
+    /// Numbering and sending happen under one lock, so ids arrive in order.
+    next_id: Arc<Mutex<u64>>,
+}
+
+impl EventHub {
+    pub(crate) fn new() -> EventHub {
+        let (sender, _) = broadcast::channel(BUFFER);
+        EventHub {
+            sender,
+            next_id: Arc::new(Mutex::new(1)),
+        }
+    }
+
+    /// Publishes `event` to every subscriber.
+    pub(crate) fn publish(&self, event: Event) {
+        let mut next_id = self
+            .next_id
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let id = *next_id;
+        *next_id += 1;
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.sender.send(Arc::new(Numbered { id, event }));
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Numbered>> {
+        self.sender.subscribe()
+    }
+}
+
+/// Which events a client wants.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventQuery {
+    /// Only the events of this experiment (or study).
+    pub experiment: Option<String>,
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/events", get(stream))
+}
+
+/// The event stream.
+///
+/// Server-Sent Events: `event:` is `experiment`, `trial`, `experimentDeleted` (data: the
+/// JSON of [`Event`]) or `lagged` (data: `{"missed": N}`, when this client fell more than
+/// 65,536 events behind); `id:` is the event's sequence number.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    params(EventQuery),
+    responses(
+        (status = 200, description = "a stream of Server-Sent Events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "no valid token", body = crate::ErrorBody),
+    ),
+    tag = "events"
+)]
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    Query(query): Query<EventQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let events =
+        BroadcastStream::new(state.events.subscribe()).filter_map(move |received| match received {
+            Ok(numbered) => {
+                if let Some(wanted) = &query.experiment
+                    && numbered.event.experiment() != wanted
+                {
+                    return None;
+                }
+                let data = serde_json::to_string(&numbered.event).unwrap_or_default();
+                Some(Ok(SseEvent::default()
+                    .id(numbered.id.to_string())
+                    .event(numbered.event.kind())
+                    .data(data)))
+            }
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Ok(SseEvent::default()
+                .event("lagged")
+                .data(format!("{{\"missed\":{missed}}}")))),
+        });
+    let events = futures::StreamExt::take_until(events, state.closing.clone().cancelled_owned());
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

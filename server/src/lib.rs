@@ -1,0 +1,139 @@
+//! `sextant server`: the long-running service that keeps experiments and studies, runs them,
+//! and answers over an HTTP API (JSON, Katib's field names), with a Server-Sent Events stream
+//! of what changes.
+//!
+//! This crate owns the HTTP API: its routes and their request and response types, the
+//! OpenAPI document generated from them, bearer-token authentication, and the supervision of
+//! the experiments the server runs (one local driver of `sextant-controller` per experiment,
+//! resumed from the store after a restart). It does not own the experiment's rules (those are
+//! `sextant-experiment`'s: parsing, defaulting, validation, the engine), the store's schema
+//! (`sextant-store`) or how trials run (`sextant-controller`'s local driver); it calls them.
+//! It depends on no Kubernetes crate, and nothing depends on it but the binary, which puts
+//! the gRPC services on the same port.
+//!
+//! axum serves the routes and utoipa writes the OpenAPI 3.1 document from the handlers'
+//! annotations; Katib's own types are described by the JSON Schema schemars derives for them
+//! (the one the CRDs use), merged into the document's components ([`openapi`]).
+//!
+//! # Layout
+//! - [`auth`]: the bind policy (loopback, or a token) and the bearer-token check.
+//! - `error`: every error a request can meet, as a status and a JSON body.
+//! - `body`: reading request bodies (YAML or JSON, content types, unknown fields).
+//! - `supervisor`: running, stopping and resuming experiments.
+//! - `events`: the event hub and its SSE stream.
+//! - `experiments`, `trials`, `studies`: the resources' handlers.
+//! - [`openapi`]: the document.
+//! - `views`: the JSON the API answers with.
+
+pub mod auth;
+mod body;
+mod error;
+mod events;
+mod experiments;
+pub mod openapi;
+mod pagination;
+mod studies;
+mod supervisor;
+mod trials;
+mod views;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use sextant_store::Store;
+
+pub use auth::{BindError, Token, check_bind};
+pub use error::ApiError;
+pub use events::Event;
+pub use views::{ErrorBody, ExperimentList, FieldProblem, TrialList, TrialView};
+
+/// The largest request body by default: an experiment spec with an inline template is a few
+/// kilobytes, a large one a few hundred.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// How the server runs what it is given.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where experiments' working directories go: `<data_dir>/experiments/<name>/`, with the
+    /// trials' scratch directories (and their `output.log`) under `trials/`.
+    pub data_dir: PathBuf,
+    /// The most trials of one experiment running at once, whatever its `parallelTrialCount`.
+    pub max_parallel_trials: usize,
+    /// The bearer token every request must carry, when set.
+    pub token: Option<Token>,
+    /// The largest request body accepted; larger ones are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+/// The running service: its state, the experiments it drives, and its routes.
+#[derive(Clone)]
+pub struct Server {
+    state: AppState,
+}
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) supervisor: supervisor::Supervisor,
+    pub(crate) events: events::EventHub,
+    pub(crate) studies: studies::Studies,
+    /// Cancelled when the server shuts down: endless responses (events, followed logs) end.
+    pub(crate) closing: tokio_util::sync::CancellationToken,
+}
+
+impl Server {
+    /// Opens the server on `store` and resumes every experiment it had started and not
+    /// finished or been told to stop (after a crash, a SIGKILL or a restart).
+    pub async fn start(store: Store, config: ServerConfig) -> Result<Server, ApiError> {
+        let config = Arc::new(config);
+        let events = events::EventHub::new();
+        let supervisor = supervisor::Supervisor::new(store.clone(), config.clone(), events.clone());
+        let state = AppState {
+            store,
+            config,
+            supervisor,
+            events,
+            studies: studies::Studies::default(),
+            closing: tokio_util::sync::CancellationToken::new(),
+        };
+        state.supervisor.resume_unfinished().await?;
+        Ok(Server { state })
+    }
+
+    /// The HTTP routes, under `/api/v1`, behind the token check when a token is set.
+    pub fn router(&self) -> Router {
+        let api = Router::new()
+            .merge(experiments::routes())
+            .merge(trials::routes())
+            .merge(studies::routes())
+            .merge(events::routes())
+            .merge(openapi::routes());
+        let api = match &self.state.config.token {
+            Some(token) => api.layer(axum::middleware::from_fn_with_state(
+                token.clone(),
+                auth::require_token,
+            )),
+            None => api,
+        };
+        Router::new()
+            .nest("/api/v1", api)
+            .layer(DefaultBodyLimit::max(self.state.config.max_body_bytes))
+            .with_state(self.state.clone())
+    }
+
+    /// Ends the responses that would otherwise never end (the event stream, followed logs),
+    /// so a graceful shutdown can finish.
+    pub fn close_streams(&self) {
+        self.state.closing.cancel();
+    }
+
+    /// Stops every experiment's driver (their trials' process groups end with them); what
+    /// they had not finished resumes at the next start.
+    pub async fn shutdown(&self) {
+        self.state.supervisor.shutdown().await;
+    }
+}

@@ -1,0 +1,94 @@
+//! Pages of a list: `pageSize` (1..=1000, default 100) and an opaque `pageToken` the previous
+//! page handed out (the offset of the next item; lists are in a stable order).
+
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+
+/// The page size when none is asked for.
+pub(crate) const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest page.
+pub(crate) const MAX_PAGE_SIZE: usize = 10_000;
+
+/// Which page.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// Items per page, 1 to 10000 (default 100).
+    pub page_size: Option<usize>,
+    /// The `nextPageToken` of the previous page.
+    pub page_token: Option<String>,
+}
+
+impl PageQuery {
+    /// The page of `items` this query asks for, and the token of the next one.
+    pub(crate) fn page<T>(&self, items: Vec<T>) -> Result<(Vec<T>, Option<String>), ApiError> {
+        let size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&size) {
+            return Err(ApiError::invalid_field(
+                "pageSize",
+                format!("{size} is not in 1..={MAX_PAGE_SIZE}"),
+            ));
+        }
+        let start = match &self.page_token {
+            None => 0,
+            Some(token) => token.parse::<usize>().map_err(|_| {
+                ApiError::invalid_field("pageToken", "is not a token this server handed out")
+            })?,
+        };
+        let total = items.len();
+        let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+        let end = start.saturating_add(page.len());
+        let next = (end < total).then(|| end.to_string());
+        Ok((page, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(size: Option<usize>, token: Option<&str>) -> PageQuery {
+        PageQuery {
+            page_size: size,
+            page_token: token.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn pages_cover_every_item_once() {
+        let items: Vec<usize> = (0..25).collect();
+        let mut seen = Vec::new();
+        let mut token = None;
+        loop {
+            let (page, next) = query(Some(10), token.as_deref())
+                .page(items.clone())
+                .unwrap();
+            seen.extend(page);
+            match next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn bad_sizes_and_tokens_name_their_parameter() {
+        let items = vec![1, 2, 3];
+        for (query, field) in [
+            (query(Some(0), None), "pageSize"),
+            (query(Some(MAX_PAGE_SIZE + 1), None), "pageSize"),
+            (query(None, Some("x")), "pageToken"),
+        ] {
+            match query.page(items.clone()) {
+                Err(ApiError::Invalid { fields, .. }) => assert_eq!(fields[0].path, field),
+                other => panic!("expected an invalid {field}, got {other:?}"),
+            }
+        }
+        let (page, next) = query(None, Some("7")).page(items).unwrap();
+        assert!(page.is_empty() && next.is_none());
+    }
+}

@@ -1,0 +1,360 @@
+//! Trials: an experiment's trials (filtered, sorted by objective, paged), one trial, its
+//! metric series and its output log (the tail, or followed while it runs).
+
+use std::cmp::Ordering;
+use std::io::SeekFrom;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use serde::Deserialize;
+use sextant_experiment::api::common::ObjectiveType;
+use sextant_store::{MetricPoint, ObservationLogFilter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::experiments::fetch;
+use crate::pagination::PageQuery;
+use crate::supervisor::trial_dir;
+use crate::views::{ErrorBody, ObservationLog, TrialList, TrialView};
+
+/// The file a trial's output is kept in, in its scratch directory.
+const OUTPUT_LOG: &str = "output.log";
+/// The most of a log `tail` reads back when asked for lines, so a huge log costs little.
+const MAX_TAIL_BYTES: u64 = 8 * 1024 * 1024;
+/// How often a followed log is looked at for more.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/experiments/{name}/trials", get(list))
+        .route("/trials/{name}", get(read))
+        .route(
+            "/trials/{name}/observations",
+            get(observations).post(report),
+        )
+        .route("/trials/{name}/log", get(log))
+}
+
+/// The order of a trial list.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum TrialOrder {
+    /// Creation order.
+    #[default]
+    Created,
+    /// Best objective first (by the objective's direction); trials without a value last.
+    Objective,
+    /// Worst objective first; trials without a value last.
+    ObjectiveDescending,
+}
+
+/// Which trials, in which order.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TrialFilter {
+    /// Only trials in this condition (`Created`, `Running`, `Succeeded`, `Failed`, `Killed`,
+    /// `EarlyStopped`, `MetricsUnavailable`).
+    pub condition: Option<String>,
+    /// `created` (default), `objective` (best first) or `objectiveDescending`.
+    pub order_by: Option<TrialOrder>,
+}
+
+/// List an experiment's trials.
+#[utoipa::path(
+    get,
+    path = "/api/v1/experiments/{name}/trials",
+    params(("name" = String, Path, description = "the experiment"), TrialFilter, PageQuery),
+    responses(
+        (status = 200, description = "a page of trials", body = TrialList),
+        (status = 404, description = "no such experiment", body = ErrorBody),
+        (status = 422, description = "a bad page size or token", body = ErrorBody),
+    ),
+    tag = "trials"
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(filter): Query<TrialFilter>,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<TrialList>, ApiError> {
+    let (experiment, _) = fetch(&state, &name).await?;
+    let objective = experiment.spec.objective.as_ref();
+    let mut trials = Vec::new();
+    for record in state.store.list_trials(&name).await? {
+        if filter
+            .condition
+            .as_ref()
+            .is_some_and(|wanted| *wanted != record.condition_type)
+        {
+            continue;
+        }
+        trials.push(TrialView::of(record, objective)?);
+    }
+    let maximize = objective.and_then(|objective| objective.objective_type.as_ref())
+        == Some(&ObjectiveType::Maximize);
+    match filter.order_by.unwrap_or_default() {
+        TrialOrder::Created => {}
+        order => {
+            let best_first = matches!(order, TrialOrder::Objective) != maximize;
+            // Stable: ties keep creation order; trials without a value go last either way.
+            trials.sort_by(|a, b| match (a.objective_value, b.objective_value) {
+                (Some(x), Some(y)) => {
+                    let ascending = x.total_cmp(&y);
+                    if best_first {
+                        ascending
+                    } else {
+                        ascending.reverse()
+                    }
+                }
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            });
+        }
+    }
+    let total = trials.len();
+    let (trials, next_page_token) = page.page(trials)?;
+    Ok(axum::Json(TrialList {
+        trials,
+        total,
+        next_page_token,
+    }))
+}
+
+async fn fetch_trial(state: &AppState, name: &str) -> Result<TrialView, ApiError> {
+    let record = state
+        .store
+        .get_trial(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "trial",
+            name: name.to_string(),
+        })?;
+    let (experiment, _) = fetch(state, &record.experiment_name).await?;
+    TrialView::of(record, experiment.spec.objective.as_ref())
+}
+
+/// Get a trial.
+#[utoipa::path(
+    get,
+    path = "/api/v1/trials/{name}",
+    params(("name" = String, Path, description = "the trial")),
+    responses(
+        (status = 200, description = "the trial", body = TrialView),
+        (status = 404, description = "no such trial", body = ErrorBody),
+    ),
+    tag = "trials"
+)]
+pub(crate) async fn read(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<TrialView>, ApiError> {
+    Ok(axum::Json(fetch_trial(&state, &name).await?))
+}
+
+/// Which metric.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MetricQuery {
+    /// Only this metric's values.
+    pub metric_name: Option<String>,
+}
+
+/// A trial's metric series (Katib's observation log).
+#[utoipa::path(
+    get,
+    path = "/api/v1/trials/{name}/observations",
+    params(("name" = String, Path, description = "the trial"), MetricQuery),
+    responses(
+        (status = 200, description = "every reported value, oldest first", body = ObservationLog),
+        (status = 404, description = "no such trial", body = ErrorBody),
+    ),
+    tag = "trials"
+)]
+pub(crate) async fn observations(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<MetricQuery>,
+) -> Result<axum::Json<ObservationLog>, ApiError> {
+    fetch_trial(&state, &name).await?;
+    let mut filter = ObservationLogFilter::trial(name);
+    filter.metric_name = query.metric_name;
+    let points = state.store.get_observation_log(&filter).await?;
+    Ok(axum::Json(ObservationLog {
+        metric_logs: points.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Report metric values of a trial (Katib's `ReportObservationLog`, over HTTP): what the Python
+/// client's `report_metrics` sends. The values are stored as they are (a number, or
+/// `unavailable`); the response comes once they are committed.
+#[utoipa::path(
+    post,
+    path = "/api/v1/trials/{name}/observations",
+    params(("name" = String, Path, description = "the trial")),
+    request_body(content = ObservationLog, content_type = "application/json"),
+    responses(
+        (status = 204, description = "stored"),
+        (status = 404, description = "no such trial", body = ErrorBody),
+        (status = 422, description = "a value the store refuses", body = ErrorBody),
+    ),
+    tag = "trials"
+)]
+pub(crate) async fn report(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(log): JsonBody<ObservationLog>,
+) -> Result<StatusCode, ApiError> {
+    fetch_trial(&state, &name).await?;
+    let points: Vec<MetricPoint> = log
+        .metric_logs
+        .into_iter()
+        .map(|entry| MetricPoint {
+            trial_name: name.clone(),
+            metric_name: entry.metric.name,
+            value: entry.metric.value,
+            timestamp: entry.time_stamp,
+        })
+        .collect();
+    state
+        .store
+        .report_observation_log(&name, &points)
+        .await
+        .map_err(|error| match error {
+            sextant_store::Error::InvalidInput { field, reason } => {
+                ApiError::invalid_field(format!("metricLogs.{field}"), reason)
+            }
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How much of the log.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogQuery {
+    /// Only the last this many lines.
+    pub tail: Option<usize>,
+    /// Keep the response open and send what the trial prints until it finishes.
+    pub follow: Option<bool>,
+}
+
+/// A trial's output (its standard output and error, as the collector kept them).
+#[utoipa::path(
+    get,
+    path = "/api/v1/trials/{name}/log",
+    params(("name" = String, Path, description = "the trial"), LogQuery),
+    responses(
+        (status = 200, description = "the output, as text", content_type = "text/plain", body = String),
+        (status = 404, description = "no such trial, or it kept no output here", body = ErrorBody),
+    ),
+    tag = "trials"
+)]
+pub(crate) async fn log(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let trial = fetch_trial(&state, &name).await?;
+    let path = trial_dir(&state.config, &trial.experiment_name, &trial.name).join(OUTPUT_LOG);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::NotFound {
+                kind: "output log of trial",
+                name,
+            });
+        }
+        Err(error) => {
+            return Err(ApiError::Internal(format!(
+                "cannot open {}: {error}",
+                path.display()
+            )));
+        }
+    };
+    let start = match query.tail {
+        Some(lines) => tail_offset(&mut file, lines).await,
+        None => Ok(0),
+    }
+    .map_err(|error| ApiError::Internal(format!("cannot read {}: {error}", path.display())))?;
+    file.seek(SeekFrom::Start(start))
+        .await
+        .map_err(|error| ApiError::Internal(format!("cannot read {}: {error}", path.display())))?;
+    let headers = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if !query.follow.unwrap_or(false) {
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).await.map_err(|error| {
+            ApiError::Internal(format!("cannot read {}: {error}", path.display()))
+        })?;
+        return Ok((headers, text).into_response());
+    }
+    let closing = state.closing.clone();
+    let stream = futures::stream::unfold(
+        (file, state, name, false),
+        |(mut file, state, name, last_round)| async move {
+            loop {
+                let mut chunk = vec![0; 64 * 1024];
+                match file.read(&mut chunk).await {
+                    Ok(0) if last_round => return None,
+                    Ok(0) => {
+                        // The trial's end is read before the file's last bytes, so nothing it
+                        // printed before ending is missed.
+                        let finished = match state.store.get_trial(&name).await {
+                            Ok(Some(trial)) => {
+                                !matches!(trial.condition_type.as_str(), "Created" | "Running")
+                            }
+                            _ => true,
+                        };
+                        if finished {
+                            return Some((Ok(Vec::new()), (file, state, name, true)));
+                        }
+                        tokio::time::sleep(FOLLOW_INTERVAL).await;
+                    }
+                    Ok(read) => {
+                        chunk.truncate(read);
+                        return Some((
+                            Ok::<_, std::io::Error>(chunk),
+                            (file, state, name, last_round),
+                        ));
+                    }
+                    Err(error) => return Some((Err(error), (file, state, name, true))),
+                }
+            }
+        },
+    );
+    let stream = stream.take_until(closing.cancelled_owned());
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+/// Where the last `lines` lines of `file` start (at most [`MAX_TAIL_BYTES`] back).
+async fn tail_offset(file: &mut tokio::fs::File, lines: usize) -> std::io::Result<u64> {
+    let length = file.metadata().await?.len();
+    let from = length.saturating_sub(MAX_TAIL_BYTES);
+    file.seek(SeekFrom::Start(from)).await?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).await?;
+    // A final newline ends the last line; it does not start another.
+    let body = text.strip_suffix(b"\n").unwrap_or(&text);
+    let mut seen = 0;
+    for (index, byte) in body.iter().enumerate().rev() {
+        if *byte == b'\n' {
+            seen += 1;
+            if seen == lines {
+                return Ok(from + index as u64 + 1);
+            }
+        }
+    }
+    Ok(if lines == 0 { length } else { from })
+}

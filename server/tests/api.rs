@@ -1,0 +1,637 @@
+//! The HTTP API over real HTTP on loopback, with a real SQLite store and trials as real
+//! processes (`python3`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sextant_server::{Server, ServerConfig, Token};
+use sextant_store::Store;
+
+/// Branin, printed in Katib's TEXT format; sleeps `SLEEP` seconds first when set.
+const BRANIN: &str = r#"
+import math, os, sys, time
+args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+time.sleep(float(os.environ.get("SLEEP", "0")))
+x1, x2 = float(args["x1"]), float(args["x2"])
+b, c, t = 5.1 / (4 * math.pi ** 2), 5 / math.pi, 1 / (8 * math.pi)
+print("loss=%r" % ((x2 - b * x1 ** 2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10))
+"#;
+
+struct TestServer {
+    base: String,
+    server: Server,
+    client: reqwest::Client,
+    dir: tempfile::TempDir,
+    token: Option<String>,
+}
+
+impl TestServer {
+    async fn start(token: Option<&str>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("sextant.db").display()
+        ))
+        .await
+        .unwrap();
+        let config = ServerConfig {
+            data_dir: dir.path().join("data"),
+            max_parallel_trials: 8,
+            token: token.map(|token| Token::parse(token).unwrap()),
+            max_body_bytes: 64 * 1024,
+        };
+        let server = Server::start(store, config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+        tokio::spawn(axum::serve(listener, server.router()).into_future());
+        std::fs::write(dir.path().join("branin.py"), BRANIN).unwrap();
+        TestServer {
+            base,
+            server,
+            client: reqwest::Client::new(),
+            dir,
+            token: token.map(str::to_string),
+        }
+    }
+
+    fn script(&self) -> PathBuf {
+        self.dir.path().join("branin.py")
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_yaml(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .header("content-type", "application/yaml")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .request(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the experiment's latest true condition is `condition`.
+    async fn wait_for(&self, name: &str, condition: &str) -> Value {
+        for _ in 0..600 {
+            let (_, experiment) = self.get(&format!("/experiments/{name}")).await;
+            if latest_condition(&experiment).as_deref() == Some(condition) {
+                return experiment;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("experiment {name} never became {condition}");
+    }
+}
+
+fn latest_condition(experiment: &Value) -> Option<String> {
+    experiment["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|condition| condition["status"] == "True")
+        .and_then(|condition| condition["type"].as_str())
+        .map(str::to_string)
+}
+
+fn branin_experiment(
+    name: &str,
+    script: &Path,
+    max_trials: u32,
+    parallel: u32,
+    sleep: f64,
+) -> String {
+    format!(
+        r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: random, algorithmSettings: [{{name: random_state, value: "3"}}]}}
+  parallelTrialCount: {parallel}
+  maxTrialCount: {max_trials}
+  parameters:
+    - {{name: x1, parameterType: double, feasibleSpace: {{min: "-5", max: "10"}}}}
+    - {{name: x2, parameterType: double, feasibleSpace: {{min: "0", max: "15"}}}}
+  trialTemplate:
+    trialParameters:
+      - {{name: x1, reference: x1}}
+      - {{name: x2, reference: x2}}
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec:
+        command: [python3, "{script}", "--x1=${{trialParameters.x1}}", "--x2=${{trialParameters.x2}}"]
+        env: [{{name: SLEEP, value: "{sleep}"}}]
+"#,
+        script = script.display()
+    )
+}
+
+/// Server-Sent Events as (event, data) pairs, read from a streaming response.
+struct Events {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(server: &TestServer, query: &str) -> Events {
+        let response = server
+            .request(reqwest::Method::GET, &format!("/events{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        Events {
+            stream: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        event = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim());
+                    }
+                }
+                if event.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return (event, serde_json::from_str(&data).unwrap());
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(60), self.stream.next())
+                .await
+                .expect("no event within a minute")
+                .expect("the event stream ended")
+                .unwrap();
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitted_experiment_is_watched_to_success_with_its_optimal_trial() {
+    let server = TestServer::start(None).await;
+    let mut events = Events::open(&server, "?experiment=watched").await;
+    let (status, created) = server
+        .post_yaml(
+            "/experiments",
+            &branin_experiment("watched", &server.script(), 6, 3, 0.0),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["metadata"]["name"], "watched");
+
+    let mut trial_conditions: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    loop {
+        let (kind, data) = events.next().await;
+        match kind.as_str() {
+            "trial" => trial_conditions
+                .entry(data["name"].as_str().unwrap().to_string())
+                .or_default()
+                .push(data["condition"].as_str().unwrap().to_string()),
+            "experiment" if data["condition"] == "Succeeded" => {
+                assert_eq!(data["trialsSucceeded"], 6);
+                break;
+            }
+            "experiment" => assert_eq!(data["name"], "watched"),
+            other => panic!("unexpected event {other}: {data}"),
+        }
+    }
+    assert_eq!(trial_conditions.len(), 6);
+    for (trial, conditions) in &trial_conditions {
+        assert_eq!(
+            conditions.first().map(String::as_str),
+            Some("Created"),
+            "{trial}"
+        );
+        assert_eq!(
+            conditions.last().map(String::as_str),
+            Some("Succeeded"),
+            "{trial}"
+        );
+    }
+
+    let experiment = server.wait_for("watched", "Succeeded").await;
+    let (_, trials) = server
+        .get("/experiments/watched/trials?orderBy=objective")
+        .await;
+    assert_eq!(trials["total"], 6);
+    let best = &trials["trials"][0];
+    let values: Vec<f64> = trials["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|trial| trial["objectiveValue"].as_f64().unwrap())
+        .collect();
+    assert!(
+        values.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{values:?}"
+    );
+    assert_eq!(
+        experiment["status"]["currentOptimalTrial"]["bestTrialName"],
+        best["name"]
+    );
+
+    // Pages cover the trials once, in creation order.
+    let (_, first) = server.get("/experiments/watched/trials?pageSize=4").await;
+    let token = first["nextPageToken"].as_str().unwrap();
+    let (_, second) = server
+        .get(&format!(
+            "/experiments/watched/trials?pageSize=4&pageToken={token}"
+        ))
+        .await;
+    assert_eq!(first["trials"].as_array().unwrap().len(), 4);
+    assert_eq!(second["trials"].as_array().unwrap().len(), 2);
+    assert!(second.get("nextPageToken").is_none());
+
+    // One trial, its metric series and its output.
+    let name = best["name"].as_str().unwrap();
+    let (status, trial) = server.get(&format!("/trials/{name}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(trial["condition"], "Succeeded");
+    let (_, log) = server.get(&format!("/trials/{name}/observations")).await;
+    let reported = log["metricLogs"][0]["metric"]["value"]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    assert_eq!(Some(reported), best["objectiveValue"].as_f64());
+    let output = server
+        .request(reqwest::Method::GET, &format!("/trials/{name}/log?tail=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(output.starts_with("loss="), "{output:?}");
+
+    let (_, listed) = server.get("/experiments?condition=Succeeded").await;
+    assert_eq!(listed["experiments"][0]["metadata"]["name"], "watched");
+    let (_, none) = server.get("/experiments?condition=Running").await;
+    assert_eq!(none["experiments"], json!([]));
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_is_refused_with_every_field_path_and_nothing_is_stored() {
+    let server = TestServer::start(None).await;
+    let spec = branin_experiment("bad", &server.script(), 4, 2, 0.0)
+        .replace(r#"min: "-5", max: "10""#, r#"min: "10", max: "-5""#)
+        .replace("type: minimize", "type: sideways");
+    let (status, body) = server.post_yaml("/experiments", &spec).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "Invalid");
+    let paths: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|field| field["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"spec.objective.type"), "{paths:?}");
+    assert!(
+        paths.contains(&"spec.parameters[0].feasibleSpace"),
+        "{paths:?}"
+    );
+    let (status, _) = server.get("/experiments/bad").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = server.get("/experiments").await;
+    assert_eq!(listed["experiments"], json!([]));
+    assert!(!server.dir.path().join("data/experiments/bad").exists());
+
+    // An unknown field is refused by name.
+    let spec = branin_experiment("unknown", &server.script(), 4, 2, 0.0)
+        .replace("maxTrialCount: 4", "maxTrialCount: 4\n  maxTrialCuont: 5");
+    let (status, body) = server.post_yaml("/experiments", &spec).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maxTrialCuont"),
+        "{body}"
+    );
+
+    // Not YAML or JSON, too large, a wrong content type: each its own clear error.
+    let (status, body) = server.post_yaml("/experiments", "{{{").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let response = server
+        .request(reqwest::Method::POST, "/experiments")
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "UnsupportedMediaType");
+    let huge = format!("{}\n# {}", spec, "x".repeat(100 * 1024));
+    let (status, body) = server.post_yaml("/experiments", &huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "PayloadTooLarge");
+    // A request with an unknown field is refused before anything is looked up.
+    let (status, body) = server
+        .post_json(
+            "/experiments/none/resume",
+            json!({"maxTrialCount": 3, "extra": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `extra`"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post_json("/experiments/none/resume", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, listed) = server.get("/experiments").await;
+    assert_eq!(listed["experiments"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_experiment_resumes_with_a_raised_budget_and_deletion_removes_everything() {
+    let server = TestServer::start(None).await;
+    let (status, body) = server
+        .post_yaml(
+            "/experiments",
+            &branin_experiment("budget", &server.script(), 4, 2, 0.3),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Stop once a trial has succeeded.
+    loop {
+        let (_, experiment) = server.get("/experiments/budget").await;
+        if experiment["status"]["trialsSucceeded"]
+            .as_i64()
+            .unwrap_or(0)
+            >= 1
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, stopped) = server
+        .post_json("/experiments/budget/stop", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stopped}");
+    assert!(stopped["metadata"]["annotations"]["sextant.dev/stopped"].is_string());
+    let (_, trials) = server.get("/experiments/budget/trials").await;
+    let done_before = trials["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|trial| trial["condition"] == "Succeeded")
+        .count();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, trials) = server
+        .get("/experiments/budget/trials?condition=Succeeded")
+        .await;
+    assert_eq!(
+        trials["total"].as_u64().unwrap() as usize,
+        done_before,
+        "trials ran on after stop"
+    );
+
+    // Resuming below the trials so far breaks a rule; above it runs to the new budget.
+    let (status, body) = server
+        .post_json("/experiments/budget/resume", json!({"maxTrialCount": 0}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = server
+        .post_json("/experiments/budget/resume", json!({"maxTrialCount": 7}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = server
+        .post_json("/experiments/budget/resume", json!({"maxTrialCount": 8}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "resuming a running experiment"
+    );
+    let experiment = server.wait_for("budget", "Succeeded").await;
+    assert_eq!(experiment["spec"]["maxTrialCount"], 7);
+    assert_eq!(experiment["status"]["trialsSucceeded"], 7);
+    assert!(
+        experiment["metadata"]["annotations"]
+            .get("sextant.dev/stopped")
+            .is_none()
+    );
+    let (status, _) = server
+        .post_json("/experiments/budget/stop", json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "stopping a completed experiment"
+    );
+
+    let trial = experiment["status"]["currentOptimalTrial"]["bestTrialName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = server.dir.path().join("data/experiments/budget");
+    assert!(dir.join("trials").join(&trial).join("output.log").exists());
+    let response = server
+        .request(reqwest::Method::DELETE, "/experiments/budget")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(!dir.exists(), "the experiment's directory is gone");
+    let (status, _) = server.get(&format!("/trials/{trial}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get("/experiments/budget").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_and_tell_drive_a_study_from_the_client() {
+    let server = TestServer::start(None).await;
+    let study = r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: notebook}
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm: {algorithmName: tpe, algorithmSettings: [{name: random_state, value: "5"}]}
+  maxTrialCount: 30
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "-4", max: "4"}}
+"#;
+    let (status, body) = server.post_yaml("/studies", study).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A study with a template is refused: its client runs the trials.
+    let with_template = branin_experiment("templated", &server.script(), 3, 1, 0.0);
+    let (status, body) = server.post_yaml("/studies", &with_template).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["fields"][0]["path"], "spec.trialTemplate");
+
+    let mut best = f64::INFINITY;
+    for round in 0..30 {
+        let (status, trial) = server.post_json("/studies/notebook/ask", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{trial}");
+        assert_eq!(trial["condition"], "Running");
+        let x: f64 = trial["parameterAssignments"][0]["value"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let name = trial["name"].as_str().unwrap();
+        if round == 3 {
+            let (status, body) = server
+                .post_json(
+                    "/studies/notebook/tell",
+                    json!({"trial": name, "values": {"other": 1.0}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(body["error"]["fields"][0]["path"], "values.loss");
+            let (status, told) = server
+                .post_json(
+                    "/studies/notebook/tell",
+                    json!({"trial": name, "state": "Failed", "message": "diverged"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{told}");
+            assert_eq!(told["condition"], "Failed");
+            continue;
+        }
+        let loss = (x - 1.5).powi(2);
+        best = best.min(loss);
+        let (status, told) = server
+            .post_json(
+                "/studies/notebook/tell",
+                json!({"trial": name, "values": {"loss": loss}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{told}");
+        assert_eq!(told["objectiveValue"].as_f64(), Some(loss));
+        let (status, _) = server
+            .post_json(
+                "/studies/notebook/tell",
+                json!({"trial": name, "values": {"loss": loss}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "told twice");
+    }
+    let (status, body) = server.post_json("/studies/notebook/ask", json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "past the budget: {body}");
+    assert!(best < 0.05, "tpe found {best}");
+    let (_, study) = server.get("/experiments/notebook").await;
+    assert_eq!(study["status"]["trialsSucceeded"], 29);
+    assert_eq!(study["status"]["trialsFailed"], 1);
+    let optimal = &study["status"]["currentOptimalTrial"]["observation"]["metrics"][0];
+    assert_eq!(
+        optimal["latest"].as_str().unwrap().parse::<f64>().unwrap(),
+        best
+    );
+
+    // Ask and tell are for studies; stop and resume are for experiments.
+    let (status, _) = server
+        .post_json("/experiments/notebook/stop", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_required_on_every_route_when_set() {
+    let server = TestServer::start(Some("0123456789abcdef0123")).await;
+    let (status, _) = server.get("/experiments").await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/experiments", "/openapi.json", "/events"] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth("0123456789abcdef0124")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route() {
+    let server = TestServer::start(None).await;
+    let (status, document) = server.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/api/v1/experiments",
+        "/api/v1/experiments/{name}",
+        "/api/v1/experiments/{name}/stop",
+        "/api/v1/experiments/{name}/resume",
+        "/api/v1/experiments/{name}/trials",
+        "/api/v1/trials/{name}",
+        "/api/v1/trials/{name}/observations",
+        "/api/v1/trials/{name}/log",
+        "/api/v1/studies",
+        "/api/v1/studies/{name}/ask",
+        "/api/v1/studies/{name}/tell",
+        "/api/v1/events",
+    ] {
+        assert!(
+            document["paths"][path].is_object(),
+            "{path} is not documented"
+        );
+    }
+}
