@@ -1,11 +1,12 @@
-//! Reading request bodies: a spec as YAML or JSON (by its content type), and small JSON
-//! requests whose unknown fields are refused. Every failure is an [`ApiError`] with the
+//! Reading requests: a spec as YAML or JSON (by its content type), small JSON requests whose
+//! unknown fields are refused, and query strings. Every failure is an [`ApiError`] with the
 //! server's JSON error body, never axum's plain-text rejection.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -89,5 +90,31 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for JsonBody<T> {
             .and_then(|value| deserializer.end().map(|()| value))
             .map_err(|error| ApiError::invalid_field("(body)", error.to_string()))?;
         Ok(JsonBody(value))
+    }
+}
+
+/// A query string read into `T`; one that does not fit is a 422 naming the parameter.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<ApiQuery<T>, ApiError> {
+        let Query(value) =
+            Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| {
+                    let message = rejection.body_text();
+                    let message = message
+                        .strip_prefix("Failed to deserialize query string: ")
+                        .unwrap_or(&message)
+                        .to_string();
+                    let path = match message.split_once(": ") {
+                        Some((parameter, _)) if !parameter.contains(' ') => parameter.to_string(),
+                        _ => "(query)".to_string(),
+                    };
+                    ApiError::invalid_field(path, message)
+                })?;
+        Ok(ApiQuery(value))
     }
 }

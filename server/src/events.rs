@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use futures::Stream;
@@ -24,6 +24,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::body::ApiQuery;
 
 /// Events buffered for slow clients before they are told they lagged: an experiment running a
 /// hundred trials a second publishes a few hundred events a second.
@@ -181,18 +182,20 @@ pub(crate) fn routes() -> Router<AppState> {
 /// JSON of [`Event`]) or `lagged` (data: `{"missed": N}`, when this client fell more than
 /// 65,536 events behind); `id:` is the event's sequence number.
 #[utoipa::path(
+    operation_id = "streamEvents",
     get,
     path = "/api/v1/events",
     params(EventQuery),
     responses(
         (status = 200, description = "a stream of Server-Sent Events", content_type = "text/event-stream", body = String),
         (status = 401, description = "no valid token", body = crate::ErrorBody),
+        (status = 422, description = "a query parameter that does not fit", body = crate::ErrorBody),
     ),
     tag = "events"
 )]
 pub(crate) async fn stream(
     State(state): State<AppState>,
-    Query(query): Query<EventQuery>,
+    ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let events =
         BroadcastStream::new(state.events.subscribe()).filter_map(move |received| match received {

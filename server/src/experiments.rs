@@ -5,17 +5,18 @@
 //! one is stored, then its driver starts (see `supervisor`).
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use sextant_experiment::api::latest_true_condition;
+use sextant_experiment::api::experiment::ExperimentConditionType;
+use sextant_experiment::api::{ConditionStatus, latest_true_condition, set_condition};
 use sextant_experiment::{Experiment, defaults, parse, validation};
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::body::{JsonBody, SpecText};
+use crate::body::{ApiQuery, JsonBody, SpecText};
 use crate::error::ApiError;
 use crate::events::{DeletedEvent, Event, ExperimentEvent};
 use crate::openapi::KatibExperiment;
@@ -133,6 +134,7 @@ fn json(experiment: &Experiment, status: StatusCode) -> Response {
 /// The body is a Katib Experiment (`kubeflow.org/v1beta1` or `sextant.dev/v1beta1`), as YAML
 /// or JSON. Its trials run on the server's machine as local processes.
 #[utoipa::path(
+    operation_id = "createExperiment",
     post,
     path = "/api/v1/experiments",
     request_body(content(
@@ -182,19 +184,20 @@ pub(crate) struct ExperimentFilter {
 
 /// List experiments (and studies), oldest first.
 #[utoipa::path(
+    operation_id = "listExperiments",
     get,
     path = "/api/v1/experiments",
     params(ExperimentFilter, PageQuery),
     responses(
         (status = 200, description = "a page of experiments", body = ExperimentList),
-        (status = 422, description = "a bad page size or token", body = ErrorBody),
+        (status = 422, description = "a bad page size or token, or another query parameter that does not fit", body = ErrorBody),
     ),
     tag = "experiments"
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    Query(filter): Query<ExperimentFilter>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(filter): ApiQuery<ExperimentFilter>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<axum::Json<ExperimentList>, ApiError> {
     let mut experiments = Vec::new();
     for record in state.store.list_experiments().await? {
@@ -225,6 +228,7 @@ pub(crate) async fn list(
 
 /// Get an experiment with its Katib status.
 #[utoipa::path(
+    operation_id = "getExperiment",
     get,
     path = "/api/v1/experiments/{name}",
     params(("name" = String, Path, description = "the experiment")),
@@ -245,6 +249,7 @@ pub(crate) async fn read(
 /// Stop a running experiment: its running trials are killed (they re-run on resume), and it
 /// stays stopped across server restarts until resumed.
 #[utoipa::path(
+    operation_id = "stopExperiment",
     post,
     path = "/api/v1/experiments/{name}/stop",
     params(("name" = String, Path, description = "the experiment")),
@@ -276,9 +281,21 @@ pub(crate) async fn stop(
         )));
     }
     if !is_stopped(&experiment) {
+        let now = chrono::Utc::now();
         experiment.metadata.annotations.insert(
             STOPPED_ANNOTATION.to_string(),
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        // Katib's clients read the conditions: a stopped experiment is not Running. Its
+        // killed trials keep their condition, so that a resume re-runs them.
+        let status = experiment.status.get_or_insert_with(Default::default);
+        set_condition(
+            &mut status.conditions,
+            ExperimentConditionType::Running,
+            ConditionStatus::False,
+            "ExperimentStopped",
+            "Experiment is stopped on request; resume it to go on",
+            now,
         );
         write_spec(&state, &experiment).await?;
     }
@@ -289,6 +306,7 @@ pub(crate) async fn stop(
 /// Resume a stopped experiment (or a completed one whose `resumePolicy` allows it), with a new
 /// `maxTrialCount` when given.
 #[utoipa::path(
+    operation_id = "resumeExperiment",
     post,
     path = "/api/v1/experiments/{name}/resume",
     params(("name" = String, Path, description = "the experiment")),
@@ -341,6 +359,7 @@ pub(crate) async fn resume(
 /// Delete an experiment (or study): its driver is stopped, and its trials, observation logs,
 /// output logs and working directory go with it.
 #[utoipa::path(
+    operation_id = "deleteExperiment",
     delete,
     path = "/api/v1/experiments/{name}",
     params(("name" = String, Path, description = "the experiment")),

@@ -104,6 +104,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// This document.
 #[utoipa::path(
+    operation_id = "getOpenApiDocument",
     get,
     path = "/api/v1/openapi.json",
     responses((status = 200, description = "the OpenAPI 3.1 document", content_type = "application/json", body = Object)),

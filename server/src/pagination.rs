@@ -1,4 +1,4 @@
-//! Pages of a list: `pageSize` (1..=1000, default 100) and an opaque `pageToken` the previous
+//! Pages of a list: `pageSize` (1..=10000, default 100) and an opaque `pageToken` the previous
 //! page handed out (the offset of the next item; lists are in a stable order).
 
 use serde::Deserialize;
@@ -17,6 +17,7 @@ pub(crate) const MAX_PAGE_SIZE: usize = 10_000;
 #[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     /// Items per page, 1 to 10000 (default 100).
+    #[param(minimum = 1, maximum = 10000)]
     pub page_size: Option<usize>,
     /// The `nextPageToken` of the previous page.
     pub page_token: Option<String>,

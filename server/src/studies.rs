@@ -70,6 +70,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// Create a study: an Experiment spec (YAML or JSON) without a trial template.
 #[utoipa::path(
+    operation_id = "createStudy",
     post,
     path = "/api/v1/studies",
     request_body(content(
@@ -149,6 +150,7 @@ async fn refresh_status(state: &AppState, loaded: Loaded) -> Result<(), ApiError
 /// Ask for a trial: the study's algorithm gives its next assignments, and a Running trial is
 /// created with them.
 #[utoipa::path(
+    operation_id = "askStudy",
     post,
     path = "/api/v1/studies/{name}/ask",
     params(("name" = String, Path, description = "the study")),
@@ -261,6 +263,7 @@ fn new_trial_name(study: &str, trials: &[ObservedTrial]) -> String {
 
 /// Tell a trial's result: its final metric values, or its failure.
 #[utoipa::path(
+    operation_id = "tellStudy",
     post,
     path = "/api/v1/studies/{name}/tell",
     params(("name" = String, Path, description = "the study")),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::IntoParams;
 
 use crate::AppState;
-use crate::body::JsonBody;
+use crate::body::{ApiQuery, JsonBody};
 use crate::error::ApiError;
 use crate::experiments::fetch;
 use crate::pagination::PageQuery;
@@ -72,21 +72,22 @@ pub(crate) struct TrialFilter {
 
 /// List an experiment's trials.
 #[utoipa::path(
+    operation_id = "listTrials",
     get,
     path = "/api/v1/experiments/{name}/trials",
     params(("name" = String, Path, description = "the experiment"), TrialFilter, PageQuery),
     responses(
         (status = 200, description = "a page of trials", body = TrialList),
         (status = 404, description = "no such experiment", body = ErrorBody),
-        (status = 422, description = "a bad page size or token", body = ErrorBody),
+        (status = 422, description = "a bad page size or token, or another query parameter that does not fit", body = ErrorBody),
     ),
     tag = "trials"
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(filter): Query<TrialFilter>,
-    Query(page): Query<PageQuery>,
+    ApiQuery(filter): ApiQuery<TrialFilter>,
+    ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<axum::Json<TrialList>, ApiError> {
     let (experiment, _) = fetch(&state, &name).await?;
     let objective = experiment.spec.objective.as_ref();
@@ -147,6 +148,7 @@ async fn fetch_trial(state: &AppState, name: &str) -> Result<TrialView, ApiError
 
 /// Get a trial.
 #[utoipa::path(
+    operation_id = "getTrial",
     get,
     path = "/api/v1/trials/{name}",
     params(("name" = String, Path, description = "the trial")),
@@ -174,19 +176,21 @@ pub(crate) struct MetricQuery {
 
 /// A trial's metric series (Katib's observation log).
 #[utoipa::path(
+    operation_id = "getObservationLog",
     get,
     path = "/api/v1/trials/{name}/observations",
     params(("name" = String, Path, description = "the trial"), MetricQuery),
     responses(
         (status = 200, description = "every reported value, oldest first", body = ObservationLog),
         (status = 404, description = "no such trial", body = ErrorBody),
+        (status = 422, description = "a query parameter that does not fit", body = ErrorBody),
     ),
     tag = "trials"
 )]
 pub(crate) async fn observations(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(query): Query<MetricQuery>,
+    ApiQuery(query): ApiQuery<MetricQuery>,
 ) -> Result<axum::Json<ObservationLog>, ApiError> {
     fetch_trial(&state, &name).await?;
     let mut filter = ObservationLogFilter::trial(name);
@@ -201,6 +205,7 @@ pub(crate) async fn observations(
 /// client's `report_metrics` sends. The values are stored as they are (a number, or
 /// `unavailable`); the response comes once they are committed.
 #[utoipa::path(
+    operation_id = "reportObservationLog",
     post,
     path = "/api/v1/trials/{name}/observations",
     params(("name" = String, Path, description = "the trial")),
@@ -253,19 +258,21 @@ pub(crate) struct LogQuery {
 
 /// A trial's output (its standard output and error, as the collector kept them).
 #[utoipa::path(
+    operation_id = "getTrialLog",
     get,
     path = "/api/v1/trials/{name}/log",
     params(("name" = String, Path, description = "the trial"), LogQuery),
     responses(
         (status = 200, description = "the output, as text", content_type = "text/plain", body = String),
         (status = 404, description = "no such trial, or it kept no output here", body = ErrorBody),
+        (status = 422, description = "a query parameter that does not fit", body = ErrorBody),
     ),
     tag = "trials"
 )]
 pub(crate) async fn log(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(query): Query<LogQuery>,
+    ApiQuery(query): ApiQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
     let trial = fetch_trial(&state, &name).await?;
     let path = trial_dir(&state.config, &trial.experiment_name, &trial.name).join(OUTPUT_LOG);

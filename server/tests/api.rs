@@ -425,6 +425,17 @@ async fn a_stopped_experiment_resumes_with_a_raised_budget_and_deletion_removes_
         .await;
     assert_eq!(status, StatusCode::OK, "{stopped}");
     assert!(stopped["metadata"]["annotations"]["sextant.dev/stopped"].is_string());
+    assert_ne!(
+        latest_condition(&stopped).as_deref(),
+        Some("Running"),
+        "{stopped}"
+    );
+    let (_, listed) = server.get("/experiments?condition=Running").await;
+    assert_eq!(
+        listed["experiments"],
+        json!([]),
+        "a stopped experiment is not Running"
+    );
     let (_, trials) = server.get("/experiments/budget/trials").await;
     let done_before = trials["trials"]
         .as_array()

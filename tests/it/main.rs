@@ -9,6 +9,7 @@ mod katib_interop;
 mod kubernetes;
 mod observation_log_durability;
 mod pipelines;
+mod python_client;
 mod run_experiment;
 mod serve_early_stopping;
 mod serve_suggestion;

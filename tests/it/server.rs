@@ -2,10 +2,7 @@
 //! policy, and a SIGKILL mid-experiment after which a restarted server ends the experiment with
 //! exactly `maxTrialCount` completed trials.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,47 +10,7 @@ use sextant_proto::health::HealthCheckRequest;
 use sextant_proto::health::health_check_response::ServingStatus;
 use sextant_proto::health::health_client::HealthClient;
 
-/// A `sextant server` child on a free loopback port, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl ServerProcess {
-    fn start(dir: &Path) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-            .args(["server", "--listen", "127.0.0.1:0"])
-            .arg("--db")
-            .arg(format!("sqlite://{}", dir.join("sextant.db").display()))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .env("SEXTANT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sextant server");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().expect("the server printed nothing").unwrap();
-        let address = line
-            .strip_prefix("listening on ")
-            .expect("the first line is the address")
-            .parse()
-            .unwrap();
-        std::thread::spawn(move || for _ in lines {});
-        ServerProcess { child, address }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}/api/v1{path}", self.address)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::ServerProcess;
 
 async fn get(client: &reqwest::Client, url: &str) -> Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
@@ -62,7 +19,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_and_http_share_one_port() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::start(dir.path()).expect("sextant server starts");
     let mut health = HealthClient::connect(format!("http://{}", server.address))
         .await
         .expect("gRPC connects");
@@ -134,7 +91,7 @@ spec:
       spec:
         command: [python3, -c, "import sys, time; time.sleep(0.3); print('loss=' + sys.argv[1])", "${trialParameters.x}"]
 "#;
-    let mut server = ServerProcess::start(dir.path());
+    let mut server = ServerProcess::start(dir.path()).expect("sextant server starts");
     let response = client
         .post(server.url("/experiments"))
         .header("content-type", "application/yaml")
@@ -159,7 +116,7 @@ spec:
     server.child.kill().expect("SIGKILL the server");
     server.child.wait().unwrap();
 
-    let server = ServerProcess::start(dir.path());
+    let server = ServerProcess::start(dir.path()).expect("sextant server starts");
     let deadline = Instant::now() + Duration::from_secs(120);
     let experiment = loop {
         let experiment = get(&client, &server.url("/experiments/survivor")).await;

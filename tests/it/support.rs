@@ -225,3 +225,51 @@ pub fn explain(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// A `sextant server` child on a free loopback port, killed when dropped.
+pub struct ServerProcess {
+    pub child: Child,
+    pub address: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `sextant server` with its store and data directory in `dir`.
+    pub fn start(dir: &Path) -> anyhow::Result<ServerProcess> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["server", "--listen", "127.0.0.1:0"])
+            .arg("--db")
+            .arg(format!("sqlite://{}", dir.join("sextant.db").display()))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("SEXTANT_LOG", "warn")
+            .env_remove("SEXTANT_TOKEN_FILE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawn sextant server")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().transpose()?.unwrap_or_default();
+        let Some(address) = first.strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("sextant server printed {first:?}, not its address");
+        };
+        let address = address.trim().parse()?;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(ServerProcess { child, address })
+    }
+
+    /// The HTTP API's URL of `path` (under `/api/v1`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1{path}", self.address)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
