@@ -63,6 +63,7 @@ fn trials_per_second(c: &mut Criterion) {
                     trials_dir: scratch.path().join("trials"),
                     suggestion_service: None,
                     max_parallel: default_max_parallel(),
+                    trial_env: Vec::new(),
                 };
                 let url = format!("sqlite://{}", scratch.path().join("bench.db").display());
                 total += runtime.block_on(async {

@@ -66,6 +66,9 @@ pub async fn run(
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .context("listener has no local address")?;
     let config = ServerConfig {
         data_dir: args.data_dir.clone(),
         max_parallel_trials: args
@@ -75,6 +78,12 @@ pub async fn run(
             }),
         token,
         max_body_bytes: args.max_body_bytes,
+        // Trials run on this machine: they reach an unspecified address on loopback.
+        url: Some(if address.ip().is_unspecified() {
+            format!("http://127.0.0.1:{}", address.port())
+        } else {
+            format!("http://{address}")
+        }),
     };
     let server = Server::start(store.clone(), config).await?;
     let limits = Limits {

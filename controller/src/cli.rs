@@ -221,6 +221,7 @@ pub async fn run(
         max_parallel: args
             .max_parallel
             .map_or_else(default_max_parallel, |cap| cap as usize),
+        trial_env: Vec::new(),
     };
     let name = experiment.metadata.name.clone();
     let mut last_line = String::new();

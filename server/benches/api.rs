@@ -45,6 +45,7 @@ async fn start() -> Bench {
         max_parallel_trials: 8,
         token: None,
         max_body_bytes: sextant_server::DEFAULT_MAX_BODY_BYTES,
+        url: None,
     };
     let server = Server::start(store.clone(), config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub token: Option<Token>,
     /// The largest request body accepted; larger ones are refused with 413.
     pub max_body_bytes: usize,
+    /// The URL trials reach this server at, given to each as `SEXTANT_URL` (where the Python
+    /// client's `report_metrics` posts), when known.
+    pub url: Option<String>,
 }
 
 /// The running service: its state, the experiments it drives, and its routes.

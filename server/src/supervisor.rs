@@ -182,6 +182,12 @@ impl Supervisor {
             experiment_dir: dir.clone(),
             suggestion_service: None,
             max_parallel: self.config.max_parallel_trials,
+            trial_env: self
+                .config
+                .url
+                .iter()
+                .map(|url| ("SEXTANT_URL".to_string(), url.clone()))
+                .collect(),
         };
         if let Err(error) = tokio::fs::create_dir_all(&dir).await {
             self.fail(

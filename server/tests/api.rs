@@ -37,15 +37,17 @@ impl TestServer {
         ))
         .await
         .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let config = ServerConfig {
             data_dir: dir.path().join("data"),
             max_parallel_trials: 8,
             token: token.map(|token| Token::parse(token).unwrap()),
             max_body_bytes: 64 * 1024,
+            url: Some(url.clone()),
         };
         let server = Server::start(store, config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+        let base = format!("{url}/api/v1");
         tokio::spawn(axum::serve(listener, server.router()).into_future());
         std::fs::write(dir.path().join("branin.py"), BRANIN).unwrap();
         TestServer {
@@ -593,6 +595,34 @@ spec:
         .post_json("/experiments/notebook/stop", json!({}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trials_are_told_the_servers_url() {
+    let server = TestServer::start(None).await;
+    let url = server.base.trim_end_matches("/api/v1").to_string();
+    let spec = branin_experiment("told", &server.script(), 1, 1, 0.0).replace(
+        r#"env: [{name: SLEEP, value: "0"}]"#,
+        &format!(r#"env: [{{name: SLEEP, value: "0"}}, {{name: EXPECTED_URL, value: "{url}"}}]"#),
+    );
+    let script = server.dir.path().join("url.py");
+    std::fs::write(
+        &script,
+        "import os\nprint('loss=%d' % (os.environ.get('SEXTANT_URL') == os.environ['EXPECTED_URL']))\n",
+    )
+    .unwrap();
+    let spec = spec.replace(
+        &server.script().display().to_string(),
+        &script.display().to_string(),
+    );
+    let (status, body) = server.post_yaml("/experiments", &spec).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let experiment = server.wait_for("told", "Succeeded").await;
+    let metric = &experiment["status"]["currentOptimalTrial"]["observation"]["metrics"][0];
+    assert_eq!(
+        metric["latest"], "1",
+        "SEXTANT_URL is not the server's: {experiment}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,9 @@ pub struct LocalConfig {
     /// The most trials running at once on this machine, whatever `parallelTrialCount` asks
     /// (the rest start as slots free); see [`default_max_parallel`].
     pub max_parallel: usize,
+    /// Environment variables every trial gets besides its own (`sextant server` gives its
+    /// URL as `SEXTANT_URL`, where the Python client reports metrics).
+    pub trial_env: Vec<(String, String)>,
 }
 
 /// The default local cap on trials running at once: four per core, at least eight. A
@@ -558,7 +561,10 @@ impl Driver {
                 "SEXTANT_DB_MANAGER_ADDRESS".to_string(),
                 self.db_manager_address.clone(),
             ),
-        ];
+        ]
+        .into_iter()
+        .chain(self.config.trial_env.iter().cloned())
+        .collect::<Vec<_>>();
         // A template that cannot become a process for this trial fails the trial, not the
         // run: the trial is already stored, and a resume must not trip over it again.
         let rules = self.rules_for_new_trial().await?;

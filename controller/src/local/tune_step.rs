@@ -102,6 +102,7 @@ impl TuneStepKind {
             trials_dir: ctx.work_dir.join("trials"),
             suggestion_service: None,
             max_parallel: super::default_max_parallel(),
+            trial_env: Vec::new(),
         };
         let timeout = ctx.timeout;
         let cancellation = ctx.cancellation.clone();
