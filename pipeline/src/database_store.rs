@@ -74,6 +74,18 @@ impl RunStore for Store {
     }
 }
 
+/// Every run stored in `store` (without their steps), oldest first.
+pub async fn list_runs(store: &Store) -> Result<Vec<RunRecord>, RunStoreError> {
+    let mut runs = store
+        .list_pipeline_runs()
+        .await?
+        .iter()
+        .map(|text| decode::<RunRecord>(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    runs.sort_by(|a, b| (a.created_at, &a.run_id).cmp(&(b.created_at, &b.run_id)));
+    Ok(runs)
+}
+
 fn encode(value: &impl serde::Serialize) -> Result<String, RunStoreError> {
     serde_json::to_string(value).map_err(RunStoreError::Encode)
 }

@@ -40,6 +40,87 @@ pub enum Event {
     Trial(TrialEvent),
     /// An experiment was deleted.
     ExperimentDeleted(DeletedEvent),
+    /// A pipeline run or one of its steps changed.
+    Run(RunEventView),
+}
+
+/// A pipeline run's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEventView {
+    /// The run.
+    pub run_id: String,
+    /// `runStarted`, `stepStarted`, `stepRetrying`, `stepFinished` or `runFinished`.
+    pub change: String,
+    /// The step, for step changes.
+    pub step: Option<String>,
+    /// The `withItems` index of a fanned-out step.
+    pub item_index: Option<usize>,
+    /// The run's phase (`runFinished`) or the step's (`stepFinished`).
+    pub phase: Option<String>,
+    /// The attempt, for `stepStarted` and `stepRetrying`.
+    pub attempt: Option<u32>,
+    /// Why, for failures, skips and retries.
+    pub message: Option<String>,
+}
+
+impl RunEventView {
+    /// The view of `event` of run `run_id`.
+    pub(crate) fn of(run_id: &str, event: &sextant_pipeline::RunEvent) -> RunEventView {
+        use sextant_pipeline::RunEvent;
+        let mut view = RunEventView {
+            run_id: run_id.to_string(),
+            change: String::new(),
+            step: None,
+            item_index: None,
+            phase: None,
+            attempt: None,
+            message: None,
+        };
+        match event {
+            RunEvent::RunStarted { .. } => view.change = "runStarted".into(),
+            RunEvent::StepStarted {
+                step,
+                item_index,
+                attempt,
+            } => {
+                view.change = "stepStarted".into();
+                view.step = Some(step.clone());
+                view.item_index = *item_index;
+                view.attempt = Some(*attempt);
+            }
+            RunEvent::StepRetrying {
+                step,
+                item_index,
+                attempt,
+                message,
+                ..
+            } => {
+                view.change = "stepRetrying".into();
+                view.step = Some(step.clone());
+                view.item_index = *item_index;
+                view.attempt = Some(*attempt);
+                view.message = Some(message.clone());
+            }
+            RunEvent::StepFinished {
+                step,
+                item_index,
+                phase,
+                message,
+            } => {
+                view.change = "stepFinished".into();
+                view.step = Some(step.clone());
+                view.item_index = *item_index;
+                view.phase = Some(phase.to_string());
+                view.message = message.clone();
+            }
+            RunEvent::RunFinished { phase, .. } => {
+                view.change = "runFinished".into();
+                view.phase = Some(phase.to_string());
+            }
+        }
+        view
+    }
 }
 
 /// An experiment's state.
@@ -111,14 +192,25 @@ impl Event {
             Event::Experiment(_) => "experiment",
             Event::Trial(_) => "trial",
             Event::ExperimentDeleted(_) => "experimentDeleted",
+            Event::Run(_) => "run",
         }
     }
 
-    fn experiment(&self) -> &str {
+    /// The experiment it is about, if any.
+    fn experiment(&self) -> Option<&str> {
         match self {
-            Event::Experiment(event) => &event.name,
-            Event::Trial(event) => &event.experiment,
-            Event::ExperimentDeleted(event) => &event.name,
+            Event::Experiment(event) => Some(&event.name),
+            Event::Trial(event) => Some(&event.experiment),
+            Event::ExperimentDeleted(event) => Some(&event.name),
+            Event::Run(_) => None,
+        }
+    }
+
+    /// The pipeline run it is about, if any.
+    fn run(&self) -> Option<&str> {
+        match self {
+            Event::Run(event) => Some(&event.run_id),
+            _ => None,
         }
     }
 }
@@ -170,6 +262,8 @@ impl EventHub {
 pub(crate) struct EventQuery {
     /// Only the events of this experiment (or study).
     pub experiment: Option<String>,
+    /// Only the events of this pipeline run.
+    pub run: Option<String>,
 }
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -178,7 +272,7 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// The event stream.
 ///
-/// Server-Sent Events: `event:` is `experiment`, `trial`, `experimentDeleted` (data: the
+/// Server-Sent Events: `event:` is `experiment`, `trial`, `experimentDeleted`, `run` (data: the
 /// JSON of [`Event`]) or `lagged` (data: `{"missed": N}`, when this client fell more than
 /// 65,536 events behind); `id:` is the event's sequence number.
 #[utoipa::path(
@@ -201,7 +295,12 @@ pub(crate) async fn stream(
         BroadcastStream::new(state.events.subscribe()).filter_map(move |received| match received {
             Ok(numbered) => {
                 if let Some(wanted) = &query.experiment
-                    && numbered.event.experiment() != wanted
+                    && numbered.event.experiment() != Some(wanted.as_str())
+                {
+                    return None;
+                }
+                if let Some(wanted) = &query.run
+                    && numbered.event.run() != Some(wanted.as_str())
                 {
                     return None;
                 }

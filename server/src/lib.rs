@@ -21,7 +21,7 @@
 //! - `body`: reading request bodies (YAML or JSON, content types, unknown fields).
 //! - `supervisor`: running, stopping and resuming experiments.
 //! - `events`: the event hub and its SSE stream.
-//! - `experiments`, `trials`, `studies`: the resources' handlers.
+//! - `experiments`, `trials`, `studies`, `runs` (pipeline runs): the resources' handlers.
 //! - [`openapi`]: the document.
 //! - `views`: the JSON the API answers with.
 
@@ -32,6 +32,7 @@ mod events;
 mod experiments;
 pub mod openapi;
 mod pagination;
+mod runs;
 mod studies;
 mod supervisor;
 mod trials;
@@ -70,7 +71,8 @@ pub struct ServerConfig {
     pub url: Option<String>,
 }
 
-/// The running service: its state, the experiments it drives, and its routes.
+/// The running service: its state, the experiments and pipeline runs it drives, and its
+/// routes.
 #[derive(Clone)]
 pub struct Server {
     state: AppState,
@@ -84,6 +86,7 @@ pub(crate) struct AppState {
     pub(crate) supervisor: supervisor::Supervisor,
     pub(crate) events: events::EventHub,
     pub(crate) studies: studies::Studies,
+    pub(crate) runs: runs::Runs,
     /// Cancelled when the server shuts down: endless responses (events, followed logs) end.
     pub(crate) closing: tokio_util::sync::CancellationToken,
 }
@@ -95,8 +98,10 @@ impl Server {
         let config = Arc::new(config);
         let events = events::EventHub::new();
         let supervisor = supervisor::Supervisor::new(store.clone(), config.clone(), events.clone());
+        let runs = runs::Runs::new(&store, &config.data_dir);
         let state = AppState {
-            store,
+            runs,
+            store: store.clone(),
             config,
             supervisor,
             events,
@@ -104,6 +109,7 @@ impl Server {
             closing: tokio_util::sync::CancellationToken::new(),
         };
         state.supervisor.resume_unfinished().await?;
+        state.runs.resume_unfinished(&state).await?;
         Ok(Server { state })
     }
 
@@ -113,6 +119,7 @@ impl Server {
             .merge(experiments::routes())
             .merge(trials::routes())
             .merge(studies::routes())
+            .merge(runs::routes())
             .merge(events::routes())
             .merge(openapi::routes());
         let api = match &self.state.config.token {

@@ -57,17 +57,27 @@ impl ToSchema for KatibExperiment {
         crate::studies::create,
         crate::studies::ask,
         crate::studies::tell,
+        crate::runs::create,
+        crate::runs::list,
+        crate::runs::read,
+        crate::runs::stop,
+        crate::runs::retry,
+        crate::runs::step_log,
+        crate::runs::artifacts,
+        crate::runs::download,
         crate::events::stream,
         openapi_json,
     ),
     components(schemas(
         crate::events::Event,
         crate::trials::TrialOrder,
+        crate::runs::LogStream,
     )),
     tags(
         (name = "experiments", description = "Katib Experiments the server runs"),
         (name = "trials", description = "Their trials, metric series and output"),
         (name = "studies", description = "Ask and tell: experiments whose client runs the trials"),
+        (name = "runs", description = "Pipeline runs on the server's machine"),
         (name = "events", description = "What changes, as Server-Sent Events"),
     )
 )]

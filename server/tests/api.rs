@@ -668,6 +668,13 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/studies",
         "/api/v1/studies/{name}/ask",
         "/api/v1/studies/{name}/tell",
+        "/api/v1/runs",
+        "/api/v1/runs/{id}",
+        "/api/v1/runs/{id}/stop",
+        "/api/v1/runs/{id}/retry",
+        "/api/v1/runs/{id}/steps/{step}/log",
+        "/api/v1/runs/{id}/artifacts",
+        "/api/v1/runs/{id}/artifacts/{step}/{name}",
         "/api/v1/events",
     ] {
         assert!(
@@ -675,4 +682,160 @@ async fn the_openapi_document_describes_every_route() {
             "{path} is not documented"
         );
     }
+}
+
+/// A pipeline whose `prepare` step counts its executions in `COUNTER` and writes an artifact,
+/// and whose `train` step fails until the file `GATE` exists.
+fn pipeline(dir: &Path) -> Value {
+    let counter = dir.join("prepare-runs");
+    let gate = dir.join("gate");
+    json!({
+        "apiVersion": "sextant.dev/v1beta1",
+        "kind": "Pipeline",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "params": [{"name": "rows", "default": "3"}],
+            "steps": [
+                {
+                    "name": "prepare",
+                    "command": ["python3", "-c",
+                        "import sys; open(sys.argv[1], 'a').write('x'); open('data.csv', 'w').write('a,b\\n' * int(sys.argv[2])); open('count.txt', 'w').write(sys.argv[2]); print('prepared')",
+                        counter.display().to_string(), "{{params.rows}}"],
+                    "outputs": {
+                        "params": [{"name": "count", "path": "count.txt"}],
+                        "artifacts": [{"name": "data", "path": "data.csv"}]
+                    }
+                },
+                {
+                    "name": "train",
+                    "command": ["python3", "-c",
+                        "import os, sys; print('rows', sys.argv[1]); sys.exit(0 if os.path.exists(sys.argv[2]) else 3)",
+                        "{{steps.prepare.outputs.params.count}}", gate.display().to_string()]
+                }
+            ]
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_run_fails_shows_its_steps_and_artifacts_and_is_retried_from_its_failed_step() {
+    let server = TestServer::start(None).await;
+    let mut events = Events::open(&server, "?run=first").await;
+    let (status, run) = server
+        .post_json(
+            "/runs",
+            json!({"pipeline": pipeline(server.dir.path()), "params": {"rows": "4"}, "runId": "first"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["runId"], "first");
+    // The run's events arrive until it finishes, failed at `train`.
+    let finished = loop {
+        let (kind, data) = events.next().await;
+        assert_eq!(kind, "run", "{data}");
+        if data["change"] == "runFinished" {
+            break data;
+        }
+    };
+    assert_eq!(finished["phase"], "Failed");
+    let (_, run) = server.get("/runs/first").await;
+    assert_eq!(run["phase"], "Failed");
+    let steps: std::collections::BTreeMap<&str, &Value> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| (step["step"].as_str().unwrap(), step))
+        .collect();
+    assert_eq!(steps["prepare"]["phase"], "Succeeded");
+    assert_eq!(steps["prepare"]["outputParams"]["count"], "4");
+    assert_eq!(steps["train"]["phase"], "Failed");
+    let log = server
+        .request(reqwest::Method::GET, "/runs/first/steps/train/log")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(log.trim(), "rows 4");
+    let (_, artifacts) = server.get("/runs/first/artifacts").await;
+    assert_eq!(artifacts["artifacts"][0]["name"], "data");
+    assert_eq!(artifacts["artifacts"][0]["size"], 16);
+    let data = server
+        .request(reqwest::Method::GET, "/runs/first/artifacts/prepare/data")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&data[..], "a,b\n".repeat(4).as_bytes());
+    let (status, _) = server.get("/runs/first/artifacts/prepare/other").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get("/runs/first/steps/..%2F..%2Fetc/log").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Retry: `prepare` is kept (it ran once), `train` runs again and succeeds.
+    std::fs::write(server.dir.path().join("gate"), "").unwrap();
+    let (status, body) = server.post_json("/runs/first/retry", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = loop {
+        let (_, run) = server.get("/runs/first").await;
+        if run["phase"] == "Succeeded" {
+            break run;
+        }
+        assert_ne!(run["phase"], "Failed", "{run}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|step| step["phase"] == "Succeeded")
+    );
+    let prepared = std::fs::read_to_string(server.dir.path().join("prepare-runs")).unwrap();
+    assert_eq!(prepared, "x", "prepare ran again on retry");
+    let (status, _) = server.post_json("/runs/first/retry", json!({})).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a succeeded run is not retried"
+    );
+    let (_, listed) = server.get("/runs?phase=Succeeded").await;
+    assert_eq!(listed["runs"][0]["runId"], "first");
+
+    // Bad input: each a 422 naming the field, nothing recorded.
+    let mut bad = pipeline(server.dir.path());
+    bad["spec"]["steps"][1]["command"] = json!([]);
+    let (status, body) = server
+        .post_json("/runs", json!({"pipeline": bad, "runId": "bad"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["fields"][0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("pipeline.spec.steps[1]"),
+        "{body}"
+    );
+    let (status, body) = server
+        .post_json(
+            "/runs",
+            json!({"pipeline": pipeline(server.dir.path()), "params": {"nope": "1"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["fields"][0]["path"], "params.nope");
+    let (status, body) = server
+        .post_json(
+            "/runs",
+            json!({"pipeline": pipeline(server.dir.path()), "runId": "../x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = server.get("/runs/bad").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = server.get("/runs").await;
+    assert_eq!(listed["runs"].as_array().unwrap().len(), 1);
 }

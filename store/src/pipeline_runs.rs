@@ -153,6 +153,19 @@ impl Store {
         })
     }
 
+    /// The records of every stored pipeline run, by run id.
+    pub async fn list_pipeline_runs(&self) -> Result<Vec<String>> {
+        const OPERATION: &str = "list pipeline runs";
+        with_pool!(self, pool => {
+            let mut select = QueryBuilder::new("SELECT record FROM pipeline_runs ORDER BY run_id");
+            select
+                .build_query_scalar::<String>()
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))
+        })
+    }
+
     /// The records of a run's step instances, in the order they were first stored.
     pub async fn list_pipeline_steps(&self, run_id: &str) -> Result<Vec<String>> {
         const OPERATION: &str = "list pipeline steps";
