@@ -21,7 +21,9 @@
 //! - `body`: reading request bodies (YAML or JSON, content types, unknown fields).
 //! - `supervisor`: running, stopping and resuming experiments.
 //! - `events`: the event hub and its SSE stream.
-//! - `experiments`, `trials`, `studies`, `runs` (pipeline runs): the resources' handlers.
+//! - `experiments`, `trials`, `studies`, `runs` (pipeline runs), `recurring` (recurring runs
+//!   and their scheduler): the resources' handlers.
+//! - `schedule`: when a recurring run fires, a pure function of what is observed.
 //! - [`openapi`]: the document.
 //! - `views`: the JSON the API answers with.
 
@@ -32,7 +34,9 @@ mod events;
 mod experiments;
 pub mod openapi;
 mod pagination;
+mod recurring;
 mod runs;
+mod schedule;
 mod studies;
 mod supervisor;
 mod trials;
@@ -87,6 +91,8 @@ pub(crate) struct AppState {
     pub(crate) events: events::EventHub,
     pub(crate) studies: studies::Studies,
     pub(crate) runs: runs::Runs,
+    /// One scheduler round or recurring-run change at a time.
+    pub(crate) recurring: Arc<tokio::sync::Mutex<()>>,
     /// Cancelled when the server shuts down: endless responses (events, followed logs) end.
     pub(crate) closing: tokio_util::sync::CancellationToken,
 }
@@ -101,6 +107,7 @@ impl Server {
         let runs = runs::Runs::new(&store, &config.data_dir);
         let state = AppState {
             runs,
+            recurring: Arc::default(),
             store: store.clone(),
             config,
             supervisor,
@@ -110,6 +117,7 @@ impl Server {
         };
         state.supervisor.resume_unfinished().await?;
         state.runs.resume_unfinished(&state).await?;
+        tokio::spawn(recurring::scheduler(state.clone()));
         Ok(Server { state })
     }
 
@@ -120,6 +128,7 @@ impl Server {
             .merge(trials::routes())
             .merge(studies::routes())
             .merge(runs::routes())
+            .merge(recurring::routes())
             .merge(events::routes())
             .merge(openapi::routes());
         let api = match &self.state.config.token {

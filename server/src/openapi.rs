@@ -65,6 +65,12 @@ impl ToSchema for KatibExperiment {
         crate::runs::step_log,
         crate::runs::artifacts,
         crate::runs::download,
+        crate::recurring::create,
+        crate::recurring::list,
+        crate::recurring::read,
+        crate::recurring::enable,
+        crate::recurring::disable,
+        crate::recurring::delete,
         crate::events::stream,
         openapi_json,
     ),
@@ -78,6 +84,7 @@ impl ToSchema for KatibExperiment {
         (name = "trials", description = "Their trials, metric series and output"),
         (name = "studies", description = "Ask and tell: experiments whose client runs the trials"),
         (name = "runs", description = "Pipeline runs on the server's machine"),
+        (name = "recurring runs", description = "Pipelines on a cron schedule, each firing a run"),
         (name = "events", description = "What changes, as Server-Sent Events"),
     )
 )]

@@ -145,6 +145,22 @@ impl Runs {
         }
     }
 
+    /// A run's directory.
+    pub(crate) fn dir_of(&self, run_id: &str) -> PathBuf {
+        self.dir.join(run_id)
+    }
+
+    /// Starts a new run and returns once it is recorded as started.
+    pub(crate) async fn start(
+        &self,
+        state: &AppState,
+        run_id: String,
+        pipeline: Pipeline,
+        request: RunRequest,
+    ) -> Result<(), ApiError> {
+        self.spawn(state, run_id, Some((pipeline, request))).await
+    }
+
     fn stop(&self, run_id: &str) -> bool {
         match self.running().get(run_id) {
             Some(cancel) => {
@@ -322,28 +338,16 @@ async fn load(state: &AppState, run_id: &str) -> Result<StoredRun, ApiError> {
         })
 }
 
-/// Start a pipeline run.
-#[utoipa::path(
-    post,
-    operation_id = "createRun",
-    path = "/api/v1/runs",
-    request_body(content = CreateRun, content_type = "application/json"),
-    responses(
-        (status = 201, description = "recorded and started", body = RunView),
-        (status = 409, description = "a run of that id exists", body = ErrorBody),
-        (status = 413, description = "the body is too large", body = ErrorBody),
-        (status = 415, description = "not JSON", body = ErrorBody),
-        (status = 422, description = "an invalid pipeline, parameter or run id; every problem by field path, nothing recorded", body = ErrorBody),
-    ),
-    tag = "runs"
-)]
-pub(crate) async fn create(
-    State(state): State<AppState>,
-    JsonBody(request): JsonBody<CreateRun>,
-) -> Result<Response, ApiError> {
-    let text = match &request.pipeline {
+/// Reads a Pipeline given as YAML text or as an object, and checks `params` against it; every
+/// problem is a 422 naming its field (`pipeline.spec.steps[1].command`, `params.rows`).
+/// Returns the pipeline and its YAML text.
+pub(crate) fn parse_pipeline(
+    value: &serde_json::Value,
+    params: &BTreeMap<String, String>,
+) -> Result<(Pipeline, String), ApiError> {
+    let text = match value {
         serde_json::Value::String(text) => text.clone(),
-        serde_json::Value::Object(_) => serde_yaml::to_string(&request.pipeline)
+        serde_json::Value::Object(_) => serde_yaml::to_string(value)
             .map_err(|error| ApiError::invalid_field("pipeline", error.to_string()))?,
         _ => {
             return Err(ApiError::invalid_field(
@@ -366,7 +370,7 @@ pub(crate) async fn create(
         },
         other => ApiError::invalid_field("pipeline", other.to_string()),
     })?;
-    if let Err(error) = pipeline.resolve_params(&request.params) {
+    if let Err(error) = pipeline.resolve_params(params) {
         let name = match &error {
             sextant_pipeline::spec::ParamError::Unknown(name)
             | sextant_pipeline::spec::ParamError::Missing(name) => name.clone(),
@@ -376,6 +380,29 @@ pub(crate) async fn create(
             error.to_string(),
         ));
     }
+    Ok((pipeline, text))
+}
+
+/// Start a pipeline run.
+#[utoipa::path(
+    post,
+    operation_id = "createRun",
+    path = "/api/v1/runs",
+    request_body(content = CreateRun, content_type = "application/json"),
+    responses(
+        (status = 201, description = "recorded and started", body = RunView),
+        (status = 409, description = "a run of that id exists", body = ErrorBody),
+        (status = 413, description = "the body is too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 422, description = "an invalid pipeline, parameter or run id; every problem by field path, nothing recorded", body = ErrorBody),
+    ),
+    tag = "runs"
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<CreateRun>,
+) -> Result<Response, ApiError> {
+    let (pipeline, _) = parse_pipeline(&request.pipeline, &request.params)?;
     let run_id = request.run_id.unwrap_or_else(|| new_run_id(&pipeline.name));
     if !is_run_id(&run_id) {
         return Err(ApiError::invalid_field(
@@ -392,13 +419,13 @@ pub(crate) async fn create(
     }
     let request = RunRequest {
         run_id: run_id.clone(),
-        run_dir: state.runs.dir.join(&run_id),
+        run_dir: state.runs.dir_of(&run_id),
         params: request.params,
         cache: request.cache.unwrap_or(true),
     };
     state
         .runs
-        .spawn(&state, run_id.clone(), Some((pipeline, request)))
+        .start(&state, run_id.clone(), pipeline, request)
         .await?;
     let stored = load(&state, &run_id).await?;
     Ok((

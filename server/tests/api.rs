@@ -675,6 +675,10 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/runs/{id}/steps/{step}/log",
         "/api/v1/runs/{id}/artifacts",
         "/api/v1/runs/{id}/artifacts/{step}/{name}",
+        "/api/v1/recurringruns",
+        "/api/v1/recurringruns/{name}",
+        "/api/v1/recurringruns/{name}/enable",
+        "/api/v1/recurringruns/{name}/disable",
         "/api/v1/events",
     ] {
         assert!(
@@ -838,4 +842,113 @@ async fn a_pipeline_run_fails_shows_its_steps_and_artifacts_and_is_retried_from_
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (_, listed) = server.get("/runs").await;
     assert_eq!(listed["runs"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recurring_run_fires_on_schedule_and_never_runs_more_than_max_concurrency_at_once() {
+    let server = TestServer::start(None).await;
+    let spans = server.dir.path().join("spans");
+    let step = json!({
+        "apiVersion": "sextant.dev/v1beta1",
+        "kind": "Pipeline",
+        "metadata": {"name": "tick"},
+        "spec": {"steps": [{
+            "name": "work",
+            "cache": false,
+            "command": ["python3", "-c",
+                "import sys, time; s = time.time(); time.sleep(1.3); open(sys.argv[1], 'a').write('%f %f\\n' % (s, time.time()))",
+                spans.display().to_string()]
+        }]}
+    });
+    // Bad input first: nothing is stored.
+    for (body, field) in [
+        (
+            json!({"name": "bad", "pipeline": step, "schedule": {"cron": "61 * * * *"}}),
+            "schedule.cron",
+        ),
+        (
+            json!({"name": "bad", "pipeline": step, "schedule": {"cron": "* * * * *"}, "maxConcurrency": 11}),
+            "maxConcurrency",
+        ),
+        (
+            json!({"name": "bad", "pipeline": step, "params": {"x": "1"}, "schedule": {"cron": "* * * * *"}}),
+            "params.x",
+        ),
+        (
+            json!({"name": "a/b", "pipeline": step, "schedule": {"cron": "* * * * *"}}),
+            "name",
+        ),
+    ] {
+        let (status, error) = server.post_json("/recurringruns", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["error"]["fields"][0]["path"], field, "{error}");
+    }
+    let (_, listed) = server.get("/recurringruns").await;
+    assert_eq!(listed["recurringRuns"], json!([]));
+
+    let (status, created) = server
+        .post_json(
+            "/recurringruns",
+            json!({"name": "every-second", "pipeline": step, "schedule": {"cron": "* * * * * *"}, "maxConcurrency": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["nextFiring"].is_string());
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    let (_, disabled) = server
+        .post_json("/recurringruns/every-second/disable", json!({}))
+        .await;
+    assert_eq!(disabled["enabled"], false);
+    assert!(disabled["nextFiring"].is_null());
+    let fired = disabled["runs"].as_array().unwrap().len();
+    assert!(fired >= 2, "fired {fired} times in 5.5 s: {disabled}");
+    // Each run is named by its firing time, a whole second after the recurring run was made.
+    let created_at =
+        chrono::DateTime::parse_from_rfc3339(created["createdAt"].as_str().unwrap()).unwrap();
+    for run in disabled["runs"].as_array().unwrap() {
+        let stamp = run.as_str().unwrap().strip_prefix("every-second-").unwrap();
+        let firing = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d%H%M%S")
+            .unwrap()
+            .and_utc();
+        assert!(firing > created_at, "{firing} fired before {created_at}");
+    }
+    // Wait for the runs to end, then check that no two ever overlapped.
+    loop {
+        let (_, now) = server.get("/recurringruns/every-second").await;
+        if now["activeRuns"] == 0 {
+            assert_eq!(
+                now["runs"].as_array().unwrap().len(),
+                fired,
+                "fired while disabled"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut intervals: Vec<(f64, f64)> = std::fs::read_to_string(&spans)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (start, end) = line.split_once(' ').unwrap();
+            (start.parse().unwrap(), end.parse().unwrap())
+        })
+        .collect();
+    intervals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(intervals.len(), fired);
+    for pair in intervals.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two runs overlapped with maxConcurrency 1: {pair:?}"
+        );
+    }
+    let (_, runs) = server.get("/runs?pipeline=tick&phase=Succeeded").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), fired);
+    let response = server
+        .request(reqwest::Method::DELETE, "/recurringruns/every-second")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _) = server.get("/recurringruns/every-second").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

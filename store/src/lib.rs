@@ -12,6 +12,7 @@
 //! - [`store`]: [`Store`], connecting, migrating, the per-backend pool.
 //! - [`observation_log`]: reported metric points: append, read with filters, delete.
 //! - [`experiments`]: experiment and trial records for the controller.
+//! - [`pipeline_runs`], [`recurring_runs`]: pipeline runs and their schedules, as JSON records.
 //! - [`service`]: the `api.v1.beta1.DBManager` gRPC service.
 //! - [`time`]: how times are parsed, cut to microseconds, stored and printed.
 //! - [`name_column`]: names read back from case-sensitive columns.
@@ -24,6 +25,7 @@ pub mod experiments;
 pub mod name_column;
 pub mod observation_log;
 pub mod pipeline_runs;
+pub mod recurring_runs;
 pub mod service;
 pub mod store;
 pub mod time;
