@@ -1,9 +1,10 @@
 //! The HTTP API's speed over loopback, with a real SQLite store:
 //! - `list_trials/10000`: one page of 10,000 trials (`pageSize=10000`);
-//! - `ask_tell/tpe_100`: one ask and one tell of a `tpe` study that has 100 told trials;
-//! - `events/100_clients_1000_trials`: 1,000 trials' events (Created, Running, Succeeded and the
-//!   experiment's counts) published while 100 SSE clients listen; the time until every client
-//!   has every event (a lost event would hang the bench; `lagged` fails it).
+//! - `ask_tell/tpe_100`: one ask and one tell of a `tpe` study with 100 to 120 told trials;
+//! - `events/100_clients_300_trials`: an experiment of 300 `echo` trials run while 100 SSE
+//!   clients listen; the time until every client has seen every trial finish and the
+//!   experiment succeed (a lost event would hang the bench; `lagged` fails it). 300 divided by
+//!   it is the trials per second the clients kept up with.
 
 use std::time::{Duration, Instant};
 
@@ -175,30 +176,50 @@ fn benches(criterion: &mut Criterion) {
         })
     });
 
-    runtime.block_on(async {
-        bench.create_study("asked", "tpe").await;
-        for _ in 0..100 {
-            bench.ask_tell("asked").await;
-        }
-    });
-    // The study grows by one trial per iteration; the figure is for about 100 to 200 trials.
+    // Each study serves 20 timed round trips after 100 trials are stored into it untimed, so
+    // the figure is for 100 to 120 past trials.
     let mut group = criterion.benchmark_group("ask_tell");
-    group.sample_size(50);
+    group.sample_size(30);
+    let studies = std::sync::atomic::AtomicU64::new(0);
     group.bench_function("tpe_100", |b| {
-        b.to_async(&runtime).iter(|| bench.ask_tell("asked"))
+        b.to_async(&runtime).iter_custom(|iterations| {
+            let (bench, studies) = (&bench, &studies);
+            async move {
+                let mut total = Duration::ZERO;
+                let mut left = iterations;
+                while left > 0 {
+                    let study = format!(
+                        "asked-{}",
+                        studies.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    );
+                    bench.create_study(&study, "tpe").await;
+                    bench.fill(&study, 100).await;
+                    let batch = left.min(20);
+                    let started = Instant::now();
+                    for _ in 0..batch {
+                        bench.ask_tell(&study).await;
+                    }
+                    total += started.elapsed();
+                    left -= batch;
+                }
+                total
+            }
+        })
     });
     group.finish();
 
     let mut group = criterion.benchmark_group("events");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
-    group.bench_function("100_clients_1000_trials", |b| {
+        .measurement_time(Duration::from_secs(30));
+    let rounds = std::sync::atomic::AtomicU64::new(0);
+    group.bench_function("100_clients_300_trials", |b| {
         b.to_async(&runtime).iter_custom(|iterations| {
-            let bench = &bench;
+            let (bench, rounds) = (&bench, &rounds);
             async move {
                 let mut total = Duration::ZERO;
-                for round in 0..iterations {
+                for _ in 0..iterations {
+                    let round = rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     total += broadcast_round(bench, round).await;
                 }
                 total
@@ -208,45 +229,79 @@ fn benches(criterion: &mut Criterion) {
     group.finish();
 }
 
-/// One `random` study asked and told 1,000 times while 100 clients follow its events; the time until
-/// every client has seen the last trial succeed, and every event of the round.
+/// An experiment of 300 trials that only print their loss (`echo`, eight at a time), followed by 100 SSE clients
+/// from before it starts; the time until every client has seen every trial succeed and the
+/// experiment succeed.
 async fn broadcast_round(bench: &Bench, round: u64) -> Duration {
-    let study = format!("broadcast-{round}");
-    bench.create_study(&study, "random").await;
+    let trials = 300;
+    let name = format!("broadcast-{round}");
+    let spec = format!(
+        r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: random}}
+  parallelTrialCount: 8
+  maxTrialCount: {trials}
+  parameters:
+    - {{name: x, parameterType: double, feasibleSpace: {{min: "0", max: "1"}}}}
+  trialTemplate:
+    trialParameters: [{{name: x, reference: x}}]
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec: {{command: [echo, "loss=${{trialParameters.x}}"]}}
+"#
+    );
     let mut clients = Vec::new();
     for _ in 0..100 {
         let response = bench
             .client
-            .get(format!("{}/events?experiment={study}", bench.base))
+            .get(format!("{}/events?experiment={name}", bench.base))
             .send()
             .await
             .unwrap();
         clients.push(response.bytes_stream());
     }
-    let trials = 1_000;
     let started = Instant::now();
     let readers: Vec<_> = clients
         .into_iter()
         .map(|mut stream| {
             tokio::spawn(async move {
-                let (mut trial_events, mut buffer) = (0usize, String::new());
-                while trial_events < 2 * trials {
+                let (mut finished_trials, mut done, mut buffer) = (0usize, false, String::new());
+                while !(done && finished_trials == trials) {
                     let chunk = stream.next().await.expect("the stream ended").unwrap();
                     buffer.push_str(&String::from_utf8_lossy(&chunk));
                     while let Some(end) = buffer.find("\n\n") {
                         let block: String = buffer.drain(..end + 2).collect();
                         assert!(!block.contains("event: lagged"), "a client lagged");
-                        if block.contains("event: trial") {
-                            trial_events += 1;
+                        if block.contains("event: trial")
+                            && !block.contains("\"condition\":\"Created\"")
+                            && !block.contains("\"condition\":\"Running\"")
+                        {
+                            finished_trials += 1;
+                        }
+                        if block.contains("event: experiment")
+                            && block.contains("\"condition\":\"Succeeded\"")
+                        {
+                            done = true;
                         }
                     }
                 }
             })
         })
         .collect();
-    for _ in 0..trials {
-        bench.ask_tell(&study).await;
-    }
+    let response = bench
+        .client
+        .post(format!("{}/experiments", bench.base))
+        .header("content-type", "application/yaml")
+        .body(spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
     for reader in readers {
         reader.await.unwrap();
     }
