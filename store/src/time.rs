@@ -46,10 +46,16 @@ fn sqlite_text(time: DateTime<Utc>) -> String {
     text
 }
 
-/// Reads the SQLite text form back; anything else is an error naming the text.
+/// Reads the SQLite text form back; anything else is an error naming the text. The form is
+/// RFC 3339, whose parser in chrono is written by hand, so only its shape is checked here.
 fn from_sqlite_text(text: &str) -> Result<DateTime<Utc>, String> {
-    NaiveDateTime::parse_from_str(text, SQLITE_TIME_FORMAT)
-        .map(|naive| naive.and_utc())
+    if text.len() != 27 || !text.ends_with('Z') {
+        return Err(format!(
+            "stored time `{text}` is malformed: expected the form {SQLITE_TIME_FORMAT}"
+        ));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
         .map_err(|error| format!("stored time `{text}` is malformed: {error}"))
 }
 
