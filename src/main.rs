@@ -9,6 +9,7 @@
 
 mod cluster;
 mod health;
+mod remote;
 mod serve;
 mod server;
 mod signal;
@@ -62,6 +63,12 @@ enum Command {
     /// Serve the HTTP API (experiments, trials, studies, events) and the gRPC services on one
     /// port, running submitted experiments on this machine.
     Server(server::ServerArgs),
+    /// Submit an experiment to a `sextant server` (`--server URL`).
+    Submit(remote::SubmitArgs),
+    /// Stop an experiment on a `sextant server`.
+    Stop(remote::StopArgs),
+    /// Print a trial's output from a `sextant server`, optionally following it.
+    Logs(remote::LogsArgs),
     /// Run a training command and push the metrics it prints to a DBManager.
     Collect(sextant_metrics::CollectArgs),
     /// Print the Experiment and Trial CustomResourceDefinitions (YAML).
@@ -107,6 +114,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 server::run(args, signal::shutdown()?).await?;
                 ExitStatus::Success
             }
+            Command::Submit(args) => remote::submit(&args, &mut stdout, &mut stderr).await?,
+            Command::Stop(args) => remote::stop(&args, &mut stdout, &mut stderr).await?,
+            Command::Logs(args) => remote::logs(&args, &mut stdout, &mut stderr).await?,
             Command::Crd(args) => {
                 cluster::crd(&args)?;
                 ExitStatus::Success

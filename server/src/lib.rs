@@ -25,10 +25,12 @@
 //!   and their scheduler): the resources' handlers.
 //! - `schedule`: when a recurring run fires, a pure function of what is observed.
 //! - [`openapi`]: the document.
+//! - [`client`]: a client of the API, for the command line.
 //! - `views`: the JSON the API answers with.
 
 pub mod auth;
 mod body;
+pub mod client;
 mod error;
 mod events;
 mod experiments;

@@ -148,3 +148,81 @@ spec:
         "{trials}"
     );
 }
+
+#[test]
+fn the_command_line_submits_waits_reads_logs_and_stops_through_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path()).expect("sextant server starts");
+    let url = format!("http://{}", server.address);
+    let file = dir.path().join("remote.yaml");
+    let spec = r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: remote}
+spec:
+  objective: {type: maximize, objectiveMetricName: score}
+  algorithm: {algorithmName: grid}
+  parallelTrialCount: 2
+  maxTrialCount: 3
+  parameters:
+    - {name: x, parameterType: int, feasibleSpace: {min: "1", max: "3"}}
+  trialTemplate:
+    trialParameters: [{name: x, reference: x}]
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec:
+        command: [python3, -c, "import sys; print('step'); print('score=' + sys.argv[1])", "${trialParameters.x}"]
+"#;
+    std::fs::write(&file, spec).unwrap();
+    let sextant = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(args)
+            .args(["--server", &url])
+            .output()
+            .unwrap()
+    };
+    let submitted = sextant(&["submit", file.to_str().unwrap(), "--wait"]);
+    assert_eq!(
+        submitted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let experiment: Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    let best = &experiment["status"]["currentOptimalTrial"];
+    assert_eq!(
+        best["parameterAssignments"][0]["value"], "3",
+        "{experiment}"
+    );
+
+    let trial = best["bestTrialName"].as_str().unwrap();
+    let logs = sextant(&["logs", trial, "--tail", "1"]);
+    assert_eq!(logs.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&logs.stdout).trim(), "score=3");
+    let followed = sextant(&["logs", trial, "--follow"]);
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "step\nscore=3\n");
+
+    // Refusals keep the server's message and map to exit codes: a second submission of the
+    // same name conflicts (1), an invalid spec is invalid input (2), stopping a finished
+    // experiment conflicts (1).
+    let again = sextant(&["submit", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    std::fs::write(
+        &file,
+        spec.replace("maxTrialCount: 3", "maxTrialCount: -3")
+            .replace("name: remote", "name: other"),
+    )
+    .unwrap();
+    let invalid = sextant(&["submit", file.to_str().unwrap()]);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&invalid.stderr).contains("spec.maxTrialCount"),
+        "{}",
+        String::from_utf8_lossy(&invalid.stderr)
+    );
+    let stop = sextant(&["stop", "remote"]);
+    assert_eq!(stop.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stop.stderr).contains("409"));
+}
