@@ -470,6 +470,11 @@ impl fmt::Display for RunEvent {
     }
 }
 
+/// The file a step instance's standard output is kept in, in its directory.
+pub const STDOUT_LOG: &str = "stdout.log";
+/// The file a step instance's standard error is kept in, in its directory.
+pub const STDERR_LOG: &str = "stderr.log";
+
 /// `step` or `step[3]`.
 pub fn instance_name(step: &str, item_index: Option<usize>) -> String {
     match item_index {
@@ -1358,8 +1363,8 @@ async fn run_instance_attempts(shared: &Shared, plan: InstancePlan) -> InstanceR
             item_index: plan.item_index,
             attempt: record.attempt,
             work_dir: plan.work_dir.clone(),
-            stdout_path: plan.work_dir.join("stdout.log"),
-            stderr_path: plan.work_dir.join("stderr.log"),
+            stdout_path: plan.work_dir.join(STDOUT_LOG),
+            stderr_path: plan.work_dir.join(STDERR_LOG),
             argv: plan.argv.clone(),
             env: plan.env.clone(),
             kind_spec: plan.kind_spec.clone(),

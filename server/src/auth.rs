@@ -57,11 +57,6 @@ impl Token {
         Ok(Token(token.into()))
     }
 
-    /// The token, to send as a client.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-
     /// Whether `offered` is this token; the time taken does not depend on where they differ.
     pub fn matches(&self, offered: &str) -> bool {
         self.0.as_bytes().ct_eq(offered.as_bytes()).into()

@@ -87,6 +87,24 @@ impl ApiError {
         }
     }
 
+    /// A file that could not be read: 404 naming `kind` and `name` when it is missing, 500
+    /// naming the path otherwise.
+    pub fn file(
+        error: std::io::Error,
+        path: &std::path::Path,
+        kind: &'static str,
+        name: &str,
+    ) -> ApiError {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            ApiError::NotFound {
+                kind,
+                name: name.to_string(),
+            }
+        } else {
+            ApiError::Internal(format!("cannot read {}: {error}", path.display()))
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),

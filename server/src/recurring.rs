@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sextant_pipeline::Pipeline;
 use sextant_pipeline::executor::RunRequest;
-use sextant_pipeline::run_store::{RunPhase, RunStore};
+use sextant_pipeline::run_store::RunStore;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -179,21 +179,20 @@ fn schedule_of(record: &RecurringRecord) -> Result<Schedule, ApiError> {
     .map_err(|error| ApiError::Internal(format!("stored schedule of {:?}: {error}", record.name)))
 }
 
-/// The firings' runs of every recurring run: (run id, phase), oldest first.
-async fn firings(state: &AppState) -> Result<Vec<(String, RunPhase)>, ApiError> {
+/// The ids of every stored pipeline run, oldest first (a recurring run's are those
+/// [`is_firing_of`] it).
+async fn run_ids(state: &AppState) -> Result<Vec<String>, ApiError> {
     Ok(sextant_pipeline::database_store::list_runs(&state.store)
         .await
         .map_err(|error| ApiError::Internal(error.to_string()))?
         .into_iter()
-        .map(|run| (run.run_id, run.phase))
+        .map(|run| run.run_id)
         .collect())
 }
 
-fn view(record: RecurringRecord, runs: &[(String, RunPhase)]) -> RecurringRunView {
-    let mine: Vec<&(String, RunPhase)> = runs
-        .iter()
-        .filter(|(id, _)| is_firing_of(id, &record.name))
-        .collect();
+/// The view of `record`, its runs among `run_ids`; its active runs are those this server
+/// executes now, as the scheduler counts them.
+fn view(state: &AppState, record: RecurringRecord, run_ids: &[String]) -> RecurringRunView {
     let next_firing = if record.enabled {
         Schedule::parse(
             &record.schedule.cron,
@@ -216,11 +215,14 @@ fn view(record: RecurringRecord, runs: &[(String, RunPhase)]) -> RecurringRunVie
         pipeline_name: Pipeline::from_yaml(&record.pipeline)
             .map(|pipeline| pipeline.name)
             .unwrap_or_default(),
-        active_runs: mine
+        active_runs: state
+            .runs
+            .count_running(|id| is_firing_of(id, &record.name)),
+        runs: run_ids
             .iter()
-            .filter(|(_, phase)| matches!(phase, RunPhase::Pending | RunPhase::Running))
-            .count(),
-        runs: mine.iter().map(|(id, _)| id.clone()).collect(),
+            .filter(|id| is_firing_of(id, &record.name))
+            .cloned()
+            .collect(),
         next_firing,
         name: record.name,
         params: record.params,
@@ -307,7 +309,7 @@ pub(crate) async fn create(
         last_fired: None,
     };
     save(&state, &record).await?;
-    Ok((StatusCode::CREATED, axum::Json(view(record, &[]))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(view(&state, record, &[]))).into_response())
 }
 
 /// List recurring runs.
@@ -326,10 +328,10 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<axum::Json<RecurringRunList>, ApiError> {
-    let runs = firings(&state).await?;
+    let runs = run_ids(&state).await?;
     let mut views = Vec::new();
     for (_, text) in state.store.list_recurring_runs().await? {
-        views.push(view(decode(&text)?, &runs));
+        views.push(view(&state, decode(&text)?, &runs));
     }
     let (recurring_runs, next_page_token) = page.page(views)?;
     Ok(axum::Json(RecurringRunList {
@@ -355,7 +357,7 @@ pub(crate) async fn read(
     Path(name): Path<String>,
 ) -> Result<axum::Json<RecurringRunView>, ApiError> {
     let record = fetch(&state, &name).await?;
-    Ok(axum::Json(view(record, &firings(&state).await?)))
+    Ok(axum::Json(view(&state, record, &run_ids(&state).await?)))
 }
 
 async fn set_enabled(
@@ -371,7 +373,7 @@ async fn set_enabled(
     }
     record.enabled = enabled;
     save(state, &record).await?;
-    Ok(view(record, &firings(state).await?))
+    Ok(view(state, record, &run_ids(state).await?))
 }
 
 /// Enable a recurring run: it fires from now on (firings missed while disabled are skipped).
@@ -461,17 +463,14 @@ async fn tick(state: &AppState) -> Result<(), ApiError> {
     if stored.is_empty() {
         return Ok(());
     }
-    let runs = firings(state).await?;
     for (_, text) in stored {
         let mut record = decode(&text)?;
         let schedule = schedule_of(&record)?;
-        let active = runs
-            .iter()
-            .filter(|(id, phase)| {
-                is_firing_of(id, &record.name)
-                    && matches!(phase, RunPhase::Pending | RunPhase::Running)
-            })
-            .count();
+        // The runs this server executes are in memory (a restart resumes the unfinished ones
+        // before the scheduler starts), so a round reads no run records.
+        let active = state
+            .runs
+            .count_running(|id| is_firing_of(id, &record.name));
         let due = schedule.due(&Observed {
             now: Utc::now(),
             created: record.created_at,

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sextant_controller::local::tune_step::TuneStepKind;
-use sextant_pipeline::executor::{ExecutorError, RunRequest, is_run_id, new_run_id};
+use sextant_pipeline::executor::{RunRequest, STDERR_LOG, STDOUT_LOG, is_run_id, new_run_id};
 use sextant_pipeline::run_store::{RunPhase, RunRecord, RunStore, StepRecord, StoredRun};
 use sextant_pipeline::{
     CancellationToken, Executor, ExecutorConfig, Pipeline, RunEvent, SpecError, StepKindRegistry,
@@ -122,7 +122,7 @@ impl Runs {
                 };
                 // The sender is gone with the run: the forwarder ends after the last event.
                 if let Ok(Some(started)) = forward.await {
-                    let _ = started.send(result.as_ref().map(|_| ()).map_err(executor_error_text));
+                    let _ = started.send(result.as_ref().map(|_| ()).map_err(ToString::to_string));
                 }
                 if let Err(error) = &result {
                     tracing::error!(run = %run_id, %error, "pipeline run failed to execute");
@@ -174,10 +174,14 @@ impl Runs {
     fn is_running(&self, run_id: &str) -> bool {
         self.running().contains_key(run_id)
     }
-}
 
-fn executor_error_text(error: &ExecutorError) -> String {
-    error.to_string()
+    /// How many of the runs executing now `belongs` picks out by id.
+    pub(crate) fn count_running(&self, belongs: impl Fn(&str) -> bool) -> usize {
+        self.running()
+            .keys()
+            .filter(|run_id| belongs(run_id))
+            .count()
+    }
 }
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -624,8 +628,8 @@ pub(crate) async fn step_log(
     // The step must be recorded before its name becomes a path.
     let record = step_record(&stored, &step, query.item)?;
     let file = match query.stream.unwrap_or_default() {
-        LogStream::Stdout => "stdout.log",
-        LogStream::Stderr => "stderr.log",
+        LogStream::Stdout => STDOUT_LOG,
+        LogStream::Stderr => STDERR_LOG,
     };
     let path = stored
         .run
@@ -635,17 +639,10 @@ pub(crate) async fn step_log(
             record.item_index,
         ))
         .join(file);
-    match tokio::fs::read(&path).await {
-        Ok(text) => Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(ApiError::NotFound {
-            kind: "log of step",
-            name: step,
-        }),
-        Err(error) => Err(ApiError::Internal(format!(
-            "cannot read {}: {error}",
-            path.display()
-        ))),
-    }
+    let text = tokio::fs::read(&path)
+        .await
+        .map_err(|error| ApiError::file(error, &path, "log of step", &step))?;
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 /// List a run's artifacts.
@@ -737,13 +734,7 @@ pub(crate) async fn download(
     }
     let bytes = tokio::fs::read(path)
         .await
-        .map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => ApiError::NotFound {
-                kind: "artifact file",
-                name: name.clone(),
-            },
-            _ => ApiError::Internal(format!("cannot read {}: {error}", path.display())),
-        })?;
+        .map_err(|error| ApiError::file(error, path, "artifact file", &name))?;
     let disposition = format!(
         "attachment; filename=\"{}\"",
         name.replace(

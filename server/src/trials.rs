@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use serde::Deserialize;
+use sextant_controller::local::runner::OUTPUT_LOG;
 use sextant_experiment::api::common::ObjectiveType;
-use sextant_store::{MetricPoint, ObservationLogFilter};
+use sextant_store::{MetricPoint, ObservationLogFilter, StoredTrial};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::IntoParams;
 
@@ -27,8 +28,6 @@ use crate::pagination::PageQuery;
 use crate::supervisor::trial_dir;
 use crate::views::{ErrorBody, ObservationLog, TrialList, TrialView};
 
-/// The file a trial's output is kept in, in its scratch directory.
-const OUTPUT_LOG: &str = "output.log";
 /// The most of a log `tail` reads back when asked for lines, so a huge log costs little.
 const MAX_TAIL_BYTES: u64 = 8 * 1024 * 1024;
 /// How often a followed log is looked at for more.
@@ -133,15 +132,21 @@ pub(crate) async fn list(
     }))
 }
 
-async fn fetch_trial(state: &AppState, name: &str) -> Result<TrialView, ApiError> {
-    let record = state
+/// The stored trial, or 404.
+async fn stored_trial(state: &AppState, name: &str) -> Result<StoredTrial, ApiError> {
+    state
         .store
         .get_trial(name)
         .await?
         .ok_or_else(|| ApiError::NotFound {
             kind: "trial",
             name: name.to_string(),
-        })?;
+        })
+}
+
+/// The trial's view, with its objective value read by its experiment's objective.
+async fn fetch_trial(state: &AppState, name: &str) -> Result<TrialView, ApiError> {
+    let record = stored_trial(state, name).await?;
     let (experiment, _) = fetch(state, &record.experiment_name).await?;
     TrialView::of(record, experiment.spec.objective.as_ref())
 }
@@ -192,7 +197,7 @@ pub(crate) async fn observations(
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<MetricQuery>,
 ) -> Result<axum::Json<ObservationLog>, ApiError> {
-    fetch_trial(&state, &name).await?;
+    stored_trial(&state, &name).await?;
     let mut filter = ObservationLogFilter::trial(name);
     filter.metric_name = query.metric_name;
     let points = state.store.get_observation_log(&filter).await?;
@@ -222,7 +227,7 @@ pub(crate) async fn report(
     Path(name): Path<String>,
     JsonBody(log): JsonBody<ObservationLog>,
 ) -> Result<StatusCode, ApiError> {
-    fetch_trial(&state, &name).await?;
+    stored_trial(&state, &name).await?;
     let points: Vec<MetricPoint> = log
         .metric_logs
         .into_iter()
@@ -274,23 +279,11 @@ pub(crate) async fn log(
     Path(name): Path<String>,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> Result<Response, ApiError> {
-    let trial = fetch_trial(&state, &name).await?;
+    let trial = stored_trial(&state, &name).await?;
     let path = trial_dir(&state.config, &trial.experiment_name, &trial.name).join(OUTPUT_LOG);
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::NotFound {
-                kind: "output log of trial",
-                name,
-            });
-        }
-        Err(error) => {
-            return Err(ApiError::Internal(format!(
-                "cannot open {}: {error}",
-                path.display()
-            )));
-        }
-    };
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|error| ApiError::file(error, &path, "output log of trial", &name))?;
     let start = match query.tail {
         Some(lines) => tail_offset(&mut file, lines).await,
         None => Ok(0),

@@ -13,9 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-
-use crate::support::ServerProcess;
+use crate::support::{ServerProcess, run};
 
 /// What the virtualenv must import to be reused: the client's runtime dependency, the test
 /// runner, and the build backend that reinstalls the package offline.
@@ -193,14 +191,4 @@ fn client_python(root: &Path) -> anyhow::Result<PathBuf> {
         "./python",
     ])?;
     Ok(python)
-}
-
-fn run(command: &mut Command) -> anyhow::Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("run {command:?}"))?;
-    if !status.success() {
-        bail!("{command:?} failed: {status}");
-    }
-    Ok(())
 }

@@ -116,7 +116,8 @@ pub fn katib_python() -> anyhow::Result<PathBuf> {
     Ok(python)
 }
 
-fn run(command: &mut Command) -> anyhow::Result<()> {
+/// Runs `command`; a failure to start it or a non-zero exit is an error naming it.
+pub fn run(command: &mut Command) -> anyhow::Result<()> {
     let status = command
         .status()
         .with_context(|| format!("run {command:?}"))?;

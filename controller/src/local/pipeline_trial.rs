@@ -333,8 +333,8 @@ fn followed_files(collection: &Collection, step_dir: &Path) -> Vec<(PathBuf, Fol
     };
     match &collection.source {
         MetricsSource::StdOut => vec![
-            follow(PathBuf::from("stdout.log")),
-            follow(PathBuf::from("stderr.log")),
+            follow(PathBuf::from(sextant_pipeline::executor::STDOUT_LOG)),
+            follow(PathBuf::from(sextant_pipeline::executor::STDERR_LOG)),
         ],
         MetricsSource::File { path, .. } => vec![follow(path.clone())],
         MetricsSource::Push => Vec::new(),

@@ -32,6 +32,9 @@ use tokio::sync::{mpsc, watch};
 use crate::local::launch::Launch;
 use sextant_experiment::engine::RunState;
 
+/// The file a trial's output (standard output and error) is kept in, in its scratch
+/// directory.
+pub const OUTPUT_LOG: &str = "output.log";
 /// How long a stopped trial gets between SIGTERM and SIGKILL.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long output pipes are still read after the trial's process group is gone (a process that
@@ -336,7 +339,7 @@ struct Sources {
 
 /// The trial's output log, created empty, as two handles appending to it (one per stream).
 fn output_log(trial_dir: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
-    let path = trial_dir.join("output.log");
+    let path = trial_dir.join(OUTPUT_LOG);
     std::fs::File::create(&path)?;
     let open = || OpenOptions::new().append(true).open(&path);
     Ok((open()?, open()?))
@@ -571,7 +574,7 @@ echo loss=0.5"#;
             .await?;
         let values: Vec<&str> = points.iter().map(|point| point.value.as_str()).collect();
         assert_eq!(values, ["0.5"]);
-        let log = std::fs::read_to_string(trial_dir.join("output.log"))?;
+        let log = std::fs::read_to_string(trial_dir.join(OUTPUT_LOG))?;
         assert_eq!(log, "loss=0.5\n");
         assert!(!trial_dir.join(sextant_process::RECORD_FILE).exists());
         Ok(())
