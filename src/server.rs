@@ -39,6 +39,11 @@ pub struct ServerArgs {
     /// Listen on a non-loopback address without a token.
     #[arg(long)]
     pub insecure: bool,
+    /// Where pipeline artifacts and trials' output logs are kept: `file:///ABSOLUTE/DIR` or
+    /// `s3://BUCKET[/PREFIX]` (with the usual AWS_* environment variables). Default: the
+    /// directory `artifacts` in --data-dir.
+    #[arg(long, env = "SEXTANT_ARTIFACTS")]
+    pub artifacts: Option<String>,
     /// The largest request body, in bytes.
     #[arg(long, env = "SEXTANT_MAX_BODY_BYTES", default_value_t = sextant_server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -78,6 +83,7 @@ pub async fn run(
             }),
         token,
         max_body_bytes: args.max_body_bytes,
+        artifacts: args.artifacts.clone(),
         // Trials run on this machine: they reach an unspecified address on loopback.
         url: Some(if address.ip().is_unspecified() {
             format!("http://127.0.0.1:{}", address.port())

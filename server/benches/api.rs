@@ -47,6 +47,7 @@ async fn start() -> Bench {
         token: None,
         max_body_bytes: sextant_server::DEFAULT_MAX_BODY_BYTES,
         url: None,
+        artifacts: None,
     };
     let server = Server::start(store.clone(), config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// The store failed (500, or the store's own conflict and not-found).
     #[error(transparent)]
     Store(#[from] sextant_store::Error),
+    /// The artifact storage failed (502 when the object storage did, else 500).
+    #[error(transparent)]
+    Artifact(#[from] crate::artifacts::ArtifactError),
     /// Something on this side failed (500).
     #[error("{0}")]
     Internal(String),
@@ -117,21 +120,29 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable"),
-            ApiError::Store(
-                sextant_store::Error::Conflict { .. }
-                | sextant_store::Error::TrialAlreadyExists { .. },
-            ) => (StatusCode::CONFLICT, "Conflict"),
-            ApiError::Store(sextant_store::Error::InvalidInput { .. }) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "Invalid")
+            ApiError::Store(error)
+            | ApiError::Artifact(crate::artifacts::ArtifactError::Store(error)) => {
+                store_status(error)
             }
-            ApiError::Store(
-                sextant_store::Error::ExperimentNotFound { .. }
-                | sextant_store::Error::TrialNotFound { .. },
-            ) => (StatusCode::NOT_FOUND, "NotFound"),
-            ApiError::Store(_) | ApiError::Internal(_) => {
+            ApiError::Artifact(crate::artifacts::ArtifactError::Storage { .. }) => {
+                (StatusCode::BAD_GATEWAY, "ArtifactStorage")
+            }
+            ApiError::Artifact(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal")
             }
         }
+    }
+}
+
+fn store_status(error: &sextant_store::Error) -> (StatusCode, &'static str) {
+    match error {
+        sextant_store::Error::Conflict { .. } | sextant_store::Error::TrialAlreadyExists { .. } => {
+            (StatusCode::CONFLICT, "Conflict")
+        }
+        sextant_store::Error::InvalidInput { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
+        sextant_store::Error::ExperimentNotFound { .. }
+        | sextant_store::Error::TrialNotFound { .. } => (StatusCode::NOT_FOUND, "NotFound"),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "Internal"),
     }
 }
 

@@ -375,8 +375,13 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     // The name must be stored (and so valid) before it becomes a path.
     fetch(&state, &name).await?;
+    // Stopping waits for the driver's uploads, so no trial's log is kept after this forgets.
     state.supervisor.stop(&name).await;
     state.studies.forget(&name);
+    state
+        .artifacts
+        .forget_experiment(&state.store, &name)
+        .await?;
     state.store.delete_experiment(&name).await?;
     let dir = experiment_dir(&state.config, &name);
     match tokio::fs::remove_dir_all(&dir).await {

@@ -20,6 +20,7 @@
 //! - `error`: every error a request can meet, as a status and a JSON body.
 //! - `body`: reading request bodies (YAML or JSON, content types, unknown fields).
 //! - `supervisor`: running, stopping and resuming experiments.
+//! - `artifacts`: pipeline artifacts and trials' output logs in object storage.
 //! - `events`: the event hub and its SSE stream.
 //! - `experiments`, `trials`, `studies`, `runs` (pipeline runs), `recurring` (recurring runs
 //!   and their scheduler): the resources' handlers.
@@ -28,6 +29,7 @@
 //! - [`client`]: a client of the API, for the command line.
 //! - `views`: the JSON the API answers with.
 
+mod artifacts;
 pub mod auth;
 mod body;
 pub mod client;
@@ -51,6 +53,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use sextant_store::Store;
 
+pub use artifacts::{ArtifactError, DEFAULT_DIR as DEFAULT_ARTIFACTS_DIR};
 pub use auth::{BindError, Token, check_bind};
 pub use error::ApiError;
 pub use events::Event;
@@ -75,6 +78,9 @@ pub struct ServerConfig {
     /// The URL trials reach this server at, given to each as `SEXTANT_URL` (where the Python
     /// client's `report_metrics` posts), when known.
     pub url: Option<String>,
+    /// Where artifacts are kept: `file:///ABSOLUTE/DIR` or `s3://BUCKET[/PREFIX]`; by
+    /// default the directory [`DEFAULT_ARTIFACTS_DIR`] in `data_dir`.
+    pub artifacts: Option<String>,
 }
 
 /// The running service: its state, the experiments and pipeline runs it drives, and its
@@ -93,6 +99,7 @@ pub(crate) struct AppState {
     pub(crate) events: events::EventHub,
     pub(crate) studies: studies::Studies,
     pub(crate) runs: runs::Runs,
+    pub(crate) artifacts: Arc<artifacts::ArtifactStore>,
     /// One scheduler round or recurring-run change at a time.
     pub(crate) recurring: Arc<tokio::sync::Mutex<()>>,
     /// Cancelled when the server shuts down: endless responses (events, followed logs) end.
@@ -104,11 +111,24 @@ impl Server {
     /// finished or been told to stop (after a crash, a SIGKILL or a restart).
     pub async fn start(store: Store, config: ServerConfig) -> Result<Server, ApiError> {
         let config = Arc::new(config);
+        let artifacts = Arc::new(match &config.artifacts {
+            Some(url) => artifacts::ArtifactStore::open(url, config.data_dir.join("staging"))?,
+            None => artifacts::ArtifactStore::open_dir(
+                &config.data_dir.join(DEFAULT_ARTIFACTS_DIR),
+                config.data_dir.join("staging"),
+            )?,
+        });
         let events = events::EventHub::new();
-        let supervisor = supervisor::Supervisor::new(store.clone(), config.clone(), events.clone());
-        let runs = runs::Runs::new(&store, &config.data_dir);
+        let supervisor = supervisor::Supervisor::new(
+            store.clone(),
+            config.clone(),
+            events.clone(),
+            artifacts.clone(),
+        );
+        let runs = runs::Runs::new(&store, &config.data_dir, artifacts.clone());
         let state = AppState {
             runs,
+            artifacts,
             recurring: Arc::default(),
             store: store.clone(),
             config,
@@ -119,6 +139,15 @@ impl Server {
         };
         state.supervisor.resume_unfinished().await?;
         state.runs.resume_unfinished(&state).await?;
+        // What ended while no server was watching (a crash between a trial's end and its
+        // upload) is kept now, beside new work.
+        tokio::spawn({
+            let state = state.clone();
+            async move {
+                state.supervisor.keep_every_log().await;
+                state.runs.keep_every_artifact().await;
+            }
+        });
         tokio::spawn(recurring::scheduler(state.clone()));
         Ok(Server { state })
     }

@@ -4,13 +4,16 @@
 //! stop, and retry a failed or stopped run from the steps that did not succeed.
 //!
 //! Runs are recorded in the server's store as they go; a run that was running when the server
-//! died is resumed at its next start (its finished steps are kept).
+//! died is resumed at its next start (its finished steps are kept). A step instance's output
+//! artifacts are kept in object storage when it succeeds (or is served from the cache), and
+//! downloads read them from there; deleting a run forgets them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
@@ -19,15 +22,19 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sextant_controller::local::tune_step::TuneStepKind;
 use sextant_pipeline::executor::{RunRequest, STDERR_LOG, STDOUT_LOG, is_run_id, new_run_id};
-use sextant_pipeline::run_store::{RunPhase, RunRecord, RunStore, StepRecord, StoredRun};
+use sextant_pipeline::run_store::{
+    RunPhase, RunRecord, RunStore, StepPhase, StepRecord, StoredRun,
+};
 use sextant_pipeline::{
     CancellationToken, Executor, ExecutorConfig, Pipeline, RunEvent, SpecError, StepKindRegistry,
 };
-use sextant_store::Store;
+use sextant_store::{ArtifactOwner, StepArtifact, Store};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
+use crate::artifacts::ArtifactStore;
 use crate::body::{ApiQuery, JsonBody};
 use crate::error::ApiError;
 use crate::events::{Event, RunEventView};
@@ -38,21 +45,33 @@ use crate::views::ErrorBody;
 #[derive(Clone)]
 pub(crate) struct Runs {
     executor: Executor,
+    store: Store,
+    artifacts: Arc<ArtifactStore>,
     dir: PathBuf,
     running: Arc<Mutex<HashMap<String, CancellationToken>>>,
+    /// Uploads hold it shared, deleting a run exclusively: a run is deleted between uploads,
+    /// never under one.
+    keeping: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Runs {
     /// Runs recorded in `store`, their directories under `<data_dir>/runs/`; `tune` steps'
     /// trials run in `<data_dir>/runs/tune/` unless their template says otherwise.
-    pub(crate) fn new(store: &Store, data_dir: &std::path::Path) -> Runs {
+    pub(crate) fn new(
+        store: &Store,
+        data_dir: &std::path::Path,
+        artifacts: Arc<ArtifactStore>,
+    ) -> Runs {
         let dir = data_dir.join("runs");
         let mut kinds = StepKindRegistry::default();
         kinds.register(Arc::new(TuneStepKind::new(store.clone(), dir.join("tune"))));
         Runs {
             executor: Executor::new(Arc::new(store.clone()), kinds, ExecutorConfig::default()),
+            store: store.clone(),
+            artifacts,
             dir,
             running: Arc::default(),
+            keeping: Arc::default(),
         }
     }
 
@@ -100,16 +119,34 @@ impl Runs {
             let run_id = run_id.clone();
             async move {
                 let run_id_for_events = run_id.clone();
+                let uploader = runs.clone();
                 let forward = tokio::spawn(async move {
                     let mut started = Some(started);
+                    let mut uploads = JoinSet::new();
                     while let Some(event) = receiver.recv().await {
-                        if let RunEvent::RunStarted { .. } = event
-                            && let Some(started) = started.take()
-                        {
-                            let _ = started.send(Ok(()));
+                        match &event {
+                            RunEvent::RunStarted { .. } => {
+                                if let Some(started) = started.take() {
+                                    let _ = started.send(Ok(()));
+                                }
+                            }
+                            RunEvent::StepFinished {
+                                step,
+                                item_index,
+                                phase: StepPhase::Succeeded | StepPhase::Cached,
+                                ..
+                            } => {
+                                let (runs, run_id) = (uploader.clone(), run_id_for_events.clone());
+                                let instance = (step.clone(), *item_index);
+                                uploads.spawn(async move {
+                                    runs.keep_artifacts(&run_id, Some(instance)).await;
+                                });
+                            }
+                            _ => {}
                         }
                         events.publish(Event::Run(RunEventView::of(&run_id_for_events, &event)));
                     }
+                    uploads.join_all().await;
                     started
                 });
                 let result = match new {
@@ -128,6 +165,8 @@ impl Runs {
                     tracing::error!(run = %run_id, %error, "pipeline run failed to execute");
                 }
                 runs.running().remove(&run_id);
+                // Whatever an upload missed (a failure, a step that ended before a crash).
+                runs.keep_artifacts(&run_id, None).await;
             }
         });
         match (&mut started_receiver).await {
@@ -142,6 +181,61 @@ impl Runs {
             Err(_) => Err(ApiError::Internal(format!(
                 "run {run_id:?} ended before it started"
             ))),
+        }
+    }
+
+    /// Keeps a run's output artifacts in object storage: every artifact of `fresh` (a step
+    /// instance that just ended, whose files are new), and every other succeeded or cached
+    /// instance's artifacts not kept yet. Failures are logged; the next pass retries them.
+    async fn keep_artifacts(&self, run_id: &str, fresh: Option<(String, Option<usize>)>) {
+        let _keeping = self.keeping.read().await;
+        let (stored, kept) = match tokio::try_join!(
+            async {
+                RunStore::load_run(&self.store, run_id)
+                    .await
+                    .map_err(|error| error.to_string())
+            },
+            async {
+                self.store
+                    .list_run_artifacts(run_id)
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+        ) {
+            Ok((Some(stored), kept)) => (stored, kept),
+            Ok((None, _)) => return,
+            Err(error) => {
+                tracing::warn!(run = run_id, %error, "cannot read the run's artifacts");
+                return;
+            }
+        };
+        let fresh = fresh.as_ref().map(|(step, item)| (step.as_str(), *item));
+        for (record, name, path) in artifacts_to_keep(&stored.steps, &kept, fresh) {
+            let owner = ArtifactOwner::Step {
+                run_id,
+                step_name: &record.step,
+                item_index: record
+                    .item_index
+                    .and_then(|index| u32::try_from(index).ok()),
+            };
+            if let Err(error) = self.artifacts.keep(&self.store, owner, name, path).await {
+                tracing::warn!(run = run_id, step = %record.step, artifact = name, %error, "cannot keep an artifact");
+            }
+        }
+    }
+
+    /// Keeps the artifacts of every run not running that are not kept yet: what ended while
+    /// no server was watching.
+    pub(crate) async fn keep_every_artifact(&self) {
+        match sextant_pipeline::database_store::list_runs(&self.store).await {
+            Ok(runs) => {
+                for run in runs {
+                    if !self.is_running(&run.run_id) {
+                        self.keep_artifacts(&run.run_id, None).await;
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot list runs to keep their artifacts"),
         }
     }
 
@@ -187,7 +281,7 @@ impl Runs {
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/runs", post(create).get(list))
-        .route("/runs/{id}", get(read))
+        .route("/runs/{id}", get(read).delete(delete))
         .route("/runs/{id}/stop", post(stop))
         .route("/runs/{id}/retry", post(retry))
         .route("/runs/{id}/steps/{step}/log", get(step_log))
@@ -321,8 +415,13 @@ pub struct ArtifactView {
     pub item_index: Option<usize>,
     /// The artifact's name.
     pub name: String,
-    /// Its size in bytes (a file), or absent (a directory).
+    /// Its size in bytes: the kept file's or archive's, or, before it is kept, the file's
+    /// (absent for a directory).
     pub size: Option<u64>,
+    /// The SHA-256 of the kept bytes, once kept in object storage.
+    pub digest: Option<String>,
+    /// It is a directory, downloaded as a tar archive.
+    pub archive: bool,
 }
 
 /// A run's artifacts.
@@ -330,6 +429,28 @@ pub struct ArtifactView {
 pub struct ArtifactList {
     /// Every artifact of the run's succeeded and cached steps.
     pub artifacts: Vec<ArtifactView>,
+}
+
+/// Which artifacts to keep: every one of the `fresh` instance's, and the others' of succeeded
+/// or cached instances that `kept` does not name yet.
+fn artifacts_to_keep<'a>(
+    steps: &'a [StepRecord],
+    kept: &[StepArtifact],
+    fresh: Option<(&str, Option<usize>)>,
+) -> Vec<(&'a StepRecord, &'a str, &'a std::path::Path)> {
+    steps
+        .iter()
+        .filter(|record| matches!(record.phase, StepPhase::Succeeded | StepPhase::Cached))
+        .flat_map(|record| {
+            let is_fresh = fresh == Some((record.step.as_str(), record.item_index));
+            record
+                .outputs
+                .artifacts
+                .iter()
+                .filter(move |(name, _)| is_fresh || find_kept(kept, record, name).is_none())
+                .map(move |(name, path)| (record, name.as_str(), path.as_path()))
+        })
+        .collect()
 }
 
 async fn load(state: &AppState, run_id: &str) -> Result<StoredRun, ApiError> {
@@ -662,23 +783,53 @@ pub(crate) async fn artifacts(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ArtifactList>, ApiError> {
     let stored = load(&state, &id).await?;
+    let kept = state.store.list_run_artifacts(&id).await?;
     let mut artifacts = Vec::new();
     for record in &stored.steps {
         for (name, path) in &record.outputs.artifacts {
-            let size = tokio::fs::metadata(path)
-                .await
-                .ok()
-                .filter(|metadata| metadata.is_file())
-                .map(|metadata| metadata.len());
-            artifacts.push(ArtifactView {
-                step: record.step.clone(),
-                item_index: record.item_index,
-                name: name.clone(),
-                size,
-            });
+            let view = match find_kept(&kept, record, name) {
+                Some(artifact) => ArtifactView {
+                    step: record.step.clone(),
+                    item_index: record.item_index,
+                    name: name.clone(),
+                    size: Some(artifact.size),
+                    digest: Some(artifact.digest.clone()),
+                    archive: artifact.archive,
+                },
+                None => {
+                    let metadata = tokio::fs::metadata(path).await.ok();
+                    ArtifactView {
+                        step: record.step.clone(),
+                        item_index: record.item_index,
+                        name: name.clone(),
+                        size: metadata
+                            .as_ref()
+                            .filter(|metadata| metadata.is_file())
+                            .map(|metadata| metadata.len()),
+                        digest: None,
+                        archive: metadata.is_some_and(|metadata| metadata.is_dir()),
+                    }
+                }
+            };
+            artifacts.push(view);
         }
     }
     Ok(axum::Json(ArtifactList { artifacts }))
+}
+
+/// The kept artifact `name` of a step instance.
+fn find_kept<'a>(
+    kept: &'a [StepArtifact],
+    record: &StepRecord,
+    name: &str,
+) -> Option<&'a sextant_store::StoredArtifact> {
+    kept.iter()
+        .find(|artifact| {
+            artifact.step_name == record.step
+                && artifact.item_index.map(|index| index as usize) == record.item_index
+                && artifact.artifact.name == name
+        })
+        .map(|artifact| &artifact.artifact)
 }
 
 /// Which instance's artifact.
@@ -724,30 +875,175 @@ pub(crate) async fn download(
             kind: "artifact",
             name: name.clone(),
         })?;
-    if tokio::fs::metadata(path)
-        .await
-        .is_ok_and(|metadata| metadata.is_dir())
-    {
-        return Err(ApiError::Conflict(format!(
-            "artifact {name:?} is a directory; download its files from the step's outputs"
-        )));
-    }
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|error| ApiError::file(error, path, "artifact file", &name))?;
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        name.replace(
-            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.',
-            "_"
-        )
+    let kept = state.store.list_run_artifacts(&id).await?;
+    let (body, archive) = match find_kept(&kept, record, &name) {
+        Some(artifact) => (
+            state.artifacts.read(&artifact.digest).await?,
+            artifact.archive,
+        ),
+        None => {
+            if tokio::fs::metadata(path)
+                .await
+                .is_ok_and(|metadata| metadata.is_dir())
+            {
+                return Err(ApiError::Conflict(format!(
+                    "artifact {name:?} is a directory not archived yet; download it once its step's archive is kept"
+                )));
+            }
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|error| ApiError::file(error, path, "artifact file", &name))?;
+            (Body::from(bytes), false)
+        }
+    };
+    let file_name = name.replace(
+        |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_' && c != '.',
+        "_",
     );
+    let (content_type, disposition) = if archive {
+        (
+            "application/x-tar",
+            format!("attachment; filename=\"{file_name}.tar\""),
+        )
+    } else {
+        (
+            "application/octet-stream",
+            format!("attachment; filename=\"{file_name}\""),
+        )
+    };
     Ok((
         [
-            (CONTENT_TYPE, "application/octet-stream".to_string()),
+            (CONTENT_TYPE, content_type.to_string()),
             (CONTENT_DISPOSITION, disposition),
         ],
-        bytes,
+        body,
     )
         .into_response())
+}
+
+/// Delete a run that is not running, with its step logs and files and its kept artifacts.
+#[utoipa::path(
+    delete,
+    operation_id = "deleteRun",
+    path = "/api/v1/runs/{id}",
+    params(("id" = String, Path, description = "the run")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such run", body = ErrorBody),
+        (status = 409, description = "the run is running; stop it first", body = ErrorBody),
+    ),
+    tag = "runs"
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let _keeping = state.runs.keeping.write().await;
+    // By its recorded phase: a run that has ended may still be forwarding its last events,
+    // and what it uploads after this finds the run gone and stops.
+    let stored = load(&state, &id).await?;
+    if matches!(stored.run.phase, RunPhase::Pending | RunPhase::Running) {
+        return Err(ApiError::Conflict(format!(
+            "run {id:?} is running; stop it first"
+        )));
+    }
+    // The names go before the record, so a crash in between leaves a run without artifacts
+    // rather than objects no name refers to.
+    state.artifacts.forget_run(&state.store, &id).await?;
+    state.store.delete_pipeline_run(&id).await?;
+    let dir = state.runs.dir_of(&id);
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(ApiError::Internal(format!(
+                "cannot remove {}: {error}",
+                dir.display()
+            )));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sextant_store::StoredArtifact;
+
+    fn record(
+        step: &str,
+        item_index: Option<usize>,
+        phase: StepPhase,
+        names: &[&str],
+    ) -> StepRecord {
+        StepRecord {
+            step: step.into(),
+            item_index,
+            phase,
+            attempt: 1,
+            cache_key: None,
+            outputs: sextant_pipeline::StepOutputs {
+                params: BTreeMap::new(),
+                artifacts: names
+                    .iter()
+                    .map(|name| {
+                        (
+                            name.to_string(),
+                            PathBuf::from(format!("/runs/r/{step}/{name}")),
+                        )
+                    })
+                    .collect(),
+            },
+            message: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    fn kept(step: &str, item_index: Option<u32>, name: &str) -> StepArtifact {
+        StepArtifact {
+            step_name: step.into(),
+            item_index,
+            artifact: StoredArtifact {
+                name: name.into(),
+                digest: "0".repeat(64),
+                size: 1,
+                archive: false,
+            },
+        }
+    }
+
+    fn planned(plan: Vec<(&StepRecord, &str, &std::path::Path)>) -> Vec<String> {
+        plan.into_iter()
+            .map(|(record, name, _)| format!("{}[{:?}]/{name}", record.step, record.item_index))
+            .collect()
+    }
+
+    #[test]
+    fn what_succeeded_and_is_not_kept_is_kept_and_a_fresh_instance_is_kept_again() {
+        let steps = [
+            record("a", None, StepPhase::Succeeded, &["model", "report"]),
+            record("fan", Some(0), StepPhase::Cached, &["part"]),
+            record("fan", Some(1), StepPhase::Succeeded, &["part"]),
+            record("failed", None, StepPhase::Failed, &["x"]),
+            record("running", None, StepPhase::Running, &["y"]),
+        ];
+        let already = [kept("a", None, "model"), kept("fan", Some(1), "part")];
+        assert_eq!(
+            planned(artifacts_to_keep(&steps, &already, None)),
+            ["a[None]/report", "fan[Some(0)]/part"]
+        );
+        // The instance that just ended is uploaded whole: its files are new.
+        assert_eq!(
+            planned(artifacts_to_keep(&steps, &already, Some(("fan", Some(1))))),
+            ["a[None]/report", "fan[Some(0)]/part", "fan[Some(1)]/part"]
+        );
+        let all = [
+            kept("a", None, "model"),
+            kept("a", None, "report"),
+            kept("fan", Some(0), "part"),
+            kept("fan", Some(1), "part"),
+        ];
+        assert!(artifacts_to_keep(&steps, &all, None).is_empty());
+    }
 }

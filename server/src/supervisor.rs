@@ -12,17 +12,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
+use sextant_controller::local::runner::OUTPUT_LOG;
 use sextant_controller::local::{LocalConfig, Progress, run_experiment};
 use sextant_experiment::Experiment;
 use sextant_experiment::api::ConditionStatus;
 use sextant_experiment::api::experiment::{ExperimentConditionType, ExperimentStatus};
 use sextant_experiment::api::set_condition;
 use sextant_experiment::engine;
-use sextant_store::Store;
-use tokio::task::JoinHandle;
+use sextant_store::{ArtifactOwner, Store};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::ServerConfig;
+use crate::artifacts::ArtifactStore;
 use crate::error::ApiError;
 use crate::events::{Event, EventHub, ExperimentEvent, TrialEvent};
 
@@ -98,15 +100,22 @@ pub(crate) struct Supervisor {
     store: Store,
     config: Arc<ServerConfig>,
     events: EventHub,
+    artifacts: Arc<ArtifactStore>,
     drivers: Arc<Mutex<Drivers>>,
 }
 
 impl Supervisor {
-    pub(crate) fn new(store: Store, config: Arc<ServerConfig>, events: EventHub) -> Supervisor {
+    pub(crate) fn new(
+        store: Store,
+        config: Arc<ServerConfig>,
+        events: EventHub,
+        artifacts: Arc<ArtifactStore>,
+    ) -> Supervisor {
         Supervisor {
             store,
             config,
             events,
+            artifacts,
             drivers: Arc::default(),
         }
     }
@@ -199,6 +208,9 @@ impl Supervisor {
         }
         let events = self.events.clone();
         let mut last = None;
+        // A trial's output log is kept when the trial ends; the driver's task waits for the
+        // uploads, so stopping or deleting the experiment never races them.
+        let mut uploads = JoinSet::new();
         let publish = |progress: &Progress| {
             for change in &progress.trial_changes {
                 events.publish(Event::Trial(TrialEvent {
@@ -206,6 +218,11 @@ impl Supervisor {
                     name: change.trial_name.clone(),
                     condition: change.condition.name().to_string(),
                 }));
+                if change.condition.is_terminal() {
+                    let supervisor = self.clone();
+                    let (experiment, trial) = (name.clone(), change.trial_name.clone());
+                    uploads.spawn(async move { supervisor.keep_log(&experiment, &trial).await });
+                }
             }
             let event = ExperimentEvent::of(&name, &progress.status, false);
             if last.as_ref() != Some(&event) {
@@ -221,6 +238,8 @@ impl Supervisor {
             publish,
         )
         .await;
+        uploads.join_all().await;
+        self.keep_logs(&name).await;
         match outcome {
             Ok(outcome) if !outcome.interrupted => {
                 tracing::info!(experiment = %name, "experiment completed");
@@ -233,6 +252,61 @@ impl Supervisor {
                 )
                 .await;
             }
+        }
+    }
+
+    /// Keeps a finished trial's output log in object storage (a trial that printed nothing
+    /// has none); a failure is logged, and retried at the driver's end or the next start.
+    async fn keep_log(&self, experiment: &str, trial: &str) {
+        let path = trial_dir(&self.config, experiment, trial).join(OUTPUT_LOG);
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            return;
+        }
+        let owner = ArtifactOwner::Trial {
+            experiment_name: experiment,
+            trial_name: trial,
+        };
+        if let Err(error) = self
+            .artifacts
+            .keep(&self.store, owner, OUTPUT_LOG, &path)
+            .await
+        {
+            tracing::warn!(experiment, trial, %error, "cannot keep the trial's output log");
+        }
+    }
+
+    /// Keeps the output logs of an experiment's finished trials that are not kept yet.
+    pub(crate) async fn keep_logs(&self, experiment: &str) {
+        let (trials, kept) = match tokio::try_join!(
+            self.store.list_trials(experiment),
+            self.store.trials_with_artifacts(experiment)
+        ) {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(experiment, %error, "cannot list the trials' output logs");
+                return;
+            }
+        };
+        let kept: std::collections::HashSet<String> = kept.into_iter().collect();
+        for trial in trials {
+            if trial.completion_time.is_some() && !kept.contains(&trial.name) {
+                self.keep_log(experiment, &trial.name).await;
+            }
+        }
+    }
+
+    /// Keeps the output logs of every experiment's finished trials not kept yet: what ended
+    /// while no server was watching.
+    pub(crate) async fn keep_every_log(&self) {
+        match self.store.list_experiments().await {
+            Ok(records) => {
+                for record in records {
+                    if !self.is_running(&record.name) {
+                        self.keep_logs(&record.name).await;
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot list experiments to keep their logs"),
         }
     }
 

@@ -26,7 +26,9 @@ use crate::error::ApiError;
 use crate::experiments::fetch;
 use crate::pagination::PageQuery;
 use crate::supervisor::trial_dir;
-use crate::views::{ErrorBody, ObservationLog, TrialList, TrialView};
+use crate::views::{
+    ErrorBody, KeptArtifact, KeptArtifactList, ObservationLog, TrialList, TrialView,
+};
 
 /// The most of a log `tail` reads back when asked for lines, so a huge log costs little.
 const MAX_TAIL_BYTES: u64 = 8 * 1024 * 1024;
@@ -42,6 +44,8 @@ pub(crate) fn routes() -> Router<AppState> {
             get(observations).post(report),
         )
         .route("/trials/{name}/log", get(log))
+        .route("/trials/{name}/artifacts", get(artifacts))
+        .route("/trials/{name}/artifacts/{artifact}", get(download))
 }
 
 /// The order of a trial list.
@@ -281,9 +285,22 @@ pub(crate) async fn log(
 ) -> Result<Response, ApiError> {
     let trial = stored_trial(&state, &name).await?;
     let path = trial_dir(&state.config, &trial.experiment_name, &trial.name).join(OUTPUT_LOG);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|error| ApiError::file(error, &path, "output log of trial", &name))?;
+    let headers = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        // Gone from this machine (another server on the same store and storage, or a data
+        // directory cleaned up): the kept copy, which is whole as the trial has ended.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let kept = state.store.list_trial_artifacts(&name).await?;
+            let Some(log) = kept.iter().find(|artifact| artifact.name == OUTPUT_LOG) else {
+                return Err(ApiError::file(error, &path, "output log of trial", &name));
+            };
+            let text = state.artifacts.read_bytes(&log.digest).await?;
+            let start = query.tail.map_or(0, |lines| tail_start(&text, lines));
+            return Ok((headers, text.slice(start..)).into_response());
+        }
+        Err(error) => return Err(ApiError::file(error, &path, "output log of trial", &name)),
+    };
     let start = match query.tail {
         Some(lines) => tail_offset(&mut file, lines).await,
         None => Ok(0),
@@ -292,7 +309,6 @@ pub(crate) async fn log(
     file.seek(SeekFrom::Start(start))
         .await
         .map_err(|error| ApiError::Internal(format!("cannot read {}: {error}", path.display())))?;
-    let headers = [(CONTENT_TYPE, "text/plain; charset=utf-8")];
     if !query.follow.unwrap_or(false) {
         let mut text = Vec::new();
         file.read_to_end(&mut text).await.map_err(|error| {
@@ -338,6 +354,61 @@ pub(crate) async fn log(
     Ok((headers, Body::from_stream(stream)).into_response())
 }
 
+/// A trial's kept artifacts (its output log, once it has ended).
+#[utoipa::path(
+    operation_id = "listTrialArtifacts",
+    get,
+    path = "/api/v1/trials/{name}/artifacts",
+    params(("name" = String, Path, description = "the trial")),
+    responses(
+        (status = 200, description = "its kept artifacts", body = KeptArtifactList),
+        (status = 404, description = "no such trial", body = ErrorBody),
+    ),
+    tag = "trials"
+)]
+pub(crate) async fn artifacts(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::Json<KeptArtifactList>, ApiError> {
+    stored_trial(&state, &name).await?;
+    let artifacts = state.store.list_trial_artifacts(&name).await?;
+    Ok(axum::Json(KeptArtifactList {
+        artifacts: artifacts.into_iter().map(KeptArtifact::from).collect(),
+    }))
+}
+
+/// Download a trial's kept artifact.
+#[utoipa::path(
+    operation_id = "downloadTrialArtifact",
+    get,
+    path = "/api/v1/trials/{name}/artifacts/{artifact}",
+    params(
+        ("name" = String, Path, description = "the trial"),
+        ("artifact" = String, Path, description = "the artifact (`output.log`)"),
+    ),
+    responses(
+        (status = 200, description = "its bytes", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "no such trial, or no such artifact kept", body = ErrorBody),
+    ),
+    tag = "trials"
+)]
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    Path((name, artifact)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    stored_trial(&state, &name).await?;
+    let kept = state.store.list_trial_artifacts(&name).await?;
+    let found = kept
+        .iter()
+        .find(|kept| kept.name == artifact)
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "artifact",
+            name: artifact.clone(),
+        })?;
+    let body = state.artifacts.read(&found.digest).await?;
+    Ok(([(CONTENT_TYPE, "application/octet-stream")], body).into_response())
+}
+
 /// Where the last `lines` lines of `file` start (at most [`MAX_TAIL_BYTES`] back).
 async fn tail_offset(file: &mut tokio::fs::File, lines: usize) -> std::io::Result<u64> {
     let length = file.metadata().await?.len();
@@ -345,16 +416,39 @@ async fn tail_offset(file: &mut tokio::fs::File, lines: usize) -> std::io::Resul
     file.seek(SeekFrom::Start(from)).await?;
     let mut text = Vec::new();
     file.read_to_end(&mut text).await?;
-    // A final newline ends the last line; it does not start another.
-    let body = text.strip_suffix(b"\n").unwrap_or(&text);
-    let mut seen = 0;
-    for (index, byte) in body.iter().enumerate().rev() {
-        if *byte == b'\n' {
-            seen += 1;
-            if seen == lines {
-                return Ok(from + index as u64 + 1);
-            }
-        }
+    Ok(from + tail_start(&text, lines) as u64)
+}
+
+/// Where the last `lines` lines of `text` start (0 when it has fewer).
+fn tail_start(text: &[u8], lines: usize) -> usize {
+    if lines == 0 {
+        return text.len();
     }
-    Ok(if lines == 0 { length } else { from })
+    // A final newline ends the last line; it does not start another.
+    let body = text.strip_suffix(b"\n").unwrap_or(text);
+    body.iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, byte)| **byte == b'\n')
+        .nth(lines - 1)
+        .map_or(0, |(index, _)| index + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_start;
+
+    #[test]
+    fn the_tail_starts_after_the_newline_before_the_last_lines() {
+        let text = b"one\ntwo\nthree\n";
+        assert_eq!(&text[tail_start(text, 1)..], b"three\n");
+        assert_eq!(&text[tail_start(text, 2)..], b"two\nthree\n");
+        assert_eq!(&text[tail_start(text, 3)..], text);
+        assert_eq!(&text[tail_start(text, 9)..], text);
+        assert_eq!(&text[tail_start(text, 0)..], b"");
+        // An unfinished last line counts as a line.
+        let text = b"one\ntwo";
+        assert_eq!(&text[tail_start(text, 1)..], b"two");
+        assert_eq!(tail_start(b"", 3), 0);
+    }
 }

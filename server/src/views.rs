@@ -255,3 +255,35 @@ pub struct TellRequest {
     #[serde(default)]
     pub message: Option<String>,
 }
+
+/// An artifact kept in object storage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptArtifact {
+    /// Its name.
+    pub name: String,
+    /// The SHA-256 of its bytes, lowercase hex.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// It was a directory, kept as a tar archive.
+    pub archive: bool,
+}
+
+impl From<sextant_store::StoredArtifact> for KeptArtifact {
+    fn from(artifact: sextant_store::StoredArtifact) -> KeptArtifact {
+        KeptArtifact {
+            name: artifact.name,
+            digest: artifact.digest,
+            size: artifact.size,
+            archive: artifact.archive,
+        }
+    }
+}
+
+/// Kept artifacts.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeptArtifactList {
+    /// Each, by name.
+    pub artifacts: Vec<KeptArtifact>,
+}

@@ -45,6 +45,7 @@ impl TestServer {
             token: token.map(|token| Token::parse(token).unwrap()),
             max_body_bytes: 64 * 1024,
             url: Some(url.clone()),
+            artifacts: None,
         };
         let server = Server::start(store, config).await.unwrap();
         let base = format!("{url}/api/v1");
@@ -665,6 +666,8 @@ async fn the_openapi_document_describes_every_route() {
         "/api/v1/trials/{name}",
         "/api/v1/trials/{name}/observations",
         "/api/v1/trials/{name}/log",
+        "/api/v1/trials/{name}/artifacts",
+        "/api/v1/trials/{name}/artifacts/{artifact}",
         "/api/v1/studies",
         "/api/v1/studies/{name}/ask",
         "/api/v1/studies/{name}/tell",

@@ -13,12 +13,14 @@
 //! - [`observation_log`]: reported metric points: append, read with filters, delete.
 //! - [`experiments`]: experiment and trial records for the controller.
 //! - [`pipeline_runs`], [`recurring_runs`]: pipeline runs and their schedules, as JSON records.
+//! - [`artifacts`]: the names of the server's content-addressed artifact objects.
 //! - [`service`]: the `api.v1.beta1.DBManager` gRPC service.
 //! - [`time`]: how times are parsed, cut to microseconds, stored and printed.
 //! - [`name_column`]: names read back from case-sensitive columns.
 //! - [`database_url`]: backends by URL scheme; URLs with passwords redacted.
 //! - [`error`]: [`Error`] and its mapping to gRPC statuses.
 
+pub mod artifacts;
 pub mod database_url;
 pub mod error;
 pub mod experiments;
@@ -30,6 +32,7 @@ pub mod service;
 pub mod store;
 pub mod time;
 
+pub use artifacts::{ArtifactOwner, StepArtifact, StoredArtifact};
 pub use database_url::{Backend, DEFAULT_DATABASE_URL};
 pub use error::{Error, Result};
 pub use experiments::{ExperimentRecord, NewTrial, StoredTrial, TrialConditionUpdate};

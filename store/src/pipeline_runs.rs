@@ -34,7 +34,7 @@ pub struct PipelineStepWrite<'a> {
 }
 
 /// The item index stored for a step without items (the key column is NOT NULL).
-const NO_ITEM: i64 = -1;
+pub(crate) const NO_ITEM: i64 = -1;
 
 // === impl Store: pipeline runs ===
 
@@ -163,6 +163,37 @@ impl Store {
                 .fetch_all(pool)
                 .await
                 .map_err(|source| self.query_error(OPERATION, source))
+        })
+    }
+
+    /// Deletes a run with its step instances; false if it was not stored.
+    pub async fn delete_pipeline_run(&self, run_id: &str) -> Result<bool> {
+        const OPERATION: &str = "delete a pipeline run";
+        with_pool!(self, pool => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            // Steps first: SQLite enforces the foreign key only when told to.
+            let mut steps = QueryBuilder::new("DELETE FROM pipeline_steps WHERE run_id = ");
+            steps.push_bind(run_id);
+            steps
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            let mut run = QueryBuilder::new("DELETE FROM pipeline_runs WHERE run_id = ");
+            run.push_bind(run_id);
+            let done = run
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            transaction
+                .commit()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            Ok(done.rows_affected() > 0)
         })
     }
 

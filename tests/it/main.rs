@@ -2,6 +2,7 @@
 //!
 //! One test binary for the whole package keeps link time down on small machines.
 
+mod artifacts;
 mod deploy;
 mod hostile_input;
 mod k8s_schema;

@@ -236,14 +236,27 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `sextant server` with its store and data directory in `dir`.
     pub fn start(dir: &Path) -> anyhow::Result<ServerProcess> {
+        ServerProcess::start_with(dir, &[], &[])
+    }
+
+    /// Starts `sextant server` with its store and data directory in `dir`, more arguments and
+    /// more environment variables.
+    pub fn start_with(
+        dir: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> anyhow::Result<ServerProcess> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args(["server", "--listen", "127.0.0.1:0"])
             .arg("--db")
             .arg(format!("sqlite://{}", dir.join("sextant.db").display()))
             .arg("--data-dir")
             .arg(dir.join("data"))
+            .args(args)
             .env("SEXTANT_LOG", "warn")
             .env_remove("SEXTANT_TOKEN_FILE")
+            .env_remove("SEXTANT_ARTIFACTS")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

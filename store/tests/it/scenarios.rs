@@ -3,7 +3,8 @@
 use anyhow::ensure;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sextant_store::{
-    Error, MetricPoint, NewTrial, ObservationLogFilter, Store, TrialConditionUpdate,
+    ArtifactOwner, Error, MetricPoint, NewTrial, ObservationLogFilter, StepArtifact, Store,
+    StoredArtifact, TrialConditionUpdate,
 };
 
 use crate::support::TestDatabaseInfo;
@@ -40,6 +41,7 @@ on_every_backend!(
     experiments_round_trip,
     trials_round_trip,
     invalid_reports_store_nothing,
+    artifacts_round_trip,
 );
 
 pub fn time(text: &str) -> DateTime<Utc> {
@@ -525,5 +527,117 @@ async fn trials_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<
             .len(),
         1
     );
+    Ok(())
+}
+
+fn artifact(name: &str, digest: char, size: u64) -> StoredArtifact {
+    StoredArtifact {
+        name: name.to_owned(),
+        digest: digest.to_string().repeat(64),
+        size,
+        archive: false,
+    }
+}
+
+/// Artifact names round-trip, and deleting names reports exactly the objects no name refers
+/// to any more (shared objects stay until their last name goes).
+async fn artifacts_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<()> {
+    let step = |step_name, item_index| ArtifactOwner::Step {
+        run_id: "run-1",
+        step_name,
+        item_index,
+    };
+    let model = artifact("model", 'a', 10);
+    let mut data = artifact("data", 'b', 20);
+    data.archive = true;
+    assert_eq!(store.put_artifact(step("train", None), &model).await?, None);
+    assert_eq!(store.put_artifact(step("fan", Some(1)), &data).await?, None);
+    // The same bytes under another run's step and a trial's log: one object, three names.
+    let same_model = ArtifactOwner::Step {
+        run_id: "run-2",
+        step_name: "Train",
+        item_index: None,
+    };
+    assert_eq!(store.put_artifact(same_model, &model).await?, None);
+    let trial = |trial_name| ArtifactOwner::Trial {
+        experiment_name: "exp",
+        trial_name,
+    };
+    assert_eq!(
+        store
+            .put_artifact(trial("exp-t1"), &artifact("output.log", 'a', 10))
+            .await?,
+        None
+    );
+    assert_eq!(
+        store
+            .put_artifact(trial("exp-t2"), &artifact("output.log", 'c', 5))
+            .await?,
+        None
+    );
+
+    assert_eq!(
+        store.list_run_artifacts("run-1").await?,
+        vec![
+            StepArtifact {
+                step_name: "fan".into(),
+                item_index: Some(1),
+                artifact: data.clone()
+            },
+            StepArtifact {
+                step_name: "train".into(),
+                item_index: None,
+                artifact: model.clone()
+            },
+        ]
+    );
+    assert_eq!(
+        store.list_run_artifacts("Run-1").await?,
+        vec![],
+        "names are case-sensitive"
+    );
+    assert_eq!(
+        store.list_trial_artifacts("exp-t2").await?,
+        vec![artifact("output.log", 'c', 5)]
+    );
+    let mut trials = store.trials_with_artifacts("exp").await?;
+    trials.sort();
+    assert_eq!(trials, ["exp-t1", "exp-t2"]);
+
+    // Replacing a name whose object nothing else names reports that object.
+    assert_eq!(
+        store
+            .put_artifact(trial("exp-t2"), &artifact("output.log", 'd', 6))
+            .await?,
+        Some("c".repeat(64))
+    );
+    // Replacing with the same digest reports nothing.
+    assert_eq!(
+        store
+            .put_artifact(trial("exp-t2"), &artifact("output.log", 'd', 6))
+            .await?,
+        None
+    );
+
+    // run-1 goes: its "data" object is no one's now; "model" is still run-2's and exp-t1's.
+    assert_eq!(
+        store.delete_run_artifacts("run-1").await?,
+        vec!["b".repeat(64)]
+    );
+    assert_eq!(store.list_run_artifacts("run-1").await?, vec![]);
+    assert_eq!(
+        store.delete_run_artifacts("run-2").await?,
+        Vec::<String>::new()
+    );
+    let mut orphaned = store.delete_experiment_artifacts("exp").await?;
+    orphaned.sort();
+    assert_eq!(orphaned, vec!["a".repeat(64), "d".repeat(64)]);
+    assert_eq!(store.list_trial_artifacts("exp-t1").await?, vec![]);
+    assert!(matches!(
+        store
+            .put_artifact(trial("exp-t1"), &artifact("", 'a', 1))
+            .await,
+        Err(Error::InvalidInput { .. })
+    ));
     Ok(())
 }
