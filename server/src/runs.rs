@@ -19,7 +19,9 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use sextant_controller::local::tune_step::TuneStepKind;
 use sextant_pipeline::executor::{RunRequest, STDERR_LOG, STDOUT_LOG, is_run_id, new_run_id};
-use sextant_pipeline::run_store::{RunPhase, RunRecord, RunStore, StepRecord, StoredRun};
+use sextant_pipeline::run_store::{
+    RunPhase, RunRecord, RunStore, StepPhase, StepRecord, StoredRun,
+};
 use sextant_pipeline::{
     CancellationToken, Executor, ExecutorConfig, Pipeline, RunEvent, SpecError, StepKindRegistry,
 };
@@ -196,7 +198,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// `POST /runs`: a pipeline and its parameters.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRun {
     /// The Pipeline (`sextant.dev/v1beta1`), as YAML text or as an object.
@@ -206,15 +208,15 @@ pub struct CreateRun {
     #[serde(default)]
     pub params: BTreeMap<String, String>,
     /// The run's id (1 to 255 letters, digits, `-` or `_`); generated when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// Reuse cached step results (default true; steps can opt out with `cache: false`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<bool>,
 }
 
 /// A pipeline run with the latest state of each step instance.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
     /// Its id.
@@ -224,7 +226,8 @@ pub struct RunView {
     /// The resolved parameter values.
     pub params: BTreeMap<String, String>,
     /// `Pending`, `Running`, `Succeeded`, `Failed` or `Cancelled`.
-    pub phase: String,
+    #[schema(value_type = String)]
+    pub phase: RunPhase,
     /// Whether cached results may be reused.
     pub cache_enabled: bool,
     /// When it was created.
@@ -236,12 +239,12 @@ pub struct RunView {
     /// Why it ended as it did.
     pub message: Option<String>,
     /// Its step instances, in the order first recorded (absent in lists).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepView>>,
 }
 
 /// A step instance's state.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
     /// The step.
@@ -249,7 +252,8 @@ pub struct StepView {
     /// The `withItems` index of a fanned-out step.
     pub item_index: Option<usize>,
     /// `Pending`, `Running`, `Succeeded`, `Cached`, `Failed`, `Skipped` or `Cancelled`.
-    pub phase: String,
+    #[schema(value_type = String)]
+    pub phase: StepPhase,
     /// The attempt in progress or last made.
     pub attempt: u32,
     /// Whether its result came from the cache.
@@ -272,7 +276,7 @@ impl RunView {
             run_id: run.run_id,
             pipeline_name: run.pipeline_name,
             params: run.params,
-            phase: run.phase.to_string(),
+            phase: run.phase,
             cache_enabled: run.cache_enabled,
             created_at: run.created_at,
             started_at: run.started_at,
@@ -286,8 +290,8 @@ impl RunView {
 impl StepView {
     fn of(step: StepRecord) -> StepView {
         StepView {
-            cached: step.phase == sextant_pipeline::run_store::StepPhase::Cached,
-            phase: step.phase.to_string(),
+            cached: step.phase == StepPhase::Cached,
+            phase: step.phase,
             attempt: step.attempt,
             output_params: step.outputs.params,
             output_artifacts: step.outputs.artifacts.into_keys().collect(),
