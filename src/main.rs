@@ -9,6 +9,7 @@
 
 mod cluster;
 mod health;
+mod pipeline;
 mod remote;
 mod serve;
 mod server;
@@ -56,8 +57,8 @@ enum Command {
     Run(cli::RunArgs),
     /// Check Experiment files; every problem is listed by field path.
     Validate(cli::ValidateArgs),
-    /// Show experiments and trials from the store.
-    Get(cli::GetArgs),
+    /// Show experiments and trials from the store, or from a `sextant server` (`--server URL`).
+    Get(remote::GetArgs),
     /// Serve Katib's gRPC API (Suggestion, DBManager, health) on one port.
     Serve(serve::ServeArgs),
     /// Serve the HTTP API (experiments, trials, studies, events) and the gRPC services on one
@@ -69,6 +70,9 @@ enum Command {
     Stop(remote::StopArgs),
     /// Print a trial's output from a `sextant server`, optionally following it.
     Logs(remote::LogsArgs),
+    /// Run pipelines on a cron schedule on a `sextant server` (recurring runs).
+    #[command(subcommand)]
+    Schedule(remote::ScheduleCommand),
     /// Run a training command and push the metrics it prints to a DBManager.
     Collect(sextant_metrics::CollectArgs),
     /// Print the Experiment and Trial CustomResourceDefinitions (YAML).
@@ -77,7 +81,7 @@ enum Command {
     Controller(cluster::ControllerArgs),
     /// Run, inspect and compile pipelines.
     #[command(subcommand)]
-    Pipeline(sextant_pipeline::cli::PipelineCommand),
+    Pipeline(pipeline::PipelineCommand),
 }
 
 fn main() -> ExitCode {
@@ -105,7 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli::run(&args, signal::shutdown()?, &mut stdout, &mut stderr).await?
             }
             Command::Validate(args) => cli::validate(&args, &mut stdout, &mut stderr),
-            Command::Get(args) => cli::get(&args, &mut stdout, &mut stderr).await?,
+            Command::Get(args) => remote::get(&args, &mut stdout, &mut stderr).await?,
             Command::Serve(args) => {
                 serve::run(args, signal::shutdown()?).await?;
                 ExitStatus::Success
@@ -117,6 +121,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Submit(args) => remote::submit(&args, &mut stdout, &mut stderr).await?,
             Command::Stop(args) => remote::stop(&args, &mut stdout, &mut stderr).await?,
             Command::Logs(args) => remote::logs(&args, &mut stdout, &mut stderr).await?,
+            Command::Schedule(command) => {
+                remote::schedule(&command, &mut stdout, &mut stderr).await?
+            }
             Command::Crd(args) => {
                 cluster::crd(&args)?;
                 ExitStatus::Success
@@ -130,16 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let code = sextant_metrics::run_collect(args.into()).await?;
                 return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
             }
-            Command::Pipeline(command) => {
-                let working_dir = std::env::current_dir()?;
-                match cli::pipeline(&command, working_dir, signal::shutdown()?, &mut stdout).await {
-                    Ok(status) => status,
-                    Err(error) => {
-                        eprintln!("error: {error}");
-                        error.exit_status()
-                    }
-                }
-            }
+            Command::Pipeline(command) => pipeline::run(command, &mut stdout, &mut stderr).await?,
         };
         Ok(exit(status))
     })

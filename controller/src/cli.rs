@@ -1,7 +1,9 @@
 //! `sextant run`, `sextant validate` and `sextant get`: experiments on this machine, as a library
 //! the binary calls (as `sextant_pipeline::cli` is for pipelines): the clap arguments, the
 //! commands, and their text, written to the writers the caller passes so that tests read it.
-//! [`pipeline`] runs the pipeline commands with this crate's `tune` step kind added.
+//! [`pipeline`] runs the pipeline commands with this crate's `tune` step kind added. What
+//! `sextant get` shows is a [`Shown`], printed by [`Shown::render`] whether it was read from
+//! the store here or (by the binary, with `--server`) from a server's API.
 //!
 //! Every command ends with a [`ExitStatus`]: success when the experiment succeeded (or the
 //! files are valid, or the objects were shown), failure when it failed or was interrupted,
@@ -14,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use sextant_echo::{echo, echo_quoted};
 use sextant_pipeline::StepKind;
@@ -110,6 +113,49 @@ pub enum OutputFormat {
     Table,
     /// JSON.
     Json,
+}
+
+/// What `sextant get` shows, read from the store here or from a `sextant server`: one
+/// [`Shown::render`] prints it either way.
+#[derive(Debug, Clone)]
+pub enum Shown {
+    /// Every experiment, oldest first.
+    Experiments(Vec<Experiment>),
+    /// One experiment with its status, and its trials for the summary.
+    Experiment {
+        /// The experiment with its status.
+        experiment: Experiment,
+        /// Its trials, in creation order.
+        trials: Vec<TrialRow>,
+    },
+    /// The trials of an experiment.
+    Trials {
+        /// The experiment (its objective orders the table).
+        experiment: Experiment,
+        /// Its trials, in creation order.
+        trials: Vec<TrialRow>,
+    },
+}
+
+/// A trial as `sextant get` shows it, whether from the store or a server's API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRow {
+    /// The trial's name.
+    pub name: String,
+    /// Katib's latest condition type (`Running`, `Succeeded`, ...).
+    pub condition: String,
+    /// Why.
+    pub reason: String,
+    /// Said for people.
+    pub message: String,
+    /// Its parameter values.
+    pub parameter_assignments: Vec<ParameterAssignment>,
+    /// The metrics observed, once computed.
+    pub observation: Option<Observation>,
+    /// When it started running.
+    pub start_time: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub completion_time: Option<DateTime<Utc>>,
 }
 
 /// Why a command could not do its work (invalid input is not an error: it is reported on the
@@ -253,8 +299,8 @@ pub async fn run(
     if args.json {
         writeln!(out, "{}", json(&outcome.experiment)?)?;
     } else {
-        let trials = store.list_trials(&name).await?;
-        out.write_all(summary(&outcome.experiment, &status, &trials)?.as_bytes())?;
+        let trials = TrialRow::list(&store.list_trials(&name).await?)?;
+        out.write_all(summary(&outcome.experiment, &status, &trials).as_bytes())?;
     }
     store.close().await;
     if outcome.interrupted {
@@ -281,19 +327,15 @@ pub async fn get(
     err: &mut dyn Write,
 ) -> Result<ExitStatus, CliError> {
     let store = Store::connect(&args.db).await?;
-    let text = match &args.what {
-        GetWhat::Experiments => {
-            let experiments = store
+    let shown = match &args.what {
+        GetWhat::Experiments => Shown::Experiments(
+            store
                 .list_experiments()
                 .await?
                 .iter()
                 .map(stored_experiment)
-                .collect::<Result<Vec<_>, _>>()?;
-            match args.output {
-                OutputFormat::Json => format!("{}\n", json(&experiments)?),
-                OutputFormat::Table => experiments_table(&experiments),
-            }
-        }
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         GetWhat::Experiment { name } | GetWhat::Trials { name } => {
             let Some(record) = store.get_experiment(name).await? else {
                 writeln!(
@@ -305,21 +347,15 @@ pub async fn get(
                 return Ok(ExitStatus::InvalidInput);
             };
             let experiment = stored_experiment(&record)?;
-            let trials = store.list_trials(name).await?;
-            match (&args.what, args.output) {
-                (GetWhat::Experiment { .. }, OutputFormat::Json) => {
-                    format!("{}\n", json(&experiment)?)
-                }
-                (GetWhat::Experiment { .. }, OutputFormat::Table) => {
-                    let status = experiment.status.clone().unwrap_or_default();
-                    summary(&experiment, &status, &trials)?
-                }
-                (_, OutputFormat::Json) => format!("{}\n", json(&trials_json(&trials)?)?),
-                (_, OutputFormat::Table) => trials_table(&experiment, &trials, 0)?,
+            let trials = TrialRow::list(&store.list_trials(name).await?)?;
+            if matches!(args.what, GetWhat::Experiment { .. }) {
+                Shown::Experiment { experiment, trials }
+            } else {
+                Shown::Trials { experiment, trials }
             }
         }
     };
-    out.write_all(text.as_bytes())?;
+    out.write_all(shown.render(args.output)?.as_bytes())?;
     store.close().await;
     Ok(ExitStatus::Success)
 }
@@ -360,11 +396,7 @@ pub fn progress_line(name: &str, status: &ExperimentStatus) -> String {
 }
 
 /// The experiment's state, its best trial, and its ten best trials.
-pub fn summary(
-    experiment: &Experiment,
-    status: &ExperimentStatus,
-    trials: &[StoredTrial],
-) -> Result<String, CliError> {
+pub fn summary(experiment: &Experiment, status: &ExperimentStatus, trials: &[TrialRow]) -> String {
     let condition = latest_true_condition(&status.conditions)
         .map(|condition| format!("{} ({})", condition.condition_type.name(), condition.reason))
         .unwrap_or_else(|| "unknown".into());
@@ -393,8 +425,8 @@ pub fn summary(
         text += &pareto_table(experiment, &status.pareto_optimal_trials);
     }
     text += "\n";
-    text += &trials_table(experiment, trials, 10)?;
-    Ok(text)
+    text += &trials_table(experiment, trials, 10);
+    text
 }
 
 /// The Pareto front: each trial with its value of every objective and its parameters.
@@ -450,11 +482,7 @@ pub fn pareto_table(experiment: &Experiment, front: &[OptimalTrial]) -> String {
 
 /// Trials best first (by the first objective under its strategy; with outcome constraints,
 /// the feasible ones first and a FEASIBLE column), at most `limit` (0 = all).
-pub fn trials_table(
-    experiment: &Experiment,
-    trials: &[StoredTrial],
-    limit: usize,
-) -> Result<String, CliError> {
+pub fn trials_table(experiment: &Experiment, trials: &[TrialRow], limit: usize) -> String {
     let maximize = experiment
         .spec
         .objective
@@ -464,8 +492,8 @@ pub fn trials_table(
     let rule = engine::OutcomeRule::new(&experiment.spec);
     let mut rows = Vec::with_capacity(trials.len());
     for trial in trials {
-        let observation = observation(trial)?;
-        let value = observation.as_ref().and_then(|observation| {
+        let observation = trial.observation.as_ref();
+        let value = observation.and_then(|observation| {
             let objective = experiment.spec.objective.as_ref()?;
             observation
                 .metric(&objective.objective_metric_name)
@@ -477,7 +505,6 @@ pub fn trials_table(
                 })
         });
         let feasible = observation
-            .as_ref()
             .zip(rule.as_ref())
             .and_then(|(observation, rule)| rule.outcome(observation))
             .map(|outcome| outcome.is_feasible());
@@ -513,7 +540,8 @@ pub fn trials_table(
         "TRIAL", "CONDITION", "OBJECTIVE"
     );
     for (trial, objective, feasible) in rows.into_iter().take(shown) {
-        let parameters = assignments(trial)?
+        let parameters = trial
+            .parameter_assignments
             .iter()
             .map(|pair| format!("{}={}", echo(&pair.name), echo(&pair.value)))
             .collect::<Vec<_>>()
@@ -529,7 +557,7 @@ pub fn trials_table(
         };
         text += &format!(
             "{:<name_width$} {:<18} {:>14}{feasible}  {parameters}\n",
-            trial.name, trial.condition_type, objective
+            trial.name, trial.condition, objective
         );
     }
     if shown < trials.len() {
@@ -539,7 +567,7 @@ pub fn trials_table(
             experiment.metadata.name
         );
     }
-    Ok(text)
+    text
 }
 
 /// Every experiment, a line each.
@@ -563,29 +591,82 @@ pub fn experiments_table(experiments: &[Experiment]) -> String {
 }
 
 /// Trials as `sextant get trials -o json` prints them.
-fn trials_json(trials: &[StoredTrial]) -> Result<Vec<serde_json::Value>, CliError> {
+fn trials_json(trials: &[TrialRow]) -> Vec<serde_json::Value> {
     trials
         .iter()
         .map(|trial| {
-            let observation = trial
-                .observation
-                .as_deref()
-                .map(|text| {
-                    parse_stored::<serde_json::Value>(text, "trial observation", &trial.name)
-                })
-                .transpose()?;
-            Ok(serde_json::json!({
+            serde_json::json!({
                 "name": trial.name,
-                "condition": trial.condition_type,
+                "condition": trial.condition,
                 "reason": trial.reason,
                 "message": trial.message,
-                "parameterAssignments": assignments(trial)?,
-                "observation": observation,
+                "parameterAssignments": trial.parameter_assignments,
+                "observation": trial.observation,
                 "startTime": trial.start_time,
                 "completionTime": trial.completion_time,
-            }))
+            })
         })
         .collect()
+}
+
+// === impl Shown ===
+
+impl Shown {
+    /// The text `sextant get` prints: a table or JSON.
+    pub fn render(&self, format: OutputFormat) -> Result<String, CliError> {
+        Ok(match (self, format) {
+            (Shown::Experiments(experiments), OutputFormat::Table) => {
+                experiments_table(experiments)
+            }
+            (Shown::Experiments(experiments), OutputFormat::Json) => {
+                format!("{}\n", json(experiments)?)
+            }
+            (Shown::Experiment { experiment, trials }, OutputFormat::Table) => {
+                let status = experiment.status.clone().unwrap_or_default();
+                summary(experiment, &status, trials)
+            }
+            (Shown::Experiment { experiment, .. }, OutputFormat::Json) => {
+                format!("{}\n", json(experiment)?)
+            }
+            (Shown::Trials { experiment, trials }, OutputFormat::Table) => {
+                trials_table(experiment, trials, 0)
+            }
+            (Shown::Trials { trials, .. }, OutputFormat::Json) => {
+                format!("{}\n", json(&trials_json(trials))?)
+            }
+        })
+    }
+}
+
+// === impl TrialRow ===
+
+impl TrialRow {
+    /// The rows of stored trials, in their order.
+    pub fn list(trials: &[StoredTrial]) -> Result<Vec<TrialRow>, CliError> {
+        trials.iter().map(TrialRow::stored).collect()
+    }
+
+    /// The row of a stored trial: its assignments and observation parsed.
+    fn stored(trial: &StoredTrial) -> Result<TrialRow, CliError> {
+        Ok(TrialRow {
+            name: trial.name.clone(),
+            condition: trial.condition_type.clone(),
+            reason: trial.reason.clone(),
+            message: trial.message.clone(),
+            parameter_assignments: parse_stored(
+                &trial.assignments,
+                "trial assignments",
+                &trial.name,
+            )?,
+            observation: trial
+                .observation
+                .as_deref()
+                .map(|text| parse_stored(text, "trial observation", &trial.name))
+                .transpose()?,
+            start_time: trial.start_time,
+            completion_time: trial.completion_time,
+        })
+    }
 }
 
 // === helpers ===
@@ -627,19 +708,6 @@ fn stored_experiment(record: &ExperimentRecord) -> Result<Experiment, CliError> 
     let mut experiment: Experiment = parse_stored(&record.spec, "experiment spec", &record.name)?;
     experiment.status = parse_stored(&record.status, "experiment status", &record.name)?;
     Ok(experiment)
-}
-
-fn assignments(trial: &StoredTrial) -> Result<Vec<ParameterAssignment>, CliError> {
-    parse_stored(&trial.assignments, "trial assignments", &trial.name)
-}
-
-/// A trial's stored observation, if it has one.
-fn observation(trial: &StoredTrial) -> Result<Option<Observation>, CliError> {
-    trial
-        .observation
-        .as_deref()
-        .map(|text| parse_stored(text, "trial observation", &trial.name))
-        .transpose()
 }
 
 fn parse_stored<T: serde::de::DeserializeOwned>(

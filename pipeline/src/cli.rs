@@ -522,7 +522,8 @@ where
     }
 }
 
-fn parse_param(text: &str) -> Result<(String, String), String> {
+/// Parses a `--param NAME=VALUE` (split at the first `=`; the name must not be empty).
+pub fn parse_param(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE, got `{text}`")),

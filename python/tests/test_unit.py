@@ -182,3 +182,43 @@ def test_tell_names_the_objective_metric(monkeypatch: pytest.MonkeyPatch) -> Non
         trial = client.study("s").tell("s-00000", 0.5)
     assert trial.params == {"n": 4} and trial.objective_value == 0.5
     assert json.loads(seen[-1].content) == {"trial": "s-00000", "values": {"loss": 0.5}, "state": "Succeeded"}
+
+
+def test_pipeline_and_recurring_run_requests_carry_the_apis_fields(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("kind: Pipeline\n")
+    run = {"runId": "r", "pipelineName": "p", "params": {"n": "3"}, "phase": "Pending",
+           "cacheEnabled": False, "createdAt": "2024-01-01T00:00:00Z", "steps": [
+               {"step": "s", "itemIndex": 1, "phase": "Cached", "attempt": 1, "cached": True,
+                "outputParams": {"v": "1"}, "outputArtifacts": ["a"]}]}
+    recurring = {"name": "n", "pipelineName": "p", "params": {}, "schedule": {"cron": "* * * * *"},
+                 "maxConcurrency": 2, "noCatchup": True, "enabled": False, "runs": ["n-1"],
+                 "activeRuns": 0, "createdAt": "2024-01-01T00:00:00Z"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/recurringruns"):
+            return httpx.Response(201, json=recurring)
+        return httpx.Response(201, json=run)
+
+    seen: List[httpx.Request] = []
+    with mock_client(handler, seen, url="http://x") as client:
+        got = client.run_pipeline(path, {"n": 3}, run_id="r", cache=False)
+        client.run_pipeline({"kind": "Pipeline"})
+        made = client.create_recurring_run(
+            "n", "kind: Pipeline\nmetadata: {}\n", "* * * * *", max_concurrency=2,
+            no_catchup=True, start_time=datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+            enabled=False,
+        )
+    assert json.loads(seen[0].content) == {
+        "pipeline": "kind: Pipeline\n", "params": {"n": "3"}, "runId": "r", "cache": False,
+    }
+    assert json.loads(seen[1].content) == {"pipeline": {"kind": "Pipeline"}, "params": {}}
+    assert json.loads(seen[2].content) == {
+        "name": "n", "pipeline": "kind: Pipeline\nmetadata: {}\n", "params": {},
+        "schedule": {"cron": "* * * * *", "startTime": "2030-01-02T03:04:05.000000Z"},
+        "noCatchup": True, "enabled": False, "maxConcurrency": 2,
+    }
+    step = got.steps[0]
+    assert (step.instance, step.cached, step.output_params) == ("s[1]", True, {"v": "1"})
+    assert got.step("s", 1) is step and got.step("s") is None and not got.finished
+    assert (made.max_concurrency, made.no_catchup, made.enabled, made.runs) == (2, True, False, ["n-1"])

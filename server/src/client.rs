@@ -1,13 +1,26 @@
-//! A client of the HTTP API, for the command line (`sextant submit`, `stop` and `logs` with
-//! `--server URL`): each call is one request, and a refusal comes back as the server's own
+//! A client of the HTTP API, for the command line (`sextant submit`, `stop`, `logs`, `get`,
+//! `pipeline run` and `schedule` with `--server URL`): each call is one request (a list, one
+//! per page), answers are the API's own types, and a refusal comes back as the server's own
 //! error body.
 
 use std::time::Duration;
 
 use futures::StreamExt;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sextant_controller::cli::TrialRow;
+use sextant_experiment::Experiment;
+use sextant_experiment::api::common::{Metric, Observation, ParameterAssignment};
+use sextant_experiment::api::experiment::ExperimentConditionType;
+use sextant_experiment::api::latest_true_condition;
+use sextant_pipeline::run_store::RunPhase;
 
-use crate::views::ErrorBody;
+use crate::recurring::{CreateRecurringRun, RecurringRunView};
+use crate::runs::{CreateRun, RunView};
+use crate::views::{ErrorBody, TrialView};
+
+/// The most items a list asks for per page (the server's largest page).
+const PAGE_SIZE: usize = crate::pagination::MAX_PAGE_SIZE;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,11 +127,11 @@ impl Client {
         }
     }
 
-    async fn json(
+    async fn json<T: DeserializeOwned>(
         &self,
         url: String,
         request: reqwest::RequestBuilder,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<T, ClientError> {
         let response = self.send(url.clone(), request).await?;
         let status = response.status().as_u16();
         let text = response
@@ -131,8 +144,37 @@ impl Client {
         })
     }
 
+    /// Every item of a paged list at `path`, under `key` in each page, following the pages.
+    async fn pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<T>, ClientError> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (url, request) = self.request(reqwest::Method::GET, path);
+            let mut query = vec![("pageSize", PAGE_SIZE.to_string())];
+            query.extend(token.map(|token| ("pageToken", token)));
+            let mut page: Value = self.json(url, request.query(&query)).await?;
+            let page_items = serde_json::from_value::<Vec<T>>(page[key].take()).map_err(|_| {
+                ClientError::Unexpected {
+                    status: 200,
+                    text: format!("a page of {path} without a list of `{key}`"),
+                }
+            })?;
+            items.extend(page_items);
+            match page["nextPageToken"].as_str() {
+                Some(next) => token = Some(next.to_string()),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    // === experiments and trials ===
+
     /// Submits an Experiment (YAML or JSON text); the stored Experiment.
-    pub async fn submit(&self, spec: String) -> Result<Value, ClientError> {
+    pub async fn submit(&self, spec: String) -> Result<Experiment, ClientError> {
         let (url, request) = self.request(reqwest::Method::POST, "/experiments");
         self.json(
             url,
@@ -143,32 +185,43 @@ impl Client {
         .await
     }
 
+    /// Every experiment (and study), oldest first.
+    pub async fn experiments(&self) -> Result<Vec<Experiment>, ClientError> {
+        self.pages("/experiments", "experiments").await
+    }
+
     /// The Experiment with its status.
-    pub async fn experiment(&self, name: &str) -> Result<Value, ClientError> {
+    pub async fn experiment(&self, name: &str) -> Result<Experiment, ClientError> {
         let (url, request) = self.request(reqwest::Method::GET, &format!("/experiments/{name}"));
         self.json(url, request).await
     }
 
+    /// The trials of an experiment, in creation order.
+    pub async fn trials(&self, name: &str) -> Result<Vec<TrialView>, ClientError> {
+        self.pages(&format!("/experiments/{name}/trials"), "trials")
+            .await
+    }
+
     /// Stops an experiment; the stopped Experiment.
-    pub async fn stop(&self, name: &str) -> Result<Value, ClientError> {
+    pub async fn stop(&self, name: &str) -> Result<Experiment, ClientError> {
         let (url, request) =
             self.request(reqwest::Method::POST, &format!("/experiments/{name}/stop"));
         self.json(url, request).await
     }
 
     /// Waits until the experiment succeeds or fails, looking every `poll`; the Experiment.
-    pub async fn wait(&self, name: &str, poll: Duration) -> Result<Value, ClientError> {
+    pub async fn wait(&self, name: &str, poll: Duration) -> Result<Experiment, ClientError> {
         loop {
             let experiment = self.experiment(name).await?;
-            let finished = experiment["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|condition| {
-                    condition["status"] == "True"
-                        && (condition["type"] == "Succeeded" || condition["type"] == "Failed")
-                });
-            if finished {
+            let condition = experiment
+                .status
+                .as_ref()
+                .and_then(|status| latest_true_condition(&status.conditions))
+                .map(|condition| &condition.condition_type);
+            if matches!(
+                condition,
+                Some(ExperimentConditionType::Succeeded | ExperimentConditionType::Failed)
+            ) {
                 return Ok(experiment);
             }
             tokio::time::sleep(poll).await;
@@ -202,5 +255,109 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    // === pipeline runs ===
+
+    /// Starts a pipeline run; the run as recorded when it started.
+    pub async fn create_run(&self, run: &CreateRun) -> Result<RunView, ClientError> {
+        let (url, request) = self.request(reqwest::Method::POST, "/runs");
+        self.json(url, request.json(run)).await
+    }
+
+    /// A run with its step states.
+    pub async fn run(&self, run_id: &str) -> Result<RunView, ClientError> {
+        let (url, request) = self.request(reqwest::Method::GET, &format!("/runs/{run_id}"));
+        self.json(url, request).await
+    }
+
+    /// Waits until the run has ended (succeeded, failed or been stopped), looking every
+    /// `poll`; the run with its step states.
+    pub async fn wait_run(&self, run_id: &str, poll: Duration) -> Result<RunView, ClientError> {
+        loop {
+            let run = self.run(run_id).await?;
+            if !matches!(run.phase, RunPhase::Pending | RunPhase::Running) {
+                return Ok(run);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    // === recurring runs ===
+
+    /// Creates a recurring run; it fires from now on unless created disabled.
+    pub async fn create_recurring_run(
+        &self,
+        recurring_run: &CreateRecurringRun,
+    ) -> Result<RecurringRunView, ClientError> {
+        let (url, request) = self.request(reqwest::Method::POST, "/recurringruns");
+        self.json(url, request.json(recurring_run)).await
+    }
+
+    /// Every recurring run, by name.
+    pub async fn recurring_runs(&self) -> Result<Vec<RecurringRunView>, ClientError> {
+        self.pages("/recurringruns", "recurringRuns").await
+    }
+
+    /// A recurring run with its last and next firings and its runs.
+    pub async fn recurring_run(&self, name: &str) -> Result<RecurringRunView, ClientError> {
+        let (url, request) = self.request(reqwest::Method::GET, &format!("/recurringruns/{name}"));
+        self.json(url, request).await
+    }
+
+    /// Enables (`true`: it fires from now on) or disables a recurring run.
+    pub async fn set_recurring_run_enabled(
+        &self,
+        name: &str,
+        enabled: bool,
+    ) -> Result<RecurringRunView, ClientError> {
+        let action = if enabled { "enable" } else { "disable" };
+        let (url, request) = self.request(
+            reqwest::Method::POST,
+            &format!("/recurringruns/{name}/{action}"),
+        );
+        self.json(url, request).await
+    }
+
+    /// Deletes a recurring run; the runs it started stay.
+    pub async fn delete_recurring_run(&self, name: &str) -> Result<(), ClientError> {
+        let (url, request) =
+            self.request(reqwest::Method::DELETE, &format!("/recurringruns/{name}"));
+        self.send(url, request).await.map(drop)
+    }
+}
+
+/// A trial of the API as `sextant get` shows it (the same row a stored trial gives).
+impl From<TrialView> for TrialRow {
+    fn from(trial: TrialView) -> TrialRow {
+        TrialRow {
+            name: trial.name,
+            condition: trial.condition,
+            reason: trial.reason,
+            message: trial.message,
+            parameter_assignments: trial
+                .parameter_assignments
+                .into_iter()
+                .map(|assignment| ParameterAssignment {
+                    name: assignment.name,
+                    value: assignment.value,
+                })
+                .collect(),
+            // The API shows a trial without an observation as one without metrics.
+            observation: (!trial.observation.is_empty()).then(|| Observation {
+                metrics: trial
+                    .observation
+                    .into_iter()
+                    .map(|metric| Metric {
+                        name: metric.name,
+                        min: metric.min,
+                        max: metric.max,
+                        latest: metric.latest,
+                    })
+                    .collect(),
+            }),
+            start_time: trial.start_time,
+            completion_time: trial.completion_time,
+        }
     }
 }

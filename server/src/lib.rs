@@ -57,6 +57,8 @@ pub use artifacts::{ArtifactError, DEFAULT_DIR as DEFAULT_ARTIFACTS_DIR};
 pub use auth::{BindError, Token, check_bind};
 pub use error::ApiError;
 pub use events::Event;
+pub use recurring::{CreateRecurringRun, CronSchedule, RecurringRunView};
+pub use runs::{CreateRun, RunView, StepView};
 pub use views::{ErrorBody, ExperimentList, FieldProblem, TrialList, TrialView};
 
 /// The largest request body by default: an experiment spec with an inline template is a few

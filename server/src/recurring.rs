@@ -53,7 +53,7 @@ pub struct CronSchedule {
 }
 
 /// `POST /recurringruns`.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRecurringRun {
     /// Its name: 1 to 200 letters, digits, `-` or `_`.
@@ -67,13 +67,13 @@ pub struct CreateRecurringRun {
     /// When it fires.
     pub schedule: CronSchedule,
     /// The most of its runs active at once, 1 to 10 (default 10, as Kubeflow Pipelines).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<usize>,
     /// When firings were missed, start only the latest (default false: each is started).
     #[serde(default)]
     pub no_catchup: bool,
     /// Whether it fires (default true).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
 
@@ -93,7 +93,7 @@ struct RecurringRecord {
 }
 
 /// A recurring run and where it stands.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecurringRunView {
     /// Its name.

@@ -290,7 +290,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// `POST /runs`: a pipeline and its parameters.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRun {
     /// The Pipeline (`sextant.dev/v1beta1`), as YAML text or as an object.
@@ -300,15 +300,15 @@ pub struct CreateRun {
     #[serde(default)]
     pub params: BTreeMap<String, String>,
     /// The run's id (1 to 255 letters, digits, `-` or `_`); generated when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// Reuse cached step results (default true; steps can opt out with `cache: false`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<bool>,
 }
 
 /// A pipeline run with the latest state of each step instance.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
     /// Its id.
@@ -318,7 +318,8 @@ pub struct RunView {
     /// The resolved parameter values.
     pub params: BTreeMap<String, String>,
     /// `Pending`, `Running`, `Succeeded`, `Failed` or `Cancelled`.
-    pub phase: String,
+    #[schema(value_type = String)]
+    pub phase: RunPhase,
     /// Whether cached results may be reused.
     pub cache_enabled: bool,
     /// When it was created.
@@ -330,12 +331,12 @@ pub struct RunView {
     /// Why it ended as it did.
     pub message: Option<String>,
     /// Its step instances, in the order first recorded (absent in lists).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<StepView>>,
 }
 
 /// A step instance's state.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
     /// The step.
@@ -343,7 +344,8 @@ pub struct StepView {
     /// The `withItems` index of a fanned-out step.
     pub item_index: Option<usize>,
     /// `Pending`, `Running`, `Succeeded`, `Cached`, `Failed`, `Skipped` or `Cancelled`.
-    pub phase: String,
+    #[schema(value_type = String)]
+    pub phase: StepPhase,
     /// The attempt in progress or last made.
     pub attempt: u32,
     /// Whether its result came from the cache.
@@ -366,7 +368,7 @@ impl RunView {
             run_id: run.run_id,
             pipeline_name: run.pipeline_name,
             params: run.params,
-            phase: run.phase.to_string(),
+            phase: run.phase,
             cache_enabled: run.cache_enabled,
             created_at: run.created_at,
             started_at: run.started_at,
@@ -380,8 +382,8 @@ impl RunView {
 impl StepView {
     fn of(step: StepRecord) -> StepView {
         StepView {
-            cached: step.phase == sextant_pipeline::run_store::StepPhase::Cached,
-            phase: step.phase.to_string(),
+            cached: step.phase == StepPhase::Cached,
+            phase: step.phase,
             attempt: step.attempt,
             output_params: step.outputs.params,
             output_artifacts: step.outputs.artifacts.into_keys().collect(),

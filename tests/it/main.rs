@@ -11,6 +11,7 @@ mod kubernetes;
 mod observation_log_durability;
 mod pipelines;
 mod python_client;
+mod remote_cli;
 mod run_experiment;
 mod serve_early_stopping;
 mod serve_suggestion;

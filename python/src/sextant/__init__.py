@@ -13,6 +13,10 @@
     trial = study.ask()
     study.tell(trial, objective(**trial.params))
 
+    run = client.run_pipeline("pipeline.yaml", {"rows": 100})  # a sextant.dev Pipeline
+    run = client.wait_run(run, timeout=600)
+    print(run.phase, client.step_log(run, "train"))
+
 Inside a trial, :func:`report_metrics` is a drop-in for ``kubeflow.katib.report_metrics``:
 it reads the trial's name from ``KATIB_TRIAL_NAME`` and posts the values (each as
 ``str(value)``) to ``$SEXTANT_URL`` (or ``db_manager_address``, when that is an http(s) URL).
@@ -21,7 +25,7 @@ Every failure raises a :class:`SextantError` subclass with the HTTP ``status``, 
 ``code``, its ``message``, and, for an invalid spec, ``fields``: every problem by field path.
 """
 
-from .client import Client, EventStream, LogStream, Spec, Study, TrialOrder
+from .client import Client, EventStream, LogStream, LogStreamName, Spec, Study, TrialOrder
 from .errors import (
     BadRequestError,
     ConflictError,
@@ -39,7 +43,9 @@ from .errors import (
     WaitTimeoutError,
 )
 from .models import (
+    Artifact,
     Condition,
+    CronSchedule,
     Event,
     Experiment,
     ExperimentStatus,
@@ -47,6 +53,9 @@ from .models import (
     MetricSummary,
     OptimalTrial,
     ParamValue,
+    RecurringRun,
+    Run,
+    StepState,
     Trial,
 )
 from .report import report_metrics
@@ -54,10 +63,12 @@ from .report import report_metrics
 __version__ = "0.1.0"
 
 __all__ = [
+    "Artifact",
     "BadRequestError",
     "Client",
     "Condition",
     "ConflictError",
+    "CronSchedule",
     "Event",
     "EventStream",
     "Experiment",
@@ -66,15 +77,19 @@ __all__ = [
     "FieldProblem",
     "InvalidError",
     "LogStream",
+    "LogStreamName",
     "MetricLog",
     "MetricSummary",
     "NotFoundError",
     "OptimalTrial",
     "ParamValue",
     "PayloadTooLargeError",
+    "RecurringRun",
+    "Run",
     "ServerError",
     "SextantError",
     "Spec",
+    "StepState",
     "Study",
     "TransportError",
     "Trial",

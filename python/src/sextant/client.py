@@ -1,5 +1,6 @@
 """The client of a ``sextant server``'s HTTP API (``/api/v1``): experiments, their trials and
-logs, the event stream, and studies (ask and tell).
+logs, the event stream, studies (ask and tell), pipeline runs with their step logs and
+artifacts, and recurring runs.
 
 Every method is one request or a short series of them (lists follow their pages); failures
 raise a :class:`~sextant.errors.SextantError` subclass. Streams (:meth:`Client.events`,
@@ -40,13 +41,25 @@ from .errors import (
     WaitTimeoutError,
     error_from_response,
 )
-from .models import Event, Experiment, MetricLog, Trial
+from .models import (
+    RUN_FINAL_PHASES,
+    Artifact,
+    Event,
+    Experiment,
+    MetricLog,
+    RecurringRun,
+    Run,
+    Trial,
+)
 
-__all__ = ["Client", "EventStream", "LogStream", "Spec", "Study", "TrialOrder"]
+__all__ = ["Client", "EventStream", "LogStream", "LogStreamName", "Spec", "Study", "TrialOrder"]
 
-#: An experiment or study spec: a dict (sent as JSON), YAML (or JSON) text, or the path of a
-#: YAML or JSON file.
+#: An experiment, study or pipeline spec: a dict (sent as JSON), YAML (or JSON) text, or the
+#: path of a YAML or JSON file.
 Spec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+
+#: Which output of a step :meth:`Client.step_log` reads.
+LogStreamName = Literal["stdout", "stderr"]
 
 #: The order of :meth:`Client.trials`: creation order, best objective first, or worst first.
 TrialOrder = Literal["created", "objective", "objectiveDescending"]
@@ -77,8 +90,19 @@ def spec_body(spec: Spec) -> "tuple[bytes, str]":
     """The request body and content type of a spec: a mapping as JSON; a path (or a string
     of one line naming an existing file, or ending in ``.yaml``, ``.yml`` or ``.json``) as
     the file's text; any other string as YAML text."""
+    value = spec_value(spec)
+    if isinstance(value, Mapping):
+        return json.dumps(value).encode(), "application/json"
+    # JSON is YAML; the server reads either from an application/yaml body.
+    return value.encode(), "application/yaml"
+
+
+def spec_value(spec: Spec) -> "Union[Mapping[str, Any], str]":
+    """A spec as a mapping (given as one), or as YAML (or JSON) text: its file's (a path, or
+    a string of one line naming an existing file, or ending in ``.yaml``, ``.yml`` or
+    ``.json``) or the string itself."""
     if isinstance(spec, Mapping):
-        return json.dumps(spec).encode(), "application/json"
+        return spec
     if isinstance(spec, os.PathLike):
         return _read_spec_file(os.fspath(spec))
     if isinstance(spec, str):
@@ -87,15 +111,46 @@ def spec_body(spec: Spec) -> "tuple[bytes, str]":
             os.path.isfile(spec) or spec.strip().lower().endswith((".yaml", ".yml", ".json"))
         ):
             return _read_spec_file(spec.strip())
-        return spec.encode(), "application/yaml"
+        return spec
     raise TypeError(f"a spec is a dict, YAML text or a file path, not {type(spec).__name__}")
 
 
-def _read_spec_file(path: str) -> "tuple[bytes, str]":
-    with open(path, "rb") as file:
-        text = file.read()
-    # JSON is YAML; the server reads either from an application/yaml body.
-    return text, "application/yaml"
+def _read_spec_file(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
+
+
+def _rfc3339(moment: datetime) -> str:
+    """``moment`` in UTC as RFC 3339 (a naive time is taken as local time)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _run_id(run: Union[Run, str]) -> str:
+    return run.run_id if isinstance(run, Run) else run
+
+
+def _wait_for(
+    read: Callable[[], T],
+    done: Callable[[T], bool],
+    late: Callable[[T], str],
+    timeout: Optional[float],
+    poll: float,
+) -> T:
+    """Reads until ``done`` holds for what was read, every ``poll`` seconds, and returns it;
+    after ``timeout`` seconds (``None``: no limit), raises :class:`WaitTimeoutError` saying
+    ``late`` of the last read."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if deadline is None:
+            time.sleep(poll)
+            continue
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WaitTimeoutError(late(value), code="Timeout")
+        time.sleep(min(poll, left))
 
 
 class _Stream(Generic[T]):
@@ -325,29 +380,27 @@ class Client:
             ExperimentStoppedError: It was stopped on request (it will not complete until
                 resumed).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            experiment = self.get_experiment(name)
+
+        def completed(experiment: Experiment) -> bool:
             if on_progress is not None:
                 on_progress(experiment)
             if experiment.completed:
-                return experiment
+                return True
             if experiment.stopped:
                 raise ExperimentStoppedError(
                     f"experiment {name!r} is stopped; resume it to let it complete",
                     code="Stopped",
                 )
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WaitTimeoutError(
-                        f"experiment {name!r} did not complete within {timeout} s "
-                        f"(condition {experiment.condition})",
-                        code="Timeout",
-                    )
-                time.sleep(min(poll, left))
-            else:
-                time.sleep(poll)
+            return False
+
+        return _wait_for(
+            lambda: self.get_experiment(name),
+            completed,
+            lambda experiment: f"experiment {name!r} did not complete within {timeout} s "
+            f"(condition {experiment.condition})",
+            timeout,
+            poll,
+        )
 
     def stop(self, name: str) -> Experiment:
         """Stops a running experiment: its running trials are killed (they run again when it
@@ -432,8 +485,7 @@ class Client:
     ) -> None:
         """Reports metric values of a running trial (Katib's ``ReportObservationLog``): each
         value is sent as ``str(value)``. Returns once they are stored."""
-        stamp = (time_stamp or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        text = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        text = _rfc3339(time_stamp or datetime.now(timezone.utc))
         body = {
             "metricLogs": [
                 {"timeStamp": text, "metric": {"name": str(name), "value": str(value)}}
@@ -505,6 +557,212 @@ class Client:
     def study(self, name: str) -> Study:
         """The study ``name`` (created before, by this client or another)."""
         return Study(self, name)
+
+    # === pipeline runs ===
+
+    def run_pipeline(
+        self,
+        path_or_spec: Spec,
+        params: Optional[Mapping[str, Any]] = None,
+        *,
+        run_id: Optional[str] = None,
+        cache: Optional[bool] = None,
+    ) -> Run:
+        """Starts a run of a pipeline (``sextant.dev/v1beta1`` Pipeline: a dict, YAML text or
+        the path of a YAML file) with ``params`` (each value sent as ``str(value)``) and
+        returns it as it started. Its steps run on the server's machine, in the server's
+        data directory: give scripts by absolute path.
+
+        Args:
+            run_id: The run's id (letters, digits, ``-`` and ``_``); generated when absent.
+            cache: ``False`` runs every step again rather than reusing cached results.
+
+        Raises:
+            InvalidError: The pipeline, a parameter or the id is invalid; ``fields`` names
+                every problem (``pipeline.spec.steps[1].command``, ``params.rows``).
+                Nothing was recorded.
+            ConflictError: A run of that id exists.
+        """
+        pipeline = spec_value(path_or_spec)
+        body: Dict[str, Any] = {
+            "pipeline": dict(pipeline) if isinstance(pipeline, Mapping) else pipeline,
+            "params": {str(name): str(value) for name, value in (params or {}).items()},
+        }
+        if run_id is not None:
+            body["runId"] = run_id
+        if cache is not None:
+            body["cache"] = cache
+        return Run.from_json(self._json("POST", "/runs", json_body=body))
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with the state of each of its steps."""
+        return Run.from_json(self._json("GET", f"/runs/{_segment(run_id)}"))
+
+    def list_runs(
+        self, phase: Optional[str] = None, pipeline: Optional[str] = None
+    ) -> List[Run]:
+        """Every run, oldest first, without their steps: only those in ``phase``
+        (``Pending``, ``Running``, ``Succeeded``, ``Failed``, ``Cancelled``) and of the
+        pipeline named ``pipeline``, when given."""
+        return [
+            Run.from_json(item)
+            for item in self._pages("/runs", "runs", {"phase": phase, "pipeline": pipeline})
+        ]
+
+    def wait_run(
+        self, run: Union[Run, str], timeout: Optional[float] = None, poll: float = 1.0
+    ) -> Run:
+        """Waits until the run has succeeded, failed or been stopped (see
+        :attr:`Run.finished`), and returns it with its steps.
+
+        Raises:
+            WaitTimeoutError: ``timeout`` seconds passed first (``None``: no limit).
+        """
+        run_id = _run_id(run)
+        return _wait_for(
+            lambda: self.get_run(run_id),
+            lambda current: current.phase in RUN_FINAL_PHASES,
+            lambda current: f"run {run_id!r} did not finish within {timeout} s "
+            f"(phase {current.phase})",
+            timeout,
+            poll,
+        )
+
+    def stop_run(self, run: Union[Run, str]) -> None:
+        """Stops a running run: its steps' processes are ended and it becomes
+        ``Cancelled`` (:meth:`retry_run` resumes it). Returns once asked; the run ends soon
+        after (:meth:`wait_run`).
+
+        Raises:
+            ConflictError: The run is not running.
+        """
+        self._send("POST", f"/runs/{_segment(_run_id(run))}/stop")
+
+    def retry_run(self, run: Union[Run, str]) -> Run:
+        """Runs a failed or stopped run again from the steps that did not succeed (those
+        that did keep their results), and returns it as it restarted.
+
+        Raises:
+            ConflictError: The run is running or has succeeded.
+        """
+        return Run.from_json(self._json("POST", f"/runs/{_segment(_run_id(run))}/retry"))
+
+    def step_log(
+        self,
+        run: Union[Run, str],
+        step: str,
+        item: Optional[int] = None,
+        stream: LogStreamName = "stdout",
+    ) -> str:
+        """What a step (item ``item`` of a ``withItems`` step) printed on ``stream``.
+
+        Raises:
+            NotFoundError: No such run, step instance or log (the step has not run).
+        """
+        return self._send(
+            "GET",
+            f"/runs/{_segment(_run_id(run))}/steps/{_segment(step)}/log",
+            params={"item": item, "stream": stream},
+            accept="text/plain",
+        ).text
+
+    def artifacts(self, run: Union[Run, str]) -> List[Artifact]:
+        """The output artifacts of the run's succeeded (and cached) steps."""
+        data = self._json("GET", f"/runs/{_segment(_run_id(run))}/artifacts")
+        return [Artifact.from_json(item) for item in data.get("artifacts") or []]
+
+    def download_artifact(
+        self, run: Union[Run, str], step: str, name: str, item: Optional[int] = None
+    ) -> bytes:
+        """The bytes of the artifact ``name`` of ``step`` (item ``item`` of a ``withItems``
+        step).
+
+        Raises:
+            NotFoundError: No such run, step instance or artifact.
+            ConflictError: The artifact is a directory.
+        """
+        path = f"/runs/{_segment(_run_id(run))}/artifacts/{_segment(step)}/{_segment(name)}"
+        return self._send(
+            "GET", path, params={"item": item}, accept="application/octet-stream"
+        ).content
+
+    # === recurring runs ===
+
+    def create_recurring_run(
+        self,
+        name: str,
+        pipeline: Spec,
+        cron: str,
+        params: Optional[Mapping[str, Any]] = None,
+        *,
+        max_concurrency: Optional[int] = None,
+        no_catchup: bool = False,
+        start_time: Optional[datetime] = None,
+        end_time: Optional[datetime] = None,
+        enabled: bool = True,
+    ) -> RecurringRun:
+        """Creates a recurring run: ``pipeline`` (as :meth:`run_pipeline` takes it) run with
+        ``params`` whenever the cron expression ``cron`` matches (five fields, or six with
+        seconds first; UTC), as Kubeflow Pipelines' RecurringRun.
+
+        Args:
+            max_concurrency: The most of its runs active at once, 1 to 10 (default 10);
+                later firings wait.
+            no_catchup: When firings were missed, start only the latest.
+            start_time: No firing before this time.
+            end_time: No firing after this time.
+            enabled: ``False`` creates it disabled (:meth:`enable_recurring_run`).
+
+        Raises:
+            InvalidError: An invalid name, pipeline, parameter, cron expression, window or
+                concurrency; ``fields`` names it. Nothing was stored.
+            ConflictError: A recurring run of that name exists.
+        """
+        value = spec_value(pipeline)
+        schedule: Dict[str, Any] = {"cron": cron}
+        if start_time is not None:
+            schedule["startTime"] = _rfc3339(start_time)
+        if end_time is not None:
+            schedule["endTime"] = _rfc3339(end_time)
+        body: Dict[str, Any] = {
+            "name": name,
+            "pipeline": dict(value) if isinstance(value, Mapping) else value,
+            "params": {str(key): str(item) for key, item in (params or {}).items()},
+            "schedule": schedule,
+            "noCatchup": no_catchup,
+            "enabled": enabled,
+        }
+        if max_concurrency is not None:
+            body["maxConcurrency"] = max_concurrency
+        return RecurringRun.from_json(self._json("POST", "/recurringruns", json_body=body))
+
+    def get_recurring_run(self, name: str) -> RecurringRun:
+        """A recurring run with its last and next firings and its runs."""
+        return RecurringRun.from_json(self._json("GET", f"/recurringruns/{_segment(name)}"))
+
+    def list_recurring_runs(self) -> List[RecurringRun]:
+        """Every recurring run, by name."""
+        return [
+            RecurringRun.from_json(item)
+            for item in self._pages("/recurringruns", "recurringRuns", {})
+        ]
+
+    def enable_recurring_run(self, name: str) -> RecurringRun:
+        """Enables a recurring run: it fires from now on (firings missed while it was
+        disabled are skipped)."""
+        return RecurringRun.from_json(
+            self._json("POST", f"/recurringruns/{_segment(name)}/enable")
+        )
+
+    def disable_recurring_run(self, name: str) -> RecurringRun:
+        """Disables a recurring run: it fires no more until enabled; its runs go on."""
+        return RecurringRun.from_json(
+            self._json("POST", f"/recurringruns/{_segment(name)}/disable")
+        )
+
+    def delete_recurring_run(self, name: str) -> None:
+        """Deletes a recurring run; the runs it started stay."""
+        self._send("DELETE", f"/recurringruns/{_segment(name)}")
 
 
 class Study:

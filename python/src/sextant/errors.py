@@ -95,7 +95,8 @@ class UnauthorizedError(SextantError):
 
 
 class NotFoundError(SextantError):
-    """404: no experiment, study or trial of that name (or no output log of a trial)."""
+    """404: no experiment, study, trial, run or recurring run of that name (or no output log
+    of a trial or step, or no such artifact)."""
 
 
 class ConflictError(SextantError):
@@ -131,7 +132,8 @@ class TransportError(SextantError):
 
 
 class WaitTimeoutError(SextantError, TimeoutError):
-    """:meth:`sextant.Client.wait` ran out of time before the experiment completed."""
+    """:meth:`sextant.Client.wait` ran out of time before the experiment completed, or
+    :meth:`sextant.Client.wait_run` before the run finished."""
 
 
 class ExperimentStoppedError(SextantError):

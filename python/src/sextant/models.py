@@ -1,5 +1,6 @@
-"""What the client returns: experiments with their Katib status, trials, metric logs and
-events, as frozen dataclasses read from the server's JSON (Katib's camelCase names become
+"""What the client returns: experiments with their Katib status, trials, metric logs,
+events, pipeline runs with their steps' states, artifacts and recurring runs, as frozen
+dataclasses read from the server's JSON (Katib's camelCase names become
 snake_case attributes; the original JSON is kept in ``raw`` where there is more to it).
 
 Parameter values come back from the server as strings, as Katib writes them;
@@ -17,7 +18,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 __all__ = [
+    "Artifact",
     "Condition",
+    "CronSchedule",
     "Event",
     "Experiment",
     "ExperimentStatus",
@@ -25,6 +28,9 @@ __all__ = [
     "MetricSummary",
     "OptimalTrial",
     "ParamValue",
+    "RecurringRun",
+    "Run",
+    "StepState",
     "Trial",
 ]
 
@@ -34,6 +40,9 @@ ParamValue = Union[int, float, str]
 #: Conditions after which an experiment runs no more trials (unless resumed with a larger
 #: budget).
 COMPLETED_CONDITIONS = ("Succeeded", "Failed")
+
+#: Phases after which a run does no more (a failed or stopped one until it is retried).
+RUN_FINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
 
 #: The annotation the server puts on an experiment stopped on request.
 STOPPED_ANNOTATION = "sextant.dev/stopped"
@@ -106,6 +115,18 @@ def _int(value: Any) -> int:
 
 def _str(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _optional_int(value: Any) -> Optional[int]:
+    return int(value) if value is not None else None
+
+
+def _optional_str(value: Any) -> Optional[str]:
+    return str(value) if value is not None else None
+
+
+def _strings(value: Any) -> Dict[str, str]:
+    return {_str(k): _str(v) for k, v in (value or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -340,7 +361,7 @@ class Trial:
             experiment_name=_str(data.get("experimentName")),
             params={name: convert_value(value, specs.get(name)) for name, value in assignments.items()},
             parameter_assignments=assignments,
-            labels={_str(k): _str(v) for k, v in (data.get("labels") or {}).items()},
+            labels=_strings(data.get("labels")),
             condition=_str(data.get("condition")),
             reason=_str(data.get("reason")),
             message=_str(data.get("message")),
@@ -407,3 +428,199 @@ class Event:
         """The experiment's or trial's condition, on ``experiment`` and ``trial`` events."""
         value = self.data.get("condition")
         return value if isinstance(value, str) else None
+
+
+def instance_name(step: str, item_index: Optional[int]) -> str:
+    """A step instance's name: the step, with ``[i]`` for item ``i`` of a ``withItems``
+    step."""
+    return step if item_index is None else f"{step}[{item_index}]"
+
+
+@dataclass(frozen=True)
+class StepState:
+    """The latest state of a step instance of a pipeline run."""
+
+    step: str
+    #: The ``withItems`` index of a fanned-out step.
+    item_index: Optional[int]
+    #: ``Pending``, ``Running``, ``Succeeded``, ``Cached``, ``Failed``, ``Skipped`` or
+    #: ``Cancelled``.
+    phase: str
+    #: The attempt in progress or last made.
+    attempt: int
+    #: Whether its result came from the cache.
+    cached: bool
+    #: Its output parameters.
+    output_params: Dict[str, str]
+    #: The names of its output artifacts.
+    output_artifacts: List[str]
+    #: Why it failed or was skipped, or where a cached result came from.
+    message: Optional[str]
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StepState:
+        return cls(
+            step=_str(data.get("step")),
+            item_index=_optional_int(data.get("itemIndex")),
+            phase=_str(data.get("phase")),
+            attempt=_int(data.get("attempt")),
+            cached=bool(data.get("cached")),
+            output_params=_strings(data.get("outputParams")),
+            output_artifacts=[_str(name) for name in data.get("outputArtifacts") or []],
+            message=_optional_str(data.get("message")),
+            started_at=parse_time(data.get("startedAt")),
+            finished_at=parse_time(data.get("finishedAt")),
+        )
+
+    @property
+    def instance(self) -> str:
+        """``step``, or ``step[i]`` for item ``i``."""
+        return instance_name(self.step, self.item_index)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A pipeline run with the latest state of each step instance."""
+
+    run_id: str
+    #: The pipeline's ``metadata.name``.
+    pipeline_name: str
+    #: The resolved parameter values.
+    params: Dict[str, str]
+    #: ``Pending``, ``Running``, ``Succeeded``, ``Failed`` or ``Cancelled``.
+    phase: str
+    #: Whether cached step results may be reused.
+    cache_enabled: bool
+    created_at: Optional[datetime]
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+    #: Why it ended as it did.
+    message: Optional[str]
+    #: Its step instances in the order first recorded (empty in lists, which omit them).
+    steps: List[StepState]
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Run:
+        return cls(
+            run_id=_str(data.get("runId")),
+            pipeline_name=_str(data.get("pipelineName")),
+            params=_strings(data.get("params")),
+            phase=_str(data.get("phase")),
+            cache_enabled=bool(data.get("cacheEnabled")),
+            created_at=parse_time(data.get("createdAt")),
+            started_at=parse_time(data.get("startedAt")),
+            finished_at=parse_time(data.get("finishedAt")),
+            message=_optional_str(data.get("message")),
+            steps=[StepState.from_json(step) for step in data.get("steps") or []],
+            raw=dict(data),
+        )
+
+    @property
+    def finished(self) -> bool:
+        """Succeeded, failed or stopped: it does no more unless retried."""
+        return self.phase in RUN_FINAL_PHASES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == "Succeeded"
+
+    def step(self, name: str, item: Optional[int] = None) -> Optional[StepState]:
+        """The state of step ``name`` (item ``item`` of a ``withItems`` step), if recorded."""
+        for state in self.steps:
+            if state.step == name and state.item_index == item:
+                return state
+        return None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An output artifact of a run's step."""
+
+    step: str
+    #: The ``withItems`` index of a fanned-out step.
+    item_index: Optional[int]
+    name: str
+    #: Its size in bytes (a file), or ``None`` (a directory).
+    size: Optional[int]
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Artifact:
+        return cls(
+            step=_str(data.get("step")),
+            item_index=_optional_int(data.get("itemIndex")),
+            name=_str(data.get("name")),
+            size=_optional_int(data.get("size")),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """When a recurring run fires: a cron expression of five fields (minute hour
+    day-of-month month day-of-week) or six (seconds first), in UTC, within an optional
+    window."""
+
+    cron: str
+    #: No firing before this time.
+    start_time: Optional[datetime] = None
+    #: No firing after this time.
+    end_time: Optional[datetime] = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CronSchedule:
+        return cls(
+            cron=_str(data.get("cron")),
+            start_time=parse_time(data.get("startTime")),
+            end_time=parse_time(data.get("endTime")),
+        )
+
+
+@dataclass(frozen=True)
+class RecurringRun:
+    """A pipeline on a cron schedule (Kubeflow Pipelines' RecurringRun), each firing a run
+    named ``<name>-<YYYYMMDDhhmmss>`` of its scheduled time."""
+
+    name: str
+    #: The pipeline's ``metadata.name``.
+    pipeline_name: str
+    #: Parameter values for every run.
+    params: Dict[str, str]
+    schedule: CronSchedule
+    #: The most of its runs active at once.
+    max_concurrency: int
+    #: Whether missed firings are skipped but the latest.
+    no_catchup: bool
+    #: Whether it fires.
+    enabled: bool
+    created_at: Optional[datetime]
+    #: The scheduled time of the last firing started.
+    last_fired: Optional[datetime]
+    #: The next scheduled time, if enabled and before the end time.
+    next_firing: Optional[datetime]
+    #: The ids of its runs, oldest first.
+    runs: List[str]
+    #: How many of them are pending or running.
+    active_runs: int
+    raw: Dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RecurringRun:
+        return cls(
+            name=_str(data.get("name")),
+            pipeline_name=_str(data.get("pipelineName")),
+            params=_strings(data.get("params")),
+            schedule=CronSchedule.from_json(data.get("schedule") or {}),
+            max_concurrency=_int(data.get("maxConcurrency")),
+            no_catchup=bool(data.get("noCatchup")),
+            enabled=bool(data.get("enabled")),
+            created_at=parse_time(data.get("createdAt")),
+            last_fired=parse_time(data.get("lastFired")),
+            next_firing=parse_time(data.get("nextFiring")),
+            runs=[_str(run) for run in data.get("runs") or []],
+            active_runs=_int(data.get("activeRuns")),
+            raw=dict(data),
+        )
