@@ -106,6 +106,14 @@ pub enum Error {
         /// The resource version in the database.
         found: i64,
     },
+    /// What the database holds cannot be read back.
+    #[error("{what} as stored cannot be read: {reason}")]
+    Corrupt {
+        /// What was read.
+        what: String,
+        /// Why it does not read.
+        reason: String,
+    },
 }
 
 /// The store's result type.
@@ -157,7 +165,8 @@ impl From<Error> for tonic::Status {
             Error::UnsupportedUrl { .. }
             | Error::InvalidUrl { .. }
             | Error::CreateDirectory { .. }
-            | Error::Migrate { .. } => tonic::Status::internal(message),
+            | Error::Migrate { .. }
+            | Error::Corrupt { .. } => tonic::Status::internal(message),
         }
     }
 }

@@ -48,7 +48,7 @@ fn sqlite_text(time: DateTime<Utc>) -> String {
 
 /// Reads the SQLite text form back; anything else is an error naming the text. The form is
 /// RFC 3339, whose parser in chrono is written by hand, so only its shape is checked here.
-fn from_sqlite_text(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn from_sqlite_text(text: &str) -> Result<DateTime<Utc>, String> {
     if text.len() != 27 || !text.ends_with('Z') {
         return Err(format!(
             "stored time `{text}` is malformed: expected the form {SQLITE_TIME_FORMAT}"
