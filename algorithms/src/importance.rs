@@ -229,10 +229,10 @@ fn best_split(rows: &[Vec<f64>], targets: &[f64], sample: &[usize]) -> Option<(u
     for feature in 0..rows[sample[0]].len() {
         order.sort_by(|&a, &b| rows[a][feature].total_cmp(&rows[b][feature]));
         let mut left_sum = 0.0;
-        for position in 0..order.len() - 1 {
-            left_sum += targets[order[position]];
-            let here = rows[order[position]][feature];
-            let next = rows[order[position + 1]][feature];
+        for (position, pair) in order.windows(2).enumerate() {
+            left_sum += targets[pair[0]];
+            let here = rows[pair[0]][feature];
+            let next = rows[pair[1]][feature];
             if here == next {
                 continue;
             }
@@ -308,9 +308,9 @@ fn marginal_variance(
     }
     let mut marginal = 0.0;
     let mut variance = 0.0;
-    for index in 0..cuts.len() - 1 {
-        marginal += steps[index];
-        let share = (cuts[index + 1] - cuts[index]) / widths[feature];
+    for (pair, step) in cuts.windows(2).zip(&steps) {
+        marginal += step;
+        let share = (pair[1] - pair[0]) / widths[feature];
         variance += share * (marginal - mean).powi(2);
     }
     variance

@@ -8,7 +8,8 @@
 //! embeds them in release builds.
 //!
 //! The client routes with the History API, so its pages have their own URLs: a GET of a
-//! path in one of its sections (`/`, `/experiments...`, `/runs...`, `/recurring...`) answers
+//! path in one of its sections (`/`, `/experiments...`, `/submit`, `/runs...`, `/compare`,
+//! `/recurring`) answers
 //! `index.html`, whatever follows, and the client draws the page; `/api/` is never answered
 //! here. Every UI response carries a Content-Security-Policy that allows scripts, styles and
 //! connections to this origin only (no inline script, no eval), so a string that slipped
@@ -38,10 +39,10 @@ pub(crate) const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'self'; scri
      style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; \
      object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// The first path segments the client routes; a GET under any of them is the page.
-const SECTIONS: [&str; 3] = ["experiments", "runs", "recurring"];
+/// The first path segments the client routes (`app.js`); a GET under any of them is the page.
+const SECTIONS: [&str; 5] = ["experiments", "submit", "runs", "compare", "recurring"];
 
-#[derive(rust_embed::Embed)]
+#[derive(rust_embed::RustEmbed)]
 #[folder = "ui/"]
 struct Assets;
 
@@ -112,7 +113,7 @@ fn serve(path: &str, request: &HeaderMap, cache: &'static str) -> Response {
     if let Ok(value) = HeaderValue::from_str(file.metadata.mimetype()) {
         headers.insert(CONTENT_TYPE, value);
     }
-    (headers, Body::from(file.data.into_owned())).into_response()
+    (headers, Body::from(file.data)).into_response()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -76,6 +76,11 @@ document.addEventListener('click', (event) => {
   if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search);
 });
 window.addEventListener('popstate', route);
+// A page left for another document may be kept in the back-forward cache: its event streams
+// would hold connections (a browser opens six per server), so they end, and start again if
+// the page comes back.
+window.addEventListener('pagehide', () => { if (leave) leave.abort(); });
+window.addEventListener('pageshow', (event) => { if (event.persisted) route(); });
 
 document.getElementById('token-button').addEventListener('click', () => {
   const dialog = h('dialog', { 'aria-labelledby': 'token-title' });

@@ -273,7 +273,7 @@ async function plotAll(section, experiment, trials, signal) {
     parallelAxis: [...params.map((parameter, index) => charts.parameterAxis(parameter, { dim: index })),
       { dim: params.length, name: objectiveName, type: 'value', scale: true }],
     parallel: { left: 60, right: 80, top: 40, bottom: 30 },
-    visualMap: { show: false, dimension: params.length, min: Math.min(...rows.map((row) => row.at(-1))), max: Math.max(...rows.map((row) => row.at(-1))), inRange: { color: maximize ? ['#d94e5d', '#eac736', '#50a3ba'] : ['#50a3ba', '#eac736', '#d94e5d'] } },
+    visualMap: rows.length ? { show: false, dimension: params.length, ...extent(rows.map((row) => row.at(-1))), inRange: { color: maximize ? ['#d94e5d', '#eac736', '#50a3ba'] : ['#50a3ba', '#eac736', '#d94e5d'] } } : undefined,
     series: [{ type: 'parallel', data: rows, lineStyle: { width: 1, opacity: 0.5 }, progressive: 2000 }],
   }, rows.length);
 
@@ -311,6 +311,17 @@ async function plotAll(section, experiment, trials, signal) {
   if (section.querySelector('#pareto')) drawPareto(charts, area('pareto'), experiment, trials);
 }
 
+/** The smallest and largest of `values` (a loop: spreading 100,000 arguments overflows the stack). */
+function extent(values) {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const value of values) {
+    if (value < min) min = value;
+    if (value > max) max = value;
+  }
+  return { min, max };
+}
+
 /** The contour: cells coloured by the objective interpolated from the trials (inverse distance
  * weighting on each axis's scale), and the trials themselves on top. */
 function drawContour(charts, container, x, y, scored, value, objectiveName, maximize) {
@@ -318,8 +329,8 @@ function drawContour(charts, container, x, y, scored, value, objectiveName, maxi
   const points = scored.map((trial) => [toAxis(x, value(trial, x)), toAxis(y, value(trial, y)), trial.objectiveValue]);
   const range = (index, parameter) => {
     if (parameter.choices) return [-0.5, parameter.choices.length - 0.5];
-    const values = points.map((point) => point[index]);
-    return [Math.min(...values), Math.max(...values)];
+    const { min, max } = extent(points.map((point) => point[index]));
+    return [min, max];
   };
   const [x0, x1] = range(0, x);
   const [y0, y1] = range(1, y);
@@ -355,7 +366,7 @@ function drawContour(charts, container, x, y, scored, value, objectiveName, maxi
     grid: { right: 90 },
     xAxis: axis(x, [x0, x1]),
     yAxis: axis(y, [y0, y1]),
-    visualMap: { min: Math.min(...values), max: Math.max(...values), dimension: 2, right: 0, top: 'middle', calculable: true, text: [objectiveName, ''], inRange: { color: maximize ? ['#313695', '#74add1', '#fee090', '#f46d43'] : ['#f46d43', '#fee090', '#74add1', '#313695'] } },
+    visualMap: values.length === 0 ? undefined : { ...extent(values), dimension: 2, right: 0, top: 'middle', calculable: true, text: [objectiveName, ''], inRange: { color: maximize ? ['#313695', '#74add1', '#fee090', '#f46d43'] : ['#f46d43', '#fee090', '#74add1', '#313695'] } },
     series: [
       {
         type: 'custom', silent: true, data: cells,
