@@ -1,7 +1,8 @@
 // The experiment's plots, drawn by Apache ECharts on canvas: one library for scatter, lines,
 // bars, parallel coordinates and a contour's cells, with progressive rendering and `large`
 // mode for tens of thousands of points. Each chart's container says how many points it drew
-// (`data-points`), for people reading the page source and for the browser tests.
+// (`data-points`) and whether it has finished drawing (`data-rendered`), for people reading
+// the page source and for the browser tests.
 
 import * as echarts from './vendor/echarts-6.1.0/echarts.esm.min.mjs';
 import { h } from './dom.js';
@@ -24,6 +25,10 @@ export function draw(container, option, points) {
   // Tooltips drawn on the canvas (`richText`), not as HTML: names from the server never
   // become markup there either.
   const tooltip = option.tooltip ? { ...option.tooltip, renderMode: 'richText' } : undefined;
+  container.dataset.rendered = 'false';
+  instance.off('finished');
+  // Large series are drawn progressively, over several frames; this says when all is drawn.
+  instance.on('finished', () => { container.dataset.rendered = 'true'; });
   instance.setOption({ backgroundColor: 'transparent', animation: false, ...option, tooltip }, { notMerge: true });
   container.dataset.points = String(points);
 }

@@ -61,7 +61,7 @@ export async function render(main, [id], context) {
       node.dataset.phase = phase;
       node.setAttribute('aria-label', `step ${step.name}: ${phase}${cached ? ', from the cache' : ''}${attempts > 1 ? `, ${attempts} attempts` : ''}`);
       node.setAttribute('aria-pressed', String(selected === step.name));
-      detail.textContent = `${phase}${cached ? ' · cached' : ''}${attempts > 1 ? ` · ↻ ${attempts}` : ''}${step.itemCount ? ` · ×${step.itemCount}` : ''}`;
+      detail.textContent = `${phase}${cached && phase !== 'Cached' ? ' · cached' : ''}${attempts > 1 ? ` · ↻ ${attempts}` : ''}${step.itemCount ? ` · ×${step.itemCount}` : ''}`;
     }
     if (selected) showStep(panel, id, run, selected, signal);
   };
