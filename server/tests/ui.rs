@@ -5,8 +5,10 @@
 //! must draw its known number of points on a non-empty canvas. Screenshots of every page go to
 //! `target/ui-screenshots/`.
 //!
-//! Without `/usr/bin/chromedriver` the tests say so and pass, except under CI (`CI=true`),
-//! where they fail: `.ci/run` installs `chromium` and `chromium-driver`.
+//! Without `/usr/bin/chromedriver` the browser tests say so and pass, except under CI
+//! (`CI=true`), where they fail: `.ci/run` installs `chromium` and `chromium-driver`. The
+//! endpoints the UI reads besides the resources' own (the dry run, importance, a run's graph,
+//! a trial's runs) are checked over HTTP alone first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -48,30 +50,26 @@ print("loss=%r" % float(len("".join(sys.argv))))
 const SCRIPT_PAYLOAD: &str = "<script>window.__xss=1</script>";
 const IMG_PAYLOAD: &str = "\"><img src=x onerror=\"window.__xss=2\">";
 
-struct Env {
+/// A server on loopback with its own store and data directory.
+struct TestServer {
     /// `http://127.0.0.1:PORT`.
     url: String,
     http: reqwest::Client,
     store: Store,
     dir: tempfile::TempDir,
-    browser: Client,
-    driver_url: String,
-    driver: Child,
     _server: Server,
 }
 
-impl Env {
-    /// A server and a browser, or `None` (outside CI) when there is no chromedriver.
-    async fn start() -> Option<Env> {
-        if !Path::new(CHROMEDRIVER).exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{CHROMEDRIVER} is missing: the browser tests need Debian's chromium and \
-                 chromium-driver (`apt-get install chromium chromium-driver`; .ci/run does it)"
-            );
-            eprintln!("skipped: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
-            return None;
-        }
+/// A server and a browser.
+struct Env {
+    server: TestServer,
+    browser: Client,
+    driver_url: String,
+    driver: Child,
+}
+
+impl TestServer {
+    async fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!(
             "sqlite://{}",
@@ -92,56 +90,13 @@ impl Env {
         tokio::spawn(axum::serve(listener, server.router()).into_future());
         std::fs::write(dir.path().join("branin.py"), BRANIN_STEPS).unwrap();
         std::fs::write(dir.path().join("echo.py"), ECHO).unwrap();
-
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let driver_url = format!("http://127.0.0.1:{port}");
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1400,1000", "--force-prefers-reduced-motion"],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let mut browser = None;
-        for _ in 0..100 {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(capabilities.clone())
-                .connect(&driver_url)
-                .await
-            {
-                Ok(client) => {
-                    browser = Some(client);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        Some(Env {
+        TestServer {
             url,
             http: reqwest::Client::new(),
             store,
             dir,
-            browser: browser.expect("chromedriver answers within 10 s"),
-            driver_url,
-            driver,
             _server: server,
-        })
+        }
     }
 
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -186,11 +141,72 @@ impl Env {
         }
         panic!("run {id} never became {phase}");
     }
+}
+
+impl Env {
+    /// A server and a browser, or `None` (outside CI) when there is no chromedriver.
+    async fn start() -> Option<Env> {
+        if !Path::new(CHROMEDRIVER).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{CHROMEDRIVER} is missing: the browser tests need Debian's chromium and \
+                 chromium-driver (`apt-get install chromium chromium-driver`; .ci/run does it)"
+            );
+            eprintln!("skipped: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+            return None;
+        }
+        let server = TestServer::start().await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver_url = format!("http://127.0.0.1:{port}");
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1400,1000", "--force-prefers-reduced-motion"],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let mut browser = None;
+        for _ in 0..100 {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&driver_url)
+                .await
+            {
+                Ok(client) => {
+                    browser = Some(client);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Some(Env {
+            server,
+            browser: browser.expect("chromedriver answers within 10 s"),
+            driver_url,
+            driver,
+        })
+    }
 
     /// Loads `path` as a person would (a fresh page load), and waits for its heading.
     async fn visit(&self, path: &str) {
         self.browser
-            .goto(&format!("{}{path}", self.url))
+            .goto(&format!("{}{path}", self.server.url))
             .await
             .unwrap();
         self.wait_until("document.querySelector('main h1') && !document.querySelector('main[aria-busy]')")
@@ -236,6 +252,7 @@ impl Env {
     async fn console(&self) -> Vec<(String, String)> {
         let session = self.browser.session_id().await.unwrap().unwrap();
         let response: Value = self
+            .server
             .http
             .post(format!("{}/session/{session}/se/log", self.driver_url))
             .json(&json!({"type": "browser"}))
@@ -400,12 +417,12 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     let Some(env) = Env::start().await else {
         return;
     };
-    let branin_script = env.dir.path().join("branin.py");
-    let echo_script = env.dir.path().join("echo.py");
+    let branin_script = env.server.dir.path().join("branin.py");
+    let echo_script = env.server.dir.path().join("echo.py");
     use reqwest::Method;
 
     // A small known experiment: 6 trials, each reporting loss 3 times.
-    let (status, body) = env
+    let (status, body) = env.server
         .api(Method::POST, "/experiments", Some(branin("branin-ui", &branin_script, 6, 3, 0.0)))
         .await;
     assert_eq!(status, 201, "{body}");
@@ -413,7 +430,7 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     let mut pareto = branin("pareto-ui", &branin_script, 6, 3, 0.0);
     pareto["spec"]["objective"] = json!({"objectives": [
         {"metricName": "loss", "type": "minimize"}, {"metricName": "size", "type": "maximize"}]});
-    let (status, body) = env.api(Method::POST, "/experiments", Some(pareto)).await;
+    let (status, body) = env.server.api(Method::POST, "/experiments", Some(pareto)).await;
     assert_eq!(status, 201, "{body}");
     // Payloads in a parameter's name and in a categorical parameter's values.
     let xss = json!({
@@ -435,36 +452,36 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
             },
         },
     });
-    let (status, body) = env.api(Method::POST, "/experiments", Some(xss)).await;
+    let (status, body) = env.server.api(Method::POST, "/experiments", Some(xss)).await;
     assert_eq!(status, 201, "{body}");
     // A failing pipeline run, then the same again: its first step comes from the cache.
     let payloads = format!("{SCRIPT_PAYLOAD} {IMG_PAYLOAD}");
     let mut run_ids = Vec::new();
     for attempt in 0..2 {
-        let (status, body) = env
+        let (status, body) = env.server
             .api(Method::POST, "/runs", Some(json!({"pipeline": failing_pipeline(), "params": {"note": payloads}, "runId": format!("fails-{attempt}")})))
             .await;
         assert_eq!(status, 201, "{body}");
         run_ids.push(body["runId"].as_str().unwrap().to_string());
-        env.wait_for_run(&run_ids[attempt], "Failed").await;
+        env.server.wait_for_run(&run_ids[attempt], "Failed").await;
     }
     // A step named with a payload never gets that far: step names are refused unless plain.
     let mut named = failing_pipeline();
     named["spec"]["steps"][0]["name"] = json!(SCRIPT_PAYLOAD);
-    let (status, body) = env
+    let (status, body) = env.server
         .api(Method::POST, "/runs", Some(json!({"pipeline": named, "params": {"note": "x"}})))
         .await;
     assert_eq!(status, 422, "{body}");
-    let (status, body) = env
+    let (status, body) = env.server
         .api(Method::POST, "/recurringruns", Some(json!({
             "name": "nightly", "pipeline": failing_pipeline(), "params": {"note": "n"},
             "schedule": {"cron": "0 3 * * *"}, "enabled": false,
         })))
         .await;
     assert_eq!(status, 201, "{body}");
-    env.wait_for_experiment("branin-ui", "Succeeded").await;
-    env.wait_for_experiment("pareto-ui", "Succeeded").await;
-    env.wait_for_experiment("xss-ui", "Succeeded").await;
+    env.server.wait_for_experiment("branin-ui", "Succeeded").await;
+    env.server.wait_for_experiment("pareto-ui", "Succeeded").await;
+    env.server.wait_for_experiment("xss-ui", "Succeeded").await;
 
     // The experiments list.
     env.visit("/experiments").await;
@@ -490,7 +507,7 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     // The table sorts on the server: best objective first.
     let order = env.browser.find(Locator::Css("#trial-order")).await.unwrap();
     order.select_by_value("objective").await.unwrap();
-    let (_, best_first) = env
+    let (_, best_first) = env.server
         .api(Method::GET, "/experiments/branin-ui/trials?orderBy=objective&pageSize=1", None)
         .await;
     let best_name = best_first["trials"][0]["name"].as_str().unwrap().to_string();
@@ -545,7 +562,7 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     env.screenshot("new-experiment-invalid").await;
     env.click("#create").await;
     env.wait_until("document.querySelector('#result .error')").await;
-    assert_eq!(env.api(Method::GET, "/experiments/bad-ui", None).await.0, 404);
+    assert_eq!(env.server.api(Method::GET, "/experiments/bad-ui", None).await.0, 404);
     // A name with a payload is refused, and the refusal shows it as text.
     let mut named = branin("x", &branin_script, 2, 1, 0.0);
     named["metadata"]["name"] = json!(SCRIPT_PAYLOAD);
@@ -557,7 +574,7 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     set_spec(serde_yaml::to_string(&branin("created-ui", &branin_script, 2, 2, 0.0)).unwrap()).await;
     env.click("#check").await;
     env.wait_until("document.querySelector('#result .ok')").await;
-    assert_eq!(env.api(Method::GET, "/experiments/created-ui", None).await.0, 404);
+    assert_eq!(env.server.api(Method::GET, "/experiments/created-ui", None).await.0, 404);
     env.click("#create").await;
     env.wait_until("location.pathname === '/experiments/created-ui' && document.querySelector('main h1').textContent === 'created-ui'").await;
     // The refusals above, and nothing else.
@@ -565,16 +582,16 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
         .await;
 
     // Stop stops a running experiment.
-    let (status, body) = env
+    let (status, body) = env.server
         .api(Method::POST, "/experiments", Some(branin("slow-ui", &branin_script, 4, 2, 60.0)))
         .await;
     assert_eq!(status, 201, "{body}");
-    env.wait_for_experiment("slow-ui", "Running").await;
+    env.server.wait_for_experiment("slow-ui", "Running").await;
     env.visit("/experiments/slow-ui").await;
     env.wait_until("!document.querySelector('#stop').disabled").await;
     env.click("#stop").await;
     env.wait_until("document.querySelector('#state').textContent === 'Stopped' && document.querySelector('#stop').disabled").await;
-    let (_, stopped) = env.api(Method::GET, "/experiments/slow-ui", None).await;
+    let (_, stopped) = env.server.api(Method::GET, "/experiments/slow-ui", None).await;
     assert!(stopped["metadata"]["annotations"]["sextant.dev/stopped"].is_string(), "{stopped}");
     assert_eq!(stopped["status"]["trialsSucceeded"], 0);
     env.assert_clean_console("/experiments/slow-ui").await;
@@ -632,18 +649,18 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     env.screenshot("trial-xss").await;
 
     // The API's paths are never the page; the page's are, and carry the policy.
-    let page = env.http.get(format!("{}/experiments/branin-ui/trials/x", env.url)).send().await.unwrap();
+    let page = env.server.http.get(format!("{}/experiments/branin-ui/trials/x", env.server.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
-    let missing = env.http.get(format!("{}/api/v1/nothing", env.url)).send().await.unwrap();
+    let missing = env.server.http.get(format!("{}/api/v1/nothing", env.server.url)).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert!(missing.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
-    let script = env.http.get(format!("{}/assets/app.js", env.url)).send().await.unwrap();
+    let script = env.server.http.get(format!("{}/assets/app.js", env.server.url)).send().await.unwrap();
     assert!(script.headers()["content-type"].to_str().unwrap().contains("javascript"));
     let etag = script.headers()["etag"].clone();
-    let again = env
+    let again = env.server
         .http
-        .get(format!("{}/assets/app.js", env.url))
+        .get(format!("{}/assets/app.js", env.server.url))
         .header("if-none-match", etag)
         .send()
         .await
@@ -677,7 +694,7 @@ async fn ten_thousand_trials_measured() {
             ],
         },
     });
-    let (status, body) = env.api(reqwest::Method::POST, "/studies", Some(study)).await;
+    let (status, body) = env.server.api(reqwest::Method::POST, "/studies", Some(study)).await;
     assert_eq!(status, 201, "{body}");
     let filling = Instant::now();
     for index in 0..TRIALS {
@@ -685,7 +702,7 @@ async fn ten_thousand_trials_measured() {
         let x2 = 15.0 * ((index * 104_729) % TRIALS) as f64 / TRIALS as f64;
         let loss = (x2 - 0.129 * x1 * x1 + 1.59 * x1 - 6.0).powi(2) + 9.6 * x1.cos() + 10.0;
         let name = format!("big-ui-{index:05}");
-        env.store
+        env.server.store
             .insert_trial(&NewTrial {
                 name: name.clone(),
                 experiment_name: "big-ui".into(),
@@ -701,14 +718,14 @@ async fn ten_thousand_trials_measured() {
             .await
             .unwrap();
         let value = loss.to_string();
-        env.store
+        env.server.store
             .update_trial_observation(
                 &name,
                 Some(&json!({"metrics": [{"name": "loss", "min": value, "max": value, "latest": value}]}).to_string()),
             )
             .await
             .unwrap();
-        env.store
+        env.server.store
             .update_trial_condition(
                 &name,
                 &TrialConditionUpdate {
@@ -725,7 +742,7 @@ async fn ten_thousand_trials_measured() {
     eprintln!("filled {TRIALS} trials in {:.1} s", filling.elapsed().as_secs_f64());
 
     env.browser
-        .goto(&format!("{}/experiments/big-ui", env.url))
+        .goto(&format!("{}/experiments/big-ui", env.server.url))
         .await
         .unwrap();
     env.wait_until("document.querySelector('#chart-history[data-points]')").await;
@@ -804,4 +821,101 @@ async fn ten_thousand_trials_measured() {
     }
     env.screenshot("experiment-10000-trials").await;
     env.close().await;
+}
+
+#[tokio::test]
+async fn the_endpoints_the_ui_reads_answer_as_documented() {
+    use reqwest::Method;
+    let server = TestServer::start().await;
+    let script = server.dir.path().join("branin.py");
+
+    // A dry run checks without creating: each problem by field path, or the defaulted spec.
+    let mut invalid = branin("dry-ui", &script, 3, 1, 0.0);
+    invalid["spec"]["maxTrialCount"] = json!(-1);
+    let (status, body) = server
+        .api(Method::POST, "/experiments?dryRun=true", Some(invalid))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["path"], "spec.maxTrialCount");
+    let (status, body) = server
+        .api(Method::POST, "/experiments?dryRun=true", Some(branin("dry-ui", &script, 3, 1, 0.0)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["spec"]["parallelTrialCount"], 1);
+    assert_eq!(server.api(Method::GET, "/experiments/dry-ui", None).await.0, 404);
+    let (status, _) = server
+        .api(Method::POST, "/experiments", Some(branin("dry-ui", &script, 3, 3, 0.0)))
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = server
+        .api(Method::POST, "/experiments?dryRun=true", Some(branin("dry-ui", &script, 3, 1, 0.0)))
+        .await;
+    assert_eq!(status, 409, "a dry run says the name is taken: {body}");
+
+    // Importance: a study told a loss that only x moves; y explains nothing.
+    let study = json!({
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "matters-ui"},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "1"}]},
+            "maxTrialCount": 60,
+            "parameters": [
+                {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}},
+                {"name": "y", "parameterType": "categorical", "feasibleSpace": {"list": ["a", "b", "c"]}},
+            ],
+        },
+    });
+    assert_eq!(server.api(Method::POST, "/studies", Some(study)).await.0, 201);
+    let (status, body) = server.api(Method::GET, "/experiments/matters-ui/importance", None).await;
+    assert_eq!(status, 409, "nothing to learn from yet: {body}");
+    for _ in 0..60 {
+        let (_, trial) = server.api(Method::POST, "/studies/matters-ui/ask", Some(json!({}))).await;
+        let x: f64 = trial["parameterAssignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|assignment| assignment["name"] == "x")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (status, body) = server
+            .api(Method::POST, "/studies/matters-ui/tell", Some(json!({"trial": trial["name"], "values": {"loss": (x * 6.0).sin()}})))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, importance) = server.api(Method::GET, "/experiments/matters-ui/importance", None).await;
+    assert_eq!(status, 200, "{importance}");
+    assert_eq!(importance["trialCount"], 60);
+    assert_eq!(importance["parameters"][0]["name"], "x");
+    assert!(importance["parameters"][0]["importance"].as_f64().unwrap() > 0.8, "{importance}");
+    assert!(importance["parameters"][1]["importance"].as_f64().unwrap() < 0.1, "{importance}");
+
+    // A run's graph, and a process trial has no runs.
+    let (status, body) = server
+        .api(Method::POST, "/runs", Some(json!({"pipeline": failing_pipeline(), "params": {"note": "n"}, "runId": "graph-ui"})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, graph) = server.api(Method::GET, "/runs/graph-ui/graph", None).await;
+    assert_eq!(status, 200, "{graph}");
+    assert_eq!(graph["steps"][1]["dependencies"], json!(["prepare"]));
+    assert_eq!(graph["steps"][1]["retryLimit"], 1);
+    assert_eq!(server.api(Method::GET, "/runs/nothing/graph", None).await.0, 404);
+    server.wait_for_experiment("dry-ui", "Succeeded").await;
+    let (_, trials) = server.api(Method::GET, "/experiments/dry-ui/trials", None).await;
+    let trial = trials["trials"][0]["name"].as_str().unwrap();
+    let (status, runs) = server.api(Method::GET, &format!("/trials/{trial}/runs"), None).await;
+    assert_eq!((status, runs), (200, json!({"runIds": []})));
+
+    let (_, document) = server.api(Method::GET, "/openapi.json", None).await;
+    for path in [
+        "/api/v1/experiments/{name}/importance",
+        "/api/v1/runs/{id}/graph",
+        "/api/v1/trials/{name}/runs",
+    ] {
+        assert!(document["paths"][path].is_object(), "{path} is not documented");
+    }
+    let parameters = document["paths"]["/api/v1/experiments"]["post"]["parameters"].to_string();
+    assert!(parameters.contains("dryRun"), "{parameters}");
 }
