@@ -120,7 +120,14 @@ pub fn fanova(
             upper: bounds.iter().map(|side| side.high).collect(),
             value: 0.0,
         };
-        grow(rows, targets, &mut sample, root, config.max_depth, &mut leaves);
+        grow(
+            rows,
+            targets,
+            &mut sample,
+            root,
+            config.max_depth,
+            &mut leaves,
+        );
         if let Some(shares) = main_effects(bounds, &leaves) {
             varying_trees += 1;
             for (total, share) in totals.iter_mut().zip(shares) {
@@ -193,7 +200,7 @@ fn grow(
     let split = if depth_left == 0 || sample.len() < 2 {
         None
     } else {
-        best_split(rows, targets, sample)
+        best_split(rows, targets, sample, node.lower.len())
     };
     let Some((feature, threshold)) = split else {
         leaves.push(node);
@@ -218,32 +225,52 @@ fn grow(
 
 /// The feature and threshold whose split lowers the squared error most, if any split lowers
 /// it; the threshold lies midway between two neighbouring distinct values.
-fn best_split(rows: &[Vec<f64>], targets: &[f64], sample: &[usize]) -> Option<(usize, f64)> {
+fn best_split(
+    rows: &[Vec<f64>],
+    targets: &[f64],
+    sample: &[usize],
+    feature_count: usize,
+) -> Option<(usize, f64)> {
     let total: f64 = sample.iter().map(|&index| targets[index]).sum();
-    let count = sample.len() as f64;
     // Minimizing the squared error is maximizing sum_left^2/n_left + sum_right^2/n_right.
-    let mut best_score = total * total / count;
-    let tolerance = 1e-12 * best_score.abs().max(1.0);
-    let mut best = None;
+    let unsplit = total * total / sample.len() as f64;
+    let tolerance = 1e-12 * unsplit.abs().max(1.0);
+    let mut best: Option<(f64, usize, f64)> = None;
     let mut order: Vec<usize> = sample.to_vec();
-    for feature in 0..rows[sample[0]].len() {
-        order.sort_by(|&a, &b| rows[a][feature].total_cmp(&rows[b][feature]));
-        let mut left_sum = 0.0;
-        for (position, pair) in order.windows(2).enumerate() {
-            left_sum += targets[pair[0]];
-            let here = rows[pair[0]][feature];
-            let next = rows[pair[1]][feature];
-            if here == next {
-                continue;
-            }
-            let left_count = (position + 1) as f64;
-            let right_sum = total - left_sum;
-            let score =
-                left_sum * left_sum / left_count + right_sum * right_sum / (count - left_count);
-            if score > best_score + tolerance {
-                best_score = score;
-                best = Some((feature, here + (next - here) / 2.0));
-            }
+    for feature in 0..feature_count {
+        if let Some((score, threshold)) = best_threshold(rows, targets, &mut order, feature, total)
+            && score > best.map_or(unsplit, |(best_score, ..)| best_score) + tolerance
+        {
+            best = Some((score, feature, threshold));
+        }
+    }
+    best.map(|(_, feature, threshold)| (feature, threshold))
+}
+
+/// The best split of `order` (sorted here) on `feature`: its score and threshold.
+fn best_threshold(
+    rows: &[Vec<f64>],
+    targets: &[f64],
+    order: &mut [usize],
+    feature: usize,
+    total: f64,
+) -> Option<(f64, f64)> {
+    order.sort_by(|&a, &b| rows[a][feature].total_cmp(&rows[b][feature]));
+    let count = order.len() as f64;
+    let mut left_sum = 0.0;
+    let mut best: Option<(f64, f64)> = None;
+    for (position, pair) in order.windows(2).enumerate() {
+        left_sum += targets[pair[0]];
+        let here = rows[pair[0]][feature];
+        let next = rows[pair[1]][feature];
+        if here == next {
+            continue;
+        }
+        let left_count = (position + 1) as f64;
+        let right_sum = total - left_sum;
+        let score = left_sum * left_sum / left_count + right_sum * right_sum / (count - left_count);
+        if best.is_none_or(|(best_score, _)| score > best_score) {
+            best = Some((score, here + (next - here) / 2.0));
         }
     }
     best
@@ -385,7 +412,9 @@ mod tests {
     fn categorical_indices_split_between_their_values() {
         // Three categories at 0.5, 1.5, 2.5 in [0, 3); only the middle one is good.
         let rows: Vec<Vec<f64>> = (0..90).map(|i| vec![(i % 3) as f64 + 0.5]).collect();
-        let targets: Vec<f64> = (0..90).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 }).collect();
+        let targets: Vec<f64> = (0..90)
+            .map(|i| if i % 3 == 1 { 0.0 } else { 1.0 })
+            .collect();
         let bounds = [Bounds {
             low: 0.0,
             high: 3.0,

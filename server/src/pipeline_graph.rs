@@ -104,7 +104,9 @@ pub(crate) async fn read(
 ) -> Result<axum::Json<RunGraph>, ApiError> {
     let stored = load(&state, &id).await?;
     let pipeline = Pipeline::from_yaml(&stored.run.source).map_err(|error| {
-        ApiError::Internal(format!("the stored pipeline of run {id:?} is unreadable: {error}"))
+        ApiError::Internal(format!(
+            "the stored pipeline of run {id:?} is unreadable: {error}"
+        ))
     })?;
     Ok(axum::Json(RunGraph::of(&pipeline)))
 }

@@ -152,7 +152,9 @@ impl Env {
                 "{CHROMEDRIVER} is missing: the browser tests need Debian's chromium and \
                  chromium-driver (`apt-get install chromium chromium-driver`; .ci/run does it)"
             );
-            eprintln!("skipped: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+            eprintln!(
+                "skipped: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+            );
             return None;
         }
         let server = TestServer::start().await;
@@ -209,8 +211,10 @@ impl Env {
             .goto(&format!("{}{path}", self.server.url))
             .await
             .unwrap();
-        self.wait_until("document.querySelector('main h1') && !document.querySelector('main[aria-busy]')")
-            .await;
+        self.wait_until(
+            "document.querySelector('main h1') && !document.querySelector('main[aria-busy]')",
+        )
+        .await;
     }
 
     /// Waits until the expression is true in the page (10 s at most).
@@ -317,7 +321,12 @@ impl Env {
              }}
              return count;"
         );
-        self.browser.execute(&script, vec![]).await.unwrap().as_u64().unwrap()
+        self.browser
+            .execute(&script, vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap()
     }
 
     async fn click(&self, selector: &str) {
@@ -343,7 +352,11 @@ impl Env {
     /// The payloads are on the page as text, and none of them ran or made an element.
     async fn assert_inert(&self, page: &str, expected_text: &[&str]) {
         let ran = self.eval("window.__xss === undefined && document.querySelectorAll('img').length === 0 && document.querySelectorAll('script').length === 1").await;
-        assert_eq!(ran, Value::Bool(true), "a payload ran or made an element on {page}");
+        assert_eq!(
+            ran,
+            Value::Bool(true),
+            "a payload ran or made an element on {page}"
+        );
         let text = self.eval("document.body.innerText").await;
         for expected in expected_text {
             assert!(
@@ -422,15 +435,23 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     use reqwest::Method;
 
     // A small known experiment: 6 trials, each reporting loss 3 times.
-    let (status, body) = env.server
-        .api(Method::POST, "/experiments", Some(branin("branin-ui", &branin_script, 6, 3, 0.0)))
+    let (status, body) = env
+        .server
+        .api(
+            Method::POST,
+            "/experiments",
+            Some(branin("branin-ui", &branin_script, 6, 3, 0.0)),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     // Two objectives.
     let mut pareto = branin("pareto-ui", &branin_script, 6, 3, 0.0);
     pareto["spec"]["objective"] = json!({"objectives": [
         {"metricName": "loss", "type": "minimize"}, {"metricName": "size", "type": "maximize"}]});
-    let (status, body) = env.server.api(Method::POST, "/experiments", Some(pareto)).await;
+    let (status, body) = env
+        .server
+        .api(Method::POST, "/experiments", Some(pareto))
+        .await;
     assert_eq!(status, 201, "{body}");
     // Payloads in a parameter's name and in a categorical parameter's values.
     let xss = json!({
@@ -452,7 +473,10 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
             },
         },
     });
-    let (status, body) = env.server.api(Method::POST, "/experiments", Some(xss)).await;
+    let (status, body) = env
+        .server
+        .api(Method::POST, "/experiments", Some(xss))
+        .await;
     assert_eq!(status, 201, "{body}");
     // A failing pipeline run, then the same again: its first step comes from the cache.
     let payloads = format!("{SCRIPT_PAYLOAD} {IMG_PAYLOAD}");
@@ -468,62 +492,128 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     // A step named with a payload never gets that far: step names are refused unless plain.
     let mut named = failing_pipeline();
     named["spec"]["steps"][0]["name"] = json!(SCRIPT_PAYLOAD);
-    let (status, body) = env.server
-        .api(Method::POST, "/runs", Some(json!({"pipeline": named, "params": {"note": "x"}})))
+    let (status, body) = env
+        .server
+        .api(
+            Method::POST,
+            "/runs",
+            Some(json!({"pipeline": named, "params": {"note": "x"}})),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
-    let (status, body) = env.server
-        .api(Method::POST, "/recurringruns", Some(json!({
-            "name": "nightly", "pipeline": failing_pipeline(), "params": {"note": "n"},
-            "schedule": {"cron": "0 3 * * *"}, "enabled": false,
-        })))
+    let (status, body) = env
+        .server
+        .api(
+            Method::POST,
+            "/recurringruns",
+            Some(json!({
+                "name": "nightly", "pipeline": failing_pipeline(), "params": {"note": "n"},
+                "schedule": {"cron": "0 3 * * *"}, "enabled": false,
+            })),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
-    env.server.wait_for_experiment("branin-ui", "Succeeded").await;
-    env.server.wait_for_experiment("pareto-ui", "Succeeded").await;
+    env.server
+        .wait_for_experiment("branin-ui", "Succeeded")
+        .await;
+    env.server
+        .wait_for_experiment("pareto-ui", "Succeeded")
+        .await;
     env.server.wait_for_experiment("xss-ui", "Succeeded").await;
 
     // The experiments list.
     env.visit("/experiments").await;
-    env.wait_until("document.querySelectorAll('#experiments tbody tr').length === 3").await;
-    assert_eq!(env.text("#experiments tr[data-name='branin-ui'] td:nth-of-type(3)").await, "6 / 6");
+    env.wait_until("document.querySelectorAll('#experiments tbody tr').length === 3")
+        .await;
+    assert_eq!(
+        env.text("#experiments tr[data-name='branin-ui'] td:nth-of-type(3)")
+            .await,
+        "6 / 6"
+    );
     env.assert_clean_console("/experiments").await;
     env.screenshot("experiments").await;
     // Filtered by condition on the server.
-    let select = env.browser.find(Locator::Css("select[name=condition]")).await.unwrap();
+    let select = env
+        .browser
+        .find(Locator::Css("select[name=condition]"))
+        .await
+        .unwrap();
     select.select_by_value("Failed").await.unwrap();
     env.wait_until("document.querySelectorAll('#experiments tbody tr').length === 0 && location.search === '?condition=Failed'").await;
 
     // The experiment page and its plots, with the counts of a known experiment.
     env.visit("/experiments/branin-ui").await;
     env.wait_until("document.querySelector('#chart-intermediate[data-points]') && document.querySelector('#chart-importance[data-points]')").await;
-    for (chart, points) in [("history", 6), ("parallel", 6), ("slice", 6), ("contour", 6), ("importance", 2), ("intermediate", 18)] {
-        let drawn = env.eval(&format!("document.querySelector('#chart-{chart}').dataset.points")).await;
+    for (chart, points) in [
+        ("history", 6),
+        ("parallel", 6),
+        ("slice", 6),
+        ("contour", 6),
+        ("importance", 2),
+        ("intermediate", 18),
+    ] {
+        let drawn = env
+            .eval(&format!(
+                "document.querySelector('#chart-{chart}').dataset.points"
+            ))
+            .await;
         assert_eq!(drawn, json!(points.to_string()), "points of {chart}");
-        assert!(env.painted(&format!("#chart-{chart}")).await > 500, "{chart} is blank");
+        assert!(
+            env.painted(&format!("#chart-{chart}")).await > 500,
+            "{chart} is blank"
+        );
     }
-    assert_eq!(env.eval("document.querySelector('#chart-intermediate').dataset.series").await, json!("6"));
-    assert_eq!(env.eval("document.querySelectorAll('#trial-table tbody tr').length").await, json!(6));
+    assert_eq!(
+        env.eval("document.querySelector('#chart-intermediate').dataset.series")
+            .await,
+        json!("6")
+    );
+    assert_eq!(
+        env.eval("document.querySelectorAll('#trial-table tbody tr').length")
+            .await,
+        json!(6)
+    );
     // The table sorts on the server: best objective first.
-    let order = env.browser.find(Locator::Css("#trial-order")).await.unwrap();
+    let order = env
+        .browser
+        .find(Locator::Css("#trial-order"))
+        .await
+        .unwrap();
     order.select_by_value("objective").await.unwrap();
-    let (_, best_first) = env.server
-        .api(Method::GET, "/experiments/branin-ui/trials?orderBy=objective&pageSize=1", None)
+    let (_, best_first) = env
+        .server
+        .api(
+            Method::GET,
+            "/experiments/branin-ui/trials?orderBy=objective&pageSize=1",
+            None,
+        )
         .await;
-    let best_name = best_first["trials"][0]["name"].as_str().unwrap().to_string();
-    env.wait_until(&format!("document.querySelector('#trial-table tbody th').textContent === '{best_name}'")).await;
+    let best_name = best_first["trials"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.wait_until(&format!(
+        "document.querySelector('#trial-table tbody th').textContent === '{best_name}'"
+    ))
+    .await;
     env.assert_clean_console("/experiments/branin-ui").await;
     env.screenshot("experiment").await;
-    env.eval("document.querySelector('#plots').scrollIntoView() || true").await;
+    env.eval("document.querySelector('#plots').scrollIntoView() || true")
+        .await;
     env.screenshot("experiment-plots").await;
-    env.eval("document.querySelector('#chart-contour').scrollIntoView() || true").await;
+    env.eval("document.querySelector('#chart-contour').scrollIntoView() || true")
+        .await;
     env.screenshot("experiment-plots-2").await;
 
     // A trial, reached by a link; the back button returns.
     env.click("#trial-table tbody th a").await;
     env.wait_until(&format!("location.pathname === '/experiments/branin-ui/trials/{best_name}' && document.querySelector('main h1').textContent === '{best_name}'")).await;
     env.wait_until("document.querySelector('#log').textContent.includes('loss=') && document.querySelector('#chart-metrics[data-points]')").await;
-    assert_eq!(env.eval("document.querySelector('#chart-metrics').dataset.points").await, json!("4"));
+    assert_eq!(
+        env.eval("document.querySelector('#chart-metrics').dataset.points")
+            .await,
+        json!("4")
+    );
     env.assert_clean_console("trial page").await;
     env.screenshot("trial").await;
     env.browser.back().await.unwrap();
@@ -531,9 +621,20 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
 
     // Several objectives: the Pareto front.
     env.visit("/experiments/pareto-ui").await;
-    env.wait_until("document.querySelector('#chart-pareto[data-points]')").await;
-    assert_eq!(env.eval("document.querySelector('#chart-pareto').dataset.points").await, json!("6"));
-    assert!(env.eval("Number(document.querySelector('#chart-pareto').dataset.front)").await.as_u64().unwrap() >= 1);
+    env.wait_until("document.querySelector('#chart-pareto[data-points]')")
+        .await;
+    assert_eq!(
+        env.eval("document.querySelector('#chart-pareto').dataset.points")
+            .await,
+        json!("6")
+    );
+    assert!(
+        env.eval("Number(document.querySelector('#chart-pareto').dataset.front)")
+            .await
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert!(env.painted("#chart-pareto").await > 500);
     env.assert_clean_console("/experiments/pareto-ui").await;
     env.screenshot("experiment-pareto").await;
@@ -544,7 +645,10 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
         let browser = env.browser.clone();
         async move {
             browser
-                .execute("document.querySelector('textarea[name=spec]').value = arguments[0];", vec![json!(text)])
+                .execute(
+                    "document.querySelector('textarea[name=spec]').value = arguments[0];",
+                    vec![json!(text)],
+                )
                 .await
                 .unwrap();
         }
@@ -554,15 +658,35 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     invalid["spec"]["parameters"][0]["feasibleSpace"] = json!({"min": "10", "max": "-5"});
     set_spec(serde_yaml::to_string(&invalid).unwrap()).await;
     env.click("#check").await;
-    env.wait_until("document.querySelectorAll('#result code.path').length >= 2").await;
-    let paths = env.eval("[...document.querySelectorAll('#result code.path')].map((e) => e.textContent)").await;
-    let paths: Vec<&str> = paths.as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    env.wait_until("document.querySelectorAll('#result code.path').length >= 2")
+        .await;
+    let paths = env
+        .eval("[...document.querySelectorAll('#result code.path')].map((e) => e.textContent)")
+        .await;
+    let paths: Vec<&str> = paths
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
     assert!(paths.contains(&"spec.maxTrialCount"), "{paths:?}");
-    assert!(paths.iter().any(|path| path.starts_with("spec.parameters[0]")), "{paths:?}");
+    assert!(
+        paths
+            .iter()
+            .any(|path| path.starts_with("spec.parameters[0]")),
+        "{paths:?}"
+    );
     env.screenshot("new-experiment-invalid").await;
     env.click("#create").await;
-    env.wait_until("document.querySelector('#result .error')").await;
-    assert_eq!(env.server.api(Method::GET, "/experiments/bad-ui", None).await.0, 404);
+    env.wait_until("document.querySelector('#result .error')")
+        .await;
+    assert_eq!(
+        env.server
+            .api(Method::GET, "/experiments/bad-ui", None)
+            .await
+            .0,
+        404
+    );
     // A name with a payload is refused, and the refusal shows it as text.
     let mut named = branin("x", &branin_script, 2, 1, 0.0);
     named["metadata"]["name"] = json!(SCRIPT_PAYLOAD);
@@ -571,10 +695,18 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     env.wait_until("[...document.querySelectorAll('#result code.path')].some((e) => e.textContent === 'metadata.name')").await;
     env.assert_inert("/submit", &[SCRIPT_PAYLOAD]).await;
     // A valid one is checked, then created.
-    set_spec(serde_yaml::to_string(&branin("created-ui", &branin_script, 2, 2, 0.0)).unwrap()).await;
+    set_spec(serde_yaml::to_string(&branin("created-ui", &branin_script, 2, 2, 0.0)).unwrap())
+        .await;
     env.click("#check").await;
-    env.wait_until("document.querySelector('#result .ok')").await;
-    assert_eq!(env.server.api(Method::GET, "/experiments/created-ui", None).await.0, 404);
+    env.wait_until("document.querySelector('#result .ok')")
+        .await;
+    assert_eq!(
+        env.server
+            .api(Method::GET, "/experiments/created-ui", None)
+            .await
+            .0,
+        404
+    );
     env.click("#create").await;
     env.wait_until("location.pathname === '/experiments/created-ui' && document.querySelector('main h1').textContent === 'created-ui'").await;
     // The refusals above, and nothing else.
@@ -582,52 +714,97 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
         .await;
 
     // Stop stops a running experiment.
-    let (status, body) = env.server
-        .api(Method::POST, "/experiments", Some(branin("slow-ui", &branin_script, 4, 2, 60.0)))
+    let (status, body) = env
+        .server
+        .api(
+            Method::POST,
+            "/experiments",
+            Some(branin("slow-ui", &branin_script, 4, 2, 60.0)),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     env.server.wait_for_experiment("slow-ui", "Running").await;
     env.visit("/experiments/slow-ui").await;
-    env.wait_until("!document.querySelector('#stop').disabled").await;
+    env.wait_until("!document.querySelector('#stop').disabled")
+        .await;
     env.click("#stop").await;
     env.wait_until("document.querySelector('#state').textContent === 'Stopped' && document.querySelector('#stop').disabled").await;
-    let (_, stopped) = env.server.api(Method::GET, "/experiments/slow-ui", None).await;
-    assert!(stopped["metadata"]["annotations"]["sextant.dev/stopped"].is_string(), "{stopped}");
+    let (_, stopped) = env
+        .server
+        .api(Method::GET, "/experiments/slow-ui", None)
+        .await;
+    assert!(
+        stopped["metadata"]["annotations"]["sextant.dev/stopped"].is_string(),
+        "{stopped}"
+    );
     assert_eq!(stopped["status"]["trialsSucceeded"], 0);
     env.assert_clean_console("/experiments/slow-ui").await;
     env.screenshot("experiment-stopped").await;
 
     // The runs, and two compared.
     env.visit("/runs").await;
-    env.wait_until("document.querySelectorAll('#runs tbody tr').length === 2").await;
+    env.wait_until("document.querySelectorAll('#runs tbody tr').length === 2")
+        .await;
     env.screenshot("runs").await;
-    for checkbox in env.browser.find_all(Locator::Css("#runs tbody input[type=checkbox]")).await.unwrap() {
+    for checkbox in env
+        .browser
+        .find_all(Locator::Css("#runs tbody input[type=checkbox]"))
+        .await
+        .unwrap()
+    {
         checkbox.click().await.unwrap();
     }
     env.click("#compare").await;
-    env.wait_until("location.pathname === '/compare' && document.querySelector('#compare-table')").await;
-    env.assert_inert("/compare", &[SCRIPT_PAYLOAD, IMG_PAYLOAD]).await;
+    env.wait_until("location.pathname === '/compare' && document.querySelector('#compare-table')")
+        .await;
+    env.assert_inert("/compare", &[SCRIPT_PAYLOAD, IMG_PAYLOAD])
+        .await;
     env.assert_clean_console("/runs and /compare").await;
     env.screenshot("compare").await;
 
     // A run's DAG: the failed step in its failed state, with its log; the cached step marked.
     env.visit(&format!("/runs/{}", run_ids[1])).await;
-    env.wait_until("document.querySelectorAll('#dag g.node').length === 3").await;
-    assert_eq!(env.eval("document.querySelector('#dag g[data-step=train]').dataset.phase").await, json!("Failed"));
-    assert!(env.eval("document.querySelector('#dag g[data-step=prepare]').classList.contains('cached')").await.as_bool().unwrap());
-    assert!(env.text("#dag g[data-step=train] text.detail").await.contains("↻ 2"));
+    env.wait_until("document.querySelectorAll('#dag g.node').length === 3")
+        .await;
+    assert_eq!(
+        env.eval("document.querySelector('#dag g[data-step=train]').dataset.phase")
+            .await,
+        json!("Failed")
+    );
+    assert!(
+        env.eval(
+            "document.querySelector('#dag g[data-step=prepare]').classList.contains('cached')"
+        )
+        .await
+        .as_bool()
+        .unwrap()
+    );
+    assert!(
+        env.text("#dag g[data-step=train] text.detail")
+            .await
+            .contains("↻ 2")
+    );
     env.click("#dag g[data-step=train]").await;
     env.wait_until("document.querySelector('#step pre.stderr') && document.querySelector('#step pre.stderr').textContent.includes('boom')").await;
-    assert!(env.eval("location.search").await.as_str().unwrap().contains("step=train"));
+    assert!(
+        env.eval("location.search")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("step=train")
+    );
     env.assert_inert("/runs/ID", &[SCRIPT_PAYLOAD]).await;
     env.assert_clean_console("run page").await;
     env.screenshot("run").await;
     // Reloading the shared address shows the same step.
     env.browser.refresh().await.unwrap();
     env.wait_until("document.querySelector('#step pre.stderr') && document.querySelector('#step pre.stderr').textContent.includes('boom')").await;
-    env.visit(&format!("/runs/{}?step=prepare", run_ids[0])).await;
-    env.wait_until("document.querySelector('#step dl.outputs')").await;
-    env.assert_inert("prepare step", &[SCRIPT_PAYLOAD, IMG_PAYLOAD]).await;
+    env.visit(&format!("/runs/{}?step=prepare", run_ids[0]))
+        .await;
+    env.wait_until("document.querySelector('#step dl.outputs')")
+        .await;
+    env.assert_inert("prepare step", &[SCRIPT_PAYLOAD, IMG_PAYLOAD])
+        .await;
 
     // Recurring runs.
     env.visit("/recurring").await;
@@ -635,12 +812,29 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     env.assert_clean_console("/recurring").await;
     env.screenshot("recurring").await;
 
-    // The payload experiment and its trial render as text and run nothing.
+    // The list is live: an experiment submitted elsewhere appears, and its progress moves.
     env.visit("/experiments").await;
-    env.wait_until("document.querySelectorAll('#experiments tbody tr').length >= 4").await;
+    env.wait_until("document.querySelectorAll('#experiments tbody tr').length === 5")
+        .await;
+    let (status, body) = env
+        .server
+        .api(
+            Method::POST,
+            "/experiments",
+            Some(branin("live-ui", &branin_script, 2, 2, 0.0)),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    env.wait_until("document.querySelector(\"#experiments tr[data-name='live-ui'] td:nth-of-type(3)\").textContent.trim() === '2 / 2'")
+        .await;
+    env.assert_clean_console("/experiments, live").await;
+
+    // The payload experiment and its trial render as text and run nothing.
     env.visit("/experiments/xss-ui").await;
-    env.wait_until("document.querySelector('#chart-parallel[data-points]')").await;
-    env.assert_inert("/experiments/xss-ui", &[SCRIPT_PAYLOAD, IMG_PAYLOAD]).await;
+    env.wait_until("document.querySelector('#chart-parallel[data-points]')")
+        .await;
+    env.assert_inert("/experiments/xss-ui", &[SCRIPT_PAYLOAD, IMG_PAYLOAD])
+        .await;
     env.screenshot("experiment-xss").await;
     env.click("#trial-table tbody th a").await;
     env.wait_until("location.pathname.includes('/trials/') && document.querySelector('#log').textContent.includes('args:')").await;
@@ -649,16 +843,50 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     env.screenshot("trial-xss").await;
 
     // The API's paths are never the page; the page's are, and carry the policy.
-    let page = env.server.http.get(format!("{}/experiments/branin-ui/trials/x", env.server.url)).send().await.unwrap();
+    let page = env
+        .server
+        .http
+        .get(format!("{}/experiments/branin-ui/trials/x", env.server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
-    let missing = env.server.http.get(format!("{}/api/v1/nothing", env.server.url)).send().await.unwrap();
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let missing = env
+        .server
+        .http
+        .get(format!("{}/api/v1/nothing", env.server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
-    assert!(missing.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
-    let script = env.server.http.get(format!("{}/assets/app.js", env.server.url)).send().await.unwrap();
-    assert!(script.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    assert!(
+        missing.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let script = env
+        .server
+        .http
+        .get(format!("{}/assets/app.js", env.server.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
     let etag = script.headers()["etag"].clone();
-    let again = env.server
+    let again = env
+        .server
         .http
         .get(format!("{}/assets/app.js", env.server.url))
         .header("if-none-match", etag)
@@ -694,7 +922,10 @@ async fn ten_thousand_trials_measured() {
             ],
         },
     });
-    let (status, body) = env.server.api(reqwest::Method::POST, "/studies", Some(study)).await;
+    let (status, body) = env
+        .server
+        .api(reqwest::Method::POST, "/studies", Some(study))
+        .await;
     assert_eq!(status, 201, "{body}");
     let filling = Instant::now();
     for index in 0..TRIALS {
@@ -702,7 +933,8 @@ async fn ten_thousand_trials_measured() {
         let x2 = 15.0 * ((index * 104_729) % TRIALS) as f64 / TRIALS as f64;
         let loss = (x2 - 0.129 * x1 * x1 + 1.59 * x1 - 6.0).powi(2) + 9.6 * x1.cos() + 10.0;
         let name = format!("big-ui-{index:05}");
-        env.server.store
+        env.server
+            .store
             .insert_trial(&NewTrial {
                 name: name.clone(),
                 experiment_name: "big-ui".into(),
@@ -725,7 +957,8 @@ async fn ten_thousand_trials_measured() {
             )
             .await
             .unwrap();
-        env.server.store
+        env.server
+            .store
             .update_trial_condition(
                 &name,
                 &TrialConditionUpdate {
@@ -739,25 +972,38 @@ async fn ten_thousand_trials_measured() {
             .await
             .unwrap();
     }
-    eprintln!("filled {TRIALS} trials in {:.1} s", filling.elapsed().as_secs_f64());
+    eprintln!(
+        "filled {TRIALS} trials in {:.1} s",
+        filling.elapsed().as_secs_f64()
+    );
 
     env.browser
         .goto(&format!("{}/experiments/big-ui", env.server.url))
         .await
         .unwrap();
-    env.wait_until("document.querySelector('#chart-history[data-points]')").await;
+    env.wait_until("document.querySelector('#chart-history[data-points]')")
+        .await;
     let started = Instant::now();
-    while env.eval("document.querySelector('#chart-history').dataset.points").await != json!(TRIALS.to_string()) {
-        assert!(started.elapsed() < Duration::from_secs(120), "the plots never drew every trial");
+    while env
+        .eval("document.querySelector('#chart-history').dataset.points")
+        .await
+        != json!(TRIALS.to_string())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the plots never drew every trial"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     env.wait_until("document.querySelector('#chart-intermediate[data-points]') && [...document.querySelectorAll('.chart')].every((chart) => chart.dataset.rendered === 'true')").await;
     let paints = env
-        .eval("{
+        .eval(
+            "{
             fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
             summary: (performance.getEntriesByName('sextant:summary')[0] || {}).startTime,
             plotsDrawn: performance.now(),
-        }")
+        }",
+        )
         .await;
     // The longest task while the table scrolls and pages, observed from here on.
     let longest = env
@@ -804,9 +1050,18 @@ async fn ten_thousand_trials_measured() {
         entry.2 = entry.2.max(call["ms"].as_u64().unwrap_or(0));
     }
     println!("experiment page with {TRIALS} trials:");
-    println!("  first contentful paint: {:.0} ms", paints["fcp"].as_f64().unwrap_or(f64::NAN));
-    println!("  summary drawn (first meaningful paint): {:.0} ms", paints["summary"].as_f64().unwrap_or(f64::NAN));
-    println!("  every plot drawn: {:.0} ms", paints["plotsDrawn"].as_f64().unwrap_or(f64::NAN));
+    println!(
+        "  first contentful paint: {:.0} ms",
+        paints["fcp"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  summary drawn (first meaningful paint): {:.0} ms",
+        paints["summary"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  every plot drawn: {:.0} ms",
+        paints["plotsDrawn"].as_f64().unwrap_or(f64::NAN)
+    );
     println!(
         "  trial table scrolled over 140 frames and paged 6 times: longest task {} ms ({} tasks over 50 ms)",
         longest["longest"], longest["longTasks"]
@@ -838,17 +1093,32 @@ async fn the_endpoints_the_ui_reads_answer_as_documented() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["fields"][0]["path"], "spec.maxTrialCount");
     let (status, body) = server
-        .api(Method::POST, "/experiments?dryRun=true", Some(branin("dry-ui", &script, 3, 1, 0.0)))
+        .api(
+            Method::POST,
+            "/experiments?dryRun=true",
+            Some(branin("dry-ui", &script, 3, 1, 0.0)),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["spec"]["parallelTrialCount"], 1);
-    assert_eq!(server.api(Method::GET, "/experiments/dry-ui", None).await.0, 404);
+    assert_eq!(
+        server.api(Method::GET, "/experiments/dry-ui", None).await.0,
+        404
+    );
     let (status, _) = server
-        .api(Method::POST, "/experiments", Some(branin("dry-ui", &script, 3, 3, 0.0)))
+        .api(
+            Method::POST,
+            "/experiments",
+            Some(branin("dry-ui", &script, 3, 3, 0.0)),
+        )
         .await;
     assert_eq!(status, 201);
     let (status, body) = server
-        .api(Method::POST, "/experiments?dryRun=true", Some(branin("dry-ui", &script, 3, 1, 0.0)))
+        .api(
+            Method::POST,
+            "/experiments?dryRun=true",
+            Some(branin("dry-ui", &script, 3, 1, 0.0)),
+        )
         .await;
     assert_eq!(status, 409, "a dry run says the name is taken: {body}");
 
@@ -865,11 +1135,18 @@ async fn the_endpoints_the_ui_reads_answer_as_documented() {
             ],
         },
     });
-    assert_eq!(server.api(Method::POST, "/studies", Some(study)).await.0, 201);
-    let (status, body) = server.api(Method::GET, "/experiments/matters-ui/importance", None).await;
+    assert_eq!(
+        server.api(Method::POST, "/studies", Some(study)).await.0,
+        201
+    );
+    let (status, body) = server
+        .api(Method::GET, "/experiments/matters-ui/importance", None)
+        .await;
     assert_eq!(status, 409, "nothing to learn from yet: {body}");
     for _ in 0..60 {
-        let (_, trial) = server.api(Method::POST, "/studies/matters-ui/ask", Some(json!({}))).await;
+        let (_, trial) = server
+            .api(Method::POST, "/studies/matters-ui/ask", Some(json!({})))
+            .await;
         let x: f64 = trial["parameterAssignments"]
             .as_array()
             .unwrap()
@@ -881,16 +1158,28 @@ async fn the_endpoints_the_ui_reads_answer_as_documented() {
             .parse()
             .unwrap();
         let (status, body) = server
-            .api(Method::POST, "/studies/matters-ui/tell", Some(json!({"trial": trial["name"], "values": {"loss": (x * 6.0).sin()}})))
+            .api(
+                Method::POST,
+                "/studies/matters-ui/tell",
+                Some(json!({"trial": trial["name"], "values": {"loss": (x * 6.0).sin()}})),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, importance) = server.api(Method::GET, "/experiments/matters-ui/importance", None).await;
+    let (status, importance) = server
+        .api(Method::GET, "/experiments/matters-ui/importance", None)
+        .await;
     assert_eq!(status, 200, "{importance}");
     assert_eq!(importance["trialCount"], 60);
     assert_eq!(importance["parameters"][0]["name"], "x");
-    assert!(importance["parameters"][0]["importance"].as_f64().unwrap() > 0.8, "{importance}");
-    assert!(importance["parameters"][1]["importance"].as_f64().unwrap() < 0.1, "{importance}");
+    assert!(
+        importance["parameters"][0]["importance"].as_f64().unwrap() > 0.8,
+        "{importance}"
+    );
+    assert!(
+        importance["parameters"][1]["importance"].as_f64().unwrap() < 0.1,
+        "{importance}"
+    );
 
     // A run's graph, and a process trial has no runs.
     let (status, body) = server
@@ -901,11 +1190,18 @@ async fn the_endpoints_the_ui_reads_answer_as_documented() {
     assert_eq!(status, 200, "{graph}");
     assert_eq!(graph["steps"][1]["dependencies"], json!(["prepare"]));
     assert_eq!(graph["steps"][1]["retryLimit"], 1);
-    assert_eq!(server.api(Method::GET, "/runs/nothing/graph", None).await.0, 404);
+    assert_eq!(
+        server.api(Method::GET, "/runs/nothing/graph", None).await.0,
+        404
+    );
     server.wait_for_experiment("dry-ui", "Succeeded").await;
-    let (_, trials) = server.api(Method::GET, "/experiments/dry-ui/trials", None).await;
+    let (_, trials) = server
+        .api(Method::GET, "/experiments/dry-ui/trials", None)
+        .await;
     let trial = trials["trials"][0]["name"].as_str().unwrap();
-    let (status, runs) = server.api(Method::GET, &format!("/trials/{trial}/runs"), None).await;
+    let (status, runs) = server
+        .api(Method::GET, &format!("/trials/{trial}/runs"), None)
+        .await;
     assert_eq!((status, runs), (200, json!({"runIds": []})));
 
     let (_, document) = server.api(Method::GET, "/openapi.json", None).await;
@@ -914,7 +1210,10 @@ async fn the_endpoints_the_ui_reads_answer_as_documented() {
         "/api/v1/runs/{id}/graph",
         "/api/v1/trials/{name}/runs",
     ] {
-        assert!(document["paths"][path].is_object(), "{path} is not documented");
+        assert!(
+            document["paths"][path].is_object(),
+            "{path} is not documented"
+        );
     }
     let parameters = document["paths"]["/api/v1/experiments"]["post"]["parameters"].to_string();
     assert!(parameters.contains("dryRun"), "{parameters}");
