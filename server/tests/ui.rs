@@ -282,6 +282,31 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// Makes the page see `prefers-color-scheme: dark` (through chromedriver's DevTools
+    /// passthrough).
+    async fn prefer_dark(&self) {
+        let session = self.browser.session_id().await.unwrap().unwrap();
+        let response = self
+            .server
+            .http
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver_url
+            ))
+            .json(&json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+    }
+
     /// Fails on any console error or warning since the last check.
     async fn assert_clean_console(&self, page: &str) {
         self.assert_clean_console_but(page, None).await;
@@ -841,6 +866,23 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     env.assert_inert("xss trial", &[SCRIPT_PAYLOAD]).await;
     env.assert_clean_console("xss pages").await;
     env.screenshot("trial-xss").await;
+
+    // The dark theme follows the system's preference.
+    env.prefer_dark().await;
+    env.visit("/experiments/branin-ui").await;
+    env.wait_until("document.querySelector('#chart-intermediate[data-points]')")
+        .await;
+    assert_eq!(
+        env.eval("getComputedStyle(document.body).backgroundColor")
+            .await,
+        json!("rgb(13, 17, 23)")
+    );
+    env.assert_clean_console("dark experiment page").await;
+    env.screenshot("experiment-dark").await;
+    env.visit(&format!("/runs/{}?step=train", run_ids[1])).await;
+    env.wait_until("document.querySelector('#step pre.stderr')")
+        .await;
+    env.screenshot("run-dark").await;
 
     // The API's paths are never the page; the page's are, and carry the policy.
     let page = env

@@ -260,7 +260,7 @@ async function plotAll(section, experiment, trials, signal) {
     tooltip: { trigger: 'item' },
     legend: { top: 0 },
     xAxis: { type: 'value', name: 'trial', minInterval: 1 },
-    yAxis: { type: 'value', name: objectiveName, scale: true },
+    yAxis: { type: 'value', name: objectiveName, scale: true, axisLine: { onZero: false } },
     series: [
       { name: 'trial', type: 'scatter', data: points, symbolSize: 6, large: true, largeThreshold: 5000 },
       { name: 'best so far', type: 'line', step: 'end', data: bestLine, showSymbol: false },
@@ -297,7 +297,7 @@ async function plotAll(section, experiment, trials, signal) {
       charts.draw(area('slice'), {
         tooltip: { trigger: 'item' },
         xAxis: charts.parameterAxis(slice),
-        yAxis: { type: 'value', name: objectiveName, scale: true },
+        yAxis: { type: 'value', name: objectiveName, scale: true, axisLine: { onZero: false } },
         series: [{ type: 'scatter', data, symbolSize: 6, large: true, largeThreshold: 5000 }],
       }, data.length);
     }
@@ -330,7 +330,8 @@ function drawContour(charts, container, x, y, scored, value, objectiveName, maxi
   const range = (index, parameter) => {
     if (parameter.choices) return [-0.5, parameter.choices.length - 0.5];
     const { min, max } = extent(points.map((point) => point[index]));
-    return [min, max];
+    const margin = (max - min) * 0.05 || 0.5;
+    return [min - margin, max + margin];
   };
   const [x0, x1] = range(0, x);
   const [y0, y1] = range(1, y);
@@ -358,7 +359,7 @@ function drawContour(charts, container, x, y, scored, value, objectiveName, maxi
   const values = points.map((point) => point[2]);
   const axis = (parameter, [low, high]) => ({
     type: 'value', name: parameter.log ? `log10 ${parameter.name}` : parameter.name, min: low, max: high,
-    axisLabel: parameter.choices ? { formatter: (tick) => parameter.choices[Math.round(tick)] ?? '' } : {},
+    axisLabel: { formatter: parameter.choices ? (tick) => parameter.choices[Math.round(tick)] ?? '' : (tick) => num(tick) },
     interval: parameter.choices ? 1 : undefined,
   });
   charts.draw(container, {

@@ -1,4 +1,4 @@
-// A trial: its parameters, labels, each metric over time, its output log (the tail, followed
+// A trial: its parameters, labels, each metric over its reports, its output log (the tail, followed
 // while it runs) and its pipeline runs when its template is a Pipeline.
 
 import { api, stream } from '../api.js';
@@ -36,7 +36,7 @@ export async function render(main, [experimentName, name], context) {
     runs.runIds.length
       ? h('section', { id: 'pipeline-runs' }, h('h2', {}, 'Pipeline runs'), h('ul', {}, runs.runIds.map((id) => h('li', {}, link(`/runs/${seg(id)}`, id)))))
       : null,
-    h('section', { 'aria-labelledby': 'metrics-title' }, h('h2', { id: 'metrics-title' }, 'Metrics over time'), metrics),
+    h('section', { 'aria-labelledby': 'metrics-title' }, h('h2', { id: 'metrics-title' }, 'Metrics over time'), h('p', { class: 'muted' }, 'Each metric by report, in the order reported.'), metrics),
     h('section', { 'aria-labelledby': 'log-title' }, h('h2', { id: 'log-title' }, 'Output'), output));
 
   const series = new Map();
@@ -44,14 +44,15 @@ export async function render(main, [experimentName, name], context) {
     const value = Number(entry.metric.value);
     if (!Number.isFinite(value)) continue;
     if (!series.has(entry.metric.name)) series.set(entry.metric.name, []);
-    series.get(entry.metric.name).push([entry.timeStamp, value]);
+    const points = series.get(entry.metric.name);
+    points.push([points.length + 1, value, entry.timeStamp]);
   }
   const charts = await import('../charts.js');
   charts.draw(metrics, {
     tooltip: { trigger: 'axis' },
     legend: { top: 0 },
-    xAxis: { type: 'time' },
-    yAxis: { type: 'value', scale: true },
+    xAxis: { type: 'value', name: 'report', minInterval: 1 },
+    yAxis: { type: 'value', scale: true, axisLine: { onZero: false } },
     series: [...series].map(([metric, data]) => ({ name: metric, type: 'line', data, showSymbol: data.length < 50 })),
   }, log.metricLogs.length);
 
