@@ -9,11 +9,11 @@
 //!
 //! The client routes with the History API, so its pages have their own URLs: a GET of a
 //! path in one of its sections (`/`, `/experiments...`, `/submit`, `/runs...`, `/compare`,
-//! `/recurring`) answers
-//! `index.html`, whatever follows, and the client draws the page; `/api/` is never answered
-//! here. Every UI response carries a Content-Security-Policy that allows scripts, styles and
-//! connections to this origin only (no inline script, no eval), so a string that slipped
-//! into the page as markup could still run nothing.
+//! `/recurring`) answers `index.html`, whatever follows, and the client draws the page;
+//! nothing else is answered here, so `/api/` never is. Every UI response carries a
+//! Content-Security-Policy that allows scripts, styles and connections to this origin only
+//! (no inline script, no eval), so a string that slipped into the page as markup could
+//! still run nothing.
 //!
 //! Caching: a vendored file's path names its version, so it is cached for a year as
 //! immutable; the UI's own files are revalidated by their ETag (their sha256), so a new
@@ -26,12 +26,11 @@ use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
     X_CONTENT_TYPE_OPTIONS,
 };
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
-use crate::error::ApiError;
 
 /// The policy of every UI response. `style-src` allows this origin's style sheets only; the
 /// chart library sets element styles through the DOM, which a policy does not restrict.
@@ -47,9 +46,17 @@ const SECTIONS: [&str; 5] = ["experiments", "submit", "runs", "compare", "recurr
 struct Assets;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+    // Routes, not a fallback: the binary merges these with the gRPC services' router, which
+    // has its own.
+    let mut router = Router::new()
         .route("/assets/{*path}", get(asset))
-        .fallback(page)
+        .route("/", get(page));
+    for section in SECTIONS {
+        router = router
+            .route(&format!("/{section}"), get(page))
+            .route(&format!("/{section}/{{*rest}}"), get(page));
+    }
+    router
 }
 
 /// A file of the UI, by its path under `server/ui/`.
@@ -66,23 +73,8 @@ async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     serve(&path, &headers, cache)
 }
 
-/// The page (`index.html`) for the client's paths; 404 for anything else.
-async fn page(method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let path = uri.path();
-    if path == "/api" || path.starts_with("/api/") {
-        return ApiError::NotFound {
-            kind: "route",
-            name: path.to_string(),
-        }
-        .into_response();
-    }
-    let section = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    if !(section.is_empty() || SECTIONS.contains(&section)) {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    if method != Method::GET && method != Method::HEAD {
-        return StatusCode::METHOD_NOT_ALLOWED.into_response();
-    }
+/// The page, `index.html`, for every path of the client's.
+async fn page(headers: HeaderMap) -> Response {
     serve("index.html", &headers, "no-cache")
 }
 
