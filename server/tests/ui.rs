@@ -623,6 +623,25 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     .await;
     env.assert_clean_console("/experiments/branin-ui").await;
     env.screenshot("experiment").await;
+    // The trials as CSV: the file the page hands the browser, caught as it is made.
+    let csv = env
+        .browser
+        .execute_async(
+            "const done = arguments[0];
+             const made = URL.createObjectURL;
+             URL.createObjectURL = (blob) => { blob.text().then(done); return made(blob); };
+             document.querySelector('#download-csv').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert!(
+        lines[0].starts_with("name,condition,objectiveValue,x1,x2,loss,size,"),
+        "{csv}"
+    );
     env.eval("document.querySelector('#plots').scrollIntoView() || true")
         .await;
     env.screenshot("experiment-plots").await;
@@ -765,6 +784,32 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
     assert_eq!(stopped["status"]["trialsSucceeded"], 0);
     env.assert_clean_console("/experiments/slow-ui").await;
     env.screenshot("experiment-stopped").await;
+    // Resumed with a new budget, then deleted (the button asks twice).
+    env.browser
+        .execute("document.querySelector('#budget').value = '5';", vec![])
+        .await
+        .unwrap();
+    env.click("#resume").await;
+    env.wait_until("document.querySelector('#state').textContent !== 'Stopped' && !document.querySelector('#stop').disabled")
+        .await;
+    let (_, resumed) = env
+        .server
+        .api(Method::GET, "/experiments/slow-ui", None)
+        .await;
+    assert_eq!(resumed["spec"]["maxTrialCount"], 5);
+    env.click("#delete").await;
+    env.wait_until("document.querySelector('#delete').textContent === 'Really delete?'")
+        .await;
+    env.click("#delete").await;
+    env.wait_until("location.pathname === '/experiments' && document.querySelector('#experiments tbody tr') && !document.querySelector(\"#experiments tr[data-name='slow-ui']\")")
+        .await;
+    assert_eq!(
+        env.server
+            .api(Method::GET, "/experiments/slow-ui", None)
+            .await
+            .0,
+        404
+    );
 
     // The runs, and two compared.
     env.visit("/runs").await;
@@ -839,7 +884,7 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
 
     // The list is live: an experiment submitted elsewhere appears, and its progress moves.
     env.visit("/experiments").await;
-    env.wait_until("document.querySelectorAll('#experiments tbody tr').length === 5")
+    env.wait_until("document.querySelectorAll('#experiments tbody tr').length === 4")
         .await;
     let (status, body) = env
         .server
