@@ -439,7 +439,8 @@ fn failing_pipeline() -> Value {
             "steps": [
                 {"name": "prepare", "command": ["sh", "-c", "printf '%s' \"$NOTE\" > note.txt; echo \"$NOTE\""],
                  "env": {"NOTE": "{{params.note}}"},
-                 "outputs": {"params": [{"name": "note", "path": "note.txt"}]}},
+                 "outputs": {"params": [{"name": "note", "path": "note.txt"}],
+                             "artifacts": [{"name": "notefile", "path": "note.txt"}]}},
                 {"name": "train", "command": ["sh", "-c", "echo training \"$NOTE\"; echo boom >&2; exit 3"],
                  "env": {"NOTE": "{{steps.prepare.outputs.params.note}}"},
                  "retry": {"limit": 1, "backoffSeconds": 0}},
@@ -875,6 +876,19 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
         .await;
     env.assert_inert("prepare step", &[SCRIPT_PAYLOAD, IMG_PAYLOAD])
         .await;
+    // Its artifact downloads with the bytes the step wrote.
+    let artifact = env
+        .browser
+        .execute_async(
+            "const done = arguments[0];
+             const made = URL.createObjectURL;
+             URL.createObjectURL = (blob) => { blob.text().then(done); return made(blob); };
+             [...document.querySelectorAll('#step button')].find((b) => b.textContent === 'Download notefile').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(artifact, json!(payloads));
 
     // Recurring runs.
     env.visit("/recurring").await;
