@@ -10,11 +10,13 @@ import { h } from './dom.js';
 const dark = window.matchMedia('(prefers-color-scheme: dark)');
 
 /** A chart in `container` (made once, options replaced on each draw). */
-export function chart(container) {
+function chart(container) {
   let instance = echarts.getInstanceByDom(container);
   if (!instance) {
     instance = echarts.init(container, dark.matches ? 'dark' : null, { renderer: 'canvas' });
-    new ResizeObserver(() => instance.resize()).observe(container);
+    new ResizeObserver((_entries, observer) => {
+      if (instance.isDisposed()) observer.disconnect(); else instance.resize();
+    }).observe(container);
   }
   return instance;
 }
@@ -45,7 +47,7 @@ export function parameterAxis(parameter, extra = {}) {
   return { type: parameter.log ? 'log' : 'value', name: parameter.name, scale: true, ...extra };
 }
 
-/** Frees the charts under `element`. */
+/** Frees the charts under `element`, when their page is left. */
 export function dispose(element) {
   for (const area of element.querySelectorAll('.chart')) {
     const instance = echarts.getInstanceByDom(area);

@@ -214,6 +214,10 @@ function trialTable(section, experiment, signal) {
 async function plotAll(section, experiment, trials, signal) {
   const charts = await import('../charts.js');
   if (signal.aborted) return;
+  if (!section.dataset.disposes) {
+    section.dataset.disposes = 'true';
+    signal.addEventListener('abort', () => charts.dispose(section), { once: true });
+  }
   const params = parameters(experiment);
   const objectiveName = (experiment.spec.objective || {}).objectiveMetricName;
   const scored = trials.filter((trial) => trial.objectiveValue !== null && trial.objectiveValue !== undefined);

@@ -48,6 +48,7 @@ export async function render(main, [experimentName, name], context) {
     points.push([points.length + 1, value, entry.timeStamp]);
   }
   const charts = await import('../charts.js');
+  signal.addEventListener('abort', () => charts.dispose(main), { once: true });
   charts.draw(metrics, {
     tooltip: { trigger: 'axis' },
     legend: { top: 0 },
