@@ -73,7 +73,7 @@ function drawSummary(section, experiment) {
     ['Progress', `${succeeded} of ${max} trials succeeded`],
     ['Trials', `${status.trials || 0} in all: ${status.trialsRunning || 0} running, ${status.trialsPending || 0} pending, ${status.trialsFailed || 0} failed, ${status.trialsKilled || 0} killed, ${status.trialsEarlyStopped || 0} early stopped, ${status.trialMetricsUnavailable || 0} without metrics`],
     ['Parallel trials', String(spec.parallelTrialCount || '')],
-    ['Failed trials allowed', String(spec.maxFailedTrialCount ?? '')],
+    ['Failed trials allowed', String(spec.maxFailedTrialCount ?? 'not set')],
     ['Started', when(status.startTime)],
     ['Completed', when(status.completionTime)],
     ['Condition', latest ? `${latest.type}: ${latest.reason || ''} ${latest.message || ''}` : ''],
