@@ -15,6 +15,7 @@
 //! - [`history`]: the trials observed so far.
 //! - [`pareto`]: dominance, the non-dominated sort, crowding and the Pareto front.
 //! - [`hypervolume`]: the exact hypervolume of a set of loss vectors.
+//! - [`importance`]: parameter importance by fANOVA on a random forest.
 //! - [`settings`]: typed parsing of Katib's `algorithmSettings` name/value pairs.
 //! - [`algorithm`]: the [`SearchAlgorithm`] trait, what building and asking one take and give.
 //! - [`registry`]: every algorithm by Katib's name, the ones left out, and building one.
@@ -42,6 +43,7 @@ pub mod grid;
 pub mod history;
 pub mod hyperband;
 pub mod hypervolume;
+pub mod importance;
 pub mod nsga2;
 pub mod objective;
 pub mod pareto;

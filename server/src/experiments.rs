@@ -103,13 +103,18 @@ pub(crate) async fn store_new(state: &AppState, experiment: &Experiment) -> Resu
         .upsert_experiment(&experiment.metadata.name, &spec, "null", Some(0))
         .await
         .map_err(|error| match error {
-            sextant_store::Error::Conflict { .. } => ApiError::Conflict(format!(
-                "experiment {} exists already; delete it first or choose another name",
-                sextant_echo::echo_quoted(&experiment.metadata.name)
-            )),
+            sextant_store::Error::Conflict { .. } => name_taken(&experiment.metadata.name),
             other => other.into(),
         })?;
     Ok(())
+}
+
+/// The refusal of a name an experiment has already.
+fn name_taken(name: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "experiment {} exists already; delete it first or choose another name",
+        sextant_echo::echo_quoted(name)
+    ))
 }
 
 /// Reads a stored experiment, or 404.
@@ -129,6 +134,17 @@ fn json(experiment: &Experiment, status: StatusCode) -> Response {
     (status, axum::Json(experiment)).into_response()
 }
 
+/// How a submission is carried out.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CreateQuery {
+    /// Check the spec as a submission would (parsing, defaulting, validation, the template,
+    /// the name being free) and answer with the defaulted experiment, storing and starting
+    /// nothing: what the web UI's form asks before it submits.
+    pub dry_run: Option<bool>,
+}
+
 /// Submit an experiment.
 ///
 /// The body is a Katib Experiment (`kubeflow.org/v1beta1` or `sextant.dev/v1beta1`), as YAML
@@ -137,11 +153,13 @@ fn json(experiment: &Experiment, status: StatusCode) -> Response {
     operation_id = "createExperiment",
     post,
     path = "/api/v1/experiments",
+    params(CreateQuery),
     request_body(content(
         (KatibExperiment = "application/yaml"),
         (KatibExperiment = "application/json"),
     )),
     responses(
+        (status = 200, description = "with `dryRun=true`: valid, as it would be stored; nothing stored", body = KatibExperiment),
         (status = 201, description = "stored and started", body = KatibExperiment),
         (status = 400, description = "the body is not UTF-8 YAML or JSON", body = ErrorBody),
         (status = 409, description = "an experiment of that name exists", body = ErrorBody),
@@ -153,6 +171,7 @@ fn json(experiment: &Experiment, status: StatusCode) -> Response {
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<CreateQuery>,
     SpecText(text): SpecText,
 ) -> Result<Response, ApiError> {
     let experiment = load_spec(&text, SpecKind::Experiment)?;
@@ -161,6 +180,17 @@ pub(crate) async fn create(
     let dir = experiment_dir(&state.config, &experiment.metadata.name);
     sextant_controller::local::launch::template(&experiment, &dir, &dir)
         .map_err(|error| ApiError::invalid_field("spec.trialTemplate", error.to_string()))?;
+    if query.dry_run.unwrap_or(false) {
+        if state
+            .store
+            .get_experiment(&experiment.metadata.name)
+            .await?
+            .is_some()
+        {
+            return Err(name_taken(&experiment.metadata.name));
+        }
+        return Ok(json(&experiment, StatusCode::OK));
+    }
     store_new(&state, &experiment).await?;
     state.supervisor.start(experiment.clone());
     state.events.publish(Event::Experiment(ExperimentEvent::of(

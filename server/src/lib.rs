@@ -25,6 +25,9 @@
 //! - `experiments`, `trials`, `studies`, `runs` (pipeline runs), `recurring` (recurring runs
 //!   and their scheduler): the resources' handlers.
 //! - `schedule`: when a recurring run fires, a pure function of what is observed.
+//! - `importance` (parameter importance by fANOVA) and `pipeline_graph` (a run's DAG, a
+//!   trial's runs): what the web UI draws beside the resources.
+//! - `ui`: the embedded web UI at `/`.
 //! - [`openapi`]: the document.
 //! - [`client`]: a client of the API, for the command line.
 //! - `views`: the JSON the API answers with.
@@ -36,14 +39,17 @@ pub mod client;
 mod error;
 mod events;
 mod experiments;
+mod importance;
 pub mod openapi;
 mod pagination;
+mod pipeline_graph;
 mod recurring;
 mod runs;
 mod schedule;
 mod studies;
 mod supervisor;
 mod trials;
+mod ui;
 mod views;
 
 use std::path::PathBuf;
@@ -154,7 +160,8 @@ impl Server {
         Ok(Server { state })
     }
 
-    /// The HTTP routes, under `/api/v1`, behind the token check when a token is set.
+    /// The HTTP routes, under `/api/v1`, behind the token check when a token is set; the web
+    /// UI's files and pages beside them, open to all (they hold no data).
     pub fn router(&self) -> Router {
         let api = Router::new()
             .merge(experiments::routes())
@@ -162,6 +169,8 @@ impl Server {
             .merge(studies::routes())
             .merge(runs::routes())
             .merge(recurring::routes())
+            .merge(importance::routes())
+            .merge(pipeline_graph::routes())
             .merge(events::routes())
             .merge(openapi::routes());
         let api = match &self.state.config.token {
@@ -173,6 +182,7 @@ impl Server {
         };
         Router::new()
             .nest("/api/v1", api)
+            .merge(ui::routes())
             .layer(DefaultBodyLimit::max(self.state.config.max_body_bytes))
             .with_state(self.state.clone())
     }

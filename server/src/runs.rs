@@ -455,7 +455,7 @@ fn artifacts_to_keep<'a>(
         .collect()
 }
 
-async fn load(state: &AppState, run_id: &str) -> Result<StoredRun, ApiError> {
+pub(crate) async fn load(state: &AppState, run_id: &str) -> Result<StoredRun, ApiError> {
     RunStore::load_run(&state.store, run_id)
         .await
         .map_err(|error| ApiError::Internal(error.to_string()))?

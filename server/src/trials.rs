@@ -137,7 +137,7 @@ pub(crate) async fn list(
 }
 
 /// The stored trial, or 404.
-async fn stored_trial(state: &AppState, name: &str) -> Result<StoredTrial, ApiError> {
+pub(crate) async fn stored_trial(state: &AppState, name: &str) -> Result<StoredTrial, ApiError> {
     state
         .store
         .get_trial(name)
