@@ -28,6 +28,7 @@ use crate::pagination::PageQuery;
 use crate::supervisor::trial_dir;
 use crate::views::{
     ErrorBody, KeptArtifact, KeptArtifactList, ObservationLog, TrialList, TrialView,
+    objective_value_of,
 };
 
 /// The most of a log `tail` reads back when asked for lines, so a huge log costs little.
@@ -94,16 +95,9 @@ pub(crate) async fn list(
 ) -> Result<axum::Json<TrialList>, ApiError> {
     let (experiment, _) = fetch(&state, &name).await?;
     let objective = experiment.spec.objective.as_ref();
-    let mut trials = Vec::new();
-    for record in state.store.list_trials(&name).await? {
-        if filter
-            .condition
-            .as_ref()
-            .is_some_and(|wanted| *wanted != record.condition_type)
-        {
-            continue;
-        }
-        trials.push(TrialView::of(record, objective)?);
+    let mut records: Vec<StoredTrial> = state.store.list_trials(&name).await?;
+    if let Some(wanted) = &filter.condition {
+        records.retain(|record| record.condition_type == *wanted);
     }
     let maximize = objective.and_then(|objective| objective.objective_type.as_ref())
         == Some(&ObjectiveType::Maximize);
@@ -111,10 +105,14 @@ pub(crate) async fn list(
         TrialOrder::Created => {}
         order => {
             let best_first = matches!(order, TrialOrder::Objective) != maximize;
+            let mut valued = records
+                .into_iter()
+                .map(|record| Ok((objective_value_of(&record, objective)?, record)))
+                .collect::<Result<Vec<_>, ApiError>>()?;
             // Stable: ties keep creation order; trials without a value go last either way.
-            trials.sort_by(|a, b| match (a.objective_value, b.objective_value) {
+            valued.sort_by(|(a, _), (b, _)| match (a, b) {
                 (Some(x), Some(y)) => {
-                    let ascending = x.total_cmp(&y);
+                    let ascending = x.total_cmp(y);
                     if best_first {
                         ascending
                     } else {
@@ -125,10 +123,16 @@ pub(crate) async fn list(
                 (None, Some(_)) => Ordering::Greater,
                 (None, None) => Ordering::Equal,
             });
+            records = valued.into_iter().map(|(_, record)| record).collect();
         }
     }
-    let total = trials.len();
-    let (trials, next_page_token) = page.page(trials)?;
+    let total = records.len();
+    // Only the page's trials are turned into views.
+    let (page, next_page_token) = page.page(records)?;
+    let trials = page
+        .into_iter()
+        .map(|record| TrialView::of(record, objective))
+        .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(axum::Json(TrialList {
         trials,
         total,

@@ -123,17 +123,8 @@ impl TrialView {
         let parameter_assignments: Vec<Assignment> =
             serde_json::from_str(&record.assignments).map_err(|e| corrupt("assignments", e))?;
         let labels = serde_json::from_str(&record.labels).map_err(|e| corrupt("labels", e))?;
-        let observation: Observation = match &record.observation {
-            Some(text) => serde_json::from_str(text).map_err(|e| corrupt("observation", e))?,
-            None => Observation::default(),
-        };
-        let objective_value = objective.and_then(|objective| {
-            let metric = observation.metric(&objective.objective_metric_name)?;
-            objective_value(
-                metric,
-                &objective.strategy_for(&objective.objective_metric_name),
-            )
-        });
+        let observation = stored_observation(&record)?;
+        let objective_value = objective.and_then(|objective| value_of(&observation, objective));
         Ok(TrialView {
             parameter_assignments,
             labels,
@@ -152,6 +143,38 @@ impl TrialView {
             experiment_name: record.experiment_name,
             name: record.name,
         })
+    }
+}
+
+/// A stored trial's observation (empty before it has one).
+fn stored_observation(record: &StoredTrial) -> Result<Observation, ApiError> {
+    match &record.observation {
+        Some(text) => serde_json::from_str(text).map_err(|error| {
+            ApiError::Internal(format!(
+                "stored observation of trial {:?} is unreadable: {error}",
+                record.name
+            ))
+        }),
+        None => Ok(Observation::default()),
+    }
+}
+
+fn value_of(observation: &Observation, objective: &ObjectiveSpec) -> Option<f64> {
+    let metric = observation.metric(&objective.objective_metric_name)?;
+    objective_value(
+        metric,
+        &objective.strategy_for(&objective.objective_metric_name),
+    )
+}
+
+/// A stored trial's objective value by `objective`'s strategy, once known.
+pub(crate) fn objective_value_of(
+    record: &StoredTrial,
+    objective: Option<&ObjectiveSpec>,
+) -> Result<Option<f64>, ApiError> {
+    match objective {
+        Some(objective) => Ok(value_of(&stored_observation(record)?, objective)),
+        None => Ok(None),
     }
 }
 
