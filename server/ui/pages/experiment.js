@@ -23,12 +23,16 @@ export async function render(main, [name], context) {
     h('div', { class: 'title-row' }, h('h1', {}, name), h('span', { id: 'state' })),
     actions, message, summary, trials, plots);
 
+  // Set while this page deletes the experiment: what the deletion's own events would make it
+  // read again is gone, and reading it would only fail.
+  const deleting = { now: false };
   const showSummary = () => {
     replace(main.querySelector('#state'), badge(state(experiment)));
     drawSummary(summary, experiment);
-    drawActions(actions, message, experiment, context, refresh);
+    drawActions(actions, message, experiment, context, refresh, deleting);
   };
   const refresh = async () => {
+    if (deleting.now) return;
     try {
       experiment = await api(`/experiments/${seg(name)}`, { signal });
       showSummary();
@@ -44,7 +48,11 @@ export async function render(main, [name], context) {
     const list = await all(`/experiments/${seg(name)}/trials`, 'trials', { signal });
     await plotAll(plots, experiment, list, signal);
   };
-  const later = throttle(() => { table.load().catch(() => {}); drawPlots().catch(() => {}); }, 5000);
+  const later = throttle(() => {
+    if (deleting.now) return;
+    table.load().catch(() => {});
+    drawPlots().catch(() => {});
+  }, 5000);
   const soon = throttle(refresh, 1000);
   events(`?experiment=${seg(name)}`, (kind) => {
     if (kind === 'experimentDeleted') {
@@ -91,7 +99,7 @@ function drawSummary(section, experiment) {
           : h('p', { class: 'muted' }, 'None yet.'))));
 }
 
-function drawActions(container, message, experiment, context, refresh) {
+function drawActions(container, message, experiment, context, refresh, deleting) {
   const name = experiment.metadata.name;
   const finished = ['Succeeded', 'Failed'].includes(state(experiment));
   const run = (label, action) => async () => {
@@ -112,10 +120,12 @@ function drawActions(container, message, experiment, context, refresh) {
       remove.textContent = 'Really delete?';
       return;
     }
+    deleting.now = true;
     try {
       await api(`/experiments/${seg(name)}`, { method: 'DELETE' });
       context.navigate('/experiments');
     } catch (error) {
+      deleting.now = false;
       message.textContent = `Delete: ${error.message}`;
     }
   });
