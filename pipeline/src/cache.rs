@@ -118,7 +118,8 @@ fn sorted_entries(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hexadecimal (a digest's usual spelling).
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

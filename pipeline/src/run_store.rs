@@ -185,6 +185,13 @@ enum LogLine {
 
 // === impl RunPhase / StepPhase ===
 
+impl RunPhase {
+    /// Whether the run has not ended yet (Pending or Running).
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
 impl fmt::Display for RunPhase {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(match self {

@@ -16,6 +16,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Body;
 use futures::TryStreamExt;
@@ -76,6 +77,9 @@ pub(crate) struct ArtifactStore {
     /// Naming an object and forgetting names (then deleting the objects no name refers to)
     /// happen one at a time, so an object is never deleted under a name being given to it.
     naming: tokio::sync::Mutex<()>,
+    /// How many objects have been deleted (under `naming`): an upload made before the lock
+    /// still stands if none was deleted since.
+    deletions: AtomicU64,
 }
 
 /// A file (or a directory's archive) ready to upload, with its digest.
@@ -126,6 +130,7 @@ impl ArtifactStore {
             url: url.to_string(),
             staging,
             naming: tokio::sync::Mutex::default(),
+            deletions: AtomicU64::new(0),
         })
     }
 
@@ -162,6 +167,7 @@ impl ArtifactStore {
         source: &Path,
     ) -> Result<StoredArtifact, ArtifactError> {
         let staged = stage(source.to_path_buf(), self.staging.clone()).await?;
+        let deletions = self.deletions.load(Ordering::Acquire);
         self.upload(&staged).await?;
         let artifact = StoredArtifact {
             name: name.to_string(),
@@ -171,7 +177,9 @@ impl ArtifactStore {
         };
         let _naming = self.naming.lock().await;
         // The last name of these bytes may have gone since the upload, taking the object.
-        self.upload(&staged).await?;
+        if self.deletions.load(Ordering::Acquire) != deletions {
+            self.upload(&staged).await?;
+        }
         if let Some(orphaned) = store.put_artifact(owner, &artifact).await? {
             self.delete(&orphaned).await;
         }
@@ -201,22 +209,27 @@ impl ArtifactStore {
                 Err(error)
             }
         };
-        finished.map_err(|source| ArtifactError::Storage {
-            location: format!("{} sha256/{}", self.url, staged.digest),
-            source: object_store::Error::Generic {
-                store: "upload",
-                source: Box::new(source),
-            },
+        finished.map_err(|source| {
+            self.storage_error(
+                &staged.digest,
+                object_store::Error::Generic {
+                    store: "upload",
+                    source: Box::new(source),
+                },
+            )
         })
+    }
+
+    async fn get(&self, digest: &str) -> Result<object_store::GetResult, ArtifactError> {
+        self.objects
+            .get(&self.key(digest))
+            .await
+            .map_err(|error| self.storage_error(digest, error))
     }
 
     /// The bytes of the object `digest`, as a response body.
     pub(crate) async fn read(&self, digest: &str) -> Result<Body, ArtifactError> {
-        let result = self
-            .objects
-            .get(&self.key(digest))
-            .await
-            .map_err(|error| self.storage_error(digest, error))?;
+        let result = self.get(digest).await?;
         Ok(Body::from_stream(
             result
                 .into_stream()
@@ -229,12 +242,8 @@ impl ArtifactStore {
         &self,
         digest: &str,
     ) -> Result<axum::body::Bytes, ArtifactError> {
-        let result = self
-            .objects
-            .get(&self.key(digest))
-            .await
-            .map_err(|error| self.storage_error(digest, error))?;
-        result
+        self.get(digest)
+            .await?
             .bytes()
             .await
             .map_err(|error| self.storage_error(digest, error))
@@ -270,6 +279,7 @@ impl ArtifactStore {
     /// Deletes an object no name refers to. A failure leaves an unreferenced object behind,
     /// which costs space but no correctness, so it is logged rather than returned.
     async fn delete(&self, digest: &str) {
+        self.deletions.fetch_add(1, Ordering::AcqRel);
         match self.objects.delete(&self.key(digest)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(error) => {

@@ -11,12 +11,10 @@ use serde_json::Value;
 use sextant_controller::cli::TrialRow;
 use sextant_experiment::Experiment;
 use sextant_experiment::api::common::{Metric, Observation, ParameterAssignment};
-use sextant_experiment::api::experiment::ExperimentConditionType;
-use sextant_experiment::api::latest_true_condition;
-use sextant_pipeline::run_store::RunPhase;
 
 use crate::recurring::{CreateRecurringRun, RecurringRunView};
 use crate::runs::{CreateRun, RunView};
+use crate::supervisor::{is_finished, is_stopped};
 use crate::views::{ErrorBody, TrialView};
 
 /// The most items a list asks for per page (the server's largest page).
@@ -209,19 +207,12 @@ impl Client {
         self.json(url, request).await
     }
 
-    /// Waits until the experiment succeeds or fails, looking every `poll`; the Experiment.
+    /// Waits until the experiment has finished (by the rule the server resumes by) or has been
+    /// stopped, looking every `poll`; the Experiment.
     pub async fn wait(&self, name: &str, poll: Duration) -> Result<Experiment, ClientError> {
         loop {
             let experiment = self.experiment(name).await?;
-            let condition = experiment
-                .status
-                .as_ref()
-                .and_then(|status| latest_true_condition(&status.conditions))
-                .map(|condition| &condition.condition_type);
-            if matches!(
-                condition,
-                Some(ExperimentConditionType::Succeeded | ExperimentConditionType::Failed)
-            ) {
+            if is_finished(&experiment) || is_stopped(&experiment) {
                 return Ok(experiment);
             }
             tokio::time::sleep(poll).await;
@@ -276,7 +267,7 @@ impl Client {
     pub async fn wait_run(&self, run_id: &str, poll: Duration) -> Result<RunView, ClientError> {
         loop {
             let run = self.run(run_id).await?;
-            if !matches!(run.phase, RunPhase::Pending | RunPhase::Running) {
+            if !run.phase.is_active() {
                 return Ok(run);
             }
             tokio::time::sleep(poll).await;

@@ -87,7 +87,7 @@ impl Runs {
             .await
             .map_err(|error| ApiError::Internal(error.to_string()))?
         {
-            if matches!(run.phase, RunPhase::Pending | RunPhase::Running) {
+            if run.phase.is_active() {
                 tracing::info!(run = %run.run_id, "resuming a pipeline run");
                 self.spawn(state, run.run_id.clone(), None).await?;
             }
@@ -944,7 +944,7 @@ pub(crate) async fn delete(
     // By its recorded phase: a run that has ended may still be forwarding its last events,
     // and what it uploads after this finds the run gone and stops.
     let stored = load(&state, &id).await?;
-    if matches!(stored.run.phase, RunPhase::Pending | RunPhase::Running) {
+    if stored.run.phase.is_active() {
         return Err(ApiError::Conflict(format!(
             "run {id:?} is running; stop it first"
         )));

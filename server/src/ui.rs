@@ -84,7 +84,10 @@ fn serve(path: &str, request: &HeaderMap, cache: &'static str) -> Response {
     let Some(file) = Assets::get(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let etag = format!("\"{}\"", hex(&file.metadata.sha256_hash()));
+    let etag = format!(
+        "\"{}\"",
+        sextant_pipeline::cache::hex(&file.metadata.sha256_hash())
+    );
     let mut headers = HeaderMap::new();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(
@@ -108,10 +111,6 @@ fn serve(path: &str, request: &HeaderMap, cache: &'static str) -> Response {
     (headers, Body::from(file.data)).into_response()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,7 +127,7 @@ mod tests {
                 let embedded = Assets::get(&format!("vendor/{path}"))
                     .unwrap_or_else(|| panic!("vendor/{path} is not embedded"));
                 assert_eq!(
-                    hex(&embedded.metadata.sha256_hash()),
+                    sextant_pipeline::cache::hex(&embedded.metadata.sha256_hash()),
                     file["sha256"].as_str().unwrap(),
                     "{path}"
                 );

@@ -998,6 +998,7 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
 /// Prints (does not assert) what the experiment page costs with 10,000 trials: its first
 /// paints, the longest task while the trial table scrolls and pages, and the API calls it made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it with --ignored --nocapture"]
 async fn ten_thousand_trials_measured() {
     let _one = ONE_BROWSER.lock().await;
     let Some(env) = Env::start().await else {

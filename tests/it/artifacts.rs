@@ -293,9 +293,9 @@ spec:
         .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     let trials = wait_for("the experiment's logs to be kept", || {
-        let (client, url) = (client.clone(), server.url("/experiments/logs-kept/trials"));
+        let (client, api) = (client.clone(), server.url(""));
         async move {
-            let trials = get_json(&client, &url).await;
+            let trials = get_json(&client, &format!("{api}/experiments/logs-kept/trials")).await;
             let names: Vec<String> = trials["trials"]
                 .as_array()?
                 .iter()
@@ -306,14 +306,7 @@ spec:
                 return None;
             }
             for name in &names {
-                let kept = get_json(
-                    &client,
-                    &url.replace(
-                        "/experiments/logs-kept/trials",
-                        &format!("/trials/{name}/artifacts"),
-                    ),
-                )
-                .await;
+                let kept = get_json(&client, &format!("{api}/trials/{name}/artifacts")).await;
                 if kept["artifacts"].as_array()?.is_empty() {
                     return None;
                 }

@@ -26,10 +26,13 @@ export async function render(main, [name], context) {
   // Set while this page deletes the experiment: what the deletion's own events would make it
   // read again is gone, and reading it would only fail.
   const deleting = { now: false };
+  // The actions are built once, so what the user types or arms survives the live refreshes.
+  let updateActions = null;
   const showSummary = () => {
     replace(main.querySelector('#state'), badge(state(experiment)));
     drawSummary(summary, experiment);
-    drawActions(actions, message, experiment, context, refresh, deleting);
+    if (updateActions) updateActions(experiment);
+    else updateActions = drawActions(actions, message, experiment, context, refresh, deleting);
   };
   const refresh = async () => {
     if (deleting.now) return;
@@ -99,9 +102,9 @@ function drawSummary(section, experiment) {
           : h('p', { class: 'muted' }, 'None yet.'))));
 }
 
+/** Builds the action buttons; returns what brings them up to date with `experiment`. */
 function drawActions(container, message, experiment, context, refresh, deleting) {
   const name = experiment.metadata.name;
-  const finished = ['Succeeded', 'Failed'].includes(state(experiment));
   const run = (label, action) => async () => {
     try {
       await action();
@@ -134,12 +137,18 @@ function drawActions(container, message, experiment, context, refresh, deleting)
   const fetchTrials = () => all(`/experiments/${seg(name)}/trials`, 'trials');
   csv.addEventListener('click', async () => download(`${name}-trials.csv`, 'text/csv', toCsv(experiment, await fetchTrials())));
   json.addEventListener('click', async () => download(`${name}-trials.json`, 'application/json', JSON.stringify(await fetchTrials(), null, 2)));
+  const stop = h('button', { type: 'button', id: 'stop', onclick: run('Stop', () => api(`/experiments/${seg(name)}/stop`, { method: 'POST' })) }, 'Stop');
   replace(container,
-    h('button', { type: 'button', id: 'stop', disabled: finished || isStopped(experiment), onclick: run('Stop', () => api(`/experiments/${seg(name)}/stop`, { method: 'POST' })) }, 'Stop'),
+    stop,
     h('span', { class: 'inline-field' },
       h('label', { for: 'budget' }, 'Max trials'), budget,
       h('button', { type: 'button', id: 'resume', onclick: run('Resume', () => api(`/experiments/${seg(name)}/resume`, { method: 'POST', body: { maxTrialCount: Number(budget.value) } })) }, 'Resume')),
     remove, csv, json);
+  const update = (current) => {
+    stop.disabled = ['Succeeded', 'Failed'].includes(state(current)) || isStopped(current);
+  };
+  update(experiment);
+  return update;
 }
 
 /** The trials as CSV: one row each, parameters and metrics in columns. */
