@@ -21,6 +21,8 @@
 //! - [`registry`]: every algorithm by Katib's name, the ones left out, and building one.
 //! - [`cancel`]: the token that stops a suggestion nobody waits for any more.
 //! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
+//! - [`genetic`]: the generations, tournament and variation operators of the genetic
+//!   algorithms.
 //! - [`nsga2`]: NSGA-II for several objectives and constraints.
 //! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
@@ -39,6 +41,7 @@ pub mod bayesopt;
 pub mod cancel;
 pub mod cmaes;
 pub mod early_stopping;
+pub mod genetic;
 pub mod grid;
 pub mod history;
 pub mod hyperband;
