@@ -21,9 +21,10 @@
 //! - [`registry`]: every algorithm by Katib's name, the ones left out, and building one.
 //! - [`cancel`]: the token that stops a suggestion nobody waits for any more.
 //! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
-//! - [`genetic`]: the generations, tournament and variation operators of the genetic
-//!   algorithms.
+//! - [`genetic`]: the generations, tournament and variation operators NSGA-II and NSGA-III
+//!   share.
 //! - [`nsga2`]: NSGA-II for several objectives and constraints.
+//! - [`nsga3`]: NSGA-III, reference-point selection for three or more objectives.
 //! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
 //! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
@@ -48,6 +49,7 @@ pub mod hyperband;
 pub mod hypervolume;
 pub mod importance;
 pub mod nsga2;
+pub mod nsga3;
 pub mod objective;
 pub mod pareto;
 pub mod random;
