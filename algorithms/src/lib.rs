@@ -21,7 +21,10 @@
 //! - [`registry`]: every algorithm by Katib's name, the ones left out, and building one.
 //! - [`cancel`]: the token that stops a suggestion nobody waits for any more.
 //! - [`random`], [`grid`], [`sobol`]: the model-free algorithms.
+//! - [`genetic`]: the generations, tournament and variation operators NSGA-II and NSGA-III
+//!   share.
 //! - [`nsga2`]: NSGA-II for several objectives and constraints.
+//! - [`nsga3`]: NSGA-III, reference-point selection for three or more objectives.
 //! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
 //! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
@@ -39,12 +42,14 @@ pub mod bayesopt;
 pub mod cancel;
 pub mod cmaes;
 pub mod early_stopping;
+pub mod genetic;
 pub mod grid;
 pub mod history;
 pub mod hyperband;
 pub mod hypervolume;
 pub mod importance;
 pub mod nsga2;
+pub mod nsga3;
 pub mod objective;
 pub mod pareto;
 pub mod random;

@@ -24,6 +24,7 @@ const REGISTRY: &[(&str, Builder)] = &[
         crate::tpe::build_multivariate,
     ),
     (crate::nsga2::NAME, crate::nsga2::build),
+    (crate::nsga3::NAME, crate::nsga3::build),
 ];
 
 /// The algorithms that optimize several objectives; the others refuse an experiment with more
@@ -33,6 +34,7 @@ pub const MULTI_OBJECTIVE_ALGORITHMS: &[&str] = &[
     grid::NAME,
     sobol::NAME,
     crate::nsga2::NAME,
+    crate::nsga3::NAME,
     crate::tpe::NAME,
     crate::tpe::MULTIVARIATE_NAME,
 ];

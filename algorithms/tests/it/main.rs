@@ -5,6 +5,7 @@ mod bounded;
 mod cmaes;
 mod hyperband;
 mod multi_objective;
+mod nsga3;
 mod pareto;
 mod properties;
 mod tpe;

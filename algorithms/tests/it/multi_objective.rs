@@ -112,9 +112,19 @@ fn single_objective_algorithms_refuse_several_objectives() {
         assert!(message.starts_with(&format!(
             "algorithm {algorithm} optimizes a single objective"
         )));
-        assert!(message.contains("nsga2"), "{message}");
+        assert!(
+            message.contains("nsga2") && message.contains("nsga3"),
+            "{message}"
+        );
     }
-    for algorithm in ["random", "sobol", "nsga2", "tpe", "multivariate-tpe"] {
+    for algorithm in [
+        "random",
+        "sobol",
+        "nsga2",
+        "nsga3",
+        "tpe",
+        "multivariate-tpe",
+    ] {
         build_algorithm(algorithm, &[], &context).expect(algorithm);
     }
 }
