@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sextant_controller::local::{LocalConfig, default_max_parallel, run_experiment};
+use sextant_controller::local::{LocalConfig, TrialSlots, default_max_parallel, run_experiment};
 use sextant_experiment::load_experiments;
 use sextant_store::Store;
 
@@ -62,7 +62,7 @@ fn trials_per_second(c: &mut Criterion) {
                     template_dir: scratch.path().to_path_buf(),
                     trials_dir: scratch.path().join("trials"),
                     suggestion_service: None,
-                    max_parallel: default_max_parallel(),
+                    trial_slots: TrialSlots::new(default_max_parallel()),
                     trial_env: Vec::new(),
                 };
                 let url = format!("sqlite://{}", scratch.path().join("bench.db").display());

@@ -29,8 +29,8 @@ pub struct ServerArgs {
     /// Where experiments' working directories and trials' output go.
     #[arg(long, env = "SEXTANT_DATA_DIR", default_value = "sextant-data")]
     pub data_dir: PathBuf,
-    /// The most trials of one experiment running at once, whatever its parallelTrialCount.
-    /// Default: four per core, at least 8.
+    /// The most trials running at once, over every experiment and pipeline `tune` step,
+    /// whatever their parallelTrialCount. Default: four per core, at least 8.
     #[arg(long, env = "SEXTANT_MAX_PARALLEL_TRIALS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_parallel_trials: Option<u32>,
     /// A file holding the bearer token every request must carry (`Authorization: Bearer ...`).

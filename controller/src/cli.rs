@@ -26,7 +26,8 @@ use sextant_store::{ExperimentRecord, Store, StoredTrial};
 
 use crate::local::tune_step::TuneStepKind;
 use crate::local::{
-    LocalConfig, LocalError, Progress, default_max_parallel, default_trials_dir, run_experiment,
+    LocalConfig, LocalError, Progress, TrialSlots, default_max_parallel, default_trials_dir,
+    run_experiment,
 };
 use sextant_experiment::api::common::{ObjectiveType, Observation, ParameterAssignment};
 use sextant_experiment::api::experiment::{
@@ -264,9 +265,10 @@ pub async fn run(
         experiment_dir,
         template_dir,
         suggestion_service: args.suggestion_service.clone(),
-        max_parallel: args
-            .max_parallel
-            .map_or_else(default_max_parallel, |cap| cap as usize),
+        trial_slots: TrialSlots::new(
+            args.max_parallel
+                .map_or_else(default_max_parallel, |cap| cap as usize),
+        ),
         trial_env: Vec::new(),
     };
     let name = experiment.metadata.name.clone();
@@ -370,7 +372,11 @@ pub async fn pipeline(
     out: &mut (dyn Write + Send),
 ) -> Result<ExitStatus, sextant_pipeline::cli::CliError> {
     let tune_kind = move |store: &Store| {
-        vec![Arc::new(TuneStepKind::new(store.clone(), working_dir.clone())) as Arc<dyn StepKind>]
+        vec![Arc::new(TuneStepKind::new(
+            store.clone(),
+            working_dir.clone(),
+            TrialSlots::new(default_max_parallel()),
+        )) as Arc<dyn StepKind>]
     };
     sextant_pipeline::cli::execute_with_kinds(command, &tune_kind, shutdown, out).await
 }

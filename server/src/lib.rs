@@ -57,6 +57,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use sextant_controller::local::TrialSlots;
 use sextant_store::Store;
 
 pub use artifacts::{ArtifactError, DEFAULT_DIR as DEFAULT_ARTIFACTS_DIR};
@@ -77,7 +78,8 @@ pub struct ServerConfig {
     /// Where experiments' working directories go: `<data_dir>/experiments/<name>/`, with the
     /// trials' scratch directories (and their `output.log`) under `trials/`.
     pub data_dir: PathBuf,
-    /// The most trials of one experiment running at once, whatever its `parallelTrialCount`.
+    /// The most trials running at once, over every experiment and `tune` step of the server,
+    /// whatever their `parallelTrialCount`.
     pub max_parallel_trials: usize,
     /// The bearer token every request must carry, when set.
     pub token: Option<Token>,
@@ -127,13 +129,16 @@ impl Server {
             )?,
         });
         let events = events::EventHub::new();
+        // `--max-parallel-trials` caps the trials of every experiment and tune step together.
+        let trial_slots = TrialSlots::new(config.max_parallel_trials);
         let supervisor = supervisor::Supervisor::new(
             store.clone(),
             config.clone(),
             events.clone(),
             artifacts.clone(),
+            trial_slots.clone(),
         );
-        let runs = runs::Runs::new(&store, &config.data_dir, artifacts.clone());
+        let runs = runs::Runs::new(&store, &config.data_dir, artifacts.clone(), trial_slots);
         let state = AppState {
             runs,
             artifacts,

@@ -20,6 +20,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use sextant_controller::local::TrialSlots;
 use sextant_controller::local::tune_step::TuneStepKind;
 use sextant_pipeline::executor::{RunRequest, STDERR_LOG, STDOUT_LOG, is_run_id, new_run_id};
 use sextant_pipeline::run_store::{
@@ -61,10 +62,15 @@ impl Runs {
         store: &Store,
         data_dir: &std::path::Path,
         artifacts: Arc<ArtifactStore>,
+        trial_slots: TrialSlots,
     ) -> Runs {
         let dir = data_dir.join("runs");
         let mut kinds = StepKindRegistry::default();
-        kinds.register(Arc::new(TuneStepKind::new(store.clone(), dir.join("tune"))));
+        kinds.register(Arc::new(TuneStepKind::new(
+            store.clone(),
+            dir.join("tune"),
+            trial_slots,
+        )));
         Runs {
             executor: Executor::new(Arc::new(store.clone()), kinds, ExecutorConfig::default()),
             store: store.clone(),

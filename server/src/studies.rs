@@ -105,7 +105,10 @@ struct Loaded {
 }
 
 async fn load(state: &AppState, name: &str) -> Result<Loaded, ApiError> {
-    let (experiment, _) = fetch(state, name).await?;
+    // Both reads at once: an ask or tell waits for one round trip to the store, not two.
+    let ((experiment, _), records) = tokio::try_join!(fetch(state, name), async {
+        Ok::<_, ApiError>(state.store.list_trials(name).await?)
+    })?;
     if !is_study(&experiment) {
         return Err(ApiError::Conflict(format!(
             "{} is an experiment that runs its own trials; ask and tell are for studies (created through /api/v1/studies)",
@@ -114,7 +117,7 @@ async fn load(state: &AppState, name: &str) -> Result<Loaded, ApiError> {
     }
     let mut trials = Vec::new();
     let mut labels = HashMap::new();
-    for record in state.store.list_trials(name).await? {
+    for record in records {
         let loaded = load_trial(record).map_err(|error| ApiError::Internal(error.to_string()))?;
         labels.insert(loaded.trial.name.clone(), loaded.labels);
         trials.push(loaded.trial);
@@ -222,11 +225,10 @@ pub(crate) async fn ask(
         labels: serde_json::to_string(&suggested.labels)
             .map_err(|error| ApiError::Internal(error.to_string()))?,
     };
-    state.store.insert_trial(&new_trial).await?;
     let record = state
         .store
-        .update_trial_condition(
-            &trial_name,
+        .insert_trial_in(
+            &new_trial,
             &TrialConditionUpdate {
                 condition_type: TrialConditionType::Running.name().into(),
                 reason: "TrialRunning".into(),
@@ -349,17 +351,8 @@ pub(crate) async fn tell(
             .report_observation_log(&request.trial, &points)
             .await?;
     }
-    let observed = observation(&objective, &points);
-    state
-        .store
-        .update_trial_observation(
-            &request.trial,
-            Some(
-                &serde_json::to_string(&observed)
-                    .map_err(|error| ApiError::Internal(error.to_string()))?,
-            ),
-        )
-        .await?;
+    let observed = serde_json::to_string(&observation(&objective, &points))
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
     let (condition, reason, message) = match request.state {
         TellState::Succeeded => (
             TrialConditionType::Succeeded,
@@ -377,8 +370,9 @@ pub(crate) async fn tell(
     };
     let record = state
         .store
-        .update_trial_condition(
+        .update_trial_outcome(
             &request.trial,
+            &observed,
             &TrialConditionUpdate {
                 condition_type: condition.name().into(),
                 reason: reason.into(),

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use sextant_controller::local::runner::OUTPUT_LOG;
-use sextant_controller::local::{LocalConfig, Progress, run_experiment};
+use sextant_controller::local::{LocalConfig, Progress, TrialSlots, run_experiment};
 use sextant_experiment::Experiment;
 use sextant_experiment::api::ConditionStatus;
 use sextant_experiment::api::experiment::{ExperimentConditionType, ExperimentStatus};
@@ -101,6 +101,8 @@ pub(crate) struct Supervisor {
     config: Arc<ServerConfig>,
     events: EventHub,
     artifacts: Arc<ArtifactStore>,
+    /// The server's trial slots, shared by every experiment's driver.
+    trial_slots: TrialSlots,
     drivers: Arc<Mutex<Drivers>>,
 }
 
@@ -110,12 +112,14 @@ impl Supervisor {
         config: Arc<ServerConfig>,
         events: EventHub,
         artifacts: Arc<ArtifactStore>,
+        trial_slots: TrialSlots,
     ) -> Supervisor {
         Supervisor {
             store,
             config,
             events,
             artifacts,
+            trial_slots,
             drivers: Arc::default(),
         }
     }
@@ -190,7 +194,7 @@ impl Supervisor {
             template_dir: dir.clone(),
             experiment_dir: dir.clone(),
             suggestion_service: None,
-            max_parallel: self.config.max_parallel_trials,
+            trial_slots: self.trial_slots.clone(),
             trial_env: self
                 .config
                 .url

@@ -30,6 +30,11 @@ struct TestServer {
 
 impl TestServer {
     async fn start(token: Option<&str>) -> TestServer {
+        TestServer::start_with(token, 8).await
+    }
+
+    /// A server whose `--max-parallel-trials` is `max_parallel_trials`.
+    async fn start_with(token: Option<&str>, max_parallel_trials: usize) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!(
             "sqlite://{}",
@@ -41,7 +46,7 @@ impl TestServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let config = ServerConfig {
             data_dir: dir.path().join("data"),
-            max_parallel_trials: 8,
+            max_parallel_trials,
             token: token.map(|token| Token::parse(token).unwrap()),
             max_body_bytes: 64 * 1024,
             url: Some(url.clone()),
@@ -623,6 +628,64 @@ async fn trials_are_told_the_servers_url() {
     assert_eq!(
         metric["latest"], "1",
         "SEXTANT_URL is not the server's: {experiment}"
+    );
+}
+
+/// Each trial marks itself running in `RUNNING_DIR` for a while and reports as its loss the
+/// most trials it saw running at once, itself included.
+const CONCURRENCY: &str = r#"
+import os, time
+running = os.environ["RUNNING_DIR"]
+me = os.path.join(running, str(os.getpid()))
+open(me, "w").close()
+seen = 0
+for _ in range(8):
+    seen = max(seen, len(os.listdir(running)))
+    time.sleep(0.05)
+os.remove(me)
+print("loss=%d" % seen)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_parallel_trials_caps_every_experiment_together() {
+    let server = TestServer::start_with(None, 2).await;
+    let script = server.dir.path().join("concurrency.py");
+    std::fs::write(&script, CONCURRENCY).unwrap();
+    let running = server.dir.path().join("running");
+    std::fs::create_dir(&running).unwrap();
+    let spec = |name: &str| {
+        branin_experiment(name, &server.script(), 6, 4, 0.0)
+            .replace(
+                &server.script().display().to_string(),
+                &script.display().to_string(),
+            )
+            .replace(
+                r#"env: [{name: SLEEP, value: "0"}]"#,
+                &format!(
+                    r#"env: [{{name: RUNNING_DIR, value: "{}"}}]"#,
+                    running.display()
+                ),
+            )
+    };
+    for name in ["capped-a", "capped-b"] {
+        let (status, body) = server.post_yaml("/experiments", &spec(name)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let mut most = 0;
+    for name in ["capped-a", "capped-b"] {
+        server.wait_for(name, "Succeeded").await;
+        let (_, list) = server.get(&format!("/experiments/{name}/trials")).await;
+        let trials = list["trials"].as_array().unwrap();
+        assert_eq!(trials.len(), 6, "{list}");
+        for trial in trials {
+            assert_eq!(trial["condition"], "Succeeded", "{trial}");
+            most = most.max(trial["objectiveValue"].as_f64().unwrap() as u32);
+        }
+    }
+    // Four trials each were asked for, eight in all: the server's two slots bound them together.
+    assert_eq!(
+        most, 2,
+        "the most trials seen running at once over both experiments"
     );
 }
 

@@ -370,11 +370,32 @@ impl Store {
 impl Store {
     /// Stores a new trial in the [`CREATED_CONDITION`]; its experiment must exist.
     pub async fn insert_trial(&self, trial: &NewTrial) -> Result<StoredTrial> {
+        let (condition_type, reason, message) = CREATED_CONDITION;
+        self.insert_trial_in(
+            trial,
+            &TrialConditionUpdate {
+                condition_type: condition_type.into(),
+                reason: reason.into(),
+                message: message.into(),
+                start_time: None,
+                completion_time: None,
+            },
+        )
+        .await
+    }
+
+    /// Stores a new trial already in `condition` (a study's asked trial starts Running), in
+    /// one statement rather than an insert and an update.
+    pub async fn insert_trial_in(
+        &self,
+        trial: &NewTrial,
+        condition: &TrialConditionUpdate,
+    ) -> Result<StoredTrial> {
         check_name("trial name", &trial.name)?;
         check_name("experiment name", &trial.experiment_name)?;
+        check_condition_times(condition)?;
         const OPERATION: &str = "insert a trial";
         let time = now();
-        let (condition_type, reason, message) = CREATED_CONDITION;
         with_pool!(self, pool => {
             let mut transaction = pool
                 .begin()
@@ -382,7 +403,8 @@ impl Store {
                 .map_err(|source| self.query_error(OPERATION, source))?;
             let mut insert = QueryBuilder::new(
                 "INSERT INTO trials (name, experiment_name, spec, assignments, labels, \
-                 condition_type, reason, message, created_at, updated_at) VALUES (",
+                 condition_type, reason, message, start_time, completion_time, created_at, \
+                 updated_at) VALUES (",
             );
             let mut values = insert.separated(", ");
             values
@@ -391,9 +413,11 @@ impl Store {
                 .push_bind(trial.spec.as_str())
                 .push_bind(trial.assignments.as_str())
                 .push_bind(trial.labels.as_str())
-                .push_bind(condition_type)
-                .push_bind(reason)
-                .push_bind(message)
+                .push_bind(condition.condition_type.as_str())
+                .push_bind(condition.reason.as_str())
+                .push_bind(condition.message.as_str())
+                .push_bind(stored_time(condition.start_time))
+                .push_bind(stored_time(condition.completion_time))
                 .push_bind(time)
                 .push_bind(time);
             insert.push(")");
@@ -536,16 +560,15 @@ impl Store {
         trial_name: &str,
         update: &TrialConditionUpdate,
     ) -> Result<StoredTrial> {
-        for (field, time) in [
-            ("start_time", update.start_time),
-            ("completion_time", update.completion_time),
-        ] {
-            if let Some(time) = time {
-                check_storable(time).map_err(|reason| Error::invalid_input(field, reason))?;
-            }
-        }
-        self.update_trial(trial_name, TrialChange::Condition(update))
-            .await
+        check_condition_times(update)?;
+        self.update_trial(
+            trial_name,
+            TrialChange {
+                condition: Some(update),
+                observation: None,
+            },
+        )
+        .await
     }
 
     /// Sets (or, with `None`, clears) a trial's observation JSON.
@@ -554,8 +577,33 @@ impl Store {
         trial_name: &str,
         observation: Option<&str>,
     ) -> Result<StoredTrial> {
-        self.update_trial(trial_name, TrialChange::Observation(observation))
-            .await
+        self.update_trial(
+            trial_name,
+            TrialChange {
+                condition: None,
+                observation: Some(observation),
+            },
+        )
+        .await
+    }
+
+    /// Sets a trial's observation JSON and its condition together, as one write: a trial's
+    /// outcome is never stored half.
+    pub async fn update_trial_outcome(
+        &self,
+        trial_name: &str,
+        observation: &str,
+        condition: &TrialConditionUpdate,
+    ) -> Result<StoredTrial> {
+        check_condition_times(condition)?;
+        self.update_trial(
+            trial_name,
+            TrialChange {
+                condition: Some(condition),
+                observation: Some(Some(observation)),
+            },
+        )
+        .await
     }
 
     async fn update_trial(&self, trial_name: &str, change: TrialChange<'_>) -> Result<StoredTrial> {
@@ -565,34 +613,26 @@ impl Store {
                 .begin()
                 .await
                 .map_err(|source| self.query_error(OPERATION, source))?;
-            let mut update = QueryBuilder::new("UPDATE trials SET ");
-            match change {
-                TrialChange::Condition(condition) => {
-                    let stored = |time: Option<DateTime<Utc>>| {
-                        time.map(|time| StoredTime(truncate_to_microseconds(time)))
-                    };
-                    update
-                        .push("condition_type = ")
-                        .push_bind(condition.condition_type.as_str())
-                        .push(", reason = ")
-                        .push_bind(condition.reason.as_str())
-                        .push(", message = ")
-                        .push_bind(condition.message.as_str())
-                        .push(", start_time = COALESCE(")
-                        .push_bind(stored(condition.start_time))
-                        .push(", start_time), completion_time = COALESCE(")
-                        .push_bind(stored(condition.completion_time))
-                        .push(", completion_time)");
-                }
-                TrialChange::Observation(observation) => {
-                    update.push("observation = ").push_bind(observation);
-                }
+            let mut update = QueryBuilder::new("UPDATE trials SET updated_at = ");
+            update.push_bind(now());
+            if let Some(condition) = change.condition {
+                update
+                    .push(", condition_type = ")
+                    .push_bind(condition.condition_type.as_str())
+                    .push(", reason = ")
+                    .push_bind(condition.reason.as_str())
+                    .push(", message = ")
+                    .push_bind(condition.message.as_str())
+                    .push(", start_time = COALESCE(")
+                    .push_bind(stored_time(condition.start_time))
+                    .push(", start_time), completion_time = COALESCE(")
+                    .push_bind(stored_time(condition.completion_time))
+                    .push(", completion_time)");
             }
-            update
-                .push(", updated_at = ")
-                .push_bind(now())
-                .push(" WHERE name = ")
-                .push_bind(trial_name);
+            if let Some(observation) = change.observation {
+                update.push(", observation = ").push_bind(observation);
+            }
+            update.push(" WHERE name = ").push_bind(trial_name);
             let updated = update
                 .build()
                 .execute(&mut *transaction)
@@ -621,8 +661,27 @@ impl Store {
     }
 }
 
-/// What [`Store::update_trial`] changes.
-enum TrialChange<'a> {
-    Condition(&'a TrialConditionUpdate),
-    Observation(Option<&'a str>),
+/// What [`Store::update_trial`] changes: the condition, the observation (set or cleared), or
+/// both.
+struct TrialChange<'a> {
+    condition: Option<&'a TrialConditionUpdate>,
+    observation: Option<Option<&'a str>>,
+}
+
+/// A condition's time as stored (microseconds, as every backend keeps them).
+fn stored_time(time: Option<DateTime<Utc>>) -> Option<StoredTime> {
+    time.map(|time| StoredTime(truncate_to_microseconds(time)))
+}
+
+/// A condition's times must be storable by every backend.
+fn check_condition_times(condition: &TrialConditionUpdate) -> Result<()> {
+    for (field, time) in [
+        ("start_time", condition.start_time),
+        ("completion_time", condition.completion_time),
+    ] {
+        if let Some(time) = time {
+            check_storable(time).map_err(|reason| Error::invalid_input(field, reason))?;
+        }
+    }
+    Ok(())
 }

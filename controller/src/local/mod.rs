@@ -20,12 +20,16 @@
 //! - [`launch`](mod@launch): a trial's process from the template and the trial's values.
 //! - [`runner`]: running one trial's process and collecting its metrics.
 //! - [`pipeline_trial`]: running a `Pipeline` trial through the pipeline executor.
+//! - `slots`: the trials one process runs at once, shared by the experiments it drives.
 //! - [`tune_step`]: the `tune` pipeline step kind, an experiment inside a pipeline.
 
 pub mod launch;
 pub mod pipeline_trial;
 pub mod runner;
+mod slots;
 pub mod tune_step;
+
+pub use slots::TrialSlots;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -43,6 +47,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::local::launch::{LaunchError, launch, placeholder_values, template};
 use crate::local::pipeline_trial::PipelineTrialTask;
 use crate::local::runner::{Collection, MetricsSource, TrialEnded, TrialHandle, TrialTask};
+use crate::local::slots::HeldSlots;
 use crate::observation_log;
 use crate::suggest;
 use sextant_experiment::api::common::{
@@ -75,9 +80,10 @@ pub struct LocalConfig {
     /// A Katib-API Suggestion service (`host:port`) to ask instead of the in-process
     /// algorithms.
     pub suggestion_service: Option<String>,
-    /// The most trials running at once on this machine, whatever `parallelTrialCount` asks
-    /// (the rest start as slots free); see [`default_max_parallel`].
-    pub max_parallel: usize,
+    /// The trials running at once on this machine, whatever `parallelTrialCount` asks (the
+    /// rest start as slots free); shared by every experiment one process drives. See
+    /// [`default_max_parallel`].
+    pub trial_slots: TrialSlots,
     /// Environment variables every trial gets besides its own (`sextant server` gives its
     /// URL as `SEXTANT_URL`, where the Python client reports metrics).
     pub trial_env: Vec<(String, String)>,
@@ -220,6 +226,8 @@ struct Driver {
     trial_names: HashSet<String>,
     /// Conditions stored since the last progress snapshot.
     trial_changes: Vec<TrialChange>,
+    /// One slot of the process's pool per active trial.
+    slots: HeldSlots,
 }
 
 impl Driver {
@@ -270,6 +278,7 @@ impl Driver {
         });
         let (events_sender, events) = mpsc::unbounded_channel();
         let suggester = suggest::Suggester::new(config.suggestion_service.as_deref());
+        let slots = HeldSlots::new(config.trial_slots.clone());
         let mut driver = Driver {
             store,
             experiment,
@@ -288,6 +297,7 @@ impl Driver {
             next_trial_number: 0,
             trial_names: HashSet::new(),
             trial_changes: Vec::new(),
+            slots,
         };
         driver.load_trials().await?;
         Ok(driver)
@@ -344,14 +354,17 @@ impl Driver {
         // Suggestions arrive within the same step, so plan again until the plan is stable.
         for _ in 0..8 {
             let mut experiment = self.experiment.clone();
-            // The engine plans for at most what this machine runs at once; the algorithms still
+            // The engine plans for at most the slots this driver holds; the algorithms still
             // see the experiment's own count (Hyperband sizes its brackets by it).
-            let cap = i32::try_from(self.config.max_parallel.max(1)).unwrap_or(i32::MAX);
             let parallel = experiment
                 .spec
                 .parallel_trial_count
                 .unwrap_or(sextant_experiment::defaults::DEFAULT_PARALLEL_TRIAL_COUNT);
-            experiment.spec.parallel_trial_count = Some(parallel.min(cap));
+            let held = self
+                .slots
+                .take_up_to(usize::try_from(parallel).unwrap_or(0));
+            experiment.spec.parallel_trial_count =
+                Some(parallel.min(i32::try_from(held).unwrap_or(i32::MAX)));
             let observed = Observed {
                 experiment,
                 trials: self.trials.clone(),
@@ -365,6 +378,12 @@ impl Driver {
                 // Let the shutdown branch of `drive` run between actions.
                 tokio::task::yield_now().await;
             }
+            let active = self
+                .trials
+                .iter()
+                .filter(|trial| !trial.condition.is_terminal())
+                .count();
+            self.slots.keep(active);
             if plan.finished {
                 return Ok(true);
             }

@@ -37,6 +37,7 @@ use sextant_pipeline::{
 use sextant_store::Store;
 use tokio::sync::{mpsc, watch};
 
+use crate::local::TrialSlots;
 use crate::local::launch::LaunchError;
 use crate::local::runner::{
     Collection, MetricsSource, PointSink, STOP_GRACE, Stop, StopRequest, TrialEnded, TrialHandle,
@@ -245,9 +246,12 @@ async fn watch_pipeline(task: PipelineTrialTask, stop_requests: watch::Receiver<
         }
     };
     let mut kinds = StepKindRegistry::default();
+    // A nested experiment gets its own slots: its trials waiting on slots its parent trial
+    // holds could never start.
     kinds.register(Arc::new(TuneStepKind::new(
         task.store.clone(),
         task.launch.experiment_dir.clone(),
+        TrialSlots::new(super::default_max_parallel()),
     )));
     let executor = Executor::new(
         Arc::new(task.store.clone()),

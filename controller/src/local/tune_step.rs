@@ -37,7 +37,7 @@ use serde_json::json;
 use sextant_pipeline::{StepContext, StepFailure, StepKind, StepOutputs};
 use sextant_store::Store;
 
-use crate::local::{LocalConfig, run_experiment};
+use crate::local::{LocalConfig, TrialSlots, run_experiment};
 use sextant_experiment::api::experiment::ExperimentConditionType;
 use sextant_experiment::api::has_true_condition;
 use sextant_experiment::engine::objective_value;
@@ -56,15 +56,18 @@ const MAX_EXPERIMENT_NAME_LENGTH: usize = 40;
 pub struct TuneStepKind {
     store: Store,
     experiment_dir: PathBuf,
+    trial_slots: TrialSlots,
 }
 
 impl TuneStepKind {
     /// A `tune` kind whose experiments are recorded in `store` and whose trials run in
-    /// `experiment_dir` unless their template says otherwise.
-    pub fn new(store: Store, experiment_dir: PathBuf) -> TuneStepKind {
+    /// `experiment_dir` unless their template says otherwise, taking slots from
+    /// `trial_slots`.
+    pub fn new(store: Store, experiment_dir: PathBuf, trial_slots: TrialSlots) -> TuneStepKind {
         TuneStepKind {
             store,
             experiment_dir,
+            trial_slots,
         }
     }
 
@@ -101,7 +104,7 @@ impl TuneStepKind {
             template_dir: self.experiment_dir.clone(),
             trials_dir: ctx.work_dir.join("trials"),
             suggestion_service: None,
-            max_parallel: super::default_max_parallel(),
+            trial_slots: self.trial_slots.clone(),
             trial_env: Vec::new(),
         };
         let timeout = ctx.timeout;

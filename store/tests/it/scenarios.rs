@@ -489,13 +489,83 @@ async fn trials_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<
         other => anyhow::bail!("expected a missing trial, got {other:?}"),
     }
 
+    // A trial stored straight in its first condition (a study's asked trial), then given its
+    // observation and final condition in one write.
+    let asked = store
+        .insert_trial_in(
+            &new_trial("exp-t3", "exp"),
+            &TrialConditionUpdate {
+                condition_type: "Running".to_owned(),
+                reason: "TrialRunning".to_owned(),
+                message: "Trial is running".to_owned(),
+                start_time: Some(started_at),
+                completion_time: None,
+            },
+        )
+        .await?;
+    assert_eq!(
+        (asked.condition_type.as_str(), asked.start_time),
+        ("Running", Some(started_at))
+    );
+    assert!(asked.completion_time.is_none() && asked.observation.is_none());
+    let told = store
+        .update_trial_outcome(
+            "exp-t3",
+            r#"{"metrics":[{"name":"loss","latest":"0.3"}]}"#,
+            &TrialConditionUpdate {
+                condition_type: "Failed".to_owned(),
+                reason: "TrialFailed".to_owned(),
+                message: "diverged".to_owned(),
+                start_time: None,
+                completion_time: Some(finished_at),
+            },
+        )
+        .await?;
+    assert_eq!(
+        (
+            told.condition_type.as_str(),
+            told.message.as_str(),
+            told.start_time,
+            told.completion_time,
+            told.observation.as_deref()
+        ),
+        (
+            "Failed",
+            "diverged",
+            Some(started_at),
+            Some(finished_at),
+            Some(r#"{"metrics":[{"name":"loss","latest":"0.3"}]}"#)
+        )
+    );
+    assert_eq!(store.get_trial("exp-t3").await?, Some(told));
+    match store
+        .insert_trial_in(
+            &new_trial("exp-t4", "exp"),
+            &TrialConditionUpdate {
+                condition_type: "Running".to_owned(),
+                reason: "TrialRunning".to_owned(),
+                message: "Trial is running".to_owned(),
+                start_time: Some(time("9999-12-31T23:59:59Z") + chrono::Duration::days(400)),
+                completion_time: None,
+            },
+        )
+        .await
+    {
+        Err(Error::InvalidInput { .. }) => {}
+        other => anyhow::bail!("expected an unstorable start time refused, got {other:?}"),
+    }
+    assert!(
+        store.get_trial("exp-t4").await?.is_none(),
+        "nothing half-written"
+    );
+
     let names: Vec<String> = store
         .list_trials("exp")
         .await?
         .into_iter()
         .map(|trial| trial.name)
         .collect();
-    assert_eq!(names, ["exp-t1", "exp-t2"]);
+    assert_eq!(names, ["exp-t1", "exp-t2", "exp-t3"]);
 
     // Deleting an experiment takes its trials and their observation logs, and nothing else.
     store
