@@ -446,7 +446,7 @@ mod tests {
             assert!(value.is_finite());
             let mut scratch = ([0.0; 3], [0.0; 3]);
             for m in 0..3 {
-                let h = 1e-6;
+                let h = 1e-6 * sds[m];
                 let shifted =
                     |delta_mean: f64, delta_sd: f64, scratch: &mut ([f64; 3], [f64; 3])| {
                         let (mut means, mut sds) = (means, sds);

@@ -27,6 +27,19 @@
 //! The model sees the losses standardized, with their upper tail compressed logarithmically
 //! (see `warp_losses`), so a few disastrous trials do not dictate the fit near the good ones.
 //!
+//! Several objectives and constraints: one Gaussian process per objective and one per
+//! constraint (on the constraint's signed excess past its bound), each with its own
+//! hyperparameters, all conditioned on the same trials. With several objectives the
+//! acquisition is the exact log expected hypervolume improvement over the feasible Pareto
+//! front, with the reference point at the front's nadir plus a tenth of its range (see
+//! `reference_point`); with one it is the chosen EI, PI or LCB against the best feasible loss.
+//! Constraints add the log probability that each is met (Gardner et al. 2014; Gelbart, Snoek &
+//! Adams 2014), and before any trial is feasible that probability alone is maximized. Local
+//! candidates start from five random points of the front, as Optuna's `GPSampler` does, or
+//! from the least violating trials while none is feasible. ParEGO-style random
+//! scalarisations (Knowles 2006) were the fallback had EHVI been too slow; it is not: about
+//! 20 ms a suggestion at 200 trials in two objectives, 30 ms in three.
+//!
 //! `gp_hedge` follows Hoffman, Brochu & de Freitas (UAI 2011): each of EI, PI and LCB nominates
 //! its best candidate, one acquisition is chosen with probability proportional to
 //! `exp(gain)`, where the gain is minus the posterior mean at its nominee, and that
@@ -39,7 +52,8 @@
 //! - [`encoding`]: assignments to and from unit-cube points; rounding of discrete values.
 //! - [`gp`]: the Gaussian process (a Matérn 5/2 ARD kernel plus a first-order additive one)
 //!   and its hyperparameter fit.
-//! - [`acquisition`]: EI, PI, LCB and the hedge's probabilities.
+//! - [`acquisition`]: EI, PI, LCB, the hedge's probabilities, the exact log EHVI and the
+//!   probability of feasibility.
 //! - [`lbfgs`]: the box-constrained quasi-Newton optimizer both fits use.
 
 pub mod acquisition;
@@ -94,8 +108,7 @@ const POLISHED_STARTS: usize = 3;
 /// Candidates polished by L-BFGS with several objectives, where the acquisition has one local
 /// optimum per gap in the front.
 const MULTI_OBJECTIVE_POLISHED_STARTS: usize = 5;
-/// The hypervolume reference point lies this share of each objective's observed range beyond
-/// its worst observed loss.
+/// The hypervolume reference point lies this share of the front's range beyond its nadir.
 const REFERENCE_MARGIN: f64 = 0.1;
 /// L-BFGS iterations of one polish.
 const POLISH_ITERATIONS: usize = 20;
@@ -660,8 +673,8 @@ impl Surrogate {
                 .into_iter()
                 .map(|k| feasible_rows[k])
                 .collect();
-            let reference = reference_point(&transformed);
             let front_losses: Vec<Vec<f64>> = front.iter().map(|&i| losses(i)).collect();
+            let reference = reference_point(&front_losses);
             let improvement = HypervolumeImprovement::new(&front_losses, &reference);
             // Local search starts from a random part of the front, as Optuna's GPSampler does.
             let take = LOCAL_CENTRES.min(front.len());
@@ -704,17 +717,22 @@ impl Surrogate {
     }
 }
 
-/// The hypervolume reference point on the models' scale: each objective's worst observed
-/// (warped, standardized) loss plus a tenth of its observed range, BoTorch's
-/// `infer_reference_point` rule (Optuna's GPSampler takes the worst loss scaled by 1.1 away
-/// from zero instead). Every observed point lies strictly below it, so the extremes of the
-/// front keep a box to improve in; a constant objective gets a margin of one standard unit.
-fn reference_point(transformed: &[Vec<f64>]) -> Vec<f64> {
-    transformed
-        .iter()
-        .map(|values| {
-            let worst = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let best = values.iter().copied().fold(f64::INFINITY, f64::min);
+/// The hypervolume reference point on the models' scale: the nadir of the feasible front
+/// (each objective's worst loss among its points, warped and standardized) plus a tenth of the
+/// front's range in that objective, BoTorch's `infer_reference_point` rule (scale 0.1).
+/// Optuna's GPSampler takes the worst loss of every trial scaled by 1.1 away from zero
+/// instead; a point so far out rewards the corners of the space, where a trial can be extreme
+/// in one objective and poor in the others: measured on DTLZ2 (3 seeds, 200 trials), the
+/// hypervolume was 0.60 with the worst of every trial and 0.75 with the front's nadir, and
+/// ZDT1 gained too (120.659 to 120.663). A front of one point (no range) gets a margin of one
+/// standard unit.
+///
+/// `front` is not empty: the caller has a feasible trial, so the front has a point.
+fn reference_point(front: &[Vec<f64>]) -> Vec<f64> {
+    (0..front[0].len())
+        .map(|m| {
+            let worst = front.iter().map(|p| p[m]).fold(f64::NEG_INFINITY, f64::max);
+            let best = front.iter().map(|p| p[m]).fold(f64::INFINITY, f64::min);
             let range = worst - best;
             worst
                 + if range > 1e-12 {

@@ -391,5 +391,8 @@ fn an_algorithm_for_one_objective_refuses_several_and_names_those_that_can() {
         .find(|(path, _)| path == "spec.algorithm.algorithmName")
         .unwrap_or_else(|| panic!("no algorithm error in {errors}"));
     assert_eq!(path, "spec.algorithm.algorithmName");
-    assert!(rule.contains("cmaes") && rule.contains("nsga2"), "{rule}");
+    assert!(
+        rule.contains("cmaes") && rule.contains("nsga2") && rule.contains("bayesianoptimization"),
+        "{rule}"
+    );
 }
