@@ -8,19 +8,23 @@
 //!
 //! With several objectives and constraints: the exact expected hypervolume improvement against
 //! brute-force Monte Carlo, the probability of feasibility, determinism, and quality against
-//! random search on ZDT1, DTLZ2 and the constrained Branin.
+//! random search on ZDT1, DTLZ2 and the constrained Branin, and batches with pending trials
+//! and before any feasible trial.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sextant_algorithms::algorithm::BuildContext;
+use sextant_algorithms::algorithm::{BuildContext, SuggestRequest};
 use sextant_algorithms::bayesopt::acquisition::{
     HypervolumeImprovement, log_probability_of_feasibility,
 };
+use sextant_algorithms::cancel::Cancellation;
 use sextant_algorithms::hypervolume::hypervolume;
 use sextant_algorithms::stats::{normal_cdf, normal_quantile};
 use sextant_algorithms::test_functions::{TestFunction, median, regret_curve};
 use sextant_algorithms::test_problems::{TestProblem, problem_trajectory};
-use sextant_algorithms::{Setting, TrialRecord, build_algorithm, pareto};
+use sextant_algorithms::{
+    Assignment, Constraint, Setting, TrialCondition, TrialRecord, Value, build_algorithm, pareto,
+};
 
 const SEEDS: u64 = 5;
 
@@ -271,4 +275,91 @@ fn acquisitions_that_cannot_serve_several_objectives_or_constraints_are_refused(
             .is_some_and(|e| e.contains("probability of feasibility"))
     );
     assert_eq!(error(TestProblem::ConstrainedBranin, "PI"), None);
+}
+
+#[test]
+fn batches_with_pending_trials_and_no_feasible_trial_give_distinct_suggestions() {
+    let problem = TestProblem::Zdt1;
+    let space = problem.space();
+    let mut objective = problem.objective();
+    objective.constraints = Constraint::within("c", Some(0.5), None);
+    let suggest = |trials: &[TrialRecord], count: usize| -> Vec<Assignment> {
+        let context = BuildContext {
+            space: &space,
+            objective: &objective,
+            max_trial_count: None,
+            parallel_trial_count: None,
+        };
+        build_algorithm(
+            "bayesianoptimization",
+            &[Setting::new("random_state", "3")],
+            &context,
+        )
+        .expect("builds")
+        .suggest(&SuggestRequest {
+            space: &space,
+            objective: &objective,
+            trials,
+            count,
+            cancel: Cancellation::never(),
+        })
+        .expect("suggests")
+        .suggestions
+        .into_iter()
+        .map(|suggestion| suggestion.assignment)
+        .collect()
+    };
+    let finished = |index: usize, assignment: Assignment, feasible: bool| {
+        let x: Vec<f64> = assignment
+            .values
+            .iter()
+            .map(|value| match value {
+                Value::Double(v) => *v,
+                other => panic!("double expected, got {other:?}"),
+            })
+            .collect();
+        let mut metrics = problem.evaluate(&x);
+        metrics.push(("c".into(), if feasible { 0.0 } else { 1.0 }));
+        let mut trial =
+            TrialRecord::new(format!("t{index}"), assignment, TrialCondition::Succeeded);
+        trial.objective_value = Some(metrics[0].1);
+        trial.metrics = metrics
+            .into_iter()
+            .map(|(name, value)| (name, value.to_string()))
+            .collect();
+        trial
+    };
+    let start = suggest(&[], 12);
+    // Every trial infeasible: only the probability of feasibility guides the model.
+    let mut history: Vec<TrialRecord> = start
+        .iter()
+        .enumerate()
+        .map(|(index, assignment)| finished(index, assignment.clone(), false))
+        .collect();
+    let distinct = |history: &[TrialRecord], batch: &[Assignment]| {
+        let mut keys: std::collections::HashSet<String> = history
+            .iter()
+            .map(|trial| space.assignment_key(&trial.assignment))
+            .collect();
+        batch.iter().all(|assignment| {
+            space.contains(assignment) && keys.insert(space.assignment_key(assignment))
+        })
+    };
+    let batch = suggest(&history, 4);
+    assert!(distinct(&history, &batch), "{batch:?}");
+    // Some feasible, some pending: a batch avoids the pending trials and itself.
+    for (index, trial) in history.iter_mut().enumerate() {
+        if index % 2 == 0 {
+            *trial = finished(index, trial.assignment.clone(), true);
+        }
+    }
+    for (index, assignment) in suggest(&history, 3).into_iter().enumerate() {
+        history.push(TrialRecord::new(
+            format!("pending-{index}"),
+            assignment,
+            TrialCondition::Running,
+        ));
+    }
+    let batch = suggest(&history, 5);
+    assert!(distinct(&history, &batch), "{batch:?}");
 }
