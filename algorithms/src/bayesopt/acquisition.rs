@@ -190,10 +190,10 @@ struct LevelTerm {
 const NARROW_BOX: f64 = 1e-4;
 
 impl HypervolumeImprovement {
-    /// The improvement over `front` (losses) up to `reference`.
+    /// The improvement over `front` (losses) up to `reference`, which must be finite.
     pub fn new(front: &[Vec<f64>], reference: &[f64]) -> HypervolumeImprovement {
         let cells: Vec<Cell> = non_dominated_boxes(front, reference);
-        let mut levels: Vec<Vec<f64>> = (0..reference.len())
+        let levels: Vec<Vec<f64>> = (0..reference.len())
             .map(|m| {
                 let mut values: Vec<f64> = cells
                     .iter()
@@ -205,7 +205,7 @@ impl HypervolumeImprovement {
                 values
             })
             .collect();
-        levels.iter_mut().for_each(|values| values.shrink_to_fit());
+        // `levels` holds every finite corner of every box, so the search always finds it.
         let find = |m: usize, value: f64| {
             levels[m]
                 .binary_search_by(|probe| probe.total_cmp(&value))
@@ -223,11 +223,6 @@ impl HypervolumeImprovement {
             })
             .collect();
         HypervolumeImprovement { levels, boxes }
-    }
-
-    /// How many boxes the front leaves.
-    pub fn box_count(&self) -> usize {
-        self.boxes.len()
     }
 
     /// `ln EHVI` at independent Gaussian posteriors `(means, sds)`, one per objective, with
