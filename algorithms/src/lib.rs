@@ -14,7 +14,8 @@
 //!   conversion of metric values into losses and violations.
 //! - [`history`]: the trials observed so far.
 //! - [`pareto`]: dominance, the non-dominated sort, crowding and the Pareto front.
-//! - [`hypervolume`]: the exact hypervolume of a set of loss vectors.
+//! - [`hypervolume`]: the exact hypervolume of a set of loss vectors, and the boxes of the
+//!   region they leave.
 //! - [`importance`]: parameter importance by fANOVA on a random forest.
 //! - [`settings`]: typed parsing of Katib's `algorithmSettings` name/value pairs.
 //! - [`algorithm`]: the [`SearchAlgorithm`] trait, what building and asking one take and give.
@@ -25,7 +26,8 @@
 //!   share.
 //! - [`nsga2`]: NSGA-II for several objectives and constraints.
 //! - [`nsga3`]: NSGA-III, reference-point selection for three or more objectives.
-//! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
+//! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`), for one
+//!   or several objectives and constraints.
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
 //! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
 //! - [`early_stopping`]: early-stopping rules (`medianstop`) and their evaluation.

@@ -99,6 +99,13 @@ impl Constraint {
     /// How far `value` is beyond the bound: zero when met, positive when broken, infinite when
     /// the value is not a number (a NaN never meets a constraint).
     pub fn violation(&self, value: f64) -> f64 {
+        self.excess(value).max(0.0)
+    }
+
+    /// The signed distance of `value` beyond the bound: positive when broken, zero or negative
+    /// when met (how far inside), infinite when the value is not a number. What a model of the
+    /// constraint learns, since the violation alone is flat over the whole feasible region.
+    pub fn excess(&self, value: f64) -> f64 {
         let excess = match self.bound {
             Bound::Max(max) => value - max,
             Bound::Min(min) => min - value,
@@ -106,7 +113,7 @@ impl Constraint {
         if excess.is_nan() {
             f64::INFINITY
         } else {
-            excess.max(0.0)
+            excess
         }
     }
 }

@@ -37,6 +37,7 @@ pub const MULTI_OBJECTIVE_ALGORITHMS: &[&str] = &[
     crate::nsga3::NAME,
     crate::tpe::NAME,
     crate::tpe::MULTIVARIATE_NAME,
+    crate::bayesopt::NAME,
 ];
 
 /// Katib's algorithms that Sextant does not implement, with the reason a request for one is

@@ -392,7 +392,10 @@ fn an_algorithm_for_one_objective_refuses_several_and_names_those_that_can() {
         .unwrap_or_else(|| panic!("no algorithm error in {errors}"));
     assert_eq!(path, "spec.algorithm.algorithmName");
     assert!(
-        rule.contains("cmaes") && rule.contains("nsga2") && rule.contains("nsga3"),
+        rule.contains("cmaes")
+            && rule.contains("nsga2")
+            && rule.contains("nsga3")
+            && rule.contains("bayesianoptimization"),
         "{rule}"
     );
 }
