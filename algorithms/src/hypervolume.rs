@@ -35,28 +35,23 @@ pub struct Cell {
 /// boxes, in a fixed order for given points. Points not strictly below the reference in every
 /// objective, or not finite, are ignored (they dominate nothing below it).
 pub fn non_dominated_boxes(points: &[Vec<f64>], reference: &[f64]) -> Vec<Cell> {
-    let inside: Vec<&[f64]> = points
-        .iter()
-        .map(Vec::as_slice)
-        .filter(|point| {
-            point.len() == reference.len()
-                && point
-                    .iter()
-                    .zip(reference)
-                    .all(|(x, r)| x.is_finite() && x < r)
-        })
-        .collect();
     if reference.is_empty() {
         return Vec::new();
     }
-    decompose(inside, reference)
+    decompose(below(points, reference), reference)
 }
 
 /// The hypervolume that `points` (losses, lower is better) dominate up to `reference`.
 ///
 /// Every point must have `reference.len()` coordinates; non-finite points add nothing.
 pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> f64 {
-    let inside: Vec<&[f64]> = points
+    slice(below(points, reference), reference)
+}
+
+/// The finite points strictly below `reference` in every objective: the only ones that
+/// dominate any of the region below it.
+fn below<'a>(points: &'a [Vec<f64>], reference: &[f64]) -> Vec<&'a [f64]> {
+    points
         .iter()
         .map(Vec::as_slice)
         .filter(|point| {
@@ -66,8 +61,7 @@ pub fn hypervolume(points: &[Vec<f64>], reference: &[f64]) -> f64 {
                     .zip(reference)
                     .all(|(x, r)| x.is_finite() && x < r)
         })
-        .collect();
-    slice(inside, reference)
+        .collect()
 }
 
 fn slice(mut points: Vec<&[f64]>, reference: &[f64]) -> f64 {

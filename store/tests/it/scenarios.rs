@@ -391,6 +391,17 @@ async fn experiments_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Re
     Ok(())
 }
 
+/// The Running condition, started at `start`.
+fn running_since(start: DateTime<Utc>) -> TrialConditionUpdate {
+    TrialConditionUpdate {
+        condition_type: "Running".to_owned(),
+        reason: "TrialRunning".to_owned(),
+        message: "Trial is running".to_owned(),
+        start_time: Some(start),
+        completion_time: None,
+    }
+}
+
 fn new_trial(name: &str, experiment: &str) -> NewTrial {
     NewTrial {
         name: name.to_owned(),
@@ -437,16 +448,7 @@ async fn trials_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<
 
     let started_at = time("2024-05-01T10:00:00.5Z");
     let running = store
-        .update_trial_condition(
-            "exp-t1",
-            &TrialConditionUpdate {
-                condition_type: "Running".to_owned(),
-                reason: "TrialRunning".to_owned(),
-                message: "Trial is running".to_owned(),
-                start_time: Some(started_at),
-                completion_time: None,
-            },
-        )
+        .update_trial_condition("exp-t1", &running_since(started_at))
         .await?;
     assert_eq!(running.condition_type, "Running");
     assert_eq!(running.start_time, Some(started_at));
@@ -492,16 +494,7 @@ async fn trials_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<
     // A trial stored straight in its first condition (a study's asked trial), then given its
     // observation and final condition in one write.
     let asked = store
-        .insert_trial_in(
-            &new_trial("exp-t3", "exp"),
-            &TrialConditionUpdate {
-                condition_type: "Running".to_owned(),
-                reason: "TrialRunning".to_owned(),
-                message: "Trial is running".to_owned(),
-                start_time: Some(started_at),
-                completion_time: None,
-            },
-        )
+        .insert_trial_in(&new_trial("exp-t3", "exp"), &running_since(started_at))
         .await?;
     assert_eq!(
         (asked.condition_type.as_str(), asked.start_time),
@@ -541,13 +534,7 @@ async fn trials_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<
     match store
         .insert_trial_in(
             &new_trial("exp-t4", "exp"),
-            &TrialConditionUpdate {
-                condition_type: "Running".to_owned(),
-                reason: "TrialRunning".to_owned(),
-                message: "Trial is running".to_owned(),
-                start_time: Some(time("9999-12-31T23:59:59Z") + chrono::Duration::days(400)),
-                completion_time: None,
-            },
+            &running_since(time("9999-12-31T23:59:59Z") + chrono::Duration::days(400)),
         )
         .await
     {
