@@ -28,6 +28,7 @@
 //! - [`bayesopt`]: Gaussian-process Bayesian optimization (`bayesianoptimization`).
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
 //! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
+//! - [`pbt`]: population-based training, its population rebuilt from the trials' labels.
 //! - [`early_stopping`]: early-stopping rules (`medianstop`) and their evaluation.
 //! - [`tpe`]: tree-structured Parzen estimators, univariate (`tpe`) and multivariate.
 //! - [`seed`]: deriving reproducible random streams from `random_state` and the history.
@@ -52,6 +53,7 @@ pub mod nsga2;
 pub mod nsga3;
 pub mod objective;
 pub mod pareto;
+pub mod pbt;
 pub mod random;
 pub mod registry;
 pub mod seed;

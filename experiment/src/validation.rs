@@ -686,6 +686,7 @@ fn push_settings_error(
             Some(index) => format!("{spec_path}.algorithmSettings[{index}].value"),
             None => format!("{spec_path}.algorithmSettings"),
         },
+        SettingsError::MissingSettings { .. } => format!("{spec_path}.algorithmSettings"),
         SettingsError::UnsupportedSpace { .. } => spec_path.to_owned(),
         SettingsError::SingleObjectiveOnly { .. } => format!("{spec_path}.algorithmName"),
     };
