@@ -375,3 +375,40 @@ fn a_trial_without_the_labels_is_an_invalid_history() {
         other => panic!("expected an invalid history, got {other:?}"),
     }
 }
+
+/// PBT against random search on Katib's toy problem (the learning rate must follow a triangle
+/// wave of the accuracy), the same budget of 10 members for 10 generations of 20 epochs, over
+/// seeds 0 to 9. Run with `--nocapture` to see the figures.
+#[test]
+fn pbt_beats_random_search_on_the_toy_problem() {
+    use sextant_algorithms::pbt_benchmark::{Budget, pbt_score, random_score};
+    let budget = Budget {
+        n_population: 10,
+        generations: 10,
+        epochs: 20,
+    };
+    let mut pbt = Vec::new();
+    let mut random = Vec::new();
+    for seed in 0..10 {
+        pbt.push(pbt_score(budget, 0.2, seed).expect("pbt"));
+        random.push(random_score(budget, seed).expect("random"));
+    }
+    let wins = pbt.iter().zip(&random).filter(|(p, r)| p > r).count();
+    eprintln!("pbt best final accuracy per seed:    {pbt:.1?}");
+    eprintln!("random best final accuracy per seed: {random:.1?}");
+    pbt.sort_by(f64::total_cmp);
+    random.sort_by(f64::total_cmp);
+    let median = |values: &[f64]| (values[4] + values[5]) / 2.0;
+    let (pbt_median, random_median) = (median(&pbt), median(&random));
+    eprintln!(
+        "median [quartiles]: pbt {pbt_median:.1} [{:.1}, {:.1}], random {random_median:.1} \
+         [{:.1}, {:.1}]; pbt ahead on {wins} seeds of 10",
+        pbt[2], pbt[7], random[2], random[7]
+    );
+    // Most of PBT's runs beat random search's median one.
+    assert!(
+        pbt[2] > random_median,
+        "pbt lower quartile {} vs random median {random_median}",
+        pbt[2]
+    );
+}
