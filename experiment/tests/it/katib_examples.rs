@@ -37,11 +37,6 @@ const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "not supported",
     ),
     (
-        "examples/v1beta1/hp-tuning/simple-pbt.yaml",
-        "spec.algorithm.algorithmName",
-        "not supported",
-    ),
-    (
         "examples/v1beta1/kubeflow-training-operator/tfjob-mnist-with-summaries.yaml",
         "spec.metricsCollectorSpec.collector.kind",
         "not supported",
