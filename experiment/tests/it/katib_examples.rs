@@ -54,6 +54,14 @@ const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "spec.trialTemplate.trialParameters[0].name",
         "\"learningRate\" is not used",
     ),
+    // Katib's simple-pbt example asks for at most 2 trials and allows 3 failures; Katib's own
+    // webhook refuses that too ("should be less than or equal to spec.maxTrialCount"). Its
+    // algorithm, pbt, validates.
+    (
+        "examples/v1beta1/hp-tuning/simple-pbt.yaml",
+        "spec.maxFailedTrialCount",
+        "must be less than or equal to spec.maxTrialCount",
+    ),
     // Katib's own end-to-end test of its webhook: an algorithm that does not exist.
     (
         "test/e2e/v1beta1/testdata/invalid-experiment.yaml",
