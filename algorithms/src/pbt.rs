@@ -93,7 +93,7 @@ pub const MIN_POPULATION: usize = 5;
 /// The factors a numeric value is multiplied by when perturbed.
 pub const PERTURB_FACTORS: [f64; 2] = [0.8, 1.2];
 
-/// The settings Katib requires.
+/// The settings Katib requires, in the order Katib lists them.
 const REQUIRED_SETTINGS: [&str; 3] = [
     CHECKPOINT_DIR_SETTING,
     "n_population",
@@ -130,23 +130,43 @@ impl PopulationBasedTraining {
     /// Parses and validates the settings; the space needs nothing, every parameter type can be
     /// explored.
     pub fn from_settings(settings: &[Setting]) -> Result<PopulationBasedTraining, SettingsError> {
-        let missing: Vec<String> = REQUIRED_SETTINGS
-            .iter()
-            .filter(|name| !settings.iter().any(|setting| setting.name == **name))
-            .map(|name| name.to_string())
-            .collect();
-        if !missing.is_empty() {
+        let mut reader = SettingsReader::new(NAME, settings);
+        let suggestion_trial_dir = reader.raw(CHECKPOINT_DIR_SETTING);
+        let n_population = reader.parse::<usize>(
+            "n_population",
+            &format!("must be an integer >= {MIN_POPULATION}"),
+            |n| *n >= MIN_POPULATION,
+        )?;
+        let fraction = "must be a number between 0 and 1, inclusive";
+        let in_unit = |x: &f64| (0.0..=1.0).contains(x);
+        let truncation_threshold =
+            reader.parse::<f64>("truncation_threshold", fraction, in_unit)?;
+        let resample_probability =
+            reader.parse::<f64>("resample_probability", fraction, in_unit)?;
+        let random_state = reader.random_state()?;
+        reader.finish()?;
+        let (Some(suggestion_trial_dir), Some(n_population), Some(truncation_threshold)) =
+            (suggestion_trial_dir, n_population, truncation_threshold)
+        else {
+            let given = [
+                suggestion_trial_dir.is_some(),
+                n_population.is_some(),
+                truncation_threshold.is_some(),
+            ];
             return Err(SettingsError::MissingSettings {
                 algorithm: NAME.into(),
                 required: REQUIRED_SETTINGS
                     .iter()
                     .map(|name| name.to_string())
                     .collect(),
-                missing,
+                missing: REQUIRED_SETTINGS
+                    .iter()
+                    .zip(given)
+                    .filter(|(_, given)| !given)
+                    .map(|(name, _)| name.to_string())
+                    .collect(),
             });
-        }
-        let mut reader = SettingsReader::new(NAME, settings);
-        let suggestion_trial_dir = reader.raw(CHECKPOINT_DIR_SETTING).unwrap_or_default();
+        };
         if !suggestion_trial_dir.starts_with('/') {
             return Err(SettingsError::InvalidValue {
                 setting: CHECKPOINT_DIR_SETTING.into(),
@@ -156,22 +176,6 @@ impl PopulationBasedTraining {
                     .into(),
             });
         }
-        let n_population = reader
-            .parse::<usize>(
-                "n_population",
-                &format!("must be an integer >= {MIN_POPULATION}"),
-                |n| *n >= MIN_POPULATION,
-            )?
-            .unwrap_or(MIN_POPULATION);
-        let fraction = "must be a number between 0 and 1, inclusive";
-        let in_unit = |x: &f64| (0.0..=1.0).contains(x);
-        let truncation_threshold = reader
-            .parse::<f64>("truncation_threshold", fraction, in_unit)?
-            .unwrap_or_default();
-        let resample_probability =
-            reader.parse::<f64>("resample_probability", fraction, in_unit)?;
-        let random_state = reader.random_state()?;
-        reader.finish()?;
         Ok(PopulationBasedTraining {
             n_population,
             truncation_threshold,

@@ -51,7 +51,6 @@ pub struct Checkpoint {
 
 /// The learning-rate parameter of Katib's `simple-pbt` example.
 pub fn space() -> SearchSpace {
-    // One valid parameter: construction cannot fail.
     SearchSpace::new(vec![Parameter {
         name: "lr".into(),
         domain: Domain::Double {
@@ -61,7 +60,8 @@ pub fn space() -> SearchSpace {
             distribution: Distribution::Uniform,
         },
     }])
-    .unwrap_or_else(|_| SearchSpace::without_parameters())
+    // One parameter with a valid domain: construction cannot fail.
+    .expect("a space of one valid parameter")
 }
 
 /// Trains `checkpoint` for `epochs` epochs at learning rate `lr`, drawing from `rng`.
