@@ -30,12 +30,15 @@
 //!   or several objectives and constraints.
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
 //! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
+//! - [`pbt`]: population-based training, its population rebuilt from the trials' labels.
 //! - [`early_stopping`]: early-stopping rules (`medianstop`) and their evaluation.
 //! - [`tpe`]: tree-structured Parzen estimators, univariate (`tpe`) and multivariate.
 //! - [`seed`]: deriving reproducible random streams from `random_state` and the history.
 //! - [`stats`]: the normal distribution functions the samplers need.
 //! - `test_functions` (feature `test-functions`): standard functions (Branin, Hartmann6, ...)
 //!   and the regret loop that quality tests, the quality runner and the benches share.
+//! - `pbt_benchmark` (feature `test-functions`): the PBT toy problem (Katib's `simple-pbt`),
+//!   simulated, and `pbt` against random search on the same budget.
 //! - `test_problems` (feature `test-functions`): multi-objective (ZDT, DTLZ2) and constrained
 //!   test problems and their loop, measured by hypervolume.
 
@@ -54,6 +57,9 @@ pub mod nsga2;
 pub mod nsga3;
 pub mod objective;
 pub mod pareto;
+pub mod pbt;
+#[cfg(feature = "test-functions")]
+pub mod pbt_benchmark;
 pub mod random;
 pub mod registry;
 pub mod seed;

@@ -25,6 +25,7 @@ const REGISTRY: &[(&str, Builder)] = &[
     ),
     (crate::nsga2::NAME, crate::nsga2::build),
     (crate::nsga3::NAME, crate::nsga3::build),
+    (crate::pbt::NAME, crate::pbt::build),
 ];
 
 /// The algorithms that optimize several objectives; the others refuse an experiment with more
@@ -53,11 +54,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "darts",
         "neural architecture search (NAS: enas, darts) is not supported; Sextant searches \
          hyperparameters only",
-    ),
-    (
-        "pbt",
-        "population based training (pbt) is not supported; hyperband is the multi-fidelity \
-         algorithm available",
     ),
 ];
 

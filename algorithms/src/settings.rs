@@ -55,6 +55,16 @@ pub enum SettingsError {
         /// The settings it does have.
         known: Vec<String>,
     },
+    /// Settings the algorithm cannot run without are absent.
+    #[error("algorithm {algorithm} requires the settings {}; missing: {}", required.join(", "), missing.join(", "))]
+    MissingSettings {
+        /// The algorithm.
+        algorithm: String,
+        /// Every setting it requires.
+        required: Vec<String>,
+        /// The ones not given.
+        missing: Vec<String>,
+    },
     /// A setting's value breaks its rule.
     #[error("setting {setting}: value {value:?} {rule}")]
     InvalidValue {

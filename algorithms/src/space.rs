@@ -521,6 +521,19 @@ impl Parameter {
         }
     }
 
+    /// The feasible value nearest to the number `x` for an int or double parameter (clamped to
+    /// the bounds, rounded to the step); `None` for a list parameter, whose values are not
+    /// numbers on a line.
+    pub fn nearest_value(&self, x: f64) -> Option<Value> {
+        match &self.domain {
+            Domain::Double { min, max, step, .. } => {
+                Some(Value::Double(snap_double(*min, *max, *step, x)))
+            }
+            Domain::Int { min, max, step, .. } => Some(Value::Int(snap_int(*min, *max, *step, x))),
+            Domain::Discrete { .. } | Domain::Categorical { .. } => None,
+        }
+    }
+
     /// Whether the value is feasible: in bounds, on the step lattice, a valid list index.
     pub fn contains(&self, value: Value) -> bool {
         match (&self.domain, value) {

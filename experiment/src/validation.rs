@@ -4,7 +4,7 @@
 //!
 //! What Sextant rejects as out of scope (each with a rule starting with `not supported`):
 //! neural architecture search (`spec.nasConfig`, the `enas` and `darts` algorithms);
-//! population based training (`pbt`); and the metrics collectors `TensorFlowEvent` (Sextant
+//! and the metrics collectors `TensorFlowEvent` (Sextant
 //! has no TensorFlow event-file reader), `PrometheusMetric` (Katib ships no implementation
 //! either) and `Custom` (a user container injected into the trial's pod has no local meaning).
 //!
@@ -686,6 +686,7 @@ fn push_settings_error(
             Some(index) => format!("{spec_path}.algorithmSettings[{index}].value"),
             None => format!("{spec_path}.algorithmSettings"),
         },
+        SettingsError::MissingSettings { .. } => format!("{spec_path}.algorithmSettings"),
         SettingsError::UnsupportedSpace { .. } => spec_path.to_owned(),
         SettingsError::SingleObjectiveOnly { .. } => format!("{spec_path}.algorithmName"),
     };

@@ -1737,3 +1737,57 @@ async fn katibs_python_sdk_drives_an_experiment_in_katibs_api_group() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pbt_trials_carry_katibs_generation_and_parent_labels() {
+    let harness = Harness::new("pbt").await;
+    let name = harness
+        .start_experiment(json!({
+            "parallelTrialCount": 5, "maxTrialCount": 10,
+            "algorithm": {"algorithmName": "pbt", "algorithmSettings": [
+                {"name": "suggestion_trial_dir", "value": "/var/log/katib/checkpoints"},
+                {"name": "n_population", "value": "5"},
+                {"name": "truncation_threshold", "value": "0.4"},
+                {"name": "random_state", "value": "2"},
+            ]},
+        }))
+        .await;
+    play_until_done(&harness, &name, 5, HashSet::new()).await;
+    let (condition, _, _) =
+        experiment_condition(&harness.experiment(&name).await).expect("a condition");
+    assert_eq!(condition, "Succeeded");
+    let trials = harness.trials().await;
+    assert_eq!(trials.len(), 10);
+    let names: HashSet<String> = trials.iter().map(ResourceExt::name_any).collect();
+    let mut generations = BTreeMap::<String, usize>::new();
+    for trial in &trials {
+        // On the Trial's metadata, where Katib's controller puts them, and in its spec, which
+        // the controller sends back to the algorithm.
+        let labels = trial.labels();
+        let generation = labels
+            .get("pbt.suggestion.katib.kubeflow.org/generation")
+            .unwrap_or_else(|| panic!("{} has no generation label: {labels:?}", trial.name_any()));
+        *generations.entry(generation.clone()).or_default() += 1;
+        let parent = labels.get("pbt.suggestion.katib.kubeflow.org/parent");
+        match generation.as_str() {
+            "0" => assert_eq!(parent, None),
+            _ => assert!(
+                parent.is_some_and(|parent| names.contains(parent)),
+                "{} has parent {parent:?}",
+                trial.name_any()
+            ),
+        }
+        for (key, value) in &trial.spec.labels {
+            assert_eq!(
+                labels.get(key),
+                Some(value),
+                "{key} on {}",
+                trial.name_any()
+            );
+        }
+    }
+    assert_eq!(
+        generations,
+        BTreeMap::from([("0".to_string(), 5), ("1".to_string(), 5)])
+    );
+}

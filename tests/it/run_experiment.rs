@@ -717,3 +717,89 @@ fn the_multi_objective_example_ends_with_its_pareto_front_and_infeasible_trials_
         "{rows}"
     );
 }
+
+/// A `pbt` checkpoint as `examples/pbt/pbt_toy.py` writes it.
+#[derive(Debug, serde::Deserialize)]
+struct ToyCheckpoint {
+    step: u64,
+    lineage: Vec<String>,
+}
+
+#[test]
+fn pbt_trials_continue_from_their_parents_checkpoints() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pbt");
+    let scratch = Scratch::new();
+    scratch.write(
+        "pbt_toy.py",
+        &std::fs::read_to_string(examples.join("pbt_toy.py")).expect("pbt_toy.py"),
+    );
+    let spec = std::fs::read_to_string(examples.join("simple-pbt.yaml")).expect("example");
+    let file = scratch.write("simple-pbt.yaml", &spec);
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(
+        reason(&experiment),
+        ("Succeeded".into(), "ExperimentMaxTrialsReached".into())
+    );
+    assert_eq!(experiment["status"]["trialsSucceeded"], 20);
+
+    // Every trial wrote its checkpoint into its own directory, after training 20 epochs on
+    // top of exactly the checkpoint its parent left.
+    let trials_dir = scratch.path().join(".sextant/simple-pbt");
+    let mut checkpoints = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&trials_dir).expect("trial directories") {
+        let trial_dir = entry.expect("entry").path();
+        let name = trial_dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        let text = std::fs::read_to_string(trial_dir.join("checkpoint/training.json"))
+            .unwrap_or_else(|error| panic!("{name} wrote no checkpoint: {error}"));
+        let checkpoint: ToyCheckpoint = serde_json::from_str(&text).expect("checkpoint");
+        checkpoints.insert(name, checkpoint);
+    }
+    assert_eq!(checkpoints.len(), 20);
+    let mut per_generation = [0; 4];
+    let mut children: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (name, checkpoint) in &checkpoints {
+        assert_eq!(checkpoint.lineage.last(), Some(name));
+        let generation = checkpoint.lineage.len() - 1;
+        per_generation[generation] += 1;
+        assert_eq!(checkpoint.step, 20 * (generation as u64 + 1), "{name}");
+        if let [.., parent, _] = checkpoint.lineage.as_slice() {
+            assert_eq!(
+                checkpoints[parent].lineage[..],
+                checkpoint.lineage[..generation],
+                "{name} continued from {parent}'s checkpoint"
+            );
+            *children.entry(parent.as_str()).or_default() += 1;
+        }
+    }
+    assert_eq!(per_generation, [5, 5, 5, 5], "four generations of 5");
+    // With 2 of 5 replaced each generation, a top member is the parent of its own
+    // continuation and of a copy.
+    assert!(
+        children.values().any(|count| *count >= 2),
+        "no member was exploited: {children:?}"
+    );
+
+    // Without the checkpoint directory, the spec is refused naming the setting.
+    let without = spec.replace(
+        "      - name: suggestion_trial_dir\n        value: /var/log/katib/checkpoints/\n",
+        "",
+    );
+    assert_ne!(without, spec);
+    let file = scratch.write("no-checkpoint-dir.yaml", &without);
+    let output = scratch
+        .command(&["validate", &file.display().to_string()])
+        .output()
+        .expect("sextant validate");
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("spec.algorithm.algorithmSettings")
+            && stderr.contains("missing: suggestion_trial_dir"),
+        "{stderr}"
+    );
+}

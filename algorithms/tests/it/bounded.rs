@@ -46,6 +46,11 @@ fn settings(algorithm: &str) -> Vec<Setting> {
         settings.push(Setting::new("r_l", "81"));
         settings.push(Setting::new("resource_name", "epochs"));
     }
+    if algorithm == "pbt" {
+        settings.push(Setting::new("suggestion_trial_dir", "/checkpoints"));
+        settings.push(Setting::new("n_population", "20"));
+        settings.push(Setting::new("truncation_threshold", "0.2"));
+    }
     settings
 }
 
@@ -100,8 +105,9 @@ fn every_algorithm_stops_when_cancelled() {
     let cancel = Cancellation::new();
     cancel.cancel();
     for algorithm in known_algorithms() {
-        // Hyperband reads its own bracket from the settings, so it starts without history.
-        let trials = if algorithm == "hyperband" {
+        // Hyperband reads its own bracket from the settings and pbt its population from the
+        // trials' labels, so they start without history.
+        let trials = if algorithm == "hyperband" || algorithm == "pbt" {
             &[][..]
         } else {
             &trials[..]

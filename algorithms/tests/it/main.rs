@@ -7,5 +7,6 @@ mod hyperband;
 mod multi_objective;
 mod nsga3;
 mod pareto;
+mod pbt;
 mod properties;
 mod tpe;

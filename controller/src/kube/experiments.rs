@@ -493,7 +493,10 @@ fn new_trial(
             constraints: spec.constraints.clone(),
         },
     );
+    // The suggestion's labels (pbt's generation and parent, hyperband's bracket and rung) go
+    // on the Trial's metadata too, where Katib's controller puts them.
     let mut labels = experiment.labels().clone();
+    labels.extend(assignment.labels.clone());
     labels.insert(EXPERIMENT_LABEL.into(), experiment.name_any());
     trial.metadata.namespace = experiment.namespace();
     trial.metadata.labels = Some(labels);

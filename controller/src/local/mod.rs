@@ -17,12 +17,14 @@
 //! trial's environment as `KATIB_DB_MANAGER_ADDRESS` and `SEXTANT_DB_MANAGER_ADDRESS`.
 //!
 //! # Layout
+//! - [`checkpoint`]: the checkpoint directories of `pbt` trials, copied from their parents.
 //! - [`launch`](mod@launch): a trial's process from the template and the trial's values.
 //! - [`runner`]: running one trial's process and collecting its metrics.
 //! - [`pipeline_trial`]: running a `Pipeline` trial through the pipeline executor.
 //! - `slots`: the trials one process runs at once, shared by the experiments it drives.
 //! - [`tune_step`]: the `tune` pipeline step kind, an experiment inside a pipeline.
 
+pub mod checkpoint;
 pub mod launch;
 pub mod pipeline_trial;
 pub mod runner;
@@ -44,6 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::local::checkpoint::TrialCheckpoint;
 use crate::local::launch::{LaunchError, launch, placeholder_values, template};
 use crate::local::pipeline_trial::PipelineTrialTask;
 use crate::local::runner::{Collection, MetricsSource, TrialEnded, TrialHandle, TrialTask};
@@ -566,6 +569,12 @@ impl Driver {
             &labels,
         );
         let trial_dir = self.config.trials_dir.join(trial_name);
+        let checkpoint = TrialCheckpoint::of_trial(
+            &self.experiment,
+            &self.config.trials_dir,
+            trial_name,
+            &labels,
+        );
         let trial_env = vec![
             ("KATIB_TRIAL_NAME".to_string(), trial_name.to_string()),
             (
@@ -583,57 +592,70 @@ impl Driver {
         ]
         .into_iter()
         .chain(self.config.trial_env.iter().cloned())
+        .chain(checkpoint.iter().flat_map(TrialCheckpoint::env))
         .collect::<Vec<_>>();
         // A template that cannot become a process for this trial fails the trial, not the
         // run: the trial is already stored, and a resume must not trip over it again.
         let rules = self.rules_for_new_trial().await?;
-        let started: Result<TrialHandle, String> =
-            if RunKind::of_template(&self.template) == Some(RunKind::Pipeline) {
-                match pipeline_trial::prepare(
-                    &self.experiment,
-                    &self.template,
-                    &values,
-                    trial_name,
-                    &trial_dir,
-                    &self.config.experiment_dir,
-                    &trial_env,
-                ) {
-                    Ok(launch) => pipeline_trial::start(PipelineTrialTask {
+        let prepared = match checkpoint.clone() {
+            Some(checkpoint) => tokio::task::spawn_blocking(move || checkpoint.prepare())
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|copied| copied.map_err(|error| error.to_string()))
+                .map_err(|error| format!("preparing its checkpoint directory: {error}")),
+            None => Ok(()),
+        };
+        let started: Result<TrialHandle, String> = if let Err(error) = prepared {
+            Err(error)
+        } else if RunKind::of_template(&self.template) == Some(RunKind::Pipeline) {
+            match pipeline_trial::prepare(
+                &self.experiment,
+                &self.template,
+                &values,
+                trial_name,
+                &trial_dir,
+                &self.config.experiment_dir,
+                &trial_env,
+            ) {
+                Ok(launch) => pipeline_trial::start(PipelineTrialTask {
+                    trial_name: trial_name.to_string(),
+                    launch,
+                    trial_dir,
+                    collection: self.collection(),
+                    rules,
+                    store: self.store.clone(),
+                    events: self.events_sender.clone(),
+                })
+                .map_err(|error| error.to_string()),
+                Err(error) => Err(error.to_string()),
+            }
+        } else {
+            match launch(
+                &self.experiment,
+                &self.template,
+                &values,
+                &self.config.experiment_dir,
+            ) {
+                Ok(mut process) => {
+                    process.env.extend(trial_env);
+                    if let Some(checkpoint) = &checkpoint {
+                        checkpoint.mount(&mut process);
+                    }
+                    runner::start(TrialTask {
                         trial_name: trial_name.to_string(),
-                        launch,
+                        launch: process,
                         trial_dir,
                         collection: self.collection(),
                         rules,
                         store: self.store.clone(),
                         events: self.events_sender.clone(),
                     })
-                    .map_err(|error| error.to_string()),
-                    Err(error) => Err(error.to_string()),
+                    .await
+                    .map_err(|error| error.to_string())
                 }
-            } else {
-                match launch(
-                    &self.experiment,
-                    &self.template,
-                    &values,
-                    &self.config.experiment_dir,
-                ) {
-                    Ok(mut process) => {
-                        process.env.extend(trial_env);
-                        runner::start(TrialTask {
-                            trial_name: trial_name.to_string(),
-                            launch: process,
-                            trial_dir,
-                            collection: self.collection(),
-                            rules,
-                            store: self.store.clone(),
-                            events: self.events_sender.clone(),
-                        })
-                        .await
-                        .map_err(|error| error.to_string())
-                    }
-                    Err(error) => Err(error.to_string()),
-                }
-            };
+                Err(error) => Err(error.to_string()),
+            }
+        };
         match started {
             Ok(handle) => {
                 self.handles.insert(trial_name.to_string(), handle);

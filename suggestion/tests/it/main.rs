@@ -2,4 +2,5 @@
 
 mod early_stopping;
 mod multi_objective;
+mod pbt;
 mod policy;
