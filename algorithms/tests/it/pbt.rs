@@ -111,6 +111,17 @@ fn record(history: &mut Vec<TrialRecord>, reply: Suggestions, condition: TrialCo
 }
 
 /// Finishes the pending trials with the objective `accuracy(trial)`.
+/// Generation 0 of ten members, all running.
+fn generation_zero(settings: &[Setting]) -> Vec<TrialRecord> {
+    let mut history = Vec::new();
+    record(
+        &mut history,
+        suggest(settings, &[], 10).expect("generation 0"),
+        TrialCondition::Running,
+    );
+    history
+}
+
 fn finish(history: &mut [TrialRecord], accuracy: impl Fn(&TrialRecord) -> f64) {
     for trial in history
         .iter_mut()
@@ -193,12 +204,7 @@ fn generation_zero_draws_the_population_with_katibs_labels() {
 #[test]
 fn bottom_members_exploit_a_top_member_and_explore_by_katibs_factors() {
     let settings = settings(&[("random_state", "3")]);
-    let mut history = Vec::new();
-    record(
-        &mut history,
-        suggest(&settings, &[], 10).expect("generation 0"),
-        TrialCondition::Running,
-    );
+    let mut history = generation_zero(&settings);
     // Member i scores i: members 8 and 9 are the top fifth, 0 and 1 the bottom fifth.
     finish(&mut history, |trial| member(trial) as f64);
     let generation_zero = history.clone();
@@ -240,12 +246,7 @@ fn bottom_members_exploit_a_top_member_and_explore_by_katibs_factors() {
 fn resampling_replaces_values_with_the_probability_given() {
     let run = |probability: &str| {
         let settings = settings(&[("resample_probability", probability), ("random_state", "5")]);
-        let mut history = Vec::new();
-        record(
-            &mut history,
-            suggest(&settings, &[], 10).expect("generation 0"),
-            TrialCondition::Running,
-        );
+        let mut history = generation_zero(&settings);
         finish(&mut history, |trial| member(trial) as f64);
         let reply = suggest(&settings, &history, 10).expect("generation 1");
         reply.suggestions[..2]
@@ -304,12 +305,7 @@ fn perturbing_keeps_values_feasible_and_moves_small_ints_and_list_values() {
 #[test]
 fn the_next_generation_waits_for_every_member_and_failed_members_are_proposed_again() {
     let settings = settings(&[]);
-    let mut history = Vec::new();
-    record(
-        &mut history,
-        suggest(&settings, &[], 10).expect("generation 0"),
-        TrialCondition::Running,
-    );
+    let mut history = generation_zero(&settings);
     finish(&mut history[..9], |trial| member(trial) as f64);
     match suggest(&settings, &history, 1) {
         Err(SuggestError::NotReady { available: 0, .. }) => {}
@@ -324,12 +320,7 @@ fn the_next_generation_waits_for_every_member_and_failed_members_are_proposed_ag
 #[test]
 fn the_population_is_rebuilt_from_labels_and_is_deterministic() {
     let settings = settings(&[("random_state", "7")]);
-    let mut history = Vec::new();
-    record(
-        &mut history,
-        suggest(&settings, &[], 10).expect("generation 0"),
-        TrialCondition::Running,
-    );
+    let mut history = generation_zero(&settings);
     finish(&mut history, |trial| lr(&trial.assignment.values));
     let at_once = suggest(&settings, &history, 10).expect("generation 1");
     // Asked for in two requests, with the first three trials pending in between, the
