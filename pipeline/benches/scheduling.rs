@@ -74,6 +74,7 @@ fn bench_store(
                     run_id,
                     params: Default::default(),
                     cache: false,
+                    trial: None,
                 };
                 let started = Instant::now();
                 let report = runtime

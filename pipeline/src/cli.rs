@@ -304,6 +304,7 @@ async fn run_with_kinds(
         run_id,
         params: args.params.iter().cloned().collect::<BTreeMap<_, _>>(),
         cache: !args.no_cache,
+        trial: None,
     };
     with_progress(shutdown, progress, |events, token| async move {
         executor.run(&pipeline, request, Some(events), token).await

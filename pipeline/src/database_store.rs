@@ -5,7 +5,7 @@
 //! turns [`RunRecord`] and [`StepRecord`] into that text and back.
 
 use sextant_store::Store;
-use sextant_store::pipeline_runs::PipelineStepWrite;
+use sextant_store::pipeline_runs::{PipelineRunWrite, PipelineStepWrite};
 
 use crate::run_store::{
     RunRecord, RunStore, RunStoreError, StepPhase, StepRecord, StoreFuture, StoredRun,
@@ -15,12 +15,13 @@ impl RunStore for Store {
     fn save_run<'a>(&'a self, run: &'a RunRecord) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let record = encode(run)?;
-            self.put_pipeline_run(
-                &run.run_id,
-                &run.pipeline_name,
-                &run.phase.to_string(),
-                &record,
-            )
+            self.put_pipeline_run(&PipelineRunWrite {
+                run_id: &run.run_id,
+                pipeline_name: &run.pipeline_name,
+                phase: &run.phase.to_string(),
+                trial_name: run.trial.as_deref(),
+                record: &record,
+            })
             .await?;
             Ok(())
         })
@@ -76,9 +77,19 @@ impl RunStore for Store {
 
 /// Every run stored in `store` (without their steps), oldest first.
 pub async fn list_runs(store: &Store) -> Result<Vec<RunRecord>, RunStoreError> {
-    let mut runs = store
-        .list_pipeline_runs()
-        .await?
+    oldest_first(&store.list_pipeline_runs().await?)
+}
+
+/// The runs of the trial `trial_name` (without their steps), oldest first.
+pub async fn list_trial_runs(
+    store: &Store,
+    trial_name: &str,
+) -> Result<Vec<RunRecord>, RunStoreError> {
+    oldest_first(&store.list_pipeline_runs_of_trial(trial_name).await?)
+}
+
+fn oldest_first(records: &[String]) -> Result<Vec<RunRecord>, RunStoreError> {
+    let mut runs = records
         .iter()
         .map(|text| decode::<RunRecord>(text))
         .collect::<Result<Vec<_>, _>>()?;

@@ -57,6 +57,8 @@ pub struct RunRequest {
     pub params: BTreeMap<String, String>,
     /// Reuse cached results (steps can still opt out with `cache: false`).
     pub cache: bool,
+    /// The trial the run belongs to, when a trial's template is this pipeline.
+    pub trial: Option<String>,
 }
 
 /// Runs pipelines, recording them in a [`RunStore`].
@@ -263,6 +265,7 @@ impl Executor {
             started_at: None,
             finished_at: None,
             message: None,
+            trial: request.trial,
         };
         self.store.save_run(&run).await?;
         self.execute(pipeline, run, Vec::new(), false, events, shutdown)

@@ -63,6 +63,9 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Why the run ended as it did.
     pub message: Option<String>,
+    /// The trial the run belongs to, when a trial's template is this pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<String>,
 }
 
 /// One step instance's state as stored.
@@ -418,6 +421,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             message: None,
+            trial: None,
         };
         store.save_run(&run).await.unwrap();
         store

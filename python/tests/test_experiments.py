@@ -146,6 +146,9 @@ def test_an_experiment_runs_to_its_best_trial(
         assert [t.objective_value for t in ordered] == sorted(values)
         worst_first = client.trials(name, order_by="objectiveDescending")
         assert [t.objective_value for t in worst_first] == sorted(values, reverse=True)
+        by_x1 = client.trials(name, order_by="parameter", parameter="x1", descending=True)
+        x1s = [t.params["x1"] for t in by_x1]
+        assert x1s == sorted(x1s, reverse=True) and len(x1s) == len(values)
         assert client.trials(name, condition="Failed") == []
 
         # The trial's output, whole, its tail, and followed (it has ended: the stream ends).

@@ -16,7 +16,6 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::runs::load;
-use crate::supervisor::trial_dir;
 use crate::trials::stored_trial;
 use crate::views::ErrorBody;
 
@@ -128,12 +127,10 @@ pub(crate) async fn trial_runs(
     Path(name): Path<String>,
 ) -> Result<axum::Json<TrialRuns>, ApiError> {
     let trial = stored_trial(&state, &name).await?;
-    let dir = trial_dir(&state.config, &trial.experiment_name, &trial.name);
-    let run_ids = sextant_pipeline::database_store::list_runs(&state.store)
+    let run_ids = sextant_pipeline::database_store::list_trial_runs(&state.store, &trial.name)
         .await
         .map_err(|error| ApiError::Internal(error.to_string()))?
         .into_iter()
-        .filter(|run| run.run_dir.starts_with(&dir))
         .map(|run| run.run_id)
         .collect();
     Ok(axum::Json(TrialRuns { run_ids }))

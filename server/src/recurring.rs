@@ -496,6 +496,7 @@ async fn tick(state: &AppState) -> Result<(), ApiError> {
                     run_dir: state.runs.dir_of(&id),
                     params: record.params.clone(),
                     cache: true,
+                    trial: None,
                 };
                 tracing::info!(recurring_run = %record.name, run = %id, "firing");
                 state

@@ -555,6 +555,7 @@ pub(crate) async fn create(
         run_dir: state.runs.dir_of(&run_id),
         params: request.params,
         cache: request.cache.unwrap_or(true),
+        trial: None,
     };
     state
         .runs

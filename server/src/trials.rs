@@ -50,7 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// The order of a trial list.
-#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) enum TrialOrder {
     /// Creation order.
@@ -60,6 +60,15 @@ pub(crate) enum TrialOrder {
     Objective,
     /// Worst objective first; trials without a value last.
     ObjectiveDescending,
+    /// By name.
+    Name,
+    /// By condition, alphabetically.
+    Condition,
+    /// By completion time; unfinished trials last.
+    CompletionTime,
+    /// By the value of the parameter named by `parameter` (numerically for numeric
+    /// parameters); trials without it (an inactive conditional parameter) last.
+    Parameter,
 }
 
 /// Which trials, in which order.
@@ -70,8 +79,157 @@ pub(crate) struct TrialFilter {
     /// Only trials in this condition (`Created`, `Running`, `Succeeded`, `Failed`, `Killed`,
     /// `EarlyStopped`, `MetricsUnavailable`).
     pub condition: Option<String>,
-    /// `created` (default), `objective` (best first) or `objectiveDescending`.
+    /// `created` (default), `objective` (best first), `objectiveDescending`, `name`,
+    /// `condition`, `completionTime` or `parameter` (with `parameter`).
     pub order_by: Option<TrialOrder>,
+    /// The parameter to order by, with `orderBy=parameter`.
+    pub parameter: Option<String>,
+    /// Reverse the order (trials without a value stay last).
+    pub descending: Option<bool>,
+    /// Only trials changed at or after this time (RFC 3339, a trial's `updatedAt`): what a
+    /// page that already holds the list asks for to stay current.
+    pub updated_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What a trial is ordered by; `Missing` sorts last whichever the direction.
+#[derive(Debug, Clone, PartialEq)]
+enum SortKey {
+    Number(f64),
+    Text(String),
+    Missing,
+}
+
+impl SortKey {
+    fn compare(&self, other: &SortKey, descending: bool) -> Ordering {
+        let ascending = match (self, other) {
+            (SortKey::Number(a), SortKey::Number(b)) => a.total_cmp(b),
+            (SortKey::Text(a), SortKey::Text(b)) => a.cmp(b),
+            (SortKey::Missing, SortKey::Missing) => return Ordering::Equal,
+            (SortKey::Missing, _) => return Ordering::Greater,
+            (_, SortKey::Missing) => return Ordering::Less,
+            // One parameter's values are all numbers or all text.
+            (SortKey::Number(_), SortKey::Text(_)) => Ordering::Less,
+            (SortKey::Text(_), SortKey::Number(_)) => Ordering::Greater,
+        };
+        if descending {
+            ascending.reverse()
+        } else {
+            ascending
+        }
+    }
+}
+
+/// Reads a trial's sort key.
+type KeyOf = dyn Fn(&StoredTrial) -> Result<SortKey, ApiError>;
+
+/// Orders `records` (in creation order) as `filter` asks, stably: ties keep creation order.
+fn order_trials(
+    records: Vec<StoredTrial>,
+    filter: &TrialFilter,
+    experiment: &sextant_experiment::api::experiment::Experiment,
+) -> Result<Vec<StoredTrial>, ApiError> {
+    let order = filter.order_by.unwrap_or_default();
+    let descending = filter.descending.unwrap_or(false);
+    if filter.parameter.is_some() && order != TrialOrder::Parameter {
+        return Err(ApiError::invalid_field(
+            "parameter",
+            "is only for orderBy=parameter",
+        ));
+    }
+    let objective = experiment.spec.objective.as_ref();
+    let key: Box<KeyOf> =
+        match order {
+            TrialOrder::Created => {
+                let mut records = records;
+                if descending {
+                    records.reverse();
+                }
+                return Ok(records);
+            }
+            TrialOrder::Objective | TrialOrder::ObjectiveDescending => {
+                let maximize = objective.and_then(|objective| objective.objective_type.as_ref())
+                    == Some(&ObjectiveType::Maximize);
+                // Ascending values are best first when minimizing.
+                let best_first = (order == TrialOrder::Objective) != descending;
+                let reverse = best_first == maximize;
+                return sort_by_key(records, reverse, |record| {
+                    Ok(objective_value_of(record, objective)?
+                        .map_or(SortKey::Missing, SortKey::Number))
+                });
+            }
+            TrialOrder::Name => Box::new(|record| Ok(SortKey::Text(record.name.clone()))),
+            TrialOrder::Condition => {
+                Box::new(|record| Ok(SortKey::Text(record.condition_type.clone())))
+            }
+            TrialOrder::CompletionTime => Box::new(|record| {
+                Ok(record
+                    .completion_time
+                    // Microseconds since 1970 are exact in an f64 for the next 250 years.
+                    .map_or(SortKey::Missing, |time| {
+                        SortKey::Number(time.timestamp_micros() as f64)
+                    }))
+            }),
+            TrialOrder::Parameter => {
+                let Some(wanted) = filter.parameter.clone() else {
+                    return Err(ApiError::invalid_field(
+                        "parameter",
+                        "is required with orderBy=parameter",
+                    ));
+                };
+                let Some(spec) = experiment
+                    .spec
+                    .parameters
+                    .iter()
+                    .find(|parameter| parameter.name == wanted)
+                else {
+                    return Err(ApiError::invalid_field(
+                        "parameter",
+                        format!(
+                            "{} is not a parameter of this experiment",
+                            sextant_echo::echo_quoted(&wanted)
+                        ),
+                    ));
+                };
+                let numeric = !matches!(
+                    spec.parameter_type,
+                    Some(sextant_experiment::api::experiment::ParameterType::Categorical)
+                );
+                Box::new(move |record| {
+                    let assignments: Vec<crate::views::Assignment> =
+                        serde_json::from_str(&record.assignments).map_err(|error| {
+                            ApiError::Internal(format!(
+                                "stored assignments of trial {:?} are unreadable: {error}",
+                                record.name
+                            ))
+                        })?;
+                    let value = assignments
+                        .into_iter()
+                        .find(|assignment| assignment.name == wanted)
+                        .map(|assignment| assignment.value);
+                    Ok(match value {
+                        None => SortKey::Missing,
+                        Some(text) if numeric => text
+                            .parse::<f64>()
+                            .map_or(SortKey::Text(text), SortKey::Number),
+                        Some(text) => SortKey::Text(text),
+                    })
+                })
+            }
+        };
+    sort_by_key(records, descending, key)
+}
+
+fn sort_by_key(
+    records: Vec<StoredTrial>,
+    descending: bool,
+    key: impl Fn(&StoredTrial) -> Result<SortKey, ApiError>,
+) -> Result<Vec<StoredTrial>, ApiError> {
+    let mut keyed = records
+        .into_iter()
+        .map(|record| Ok((key(&record)?, record)))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    keyed.sort_by(|(a, _), (b, _)| a.compare(b, descending));
+    Ok(keyed.into_iter().map(|(_, record)| record).collect())
 }
 
 /// List an experiment's trials.
@@ -94,41 +252,18 @@ pub(crate) async fn list(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<axum::Json<TrialList>, ApiError> {
     let (experiment, _) = fetch(&state, &name).await?;
-    let objective = experiment.spec.objective.as_ref();
     let mut records: Vec<StoredTrial> = state.store.list_trials(&name).await?;
     if let Some(wanted) = &filter.condition {
         records.retain(|record| record.condition_type == *wanted);
     }
-    let maximize = objective.and_then(|objective| objective.objective_type.as_ref())
-        == Some(&ObjectiveType::Maximize);
-    match filter.order_by.unwrap_or_default() {
-        TrialOrder::Created => {}
-        order => {
-            let best_first = matches!(order, TrialOrder::Objective) != maximize;
-            let mut valued = records
-                .into_iter()
-                .map(|record| Ok((objective_value_of(&record, objective)?, record)))
-                .collect::<Result<Vec<_>, ApiError>>()?;
-            // Stable: ties keep creation order; trials without a value go last either way.
-            valued.sort_by(|(a, _), (b, _)| match (a, b) {
-                (Some(x), Some(y)) => {
-                    let ascending = x.total_cmp(y);
-                    if best_first {
-                        ascending
-                    } else {
-                        ascending.reverse()
-                    }
-                }
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            });
-            records = valued.into_iter().map(|(_, record)| record).collect();
-        }
+    if let Some(since) = filter.updated_since {
+        records.retain(|record| record.updated_at >= since);
     }
+    let records = order_trials(records, &filter, &experiment)?;
     let total = records.len();
     // Only the page's trials are turned into views.
     let (page, next_page_token) = page.page(records)?;
+    let objective = experiment.spec.objective.as_ref();
     let trials = page
         .into_iter()
         .map(|record| TrialView::of(record, objective))

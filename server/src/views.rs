@@ -106,6 +106,8 @@ pub struct TrialView {
     pub start_time: Option<DateTime<Utc>>,
     /// When it finished.
     pub completion_time: Option<DateTime<Utc>>,
+    /// When it last changed (its condition or observation).
+    pub updated_at: DateTime<Utc>,
 }
 
 impl TrialView {
@@ -140,6 +142,7 @@ impl TrialView {
             created_at: record.created_at,
             start_time: record.start_time,
             completion_time: record.completion_time,
+            updated_at: record.updated_at,
             experiment_name: record.experiment_name,
             name: record.name,
         })

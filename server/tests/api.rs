@@ -298,6 +298,97 @@ async fn a_submitted_experiment_is_watched_to_success_with_its_optimal_trial() {
     assert_eq!(second["trials"].as_array().unwrap().len(), 2);
     assert!(second.get("nextPageToken").is_none());
 
+    // Any column the table shows orders the list, either way.
+    let column = |trials: &Value, read: &dyn Fn(&Value) -> Value| -> Vec<Value> {
+        trials["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(read)
+            .collect()
+    };
+    let x1 = |trial: &Value| {
+        let value = trial["parameterAssignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|assignment| assignment["name"] == "x1")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap();
+        json!(value)
+    };
+    let (status, by_x1) = server
+        .get("/experiments/watched/trials?orderBy=parameter&parameter=x1&descending=true")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_x1}");
+    let values: Vec<f64> = column(&by_x1, &x1)
+        .iter()
+        .map(|value| value.as_f64().unwrap())
+        .collect();
+    assert_eq!(values.len(), 6);
+    assert!(
+        values.windows(2).all(|pair| pair[0] >= pair[1]),
+        "{values:?}"
+    );
+    let (_, by_name) = server
+        .get("/experiments/watched/trials?orderBy=name&descending=true")
+        .await;
+    let names = column(&by_name, &|trial| trial["name"].clone());
+    let mut sorted = names.clone();
+    sorted.sort_by(|a, b| b.as_str().cmp(&a.as_str()));
+    assert_eq!(names, sorted);
+    let (_, worst) = server
+        .get("/experiments/watched/trials?orderBy=objective&descending=true")
+        .await;
+    assert_eq!(
+        column(&worst, &|trial| trial["objectiveValue"].clone()).last(),
+        Some(&best["objectiveValue"])
+    );
+    // Only what changed since a time: the last change seen, and nothing after the future.
+    let newest = column(&by_name, &|trial| trial["updatedAt"].clone())
+        .into_iter()
+        .map(|time| {
+            time.as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    let since = |time: chrono::DateTime<chrono::Utc>| {
+        format!(
+            "/experiments/watched/trials?updatedSince={}",
+            time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                .replace('+', "%2B")
+        )
+    };
+    let (_, changed) = server.get(&since(newest)).await;
+    let changed = changed["trials"].as_array().unwrap();
+    assert!(
+        !changed.is_empty() && changed.len() < 6,
+        "only the latest change: {changed:?}"
+    );
+    let (_, none) = server
+        .get(&since(newest + chrono::Duration::seconds(1)))
+        .await;
+    assert_eq!(none["total"], 0, "{none}");
+    for (query, field) in [
+        ("updatedSince=yesterday", "updatedSince"),
+        ("orderBy=parameter&parameter=nope", "parameter"),
+        ("orderBy=parameter", "parameter"),
+        ("orderBy=name&parameter=x1", "parameter"),
+        ("orderBy=size", "orderBy"),
+    ] {
+        let (status, body) = server
+            .get(&format!("/experiments/watched/trials?{query}"))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_eq!(body["error"]["fields"][0]["path"], field, "{query}: {body}");
+    }
+
     // One trial, its metric series and its output.
     let name = best["name"].as_str().unwrap();
     let (status, trial) = server.get(&format!("/trials/{name}")).await;

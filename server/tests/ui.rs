@@ -623,6 +623,26 @@ async fn every_page_renders_acts_and_escapes_in_a_real_browser() {
         "document.querySelector('#trial-table tbody th').textContent === '{best_name}'"
     ))
     .await;
+    // A column's header orders the table by it (x1 is the fourth column); a second click
+    // reverses; the Objective header goes back to best first.
+    let x1_header = "#trial-table thead button[data-order='parameter:x1']";
+    let x1_column = "[...document.querySelectorAll('#trial-table tbody tr')].map((row) => Number(row.children[3].textContent))";
+    env.click(x1_header).await;
+    env.wait_until(&format!(
+        "(() => {{ const cells = {x1_column}; return document.querySelector(\"#trial-table thead th[aria-sort='ascending'] button[data-order='parameter:x1']\") && cells.length === 6 && cells.every((value, index) => index === 0 || cells[index - 1] <= value); }})()"
+    ))
+    .await;
+    env.click(x1_header).await;
+    env.wait_until(&format!(
+        "(() => {{ const cells = {x1_column}; return document.querySelector(\"#trial-table thead th[aria-sort='descending'] button[data-order='parameter:x1']\") && cells.length === 6 && cells[0] > cells[5] && cells.every((value, index) => index === 0 || cells[index - 1] >= value); }})()"
+    ))
+    .await;
+    env.click("#trial-table thead button[data-order='objective']")
+        .await;
+    env.wait_until(&format!(
+        "document.querySelector('#trial-table tbody th').textContent === '{best_name}'"
+    ))
+    .await;
     env.assert_clean_console("/experiments/branin-ui").await;
     env.screenshot("experiment").await;
     // The trials as CSV: the file the page hands the browser, caught as it is made.
@@ -1301,6 +1321,42 @@ async fn the_endpoints_the_ui_reads_answer_as_documented() {
         .api(Method::GET, &format!("/trials/{trial}/runs"), None)
         .await;
     assert_eq!((status, runs), (200, json!({"runIds": []})));
+
+    // A pipeline trial's runs are its own: one run each, found by the trial, not by another.
+    let mut piped = branin("piped-ui", &script, 2, 2, 0.0);
+    let process = piped["spec"]["trialTemplate"]["trialSpec"]["spec"].clone();
+    piped["spec"]["trialTemplate"]["trialSpec"] = json!({
+        "apiVersion": "sextant.dev/v1beta1",
+        "kind": "Pipeline",
+        "spec": {"steps": [{"name": "evaluate", "command": process["command"], "env": {"SLEEP": "0"}}]},
+    });
+    let (status, body) = server.api(Method::POST, "/experiments", Some(piped)).await;
+    assert_eq!(status, 201, "{body}");
+    server.wait_for_experiment("piped-ui", "Succeeded").await;
+    let (_, trials) = server
+        .api(Method::GET, "/experiments/piped-ui/trials", None)
+        .await;
+    let mut seen = Vec::new();
+    for trial in trials["trials"].as_array().unwrap() {
+        let name = trial["name"].as_str().unwrap();
+        let (status, runs) = server
+            .api(Method::GET, &format!("/trials/{name}/runs"), None)
+            .await;
+        assert_eq!(status, 200, "{runs}");
+        let ids = runs["runIds"].as_array().unwrap();
+        assert_eq!(ids.len(), 1, "trial {name}: {runs}");
+        let (status, run) = server
+            .api(
+                Method::GET,
+                &format!("/runs/{}", ids[0].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!((status, &run["phase"]), (200, &json!("Succeeded")), "{run}");
+        seen.push(ids[0].clone());
+    }
+    assert_eq!(seen.len(), 2);
+    assert_ne!(seen[0], seen[1], "each trial has its own run");
 
     let (_, document) = server.api(Method::GET, "/openapi.json", None).await;
     for path in [

@@ -16,6 +16,21 @@ use crate::error::{Error, Result};
 use crate::observation_log::check_name;
 use crate::store::{Store, with_pool};
 
+/// A pipeline run's record to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineRunWrite<'a> {
+    /// The run's id.
+    pub run_id: &'a str,
+    /// `metadata.name` of its pipeline.
+    pub pipeline_name: &'a str,
+    /// The run's phase, as the pipeline crate spells it.
+    pub phase: &'a str,
+    /// The trial the run belongs to, when a trial's template is a Pipeline.
+    pub trial_name: Option<&'a str>,
+    /// The whole run, JSON text.
+    pub record: &'a str,
+}
+
 /// A step instance's state to store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PipelineStepWrite<'a> {
@@ -40,36 +55,36 @@ pub(crate) const NO_ITEM: i64 = -1;
 
 impl Store {
     /// Creates or replaces a pipeline run's record.
-    pub async fn put_pipeline_run(
-        &self,
-        run_id: &str,
-        pipeline_name: &str,
-        phase: &str,
-        record: &str,
-    ) -> Result<()> {
+    pub async fn put_pipeline_run(&self, run: &PipelineRunWrite<'_>) -> Result<()> {
         const OPERATION: &str = "write a pipeline run";
-        check_name("pipeline run id", run_id)?;
+        check_name("pipeline run id", run.run_id)?;
+        if let Some(trial_name) = run.trial_name {
+            check_name("trial name", trial_name)?;
+        }
         let on_conflict = match self.backend() {
             Backend::MySql => {
                 " ON DUPLICATE KEY UPDATE pipeline_name = VALUES(pipeline_name), \
-                 phase = VALUES(phase), record = VALUES(record)"
+                 phase = VALUES(phase), trial_name = VALUES(trial_name), record = VALUES(record)"
             }
             Backend::Sqlite | Backend::Postgres => {
                 " ON CONFLICT (run_id) DO UPDATE SET pipeline_name = excluded.pipeline_name, \
-                 phase = excluded.phase, record = excluded.record"
+                 phase = excluded.phase, trial_name = excluded.trial_name, \
+                 record = excluded.record"
             }
         };
         retry_on_deadlock(|| async {
             with_pool!(self, pool => {
                 let mut upsert = QueryBuilder::new(
-                    "INSERT INTO pipeline_runs (run_id, pipeline_name, phase, record) VALUES (",
+                    "INSERT INTO pipeline_runs (run_id, pipeline_name, phase, trial_name, record) \
+                     VALUES (",
                 );
                 let mut values = upsert.separated(", ");
                 values
-                    .push_bind(run_id)
-                    .push_bind(pipeline_name)
-                    .push_bind(phase)
-                    .push_bind(record);
+                    .push_bind(run.run_id)
+                    .push_bind(run.pipeline_name)
+                    .push_bind(run.phase)
+                    .push_bind(run.trial_name)
+                    .push_bind(run.record);
                 upsert.push(")").push(on_conflict);
                 upsert
                     .build()
@@ -158,6 +173,21 @@ impl Store {
         const OPERATION: &str = "list pipeline runs";
         with_pool!(self, pool => {
             let mut select = QueryBuilder::new("SELECT record FROM pipeline_runs ORDER BY run_id");
+            select
+                .build_query_scalar::<String>()
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))
+        })
+    }
+
+    /// The records of the pipeline runs of one trial, by run id.
+    pub async fn list_pipeline_runs_of_trial(&self, trial_name: &str) -> Result<Vec<String>> {
+        const OPERATION: &str = "list a trial's pipeline runs";
+        with_pool!(self, pool => {
+            let mut select =
+                QueryBuilder::new("SELECT record FROM pipeline_runs WHERE trial_name = ");
+            select.push_bind(trial_name).push(" ORDER BY run_id");
             select
                 .build_query_scalar::<String>()
                 .fetch_all(pool)
@@ -274,14 +304,44 @@ mod tests {
         let store = Store::connect(&format!("sqlite://{}/store.db", directory.path().display()))
             .await
             .unwrap();
+        let run = |run_id, phase, trial_name, record| PipelineRunWrite {
+            run_id,
+            pipeline_name: "p",
+            phase,
+            trial_name,
+            record,
+        };
         store
-            .put_pipeline_run("r1", "p", "Running", "{\"run\":1}")
+            .put_pipeline_run(&run("r1", "Running", None, "{\"run\":1}"))
             .await
             .unwrap();
         store
-            .put_pipeline_run("r1", "p", "Succeeded", "{\"run\":2}")
+            .put_pipeline_run(&run("r1", "Succeeded", None, "{\"run\":2}"))
             .await
             .unwrap();
+        store
+            .put_pipeline_run(&run("r3", "Running", Some("t-2"), "r3"))
+            .await
+            .unwrap();
+        store
+            .put_pipeline_run(&run("r0", "Running", Some("t-2"), "r0"))
+            .await
+            .unwrap();
+        store
+            .put_pipeline_run(&run("r4", "Running", Some("t-20"), "r4"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.list_pipeline_runs_of_trial("t-2").await.unwrap(),
+            vec!["r0", "r3"]
+        );
+        assert!(
+            store
+                .list_pipeline_runs_of_trial("t")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             store.get_pipeline_run("r1").await.unwrap().as_deref(),
             Some("{\"run\":2}")

@@ -202,6 +202,7 @@ async fn drive(
                     driver.handle(event).await?;
                 }
             }
+            () = driver.slots.released() => {}
             _ = tokio::time::sleep(IDLE_TICK) => {}
             _ = &mut *shutdown => return Ok(true),
         }

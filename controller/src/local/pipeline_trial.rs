@@ -266,6 +266,7 @@ async fn watch_pipeline(task: PipelineTrialTask, stop_requests: watch::Receiver<
         run_dir,
         params: task.launch.params.clone(),
         cache: true,
+        trial: Some(task.trial_name.clone()),
     };
     let (points_sender, points) = mpsc::channel(WAITING_BATCHES);
     let (ended, ended_receiver) = watch::channel(false);

@@ -55,6 +55,7 @@ async fn runs_are_recorded_cached_and_loaded(store: Store, directory: &std::path
         run_dir: directory.join(run_id),
         params: Default::default(),
         cache: true,
+        trial: None,
     };
     let first = executor
         .run(&pipeline, request("first"), None, CancellationToken::new())

@@ -60,6 +60,7 @@ impl Harness {
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
             cache,
+            trial: None,
         }
     }
 

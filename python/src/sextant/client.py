@@ -62,7 +62,9 @@ Spec = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 LogStreamName = Literal["stdout", "stderr"]
 
 #: The order of :meth:`Client.trials`: creation order, best objective first, or worst first.
-TrialOrder = Literal["created", "objective", "objectiveDescending"]
+TrialOrder = Literal[
+    "created", "objective", "objectiveDescending", "name", "condition", "completionTime", "parameter"
+]
 
 #: Where the server listens by default (``sextant server``'s ``--listen``).
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -435,17 +437,26 @@ class Client:
         name: str,
         order_by: TrialOrder = "created",
         condition: Optional[str] = None,
+        parameter: Optional[str] = None,
+        descending: bool = False,
     ) -> List[Trial]:
         """Every trial of an experiment or study (all pages), in creation order, best
-        objective first (``objective``) or worst first (``objectiveDescending``); trials
-        without an objective value come last. Only those in ``condition`` when given."""
+        objective first (``objective``) or worst first (``objectiveDescending``), or by
+        ``name``, ``condition``, ``completionTime`` or the value of ``parameter``
+        (``order_by="parameter"``); ``descending`` reverses the order. Trials without the
+        value ordered by come last. Only those in ``condition`` when given."""
         parameters = self.get_experiment(name).parameters
         return [
             Trial.from_json(item, parameters)
             for item in self._pages(
                 f"/experiments/{_segment(name)}/trials",
                 "trials",
-                {"orderBy": order_by, "condition": condition},
+                {
+                    "orderBy": order_by,
+                    "condition": condition,
+                    "parameter": parameter,
+                    "descending": "true" if descending else None,
+                },
             )
         ]
 

@@ -10,6 +10,8 @@ const TRIAL_CONDITIONS = ['', 'Created', 'Running', 'Succeeded', 'Failed', 'Kill
 const PAGE_SIZE = 50;
 /** The most trials whose metric series the intermediate-values plot reads (one request each). */
 const MAX_SERIES = 100;
+/** How far before the newest change seen a refresh of the plots reads changed trials. */
+const CHANGE_MARGIN_MS = 2000;
 
 export async function render(main, [name], context) {
   const { signal } = context;
@@ -47,9 +49,23 @@ export async function render(main, [name], context) {
   performance.mark('sextant:summary');
 
   const table = trialTable(trials, experiment, signal);
+  // The plots' trials, by name in creation order. After the first read only the trials changed
+  // since the last one are read (from a little before the newest change seen: a write that
+  // committed late with an earlier time is read again rather than missed).
+  const known = new Map();
+  let newest = null;
   const drawPlots = async () => {
-    const list = await all(`/experiments/${seg(name)}/trials`, 'trials', { signal });
-    await plotAll(plots, experiment, list, signal);
+    const since = newest === null ? '' : `?updatedSince=${encodeURIComponent(new Date(newest - CHANGE_MARGIN_MS).toISOString())}`;
+    const changed = await all(`/experiments/${seg(name)}/trials${since}`, 'trials', { signal });
+    let moved = newest === null;
+    for (const trial of changed) {
+      const before = known.get(trial.name);
+      if (!before || before.updatedAt !== trial.updatedAt) moved = true;
+      known.set(trial.name, trial);
+      const time = Date.parse(trial.updatedAt);
+      if (newest === null || time > newest) newest = time;
+    }
+    if (moved) await plotAll(plots, experiment, [...known.values()], signal);
   };
   const later = throttle(() => {
     if (deleting.now) return;
@@ -183,7 +199,25 @@ function trialTable(section, experiment, signal) {
   const order = h('select', { id: 'trial-order' },
     h('option', { value: 'created' }, 'Creation order'),
     h('option', { value: 'objective' }, 'Best objective first'),
-    h('option', { value: 'objectiveDescending' }, 'Worst objective first'));
+    h('option', { value: 'objectiveDescending' }, 'Worst objective first'),
+    h('option', { value: 'name' }, 'Name'),
+    h('option', { value: 'condition' }, 'Condition'),
+    h('option', { value: 'completionTime' }, 'Completion time'),
+    parameterNames.map((parameter) => h('option', { value: `parameter:${parameter}` }, `Parameter ${parameter}`)));
+  const descending = h('input', { type: 'checkbox', id: 'trial-descending' });
+  // Each column's header orders the table by it; a second click reverses the order.
+  const columns = [['Trial', 'name'], ['Condition', 'condition'], ['Objective', 'objective'],
+    ...parameterNames.map((parameter) => [parameter, `parameter:${parameter}`]), ['Completed', 'completionTime']];
+  const headers = columns.map(([title, value]) => {
+    const button = h('button', { type: 'button', class: 'sort', dataset: { order: value } }, title);
+    const header = h('th', { scope: 'col' }, button);
+    button.addEventListener('click', () => {
+      if (order.value === value) descending.checked = !descending.checked;
+      else { order.value = value; descending.checked = false; }
+      restart();
+    });
+    return [header, value];
+  });
   const body = h('tbody');
   const status = h('span', { class: 'muted', 'aria-live': 'polite', id: 'trial-page' });
   const previous = h('button', { type: 'button', id: 'trial-previous' }, 'Previous');
@@ -191,17 +225,28 @@ function trialTable(section, experiment, signal) {
   const scroller = h('div', { class: 'table-scroll', tabindex: '0', 'aria-label': 'Trials table' },
     h('table', { class: 'list', id: 'trial-table' },
       h('caption', { class: 'visually-hidden' }, 'Trials'),
-      h('thead', {}, h('tr', {}, ['Trial', 'Condition', 'Objective', ...parameterNames, 'Completed'].map((title) => h('th', { scope: 'col' }, title)))),
+      h('thead', {}, h('tr', {}, headers.map(([header]) => header))),
       body));
   replace(section,
     h('h2', { id: 'trials-title' }, 'Trials'),
-    h('div', { class: 'filters' }, field('Condition', condition), field('Order', order),
+    h('div', { class: 'filters' }, field('Condition', condition), field('Order', order), field('Descending', descending),
       h('div', { class: 'pager' }, previous, status, next)),
     scroller);
   const tokens = [null];
   let page = 0;
   const load = async () => {
-    const query = new URLSearchParams({ pageSize: String(PAGE_SIZE), orderBy: order.value });
+    const query = new URLSearchParams({ pageSize: String(PAGE_SIZE) });
+    if (order.value.startsWith('parameter:')) {
+      query.set('orderBy', 'parameter');
+      query.set('parameter', order.value.slice('parameter:'.length));
+    } else query.set('orderBy', order.value);
+    if (descending.checked) query.set('descending', 'true');
+    for (const [header, value] of headers) {
+      const sorted = order.value === value || (value === 'objective' && order.value === 'objectiveDescending');
+      if (!sorted) header.removeAttribute('aria-sort');
+      else if (value === 'objective') header.setAttribute('aria-sort', 'other');
+      else header.setAttribute('aria-sort', descending.checked ? 'descending' : 'ascending');
+    }
     if (condition.value) query.set('condition', condition.value);
     if (tokens[page]) query.set('pageToken', tokens[page]);
     const list = await api(`/experiments/${seg(name)}/trials?${query}`, { signal });
@@ -223,6 +268,7 @@ function trialTable(section, experiment, signal) {
   const restart = () => { page = 0; tokens.length = 1; load().catch(() => {}); };
   condition.addEventListener('change', restart);
   order.addEventListener('change', restart);
+  descending.addEventListener('change', restart);
   previous.addEventListener('click', () => { page = Math.max(0, page - 1); load().catch(() => {}); });
   next.addEventListener('click', () => { if (tokens[page + 1]) { page += 1; load().catch(() => {}); } });
   return { load };
@@ -405,11 +451,23 @@ function drawContour(charts, container, x, y, scored, value, objectiveName, maxi
   }, points.length);
 }
 
+/** A finished trial's metric series, by trial name: read once per change of the trial, since
+ * a finished trial reports nothing more. */
+const finishedSeries = new WeakMap();
+const FINISHED = new Set(['Succeeded', 'Failed', 'Killed', 'EarlyStopped', 'MetricsUnavailable']);
+
 /** Each trial's objective metric over its reports (the first MAX_SERIES trials). */
 async function drawIntermediate(charts, container, experiment, trials, objectiveName, signal) {
   const chosen = trials.filter((trial) => trial.condition !== 'Created').slice(0, MAX_SERIES);
-  const logs = await Promise.all(chosen.map((trial) =>
-    api(`/trials/${seg(trial.name)}/observations?metricName=${seg(objectiveName)}`, { signal })));
+  if (!finishedSeries.has(container)) finishedSeries.set(container, new Map());
+  const cache = finishedSeries.get(container);
+  const logs = await Promise.all(chosen.map(async (trial) => {
+    const kept = cache.get(trial.name);
+    if (kept && kept.updatedAt === trial.updatedAt) return kept.log;
+    const log = await api(`/trials/${seg(trial.name)}/observations?metricName=${seg(objectiveName)}`, { signal });
+    if (FINISHED.has(trial.condition)) cache.set(trial.name, { updatedAt: trial.updatedAt, log });
+    return log;
+  }));
   let points = 0;
   const series = chosen.map((trial, index) => {
     const values = logs[index].metricLogs
