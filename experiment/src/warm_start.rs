@@ -8,7 +8,8 @@
 //! objective are given to the algorithm ahead of this experiment's own trials, as finished
 //! trials of its history ([`source_history`]). They are never this experiment's trials: they
 //! count against neither `maxTrialCount` nor `parallelTrialCount`, never become its optimal
-//! trial, and are read again whenever a driver starts or resumes the experiment. Rules:
+//! trial, and are read again whenever a driver starts or resumes the experiment (a study's at
+//! each ask). Their metrics are read by this experiment's strategies. Rules:
 //! - the objectives must be the same metrics with the same directions, in the same order, and
 //!   the earlier experiment must collect every metric this one constrains, or its values would
 //!   mean something else here: the experiment is refused, naming
