@@ -41,6 +41,26 @@ pub const MULTI_OBJECTIVE_ALGORITHMS: &[&str] = &[
     crate::bayesopt::NAME,
 ];
 
+/// The algorithms that learn from finished trials, so an experiment using one can start from
+/// what earlier experiments learned (Sextant's `spec.warmStart.fromExperiments`: their trials
+/// come first in the history). `random`, `grid` and `sobol` only avoid the points a history
+/// holds (a foreign history would make `grid` skip points and shift `sobol`'s sequence for
+/// nothing), and `hyperband` and `pbt` rebuild their brackets and generations from their own
+/// trials' labels.
+pub const WARM_START_ALGORITHMS: &[&str] = &[
+    crate::tpe::NAME,
+    crate::tpe::MULTIVARIATE_NAME,
+    crate::bayesopt::NAME,
+    crate::cmaes::NAME,
+    crate::nsga2::NAME,
+    crate::nsga3::NAME,
+];
+
+/// The algorithms whose history must hold only the trials they proposed: they rebuild their
+/// state (brackets and rungs, generations and parents) from their own labels, so a trial they
+/// did not propose (an enqueued point of `spec.warmStart.enqueue`) would break it.
+pub const OWN_TRIALS_ONLY_ALGORITHMS: &[&str] = &[crate::hyperband::NAME, crate::pbt::NAME];
+
 /// Katib's algorithms that Sextant does not implement, with the reason a request for one is
 /// refused: named before anything else of the request is read, so the answer is the same
 /// whatever the request holds (a NAS request comes with a `nas_config` and no parameters).

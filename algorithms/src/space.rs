@@ -536,19 +536,51 @@ impl Parameter {
 
     /// Whether the value is feasible: in bounds, on the step lattice, a valid list index.
     pub fn contains(&self, value: Value) -> bool {
+        self.infeasibility(value).is_none()
+    }
+
+    /// Why the value is not feasible (`is above max 1`, `is not min + k * step (min 0, step
+    /// 0.5)`), or `None` when it is: the one rule behind [`Parameter::contains`], worded for
+    /// people who wrote the value (a warm start's enqueued points).
+    pub fn infeasibility(&self, value: Value) -> Option<String> {
         match (&self.domain, value) {
             (Domain::Double { min, max, step, .. }, Value::Double(x)) => {
-                x.is_finite()
-                    && x >= *min
-                    && x <= *max
-                    && step.is_none_or(|step| snap_double(*min, *max, Some(step), x) == x)
+                if !x.is_finite() {
+                    Some("is not a finite number".into())
+                } else if x < *min {
+                    Some(format!("is below min {}", format_double(*min)))
+                } else if x > *max {
+                    Some(format!("is above max {}", format_double(*max)))
+                } else {
+                    step.filter(|step| snap_double(*min, *max, Some(*step), x) != x)
+                        .map(|step| {
+                            format!(
+                                "is not min + k * step (min {}, step {})",
+                                format_double(*min),
+                                format_double(step)
+                            )
+                        })
+                }
             }
             (Domain::Int { min, max, step, .. }, Value::Int(x)) => {
-                x >= *min && x <= *max && (x - min) % step == 0
+                if x < *min {
+                    Some(format!("is below min {min}"))
+                } else if x > *max {
+                    Some(format!("is above max {max}"))
+                } else if (x - min) % step != 0 {
+                    Some(format!("is not min + k * step (min {min}, step {step})"))
+                } else {
+                    None
+                }
             }
-            (Domain::Discrete { values, .. }, Value::Choice(index)) => index < values.len(),
-            (Domain::Categorical { choices }, Value::Choice(index)) => index < choices.len(),
-            _ => false,
+            (Domain::Discrete { values, .. }, Value::Choice(index)) if index < values.len() => None,
+            (Domain::Categorical { choices }, Value::Choice(index)) if index < choices.len() => {
+                None
+            }
+            (Domain::Discrete { .. } | Domain::Categorical { .. }, Value::Choice(_)) => {
+                Some("is not in the list".into())
+            }
+            (_, _) => Some(format!("is not a value of type {}", self.parameter_type())),
         }
     }
 
@@ -997,6 +1029,49 @@ mod tests {
             errors[0].to_string(),
             r#"parameters[1].feasibleSpace ("m"): min 5 > max 1"#
         );
+    }
+
+    #[test]
+    fn infeasible_values_say_which_bound_or_step_they_break() {
+        let stepped = RawParameter {
+            step: "0.5".into(),
+            ..double("x", "0", "2")
+        };
+        let int = RawParameter {
+            name: "n".into(),
+            parameter_type: Some(ParameterType::Int),
+            min: "1".into(),
+            max: "9".into(),
+            step: "2".into(),
+            ..RawParameter::default()
+        };
+        let space = SearchSpace::parse(&[stepped, int]).expect("valid");
+        let [x, n] = space.parameters() else {
+            panic!("two parameters")
+        };
+        assert_eq!(x.infeasibility(Value::Double(1.5)), None);
+        assert_eq!(
+            x.infeasibility(Value::Double(5.0)).as_deref(),
+            Some("is above max 2")
+        );
+        assert_eq!(
+            x.infeasibility(Value::Double(-1.0)).as_deref(),
+            Some("is below min 0")
+        );
+        assert_eq!(
+            x.infeasibility(Value::Double(0.7)).as_deref(),
+            Some("is not min + k * step (min 0, step 0.5)")
+        );
+        assert_eq!(n.infeasibility(Value::Int(3)), None);
+        assert_eq!(
+            n.infeasibility(Value::Int(4)).as_deref(),
+            Some("is not min + k * step (min 1, step 2)")
+        );
+        assert_eq!(
+            n.infeasibility(Value::Double(3.0)).as_deref(),
+            Some("is not a value of type int")
+        );
+        assert!(!n.contains(Value::Int(11)) && n.contains(Value::Int(9)));
     }
 
     #[test]

@@ -324,6 +324,21 @@ pub fn sequential_run(
     space: &SearchSpace,
     objective: &Objective,
     trials: usize,
+    evaluate: impl FnMut(&Assignment) -> (f64, Vec<(String, f64)>),
+) -> Result<Vec<TrialRecord>, SuggestError> {
+    warm_started_run(algorithm, settings, space, objective, &[], trials, evaluate)
+}
+
+/// As [`sequential_run`], with `earlier` (the finished trials of an earlier experiment) ahead
+/// of the run's own trials in every request's history, as the drivers put a warm start's
+/// trials (`spec.warmStart.fromExperiments`); returns the run's own `trials` trials only.
+pub fn warm_started_run(
+    algorithm: &str,
+    settings: &[Setting],
+    space: &SearchSpace,
+    objective: &Objective,
+    earlier: &[TrialRecord],
+    trials: usize,
     mut evaluate: impl FnMut(&Assignment) -> (f64, Vec<(String, f64)>),
 ) -> Result<Vec<TrialRecord>, SuggestError> {
     let built = build_algorithm(
@@ -337,7 +352,8 @@ pub fn sequential_run(
         },
     )
     .map_err(|error| SuggestError::Unsupported(error.to_string()))?;
-    let mut history: Vec<TrialRecord> = Vec::with_capacity(trials);
+    let mut history: Vec<TrialRecord> = Vec::with_capacity(earlier.len() + trials);
+    history.extend_from_slice(earlier);
     for index in 0..trials {
         let suggestions = built.suggest(&SuggestRequest {
             space,
@@ -365,7 +381,74 @@ pub fn sequential_run(
             .collect();
         history.push(record);
     }
-    Ok(history)
+    Ok(history.split_off(earlier.len()))
+}
+
+/// How a warm start pays off on `function`: a first run of `trials` trials with
+/// `random_state = seed`, then a second with another seed that has the first's trials ahead of
+/// its own, stopped once it reaches the first's best value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WarmStartRun {
+    /// The first run's best value.
+    pub first_best: f64,
+    /// The trial (1-based) at which the first run reached its best value.
+    pub first_trials_to_best: usize,
+    /// The trials the warm-started run took to reach the first's best value; `None` when it
+    /// did not within `trials`.
+    pub second_trials_to_best: Option<usize>,
+}
+
+/// Runs the first and the warm-started second experiment of [`WarmStartRun`] with `algorithm`
+/// on `function`; the second's seed is `seed + 1000`, so it does not replay the first's draws.
+pub fn warm_start_run(
+    algorithm: &str,
+    function: TestFunction,
+    trials: usize,
+    seed: u64,
+) -> Result<WarmStartRun, SuggestError> {
+    let settings = |seed: u64| vec![Setting::new("random_state", seed.to_string())];
+    let first = trajectory(algorithm, &settings(seed), function, trials)?;
+    let values: Vec<f64> = first
+        .iter()
+        .map(|trial| trial.objective_value.unwrap_or(f64::INFINITY))
+        .collect();
+    let first_best = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let first_trials_to_best = values
+        .iter()
+        .position(|value| *value <= first_best)
+        .map_or(trials, |index| index + 1);
+    // The earlier experiment's trials keep their own names, as the drivers pass them.
+    let earlier: Vec<TrialRecord> = first
+        .into_iter()
+        .map(|mut trial| {
+            trial.name = format!("earlier-{}", trial.name);
+            trial
+        })
+        .collect();
+    let objective = Objective::new(Direction::Minimize, "value");
+    let mut reached = None;
+    let mut count = 0;
+    warm_started_run(
+        algorithm,
+        &settings(seed + 1000),
+        &function.space(),
+        &objective,
+        &earlier,
+        trials,
+        |assignment| {
+            count += 1;
+            let value = function.evaluate_assignment(assignment);
+            if value <= first_best && reached.is_none() {
+                reached = Some(count);
+            }
+            (value, vec![("value".into(), value)])
+        },
+    )?;
+    Ok(WarmStartRun {
+        first_best,
+        first_trials_to_best,
+        second_trials_to_best: reached,
+    })
 }
 
 /// The median of `values` (which must not be empty).

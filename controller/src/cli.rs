@@ -35,7 +35,7 @@ use sextant_experiment::api::experiment::{
 };
 use sextant_experiment::api::latest_true_condition;
 use sextant_experiment::engine;
-use sextant_experiment::{LoadError, load_experiments};
+use sextant_experiment::{LoadError, ValidationErrors, load_experiments};
 
 /// Options of `sextant run`.
 #[derive(Debug, Args)]
@@ -293,6 +293,11 @@ pub async fn run(
         // A template that cannot run here (a missing configMap file) is invalid input.
         Err(LocalError::Launch(error)) => {
             writeln!(err, "{}: {error}", args.file.display())?;
+            return Ok(ExitStatus::InvalidInput);
+        }
+        // A warm start the store cannot honour (an experiment it does not hold).
+        Err(LocalError::Invalid(errors)) => {
+            writeln!(err, "{}", invalid_message(&args.file, &name, &errors))?;
             return Ok(ExitStatus::InvalidInput);
         }
         Err(error) => return Err(error.into()),
@@ -682,19 +687,24 @@ fn load(file: &Path) -> Result<Vec<Experiment>, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|error| format!("{}: cannot read: {error}", file.display()))?;
     load_experiments(&text).map_err(|error| match error {
-        LoadError::Invalid { name, errors } => format!(
-            "{}: experiment {} is invalid:\n{}",
-            file.display(),
-            echo_quoted(&name),
-            errors
-                .0
-                .iter()
-                .map(|error| format!("  {error}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
+        LoadError::Invalid { name, errors } => invalid_message(file, &name, &errors),
         other => format!("{}: {other}", file.display()),
     })
+}
+
+/// Every problem of an invalid experiment, one per line under the file and the name.
+fn invalid_message(file: &Path, name: &str, errors: &ValidationErrors) -> String {
+    format!(
+        "{}: experiment {} is invalid:\n{}",
+        file.display(),
+        echo_quoted(name),
+        errors
+            .0
+            .iter()
+            .map(|error| format!("  {error}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
 }
 
 fn canonical(path: &Path) -> Result<PathBuf, CliError> {

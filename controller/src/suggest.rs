@@ -15,8 +15,10 @@ pub use sextant_suggestion::policy::{Outcome, Suggester};
 
 use sextant_experiment::api::common::{ObjectiveType, ParameterAssignment};
 use sextant_experiment::api::experiment::{Distribution, Experiment, ParameterType};
+use sextant_experiment::api::suggestion::TrialAssignment;
 use sextant_experiment::api::trial::TrialConditionType;
 use sextant_experiment::engine::{ObservedTrial, objective_value};
+use sextant_experiment::warm_start;
 
 /// One suggested trial.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +28,54 @@ pub struct SuggestedTrial {
     /// The labels the algorithm gave it (Hyperband's bracket and rung, the suggestion's
     /// source).
     pub labels: BTreeMap<String, String>,
+}
+
+/// Asks for `count` assignments as the experiment's warm start has it
+/// ([`sextant_experiment::warm_start`]): its enqueued points that no trial (`labels` holds
+/// every trial's) and no `pending` assignment has taken come first, alone, so that the
+/// algorithm, asked once they are trials, sees them as pending; then the algorithm, with the
+/// earlier experiments' trials (`warm_history`) ahead of this experiment's in its history,
+/// labels left out (they are the other experiments' bookkeeping). An experiment without a warm
+/// start is asked for as by [`suggest`].
+pub async fn suggest_with_warm_start(
+    suggester: &mut Suggester,
+    experiment: &Experiment,
+    warm_history: &[ObservedTrial],
+    trials: &[ObservedTrial],
+    labels: &HashMap<String, BTreeMap<String, String>>,
+    pending: &[TrialAssignment],
+    count: usize,
+) -> Outcome {
+    let taken = labels
+        .values()
+        .chain(pending.iter().map(|assignment| &assignment.labels));
+    let enqueued = warm_start::next_enqueued(&experiment.spec, taken, count);
+    if !enqueued.is_empty() {
+        return Outcome::Assignments(api::GetSuggestionsReply {
+            parameter_assignments: enqueued
+                .into_iter()
+                .map(|point| api::get_suggestions_reply::ParameterAssignments {
+                    assignments: point
+                        .parameter_assignments
+                        .into_iter()
+                        .map(|pair| api::ParameterAssignment {
+                            name: pair.name,
+                            value: pair.value,
+                        })
+                        .collect(),
+                    trial_name: String::new(),
+                    labels: point.labels.into_iter().collect(),
+                })
+                .collect(),
+            algorithm: None,
+            early_stopping_rules: Vec::new(),
+        });
+    }
+    if warm_history.is_empty() {
+        return suggest(suggester, experiment, trials, labels, count).await;
+    }
+    let history: Vec<ObservedTrial> = warm_history.iter().chain(trials).cloned().collect();
+    suggest(suggester, experiment, &history, labels, count).await
 }
 
 /// Asks `suggester` for `count` assignments given the trials so far and their labels.

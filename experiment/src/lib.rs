@@ -26,6 +26,8 @@
 //!   substitution into template strings.
 //! - [`engine`]: the pure `plan(observed)` and the status computation.
 //! - [`observation`]: a trial's observation from its observation log.
+//! - [`warm_start`]: `spec.warmStart`: enqueued points first, each once, and the trials of
+//!   earlier experiments as the algorithm's history.
 
 pub mod api;
 pub mod defaults;
@@ -35,6 +37,7 @@ pub mod observation;
 pub mod parse;
 pub mod placeholders;
 pub mod validation;
+pub mod warm_start;
 
 pub use api::experiment::Experiment;
 pub use engine::{Action, Observed, ObservedSuggestion, ObservedTrial, Plan, RunState, plan};

@@ -1,6 +1,8 @@
 //! Validation of a defaulted Experiment: Katib's webhook rules, the algorithm's and early
-//! stopping's own settings checks, and the placeholder checks of the trial template, every
-//! problem reported at once with the field path it concerns.
+//! stopping's own settings checks, the placeholder checks of the trial template, and the
+//! store-free rules of a warm start ([`crate::warm_start`]), every problem reported at once
+//! with the field path it concerns. That the experiments a warm start names exist and fit is
+//! checked by the drivers, which can read them.
 //!
 //! What Sextant rejects as out of scope (each with a rule starting with `not supported`):
 //! neural architecture search (`spec.nasConfig`, the `enas` and `darts` algorithms);
@@ -131,6 +133,9 @@ fn validate_search(experiment: &Experiment, errors: &mut Errors) {
     let space = validate_parameters(spec, errors);
     validate_algorithm(spec, space.as_ref(), objective_ok, errors);
     validate_early_stopping(spec, errors);
+    for error in crate::warm_start::validate(experiment, space.as_ref()) {
+        errors.push(error.path, error.rule);
+    }
     if let Some(ResumePolicy::Other(policy)) = &spec.resume_policy {
         errors.push(
             "spec.resumePolicy",
@@ -237,7 +242,7 @@ fn validate_header(experiment: &Experiment, errors: &mut Errors) {
 }
 
 /// Katib's experiment name rule `^[a-z]([-a-z0-9]*[a-z0-9])?$`, at most 40 characters.
-fn is_experiment_name(name: &str) -> bool {
+pub(crate) fn is_experiment_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     name.len() <= MAX_EXPERIMENT_NAME_LENGTH
         && bytes.first().is_some_and(u8::is_ascii_lowercase)

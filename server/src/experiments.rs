@@ -10,8 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use sextant_controller::local::LocalError;
 use sextant_experiment::api::experiment::ExperimentConditionType;
 use sextant_experiment::api::{ConditionStatus, latest_true_condition, set_condition};
+use sextant_experiment::engine::ObservedTrial;
 use sextant_experiment::{Experiment, defaults, parse, validation};
 use utoipa::IntoParams;
 
@@ -82,6 +84,22 @@ pub(crate) fn load_spec(text: &str, kind: SpecKind) -> Result<Experiment, ApiErr
         ));
     }
     Ok(experiment)
+}
+
+/// The earlier experiments' trials the experiment's warm start gives its algorithm, read from
+/// the server's store; a source the store does not hold, or one that does not fit, is a 422
+/// naming `spec.warmStart.fromExperiments[i]`.
+pub(crate) async fn warm_history(
+    state: &AppState,
+    experiment: &Experiment,
+) -> Result<Vec<ObservedTrial>, ApiError> {
+    sextant_controller::local::warm_start::history_from_store(&state.store, experiment)
+        .await
+        .map_err(|error| match error {
+            LocalError::Invalid(errors) => ApiError::invalid("the experiment", &errors),
+            LocalError::Store(error) => error.into(),
+            other => ApiError::Internal(other.to_string()),
+        })
 }
 
 /// The field path serde_yaml names in its message (`spec.parameters[0].name: ...`), or the
@@ -180,6 +198,7 @@ pub(crate) async fn create(
     let dir = experiment_dir(&state.config, &experiment.metadata.name);
     sextant_controller::local::launch::template(&experiment, &dir, &dir)
         .map_err(|error| ApiError::invalid_field("spec.trialTemplate", error.to_string()))?;
+    warm_history(&state, &experiment).await?;
     if query.dry_run.unwrap_or(false) {
         if state
             .store

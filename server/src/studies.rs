@@ -28,7 +28,7 @@ use crate::AppState;
 use crate::body::{JsonBody, SpecText};
 use crate::error::ApiError;
 use crate::events::{Event, ExperimentEvent, TrialEvent};
-use crate::experiments::{SpecKind, fetch, load_spec, store_new};
+use crate::experiments::{SpecKind, fetch, load_spec, store_new, warm_history};
 use crate::openapi::KatibExperiment;
 use crate::supervisor::{is_finished, is_study};
 use crate::views::{ErrorBody, TellRequest, TellState, TrialView};
@@ -92,6 +92,7 @@ pub(crate) async fn create(
     SpecText(text): SpecText,
 ) -> Result<Response, ApiError> {
     let experiment = load_spec(&text, SpecKind::Study)?;
+    warm_history(&state, &experiment).await?;
     store_new(&state, &experiment).await?;
     state.studies.forget(&experiment.metadata.name);
     Ok((StatusCode::CREATED, axum::Json(experiment)).into_response())
@@ -186,11 +187,14 @@ pub(crate) async fn ask(
             sextant_echo::echo_quoted(&name)
         )));
     }
-    let outcome = suggest::suggest(
+    let warm_history = warm_history(&state, &loaded.experiment).await?;
+    let outcome = suggest::suggest_with_warm_start(
         &mut suggester,
         &loaded.experiment,
+        &warm_history,
         &loaded.trials,
         &loaded.labels,
+        &[],
         1,
     )
     .await;

@@ -695,6 +695,89 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_started_study_asks_its_enqueued_points_first_and_unknown_sources_are_refused() {
+    let server = TestServer::start(None).await;
+    let study = |name: &str, warm_start: &str| {
+        format!(
+            r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {{name: {name}}}
+spec:
+  objective: {{type: minimize, objectiveMetricName: loss}}
+  algorithm: {{algorithmName: tpe}}
+  maxTrialCount: 5
+  parameters:
+    - {{name: x, parameterType: double, feasibleSpace: {{min: "-4", max: "4"}}}}
+  warmStart: {warm_start}
+"#
+        )
+    };
+    let (status, body) = server
+        .post_yaml("/studies", &study("first", "{enqueue: [{x: 1}, {x: -2}]}"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (index, expected) in ["1", "-2"].into_iter().enumerate() {
+        let (status, trial) = server.post_json("/studies/first/ask", json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{trial}");
+        assert_eq!(trial["parameterAssignments"][0]["value"], expected);
+        assert_eq!(
+            trial["labels"]["sextant.dev/enqueued-index"],
+            index.to_string()
+        );
+        let (status, told) = server
+            .post_json(
+                "/studies/first/tell",
+                json!({"trial": trial["name"], "values": {"loss": 0.5}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{told}");
+    }
+    let (status, trial) = server.post_json("/studies/first/ask", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{trial}");
+    assert!(
+        trial["labels"].get("sextant.dev/enqueued-index").is_none(),
+        "the algorithm's, once the points are trials: {trial}"
+    );
+
+    // A study warm started from the first: its budget is its own.
+    let (status, body) = server
+        .post_yaml("/studies", &study("second", "{fromExperiments: [first]}"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, trial) = server.post_json("/studies/second/ask", json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{trial}");
+    let (_, second) = server.get("/experiments/second").await;
+    assert_eq!(second["status"]["trials"], 1, "{second}");
+
+    // A source without this space's parameters, and one the store does not hold: a 422
+    // naming each, at a dry run and at submission.
+    let spec = branin_experiment("third", &server.script(), 4, 2, 0.0)
+        .replace("algorithmName: random,", "algorithmName: tpe,")
+        + "  warmStart: {fromExperiments: [first, nosuch]}\n";
+    for path in ["/experiments?dryRun=true", "/experiments"] {
+        let (status, body) = server.post_yaml(path, &spec).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            body["error"]["fields"],
+            json!([
+                {
+                    "path": "spec.warmStart.fromExperiments[0]",
+                    "rule": "experiment \"first\" has no parameter \"x1\", so none of its \
+                             trials has a value for it"
+                },
+                {
+                    "path": "spec.warmStart.fromExperiments[1]",
+                    "rule": "names no experiment in the store (\"nosuch\")"
+                }
+            ])
+        );
+    }
+    let (status, _) = server.get("/experiments/third").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trials_are_told_the_servers_url() {
     let server = TestServer::start(None).await;
     let url = server.base.trim_end_matches("/api/v1").to_string();

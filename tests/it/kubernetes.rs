@@ -838,6 +838,82 @@ async fn an_invalid_experiment_fails_naming_each_field_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_start_runs_its_enqueued_points_first_and_reads_its_sources_in_the_namespace() {
+    let harness = Harness::new("warm").await;
+    let first = harness
+        .start_experiment(json!({"warmStart": {"enqueue": [{"lr": 0.05}, {"lr": "0.02"}]}}))
+        .await;
+    play_until_done(&harness, &first, 2, HashSet::new()).await;
+    let ordinal = |trial: &TrialResource| -> u64 {
+        let name = trial.name_any();
+        name.rsplit('-')
+            .next()
+            .and_then(|ordinal| ordinal.parse().ok())
+            .expect("an ordinal")
+    };
+    let mut trials = harness.trials().await;
+    trials.sort_by_key(ordinal);
+    let enqueued: Vec<(Option<&str>, f64)> = trials
+        .iter()
+        .map(|trial| {
+            (
+                trial
+                    .spec
+                    .labels
+                    .get("sextant.dev/enqueued-index")
+                    .map(String::as_str),
+                lr_of(trial),
+            )
+        })
+        .collect();
+    assert_eq!(
+        enqueued,
+        [
+            (Some("0"), 0.05),
+            (Some("1"), 0.02),
+            (None, lr_of(&trials[2])),
+            (None, lr_of(&trials[3]))
+        ],
+        "the enqueued points first, each once"
+    );
+
+    // Warm started from the first: its own four trials, tpe learning from the first's.
+    let second = harness
+        .start_experiment(json!({
+            "algorithm": {"algorithmName": "tpe"},
+            "warmStart": {"fromExperiments": [first]},
+        }))
+        .await;
+    let finished = trials.iter().map(|trial| trial.name_any()).collect();
+    play_until_done(&harness, &second, 2, finished).await;
+    let done = harness.experiment(&second).await;
+    let (condition, reason, _) = experiment_condition(&done).expect("a condition");
+    assert_eq!(
+        (condition.as_str(), reason.as_str()),
+        ("Succeeded", "ExperimentMaxTrialsReached")
+    );
+    assert_eq!(done.status.expect("a status").trials, 4);
+
+    // A source the namespace does not hold fails the experiment, naming it.
+    let third = harness
+        .start_experiment(json!({
+            "algorithm": {"algorithmName": "tpe"},
+            "warmStart": {"fromExperiments": [first, "nosuch"]},
+        }))
+        .await;
+    harness
+        .wait_for_experiment_condition(&third, "Failed")
+        .await;
+    let (_, reason, message) =
+        experiment_condition(&harness.experiment(&third).await).expect("a condition");
+    assert_eq!(reason, "ExperimentSpecInvalid");
+    assert_eq!(
+        message,
+        "spec.warmStart.fromExperiments[1]: names no experiment in the namespace (\"nosuch\")"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_objects_of_unknown_or_forbidden_kinds_fail_their_trials_with_the_reason() {
     let harness = Harness::new("kinds").await;
     let cases = [

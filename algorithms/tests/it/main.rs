@@ -10,3 +10,4 @@ mod pareto;
 mod pbt;
 mod properties;
 mod tpe;
+mod warm_start;

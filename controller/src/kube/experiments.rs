@@ -44,10 +44,10 @@ use sextant_experiment::api::trial::TrialConditionType;
 use sextant_experiment::api::trial::{EXPERIMENT_LABEL, TrialSpec};
 use sextant_experiment::api::{ConditionStatus, set_condition};
 use sextant_experiment::engine::{
-    self, Action, Observed, ObservedSuggestion, is_completed, will_restart,
+    self, Action, Observed, ObservedSuggestion, ObservedTrial, is_completed, will_restart,
 };
 use sextant_experiment::placeholders::substitute;
-use sextant_experiment::{defaults, domain, validation};
+use sextant_experiment::{FieldError, ValidationErrors, defaults, domain, validation, warm_start};
 
 /// The annotation holding the settings the algorithm handed back last (Hyperband's bracket),
 /// as a JSON list of `[name, value]` pairs: Katib keeps them in its Suggestion resource; here
@@ -206,6 +206,13 @@ async fn reconcile_experiment(
         _ => None,
     });
     if let Some(count) = wanted {
+        let warm_history = match warm_history(context, &experiment, &experiments).await? {
+            Ok(history) => history,
+            Err(errors) => {
+                fail_invalid(context, resource, &experiments, errors.to_string()).await?;
+                return Ok(ControllerAction::await_change());
+            }
+        };
         let uid = resource.uid().unwrap_or_default();
         let mut suggester = context
             .suggesters
@@ -217,11 +224,13 @@ async fn reconcile_experiment(
                 suggester.restore_returned_settings(&saved_algorithm_state(resource));
                 suggester
             });
-        let outcome = suggest::suggest(
+        let outcome = suggest::suggest_with_warm_start(
             &mut suggester,
             &experiment,
+            &warm_history,
             &observed.trials,
             &labels,
+            &[],
             count,
         )
         .await;
@@ -566,6 +575,59 @@ async fn write_status(
         .await;
     }
     Ok(())
+}
+
+/// The trials of the experiments `spec.warmStart.fromExperiments` names, read from the
+/// Experiment objects of the namespace and the Trial objects they own, as the local driver
+/// reads them from its store ([`crate::local::warm_start`]); or every source that is missing or
+/// does not fit, each naming its field path.
+async fn warm_history(
+    context: &Context,
+    experiment: &Experiment,
+    experiments: &Api<ExperimentResource>,
+) -> Result<Result<Vec<ObservedTrial>, ValidationErrors>, ReconcileError> {
+    let mut history = Vec::new();
+    let mut errors = Vec::new();
+    for (index, name) in warm_start::source_names(&experiment.spec)
+        .iter()
+        .enumerate()
+    {
+        let Some(source_resource) = experiments.get_opt(name).await? else {
+            errors.push(FieldError {
+                path: warm_start::source_path(index),
+                rule: format!(
+                    "names no experiment in the namespace ({})",
+                    sextant_echo::echo_quoted(name)
+                ),
+            });
+            continue;
+        };
+        let mut source = convert::experiment_of(&source_resource, &context.experiment_kind);
+        defaults::apply_defaults(&mut source);
+        let mut owned: Vec<Arc<TrialResource>> = context
+            .trials
+            .state()
+            .into_iter()
+            .filter(|trial| belongs_to(trial, &source_resource))
+            .collect();
+        owned.sort_by_key(|trial| ordinal(name, &trial.name_any()).unwrap_or(u64::MAX));
+        let trials: Vec<ObservedTrial> = owned
+            .iter()
+            .map(|trial| convert::observed_trial(trial))
+            .collect();
+        match warm_start::source_history(&experiment.spec, &source, &trials) {
+            Ok(mut projected) => history.append(&mut projected),
+            Err(rule) => errors.push(FieldError {
+                path: warm_start::source_path(index),
+                rule,
+            }),
+        }
+    }
+    Ok(if errors.is_empty() {
+        Ok(history)
+    } else {
+        Err(ValidationErrors(errors))
+    })
 }
 
 /// Marks an experiment whose spec cannot be used `Failed`, with every problem in the message.

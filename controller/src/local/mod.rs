@@ -23,6 +23,7 @@
 //! - [`pipeline_trial`]: running a `Pipeline` trial through the pipeline executor.
 //! - `slots`: the trials one process runs at once, shared by the experiments it drives.
 //! - [`tune_step`]: the `tune` pipeline step kind, an experiment inside a pipeline.
+//! - [`warm_start`]: the trials of the experiments a warm start names, read from the store.
 
 pub mod checkpoint;
 pub mod launch;
@@ -30,6 +31,7 @@ pub mod pipeline_trial;
 pub mod runner;
 mod slots;
 pub mod tune_step;
+pub mod warm_start;
 
 pub use slots::TrialSlots;
 
@@ -53,6 +55,7 @@ use crate::local::runner::{Collection, MetricsSource, TrialEnded, TrialHandle, T
 use crate::local::slots::HeldSlots;
 use crate::observation_log;
 use crate::suggest;
+use sextant_experiment::ValidationErrors;
 use sextant_experiment::api::common::{
     CollectorKind, FileFormat, Observation, ParameterAssignment,
 };
@@ -144,6 +147,10 @@ pub enum LocalError {
         /// Why it failed.
         reason: String,
     },
+    /// The experiment breaks a rule only the store can check: its warm start names an
+    /// experiment the store does not hold, or one whose trials cannot inform it.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
     /// A local resource (a port, a directory) is unavailable.
     #[error("{what}: {source}")]
     Io {
@@ -215,6 +222,9 @@ struct Driver {
     config: LocalConfig,
     template: serde_json::Value,
     trials: Vec<ObservedTrial>,
+    /// The earlier experiments' trials a warm start puts ahead of `trials` in the algorithm's
+    /// history; read once, when the driver starts.
+    warm_history: Vec<ObservedTrial>,
     labels: HashMap<String, BTreeMap<String, String>>,
     suggestion: ObservedSuggestion,
     suggester: suggest::Suggester,
@@ -242,6 +252,8 @@ impl Driver {
     ) -> Result<Driver, LocalError> {
         let name = experiment.metadata.name.clone();
         let template = template(&experiment, &config.experiment_dir, &config.template_dir)?;
+        // Before anything is stored: a warm start the store cannot honour is invalid input.
+        let warm_history = warm_start::history_from_store(&store, &experiment).await?;
         if let Some(stored) = store.get_experiment(&name).await? {
             experiment.status = serde_json::from_str::<Option<ExperimentStatus>>(&stored.status)
                 .map_err(|error| LocalError::Corrupt {
@@ -289,6 +301,7 @@ impl Driver {
             config,
             template,
             trials: Vec::new(),
+            warm_history,
             labels: HashMap::new(),
             suggestion: ObservedSuggestion::default(),
             suggester,
@@ -487,11 +500,13 @@ impl Driver {
     }
 
     async fn request_suggestions(&mut self, count: usize) {
-        let outcome = suggest::suggest(
+        let outcome = suggest::suggest_with_warm_start(
             &mut self.suggester,
             &self.experiment,
+            &self.warm_history,
             &self.trials,
             &self.labels,
+            &self.suggestion.unused_assignments,
             count,
         )
         .await;

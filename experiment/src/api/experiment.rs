@@ -126,6 +126,39 @@ pub struct ExperimentSpec {
     /// Sextant's outcome constraints: a trial that breaks one is infeasible, never optimal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<ConstraintSpec>,
+    /// Sextant's warm start: what earlier experiments learned, and points to try first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStartSpec>,
+}
+
+/// Where an experiment's search starts (Katib issue 934; Optuna's `enqueue_trial`); see
+/// [`crate::warm_start`] for the rules.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WarmStartSpec {
+    /// Earlier experiments (in the same store, or in a cluster the same namespace) whose
+    /// succeeded trials the algorithm learns from before its own; they are not this
+    /// experiment's trials and count against none of its budgets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_experiments: Vec<String>,
+    /// Points to try first, in order, each once: a value for every parameter, by name, as a
+    /// number or a string. They are this experiment's first trials and count against
+    /// `maxTrialCount`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "enqueue_schema")]
+    pub enqueue: Vec<BTreeMap<String, serde_json::Value>>,
+}
+
+/// A list of objects whose values are numbers or strings; validation checks them against the
+/// parameters, so the schema only keeps the API server from pruning them.
+fn enqueue_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true},
+        },
+    })
 }
 
 /// An outcome constraint: a collected metric must stay within a bound (`max`, `min` or both;

@@ -2,3 +2,4 @@
 
 mod bad_input;
 mod katib_examples;
+mod warm_start;
