@@ -14,7 +14,7 @@
 //! # The rule, exactly
 //!
 //! Settings (Optuna's names; any other setting is rejected):
-//! - `min_resource` (default 1, an integer >= 1): the paper's `r`.
+//! - `min_resource` (default 1, an integer from 1 to 2147483647): the paper's `r`.
 //! - `reduction_factor` (default 4, Optuna's default, an integer >= 2): the paper's `eta`.
 //! - `min_early_stopping_rate` (default 0, an integer >= 0): the paper's `s`.
 //!
@@ -106,9 +106,11 @@ impl SuccessiveHalving {
     ) -> Result<SuccessiveHalving, SettingsError> {
         let mut reader = SettingsReader::new(name, settings);
         let min_resource = reader
-            .parse::<u32>("min_resource", "must be an integer >= 1", |value| {
-                *value >= 1
-            })?
+            .parse::<u32>(
+                "min_resource",
+                "must be an integer from 1 to 2147483647",
+                |value| *value >= 1 && u64::from(*value) <= MAX_FIRST_RUNG,
+            )?
             .unwrap_or(DEFAULT_MIN_RESOURCE);
         let reduction_factor = reader
             .parse::<u32>("reduction_factor", "must be an integer >= 2", |value| {
@@ -129,7 +131,8 @@ impl SuccessiveHalving {
             min_early_stopping_rate,
         };
         if algorithm.rung_step(0).is_none() {
-            // The rate is the setting that grows the first rung fastest, so it takes the blame.
+            // `min_resource` alone is in range, so the rate (given, as its default 0 keeps the
+            // first rung at `min_resource`) is what pushes the first rung out.
             return Err(SettingsError::InvalidValue {
                 setting: "min_early_stopping_rate".into(),
                 value: min_early_stopping_rate_text
@@ -411,8 +414,9 @@ mod tests {
         assert_eq!(parsed.rung_step(0), Some(6));
         assert_eq!(parsed.rung_step(2), Some(54));
         for (setting, value, rule) in [
-            ("min_resource", "0", ">= 1"),
-            ("min_resource", "1.5", ">= 1"),
+            ("min_resource", "0", "from 1 to 2147483647"),
+            ("min_resource", "1.5", "from 1 to"),
+            ("min_resource", "2147483648", "from 1 to"),
             ("reduction_factor", "1", ">= 2"),
             ("reduction_factor", "-3", ">= 2"),
             ("min_early_stopping_rate", "-1", ">= 0"),
