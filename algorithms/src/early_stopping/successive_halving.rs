@@ -211,9 +211,10 @@ impl EarlyStoppingAlgorithm for SuccessiveHalving {
     }
 
     /// Every trial that reached the first rung counts, whatever its condition: the competing
-    /// values of a rung are all the values recorded there.
-    fn reads(&self, _condition: TrialCondition) -> bool {
-        true
+    /// values of a rung are all the values recorded there. A trial only created has reported
+    /// nothing.
+    fn reads(&self, condition: TrialCondition) -> bool {
+        condition != TrialCondition::Created
     }
 
     fn rules(&self, objective: &Objective, trials: &[TrialObservations]) -> Vec<EarlyStoppingRule> {
@@ -483,6 +484,9 @@ mod tests {
         let algorithm = build(&[("min_resource", "2"), ("reduction_factor", "2")]).expect("ok");
         let objective = Objective::new(Direction::Minimize, "loss");
         let table = Arc::new(Mutex::new(RungTable::new(algorithm, objective)));
+        // Both trials start before either reports: the second is judged against a value the
+        // first recorded after the second started, which a rule fixed at its creation could
+        // not have seen.
         let mut first = RungTracker::new(table.clone());
         let mut second = RungTracker::new(table.clone());
         // The first reaches rung 0 (report 2) alone with its best value 1.0.
