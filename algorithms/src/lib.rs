@@ -31,7 +31,8 @@
 //! - [`cmaes`]: CMA-ES with IPOP/BIPOP restarts, its state replayed from the history.
 //! - [`hyperband`]: Hyperband, its state carried in the settings it returns.
 //! - [`pbt`]: population-based training, its population rebuilt from the trials' labels.
-//! - [`early_stopping`]: early-stopping rules (`medianstop`) and their evaluation.
+//! - [`early_stopping`]: early-stopping rules (`medianstop`, `successivehalving` / `asha`) and
+//!   their evaluation, by rules or live.
 //! - [`tpe`]: tree-structured Parzen estimators, univariate (`tpe`) and multivariate.
 //! - [`seed`]: deriving reproducible random streams from `random_state` and the history.
 //! - [`stats`]: the normal distribution functions the samplers need.
@@ -39,10 +40,14 @@
 //!   and the regret loop that quality tests, the quality runner and the benches share.
 //! - `pbt_benchmark` (feature `test-functions`): the PBT toy problem (Katib's `simple-pbt`),
 //!   simulated, and `pbt` against random search on the same budget.
+//! - `asha_benchmark` (feature `test-functions`): synthetic learning curves, and asynchronous
+//!   successive halving against running every trial to the end.
 //! - `test_problems` (feature `test-functions`): multi-objective (ZDT, DTLZ2) and constrained
 //!   test problems and their loop, measured by hypervolume.
 
 pub mod algorithm;
+#[cfg(feature = "test-functions")]
+pub mod asha_benchmark;
 pub mod bayesopt;
 pub mod cancel;
 pub mod cmaes;

@@ -1,6 +1,6 @@
 //! Conversions from the API's string-typed spec to the search domain model of
 //! `sextant-algorithms`: parameters to a [`SearchSpace`], the objective to an [`Objective`],
-//! settings to [`Setting`]s, early-stopping rules both ways. Validation and the drivers share
+//! settings to [`Setting`]s, trial conditions, early-stopping rules both ways. Validation and the drivers share
 //! them, so both read a spec the same way.
 
 use sextant_algorithms::early_stopping;
@@ -9,7 +9,7 @@ use sextant_algorithms::space::{
 };
 use sextant_algorithms::{
     Constraint, Direction, Objective, ObjectiveMetric, RawParameter, SearchSpace, Setting,
-    SpaceError,
+    SpaceError, TrialCondition,
 };
 
 use crate::api::common::{
@@ -18,6 +18,7 @@ use crate::api::common::{
 use crate::api::experiment::{
     ConstraintSpec, Distribution, ExperimentSpec, ParameterSpec, ParameterType,
 };
+use crate::api::trial::TrialConditionType;
 
 /// A parameter spec as the search space parses it. Katib's `unknown` type and values outside
 /// Katib's set become `None` (rejected by the space); Katib's `unknown` distribution reads as
@@ -110,6 +111,19 @@ pub fn settings(settings: &[AlgorithmSetting]) -> Vec<Setting> {
         .iter()
         .map(|setting| Setting::new(&setting.name, &setting.value))
         .collect()
+}
+
+/// A trial's condition as the algorithms see it.
+pub fn trial_condition(condition: TrialConditionType) -> TrialCondition {
+    match condition {
+        TrialConditionType::Created => TrialCondition::Created,
+        TrialConditionType::Running => TrialCondition::Running,
+        TrialConditionType::Succeeded => TrialCondition::Succeeded,
+        TrialConditionType::Killed => TrialCondition::Killed,
+        TrialConditionType::Failed => TrialCondition::Failed,
+        TrialConditionType::MetricsUnavailable => TrialCondition::MetricsUnavailable,
+        TrialConditionType::EarlyStopped => TrialCondition::EarlyStopped,
+    }
 }
 
 /// An early-stopping rule as a Trial carries it (Katib's `EarlyStoppingRule`).

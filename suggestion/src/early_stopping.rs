@@ -1,9 +1,11 @@
 //! The `api.v1.beta1.EarlyStopping` service over the pure early-stopping algorithms of
-//! `sextant-algorithms` (`medianstop`).
+//! `sextant-algorithms` (`medianstop`, `successivehalving` / `asha`).
 //!
 //! `GetEarlyStoppingRules` carries the trials but not their metrics: as in Katib, the service
-//! reads the objective metric's observation log of every succeeded trial from the DBManager at
-//! the request's `db_manager_address`, through an [`ObservationSource`]
+//! reads the objective metric's observation log of every trial the algorithm reads (the
+//! succeeded ones for `medianstop`; every one, running ones included, for successive halving,
+//! whose rule is the first rung's cutoff among every trial that reached it) from the DBManager
+//! at the request's `db_manager_address`, through an [`ObservationSource`]
 //! ([`DbManagerObservations`] calls it over gRPC), and answers with the algorithm's rules.
 //! `ValidateEarlyStoppingSettings` succeeds exactly when the algorithm can be built from its
 //! settings. `SetTrialStatus` marks a trial early-stopped through a [`TrialStatusSink`] given at
@@ -263,18 +265,21 @@ impl EarlyStoppingService {
         let Some(objective) = parse_objective(spec.objective.as_ref())? else {
             return Ok(api::GetEarlyStoppingRulesReply::default());
         };
-        let succeeded: Vec<String> = request
+        let (read, conditions): (Vec<String>, Vec<TrialCondition>) = request
             .trials
             .iter()
-            .filter(|trial| condition(trial) == TrialCondition::Succeeded)
-            .map(|trial| trial.name.clone())
-            .collect();
+            .map(|trial| (trial.name.clone(), condition(trial)))
+            .filter(|(_, condition)| algorithm.reads(*condition))
+            .unzip();
         let mut values = Vec::new();
-        if !succeeded.is_empty() {
+        if !read.is_empty() {
             if request.db_manager_address.trim().is_empty() {
                 return Err(EarlyStoppingError::InvalidRequest {
                     field: "db_manager_address".into(),
-                    rule: "must be set to read the observation logs of succeeded trials".into(),
+                    rule: format!(
+                        "must be set to read the observation logs of the trials {} compares",
+                        algorithm.name()
+                    ),
                 });
             }
             values = self
@@ -282,18 +287,21 @@ impl EarlyStoppingService {
                 .metric_values(
                     request.db_manager_address.trim(),
                     &objective.metric_name,
-                    &succeeded,
+                    &read,
                 )
                 .await?;
         }
-        let trials: Vec<TrialObservations> = succeeded
+        let trials: Vec<TrialObservations> = read
             .into_iter()
+            .zip(conditions)
             .zip(values.into_iter().chain(std::iter::repeat(Vec::new())))
-            .map(|(trial_name, objective_values)| TrialObservations {
-                trial_name,
-                condition: TrialCondition::Succeeded,
-                objective_values,
-            })
+            .map(
+                |((trial_name, condition), objective_values)| TrialObservations {
+                    trial_name,
+                    condition,
+                    objective_values,
+                },
+            )
             .collect();
         let early_stopping_rules = algorithm
             .rules(&objective, &trials)

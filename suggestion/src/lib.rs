@@ -11,8 +11,8 @@
 //! # Layout
 //! - [`client`]: a client of a remote Katib-API Suggestion service.
 //! - [`convert`]: wire messages to typed values and back.
-//! - [`early_stopping`]: the `EarlyStopping` service (`medianstop`), reading observation logs
-//!   from a DBManager.
+//! - [`early_stopping`]: the `EarlyStopping` service (`medianstop`, `successivehalving`,
+//!   `asha`), reading observation logs from a DBManager.
 //! - [`error`]: the crate's error type and its mapping to gRPC status codes.
 //! - [`policy`]: what a driver asks for and what it makes of the answer, in process or remote.
 //! - [`service`]: the `Suggestion` service implementation.

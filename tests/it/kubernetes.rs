@@ -1568,6 +1568,73 @@ async fn median_stopping_stops_a_trial_worse_than_the_finished_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn successive_halving_stops_a_trial_that_loses_at_the_first_rung() {
+    let harness = Harness::new("asha").await;
+    let name = harness
+        .start_experiment(json!({
+            "parallelTrialCount": 2, "maxTrialCount": 3,
+            "earlyStopping": {"algorithmName": "asha", "algorithmSettings": [
+                {"name": "min_resource", "value": "2"},
+                {"name": "reduction_factor", "value": "2"},
+            ]},
+        }))
+        .await;
+    let (first, second, third) = (
+        format!("{name}-0"),
+        format!("{name}-1"),
+        format!("{name}-2"),
+    );
+    harness.wait_for_job(&first).await;
+    harness.wait_for_job(&second).await;
+    for trial in [&first, &second] {
+        let rules = harness
+            .trials_api()
+            .get(trial)
+            .await
+            .expect("the trial")
+            .spec
+            .early_stopping_rules;
+        assert!(rules.is_empty(), "nobody reached the first rung: {rules:?}");
+    }
+    // The second trial reaches the first rung (report 2) with 0.2 and keeps running; the first
+    // reaches it with 0.3 and completes.
+    for loss in [0.4, 0.2] {
+        harness.report_loss(&second, loss).await;
+    }
+    for loss in [0.5, 0.3] {
+        harness.report_loss(&first, loss).await;
+    }
+    harness.end_job(&first, "Complete", "Completed").await;
+
+    harness.wait_for_job(&third).await;
+    let rules = harness
+        .trials_api()
+        .get(&third)
+        .await
+        .expect("the trial")
+        .spec
+        .early_stopping_rules;
+    // With the third, three values compete at the first rung, so only the best goes on: the
+    // running trial's 0.2 (medianstop would read the succeeded trial alone).
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        (
+            rules[0].name.as_str(),
+            rules[0].value.as_str(),
+            rules[0].start_step
+        ),
+        ("loss", "0.2", 2)
+    );
+    for loss in [2.0, 1.5] {
+        harness.report_loss(&third, loss).await;
+    }
+    harness
+        .wait_for_trial_condition(&third, "EarlyStopped")
+        .await;
+    harness.wait_for_job_gone(&third).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deploy_manifests_are_accepted_by_the_api_server() {
     let client = client_for("kubeconfig").await;
     install_crds_and_role(&client, ApiGroup::Sextant).await;

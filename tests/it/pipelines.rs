@@ -1,5 +1,6 @@
 //! Pipelines in experiments, end to end: `Pipeline` trial templates, the `tune` step of
-//! `sextant pipeline run`, and the median-stop, pipeline-trial and tune-then-train examples.
+//! `sextant pipeline run`, and the median-stop, asha, pipeline-trial and tune-then-train
+//! examples.
 
 use std::path::{Path, PathBuf};
 
@@ -243,6 +244,35 @@ fn the_median_stop_example_early_stops_a_trial() {
         )
         .expect("the trial's output");
         assert!(!log.contains("epoch=10 "), "{name}: {log}");
+    }
+}
+
+#[test]
+fn the_asha_example_stops_trials_at_its_rungs() {
+    let scratch = Scratch::new();
+    scratch.copy_example("asha");
+    let (output, experiment) = scratch.run("experiment.yaml");
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert!(succeeded(&experiment), "{experiment:#}");
+    let trials = scratch.trials("asha");
+    assert_eq!(trials.len(), 12);
+    let early_stopped: Vec<&Value> = trials
+        .iter()
+        .filter(|trial| trial["condition"] == "EarlyStopped")
+        .collect();
+    assert!(!early_stopped.is_empty(), "{trials:#?}");
+    for trial in early_stopped {
+        // Stopped at a rung (epoch 3 or 9), well before its last (twentieth) epoch.
+        let name = trial["name"].as_str().expect("trial name");
+        let log = std::fs::read_to_string(
+            scratch
+                .path()
+                .join(".sextant/asha")
+                .join(name)
+                .join("output.log"),
+        )
+        .expect("the trial's output");
+        assert!(!log.contains("epoch=20 "), "{name}: {log}");
     }
 }
 

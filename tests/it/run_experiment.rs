@@ -223,6 +223,90 @@ for epoch in range(1, 21):
 }
 
 #[test]
+fn asha_stops_a_trial_that_loses_at_a_rung_and_ends_its_process_group() {
+    let scratch = Scratch::new();
+    // Each trial keeps a helper process in its group while it trains, and ends it when it
+    // finishes; a stopped trial's helper must go with it.
+    scratch.write(
+        "train.py",
+        r#"import subprocess, sys, time
+quality = float(sys.argv[1])
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+for epoch in range(1, 10):
+    print(f"epoch={epoch} accuracy={quality * epoch / 9}", flush=True)
+    time.sleep(0.3)
+helper.kill()
+helper.wait()
+"#,
+    );
+    // Rungs at reports 2, 4 and 8; the grid runs 0.5, 0.1, 0.9 in turn, one at a time.
+    let file = scratch.write(
+        "asha.yaml",
+        &experiment(
+            "asha",
+            r#"  objective: {type: maximize, objectiveMetricName: accuracy}
+  algorithm: {algorithmName: grid}
+  earlyStopping:
+    algorithmName: asha
+    algorithmSettings:
+      - {name: min_resource, value: "2"}
+      - {name: reduction_factor, value: "2"}
+  parallelTrialCount: 1
+  maxTrialCount: 3
+  parameters:
+    - {name: x, parameterType: discrete, feasibleSpace: {list: ["0.5", "0.1", "0.9"]}}"#,
+            r#"[python3, train.py, "${trialParameters.x}"]"#,
+        ),
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let trials = scratch.trials("asha");
+    let trial_with = |value: &str| {
+        trials
+            .iter()
+            .find(|trial| trial["parameterAssignments"][0]["value"] == value)
+            .cloned()
+            .unwrap_or_default()
+    };
+    // Alone at every rung, 0.5 goes on; 0.1 loses to it at the first rung; 0.9 beats both
+    // there and 0.5 at the later rungs.
+    assert_eq!(trial_with("0.5")["condition"], "Succeeded", "{trials:#?}");
+    let stopped = trial_with("0.1");
+    assert_eq!(stopped["condition"], "EarlyStopped", "{trials:#?}");
+    assert_eq!(trial_with("0.9")["condition"], "Succeeded", "{trials:#?}");
+    assert_eq!(experiment["status"]["trialsEarlyStopped"], 1);
+    assert_eq!(
+        experiment["status"]["currentOptimalTrial"]["parameterAssignments"][0]["value"],
+        "0.9"
+    );
+    let stopped_name = stopped["name"].as_str().expect("a name");
+    assert_eq!(
+        processes_of_trial(stopped_name),
+        Vec::<u32>::new(),
+        "the stopped trial's process group is gone"
+    );
+    // It was stopped at its second report, not run to its ninth: the runner kills it well
+    // within the 2.1 s its remaining reports would take.
+    let reports = metric_reports(&scratch, "asha", stopped_name);
+    assert!(reports < 9, "{reports} reports");
+}
+
+/// How many `accuracy=` lines a trial printed, from its kept output.
+fn metric_reports(scratch: &Scratch, experiment: &str, trial: &str) -> usize {
+    std::fs::read_to_string(
+        scratch
+            .path()
+            .join(".sextant")
+            .join(experiment)
+            .join(trial)
+            .join("output.log"),
+    )
+    .expect("the trial's output")
+    .matches("accuracy=")
+    .count()
+}
+
+#[test]
 fn katib_sdk_push_trial_is_counted() {
     let python = katib_python().expect("virtualenv with kubeflow-katib");
     let scratch = Scratch::new();

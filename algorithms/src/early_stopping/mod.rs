@@ -7,8 +7,17 @@
 //! once every rule is met. Both halves are here as pure functions: [`build_early_stopping`]
 //! validates Katib's settings, [`EarlyStoppingAlgorithm::rules`] computes the rules and
 //! [`RuleTracker`] replays Katib's enforcement over a trial's reported values.
+//!
+//! Asynchronous successive halving ([`successive_halving`]) judges a trial against what the
+//! other trials recorded when it reaches a rung, which rules fixed at creation can only
+//! approximate; a driver that sees every trial's metrics as they arrive (the local one)
+//! enforces it live instead, through a [`Tracker`] over a shared
+//! [`successive_halving::RungTable`].
+//!
+//! Algorithms: [`medianstop`] and [`successive_halving`] (`successivehalving`, `asha`).
 
 pub mod medianstop;
+pub mod successive_halving;
 
 use crate::history::TrialCondition;
 use crate::objective::{Direction, Objective};
@@ -78,11 +87,28 @@ pub trait EarlyStoppingAlgorithm: std::fmt::Debug + Send + Sync {
     /// The rules new trials should carry, computed from the trials so far; empty when there is
     /// not yet enough evidence.
     fn rules(&self, objective: &Objective, trials: &[TrialObservations]) -> Vec<EarlyStoppingRule>;
+
+    /// Whether the rules read the objective values of trials in `condition`, so that callers
+    /// fetch only the observation logs that count: the succeeded ones, unless the algorithm
+    /// says otherwise.
+    fn reads(&self, condition: TrialCondition) -> bool {
+        condition == TrialCondition::Succeeded
+    }
+
+    /// The algorithm as asynchronous successive halving, which a driver that sees every
+    /// trial's metrics enforces live rather than through rules.
+    fn as_successive_halving(&self) -> Option<&successive_halving::SuccessiveHalving> {
+        None
+    }
 }
 
 /// The names of every early-stopping algorithm.
 pub fn known_early_stopping_algorithms() -> Vec<&'static str> {
-    vec![medianstop::NAME]
+    vec![
+        medianstop::NAME,
+        successive_halving::NAME,
+        successive_halving::ASHA_NAME,
+    ]
 }
 
 /// Builds the early-stopping algorithm `name` with `settings`.
@@ -92,6 +118,18 @@ pub fn build_early_stopping(
 ) -> Result<Box<dyn EarlyStoppingAlgorithm>, SettingsError> {
     match name {
         medianstop::NAME => Ok(Box::new(medianstop::MedianStop::from_settings(settings)?)),
+        successive_halving::NAME => Ok(Box::new(
+            successive_halving::SuccessiveHalving::from_settings(
+                successive_halving::NAME,
+                settings,
+            )?,
+        )),
+        successive_halving::ASHA_NAME => Ok(Box::new(
+            successive_halving::SuccessiveHalving::from_settings(
+                successive_halving::ASHA_NAME,
+                settings,
+            )?,
+        )),
         _ => Err(SettingsError::UnknownAlgorithm {
             name: name.into(),
             known: known_early_stopping_algorithms()
@@ -174,6 +212,27 @@ impl RuleTracker {
     /// Whether every rule is met (never for an empty rule set).
     pub fn should_stop(&self) -> bool {
         !self.rules.is_empty() && self.rules.iter().all(|tracked| tracked.met)
+    }
+}
+
+/// How a driver that watches a trial's reports one at a time enforces its early stopping:
+/// Katib's rules fixed at creation, or a live successive-halving rung table shared with the
+/// experiment's other trials.
+#[derive(Debug, Clone)]
+pub enum Tracker {
+    /// The trial's rules, as Katib's collector enforces them.
+    Rules(RuleTracker),
+    /// The trial's view of its experiment's rung table.
+    Rungs(successive_halving::RungTracker),
+}
+
+impl Tracker {
+    /// Records one reported value of `metric_name`; returns whether the trial should now stop.
+    pub fn report(&mut self, metric_name: &str, value: f64) -> bool {
+        match self {
+            Tracker::Rules(rules) => rules.report(metric_name, value),
+            Tracker::Rungs(rungs) => rungs.report(metric_name, value),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Integration tests of the algorithms crate, through its public API only.
 
+mod asha;
 mod bayesopt;
 mod bounded;
 mod cmaes;

@@ -21,7 +21,6 @@ use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
-use sextant_algorithms::TrialCondition;
 use sextant_algorithms::early_stopping::{TrialObservations, build_early_stopping};
 
 use crate::kube::TrialResource;
@@ -40,7 +39,6 @@ use sextant_experiment::api::experiment::{
 };
 use sextant_experiment::api::suggestion::TrialAssignment;
 use sextant_experiment::api::template::RunKind;
-use sextant_experiment::api::trial::TrialConditionType;
 use sextant_experiment::api::trial::{EXPERIMENT_LABEL, TrialSpec};
 use sextant_experiment::api::{ConditionStatus, set_condition};
 use sextant_experiment::engine::{
@@ -335,8 +333,8 @@ async fn reconcile_experiment(
 }
 
 /// The early-stopping rules a trial created now carries, from the objective values of the
-/// succeeded trials (Katib computes them when the trial is created); none without early
-/// stopping.
+/// trials the algorithm reads (Katib computes them when the trial is created: the succeeded
+/// ones for `medianstop`, every one for successive halving); none without early stopping.
 async fn early_stopping_rules(
     context: &Context,
     experiment: &Experiment,
@@ -361,11 +359,27 @@ async fn early_stopping_rules(
         return Ok(Vec::new());
     };
     let mut observations = Vec::new();
-    for trial in trials
-        .iter()
-        .filter(|trial| convert::current_condition(trial).0 == TrialConditionType::Succeeded)
-    {
+    for trial in trials.iter() {
+        let condition = convert::current_condition(trial).0;
+        if !algorithm.reads(domain::trial_condition(condition)) {
+            continue;
+        }
         let key = convert::log_key(trial);
+        // A finished trial's log does not change, so it is read once; a running one's is read
+        // each time.
+        if !condition.is_terminal() {
+            observations.push(TrialObservations {
+                trial_name: trial.name_any(),
+                condition: domain::trial_condition(condition),
+                objective_values: observation_log::numeric_values(
+                    &context.store,
+                    &key,
+                    &objective.metric_name,
+                )
+                .await?,
+            });
+            continue;
+        }
         let known = context
             .finished_objectives
             .lock()
@@ -388,7 +402,7 @@ async fn early_stopping_rules(
         };
         observations.push(TrialObservations {
             trial_name: trial.name_any(),
-            condition: TrialCondition::Succeeded,
+            condition: domain::trial_condition(condition),
             objective_values,
         });
     }

@@ -158,7 +158,7 @@ pub(crate) struct Context {
     trials: reflector::Store<TrialResource>,
     /// Per experiment uid, the suggester and the settings it carries between requests.
     suggesters: Mutex<HashMap<String, Suggester>>,
-    /// Per observation log key of a succeeded trial, its objective values: a finished log does
+    /// Per observation log key of a finished trial, its objective values: a finished log does
     /// not change, so early-stopping rules for new trials read each one once.
     finished_objectives: Mutex<HashMap<String, Vec<f64>>>,
     recorder: Recorder,

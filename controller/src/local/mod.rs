@@ -38,10 +38,15 @@ pub use slots::TrialSlots;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use sextant_algorithms::early_stopping::{RuleTracker, TrialObservations, build_early_stopping};
+use sextant_algorithms::TrialCondition;
+use sextant_algorithms::early_stopping::successive_halving::{RungTable, RungTracker};
+use sextant_algorithms::early_stopping::{
+    RuleTracker, Tracker, TrialObservations, build_early_stopping,
+};
 use sextant_metrics::LineFormat;
 use sextant_store::{NewTrial, ObservationLogFilter, Store, TrialConditionUpdate};
 use tokio::net::TcpListener;
@@ -230,6 +235,9 @@ struct Driver {
     suggester: suggest::Suggester,
     handles: HashMap<String, TrialHandle>,
     finished_objectives: HashMap<String, Vec<f64>>,
+    /// Successive halving's rung values, shared by the experiment's running trials; built when
+    /// the first trial starts.
+    rung_table: Option<Arc<Mutex<RungTable>>>,
     events: mpsc::UnboundedReceiver<TrialEnded>,
     events_sender: mpsc::UnboundedSender<TrialEnded>,
     db_manager_address: String,
@@ -307,6 +315,7 @@ impl Driver {
             suggester,
             handles: HashMap::new(),
             finished_objectives: HashMap::new(),
+            rung_table: None,
             events,
             events_sender,
             db_manager_address: address.to_string(),
@@ -723,9 +732,11 @@ impl Driver {
         }
     }
 
-    /// The early-stopping rules a trial starting now carries (Katib computes them when the
-    /// trial is created), from the objective values of the finished trials.
-    async fn rules_for_new_trial(&mut self) -> Result<Option<RuleTracker>, LocalError> {
+    /// How the early stopping of a trial starting now is enforced: Katib's rules, computed
+    /// now from the objective values of the finished trials the algorithm reads (Katib computes
+    /// them when the trial is created), or, for successive halving, the experiment's live rung
+    /// table, which judges the trial when it reaches each rung.
+    async fn rules_for_new_trial(&mut self) -> Result<Option<Tracker>, LocalError> {
         let Some(spec) = self.experiment.spec.early_stopping.clone() else {
             return Ok(None);
         };
@@ -744,29 +755,60 @@ impl Driver {
         ) else {
             return Ok(None);
         };
+        if let Some(successive_halving) = algorithm.as_successive_halving() {
+            let table = match &self.rung_table {
+                Some(table) => table.clone(),
+                None => {
+                    // Built once, from the trials that finished before this driver started
+                    // (a resumed experiment's); trials started since record into it as they
+                    // report, and a trial still running when the driver started is re-run
+                    // from scratch.
+                    let finished = self
+                        .finished_observations(&objective.metric_name, |_| true)
+                        .await?;
+                    let table = Arc::new(Mutex::new(RungTable::from_trials(
+                        successive_halving.clone(),
+                        objective,
+                        &finished,
+                    )));
+                    self.rung_table = Some(table.clone());
+                    table
+                }
+            };
+            return Ok(Some(Tracker::Rungs(RungTracker::new(table))));
+        }
+        let observations = self
+            .finished_observations(&objective.metric_name, |condition| {
+                algorithm.reads(condition)
+            })
+            .await?;
+        let rules = algorithm.rules(&objective, &observations);
+        Ok((!rules.is_empty()).then(|| Tracker::Rules(RuleTracker::new(rules, &objective))))
+    }
+
+    /// The values of `metric_name` that the finished trials whose condition `include` takes
+    /// reported, read from the store once per trial (a finished trial's log does not change).
+    async fn finished_observations(
+        &mut self,
+        metric_name: &str,
+        include: impl Fn(TrialCondition) -> bool,
+    ) -> Result<Vec<TrialObservations>, LocalError> {
         let mut observations = Vec::new();
-        for trial in self
-            .trials
-            .iter()
-            .filter(|t| t.condition == TrialConditionType::Succeeded)
-        {
+        for trial in self.trials.iter().filter(|trial| {
+            trial.condition.is_terminal() && include(domain::trial_condition(trial.condition))
+        }) {
             if !self.finished_objectives.contains_key(&trial.name) {
-                let values = observation_log::numeric_values(
-                    &self.store,
-                    &trial.name,
-                    &objective.metric_name,
-                )
-                .await?;
+                let values =
+                    observation_log::numeric_values(&self.store, &trial.name, metric_name).await?;
                 self.finished_objectives.insert(trial.name.clone(), values);
             }
             observations.push(TrialObservations {
                 trial_name: trial.name.clone(),
-                condition: sextant_algorithms::TrialCondition::Succeeded,
+                condition: domain::trial_condition(trial.condition),
                 objective_values: self.finished_objectives[&trial.name].clone(),
             });
         }
-        let rules = algorithm.rules(&objective, &observations);
-        Ok((!rules.is_empty()).then(|| RuleTracker::new(rules, &objective)))
+        Ok(observations)
     }
 
     fn set_run(&mut self, trial_name: &str, run: RunState) {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use serde_json::Value;
-use sextant_algorithms::early_stopping::RuleTracker;
+use sextant_algorithms::early_stopping::Tracker;
 use sextant_metrics::source::FollowStart;
 use sextant_pipeline::{
     CancellationToken, Executor, ExecutorConfig, Pipeline, RunPhase, RunRequest, StepKindRegistry,
@@ -78,8 +78,8 @@ pub struct PipelineTrialTask {
     pub trial_dir: PathBuf,
     /// What to collect.
     pub collection: Collection,
-    /// Its early-stopping rules, if any.
-    pub rules: Option<RuleTracker>,
+    /// How its early stopping is enforced (its rules, or the live rung table), if it has any.
+    pub rules: Option<Tracker>,
     /// Where points and the run's records go.
     pub store: Store,
     /// Where the task reports.

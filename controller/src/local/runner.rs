@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use sextant_algorithms::early_stopping::RuleTracker;
+use sextant_algorithms::early_stopping::Tracker;
 use sextant_metrics::source::{
     DEFAULT_FOLLOW_POLL_INTERVAL, FollowStart, collect_stream, follow_file,
 };
@@ -121,8 +121,8 @@ pub struct TrialTask {
     pub trial_dir: PathBuf,
     /// What to collect.
     pub collection: Collection,
-    /// Its early-stopping rules, if any.
-    pub rules: Option<RuleTracker>,
+    /// How its early stopping is enforced (its rules, or the live rung table), if it has any.
+    pub rules: Option<Tracker>,
     /// Where points go.
     pub store: Store,
     /// Where the task reports.
@@ -244,7 +244,7 @@ impl Stop {
 /// collection failure overrides the others (the trial fails).
 pub(crate) async fn supervise<T>(
     sink: PointSink<'_>,
-    mut rules: Option<RuleTracker>,
+    mut rules: Option<Tracker>,
     mut points: mpsc::Receiver<Vec<sextant_metrics::ParsedMetric>>,
     mut stop_requests: watch::Receiver<StopRequest>,
     stop: &watch::Sender<Option<Stop>>,
@@ -498,7 +498,7 @@ pub(crate) struct PointSink<'a> {
 async fn store_points(
     sink: &PointSink<'_>,
     points: &[sextant_metrics::ParsedMetric],
-    rules: Option<&mut RuleTracker>,
+    rules: Option<&mut Tracker>,
 ) -> Result<bool, String> {
     let stored: Vec<MetricPoint> = points
         .iter()

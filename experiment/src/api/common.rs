@@ -38,7 +38,7 @@ pub type EarlyStoppingSetting = AlgorithmSetting;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EarlyStoppingSpec {
-    /// The algorithm's name (`medianstop`).
+    /// The algorithm's name (`medianstop`, `successivehalving`, `asha`).
     #[serde(default)]
     pub algorithm_name: String,
     /// Its settings.

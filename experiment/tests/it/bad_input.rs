@@ -279,6 +279,64 @@ fn early_stopping_is_checked_by_its_algorithm() {
     assert!(load_experiments(&valid).is_ok());
 }
 
+#[test]
+fn successive_halving_settings_out_of_range_name_the_setting() {
+    let with_early_stopping = |algorithm: &str, settings: &str| {
+        GOOD_PROCESS.replace(
+            "  maxTrialCount: 12\n",
+            &format!(
+                "  maxTrialCount: 12\n  earlyStopping:\n    algorithmName: {algorithm}\n    algorithmSettings:\n{settings}"
+            ),
+        )
+    };
+    let cases = [
+        (
+            "min_resource",
+            "0",
+            "must be an integer from 1 to 2147483647",
+        ),
+        ("reduction_factor", "1", "must be an integer >= 2"),
+        ("min_early_stopping_rate", "-1", "must be an integer >= 0"),
+        ("min_early_stopping_rate", "31", "exceed 2147483647 reports"),
+    ];
+    for algorithm in ["asha", "successivehalving"] {
+        for (setting, value, rule) in cases {
+            // Another, valid, setting first, so the bad one's index is 1.
+            let valid_first = if setting == "min_resource" {
+                "reduction_factor"
+            } else {
+                "min_resource"
+            };
+            let errors = errors_of(&with_early_stopping(
+                algorithm,
+                &format!(
+                    "      - {{name: {valid_first}, value: \"2\"}}\n      - {{name: {setting}, value: \"{value}\"}}\n"
+                ),
+            ));
+            let message = errors.to_string();
+            assert!(
+                errors.has_path("spec.earlyStopping.algorithmSettings[1].value"),
+                "{algorithm} {setting}={value}: {message}"
+            );
+            assert!(message.contains(setting), "{message}");
+            assert!(message.contains(rule), "{message}");
+        }
+        let errors = errors_of(&with_early_stopping(
+            algorithm,
+            "      - {name: bootstrap_count, value: \"2\"}\n",
+        ));
+        assert!(
+            errors.has_path("spec.earlyStopping.algorithmSettings[0].name"),
+            "{errors}"
+        );
+        let valid = with_early_stopping(
+            algorithm,
+            "      - {name: min_resource, value: \"3\"}\n      - {name: reduction_factor, value: \"3\"}\n      - {name: min_early_stopping_rate, value: \"0\"}\n",
+        );
+        assert!(load_experiments(&valid).is_ok(), "{algorithm}");
+    }
+}
+
 /// An experiment with several objectives and a constraint; `objective` and `extra` are spliced
 /// into its spec.
 fn several_objectives(objective: &str, algorithm: &str, extra: &str) -> String {

@@ -1,0 +1,1 @@
+../median-stop/train.py
