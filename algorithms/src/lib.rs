@@ -81,8 +81,8 @@ pub use objective::{Bound, Constraint, Direction, Objective, ObjectiveMetric, Ou
 pub use registry::{build_algorithm, known_algorithms};
 pub use settings::{Setting, SettingsError};
 pub use space::{
-    Assignment, Distribution, Domain, Parameter, ParameterType, RawParameter, SearchSpace,
-    SpaceError, Value,
+    Assignment, Condition, Distribution, Domain, Parameter, ParameterType, RawCondition,
+    RawParameter, SearchSpace, SpaceError, Value,
 };
 
 /// Why an algorithm could not produce the suggestions asked for.

@@ -9,8 +9,26 @@
 //! always evaluated at a point that can actually be suggested (Garrido-Merchán &
 //! Hernández-Lobato, "Dealing with Categorical and Integer-valued Variables in Bayesian
 //! Optimization with Gaussian Processes", Neurocomputing 2020).
+//!
+//! # Conditional parameters
+//!
+//! A conditional parameter (see [`crate::space`]) gets one more coordinate, an indicator: 1
+//! where it is active, 0 where not. Where it is inactive its own coordinates are imputed with
+//! a constant ([`IMPUTED`] for a numeric coordinate, all zeros for a one-hot block), so every
+//! inactive point of a branch encodes alike and the kernel compares trials on the coordinates
+//! they share; the indicator separates an inactive parameter from an active one at the imputed
+//! value, which a discrete parent's single coordinate does not do on its own (imputation plus
+//! an indicator, one of the treatments Lévesque et al. compare in "Bayesian Optimization for
+//! Conditional Hyperparameter Spaces", IJCNN 2017). [`Encoding::project`] applies the same
+//! rule to candidates, so the acquisition only ever scores encodings of canonical
+//! assignments, and [`Encoding::movable_columns`] keeps the gradient polish off inactive
+//! coordinates.
 
 use crate::space::{Assignment, Domain, Parameter, SearchSpace, Value};
+
+/// The value an inactive parameter's numeric coordinate takes: the middle of the cube's side,
+/// so an imputed point is never farther than half a side from an active one on that axis.
+pub const IMPUTED: f64 = 0.5;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Block {
@@ -28,6 +46,8 @@ pub struct Encoding {
     blocks: Vec<Block>,
     width: usize,
     continuous: Vec<usize>,
+    /// Per parameter, the indicator coordinate of a conditional one.
+    indicators: Vec<Option<usize>>,
 }
 
 impl Encoding {
@@ -36,7 +56,14 @@ impl Encoding {
         let mut blocks = Vec::with_capacity(space.len());
         let mut width = 0;
         let mut continuous = Vec::new();
-        for parameter in space.parameters() {
+        let mut indicators = Vec::with_capacity(space.len());
+        for (index, parameter) in space.parameters().iter().enumerate() {
+            if space.condition(index).is_some() {
+                indicators.push(Some(width));
+                width += 1;
+            } else {
+                indicators.push(None);
+            }
             if parameter.cardinality() == Some(1) {
                 blocks.push(Block::Fixed(parameter.nth_value(0)));
                 continue;
@@ -66,6 +93,7 @@ impl Encoding {
             blocks,
             width,
             continuous,
+            indicators,
         }
     }
 
@@ -111,7 +139,56 @@ impl Encoding {
                 }
             }
         }
+        self.impute(space, assignment, row);
         true
+    }
+
+    /// Writes the indicators of `assignment` into `row` and imputes the coordinates of its
+    /// inactive parameters.
+    fn impute(&self, space: &SearchSpace, assignment: &Assignment, row: &mut [f64]) {
+        if !space.is_conditional() {
+            return;
+        }
+        for ((block, indicator), active) in self
+            .blocks
+            .iter()
+            .zip(&self.indicators)
+            .zip(space.active(assignment))
+        {
+            if let Some(column) = indicator {
+                row[*column] = if active { 1.0 } else { 0.0 };
+            }
+            if active {
+                continue;
+            }
+            match *block {
+                Block::Fixed(_) => {}
+                Block::Numeric { column, .. } => row[column] = IMPUTED,
+                Block::OneHot { start, choices } => row[start..start + choices]
+                    .iter_mut()
+                    .for_each(|x| *x = 0.0),
+            }
+        }
+    }
+
+    /// The continuous coordinates a gradient may move from `row`: those of the continuous
+    /// double parameters active there.
+    pub fn movable_columns(&self, space: &SearchSpace, row: &[f64]) -> Vec<usize> {
+        if !space.is_conditional() {
+            return self.continuous.clone();
+        }
+        let active = space.active(&self.decode(space, row));
+        self.blocks
+            .iter()
+            .zip(active)
+            .filter_map(|(block, active)| match *block {
+                Block::Numeric {
+                    column,
+                    lattice: false,
+                } if active => Some(column),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The feasible assignment nearest to `row`.
@@ -128,10 +205,11 @@ impl Encoding {
                 }
             })
             .collect();
-        Assignment { values }
+        space.canonical(&Assignment { values })
     }
 
-    /// Moves `row` onto the encoding of the nearest feasible assignment.
+    /// Moves `row` onto the encoding of the nearest feasible assignment (its canonical one, in
+    /// a conditional space).
     pub fn project(&self, space: &SearchSpace, row: &mut [f64]) {
         for (block, parameter) in self.blocks.iter().zip(space.parameters()) {
             match *block {
@@ -155,6 +233,10 @@ impl Encoding {
                     }
                 }
             }
+        }
+        if space.is_conditional() {
+            let assignment = self.decode(space, row);
+            self.impute(space, &assignment, row);
         }
     }
 }

@@ -3,6 +3,7 @@
 mod bayesopt;
 mod bounded;
 mod cmaes;
+mod conditional;
 mod hyperband;
 mod multi_objective;
 mod nsga3;
