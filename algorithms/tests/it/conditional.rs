@@ -138,7 +138,6 @@ proptest! {
             "multivariate-tpe",
             "bayesianoptimization",
             "cmaes",
-            "nsga2",
         ] {
             let first = match suggest(algorithm, seed, &space, &[], 12) {
                 // CMA-ES needs two always-active int or double parameters.
@@ -179,6 +178,22 @@ proptest! {
         match suggest("grid", 0, &space, &scored(&space, &history), 1) {
             Err(SuggestError::Exhausted { remaining: 0, total: reported, .. }) => prop_assert_eq!(reported, total as u128),
             other => return Err(TestCaseError::fail(format!("expected exhaustion, got {other:?}"))),
+        }
+    }
+}
+
+#[test]
+fn algorithms_that_recombine_or_perturb_refuse_a_conditional_space() {
+    let space = TestFunction::Conditional.space();
+    for algorithm in ["nsga2", "nsga3", "pbt"] {
+        match suggest(algorithm, 0, &space, &[], 1) {
+            Err(SuggestError::Unsupported(reason)) => assert!(
+                reason.contains(&format!("not supported by {algorithm}"))
+                    && reason.contains("parameters[].condition")
+                    && reason.contains("tpe"),
+                "{reason}"
+            ),
+            other => panic!("{algorithm}: {other:?}"),
         }
     }
 }
