@@ -1362,6 +1362,7 @@ async fn a_conditional_parameter_is_left_out_of_the_jobs_that_do_not_use_it() {
         }))
         .await;
     harness.wait_for_jobs(6).await;
+    let mut optimizers = BTreeSet::new();
     for ordinal in 0..6 {
         let trial_name = format!("{name}-{ordinal}");
         let trial = harness
@@ -1390,6 +1391,7 @@ async fn a_conditional_parameter_is_left_out_of_the_jobs_that_do_not_use_it() {
             format!("--lr={}", assigned["lr"]),
             format!("--optimizer={}", assigned["optimizer"]),
         ];
+        optimizers.insert(assigned["optimizer"].to_string());
         match assigned["optimizer"] {
             "sgd" => expected.push(format!("--momentum={}", assigned["momentum"])),
             other => {
@@ -1399,6 +1401,11 @@ async fn a_conditional_parameter_is_left_out_of_the_jobs_that_do_not_use_it() {
         }
         assert_eq!(command, expected, "{trial_name}");
     }
+    assert_eq!(
+        optimizers.len(),
+        2,
+        "both branches among the trials: {optimizers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
