@@ -273,20 +273,11 @@ impl SearchSpace {
         let order = match topological_order(&conditions) {
             Ok(order) => order,
             Err(cycle) => {
-                let first = cycle[0];
-                let names: Vec<&str> = cycle
-                    .iter()
-                    .chain(std::iter::once(&first))
-                    .map(|index| raw[*index].name.as_str())
-                    .collect();
                 errors.push(invalid(
-                    first,
-                    &raw[first],
+                    cycle[0],
+                    &raw[cycle[0]],
                     "condition.parameter",
-                    format!(
-                        "conditions form a cycle: {} (each conditioned on the next)",
-                        names.join(" -> ")
-                    ),
+                    cycle_rule(&cycle, |index| &raw[index].name),
                 ));
                 Vec::new()
             }
@@ -318,13 +309,11 @@ impl SearchSpace {
                 });
             }
         }
-        let unconditional = vec![None; parameters.len()];
-        SearchSpace {
+        Ok(SearchSpace {
+            conditions: vec![None; parameters.len()],
             order: (0..parameters.len()).collect(),
             parameters,
-            conditions: unconditional,
-        }
-        .with_conditions(Vec::new())
+        })
     }
 
     /// The same space with `conditions`, given as `(child, condition)` pairs, checking each as
@@ -369,7 +358,7 @@ impl SearchSpace {
                 index: cycle[0],
                 name: self.parameters[cycle[0]].name.clone(),
                 field: "condition".into(),
-                rule: "conditions form a cycle".into(),
+                rule: cycle_rule(&cycle, |index| &self.parameters[index].name),
             })?;
         Ok(self)
     }
@@ -974,6 +963,19 @@ fn list_labels(parameter: &Parameter) -> &[String] {
         Domain::Categorical { choices } => choices,
         _ => &[],
     }
+}
+
+/// The rule a cycle of conditions breaks, naming the parameters along it.
+fn cycle_rule<'a>(cycle: &[usize], name_of: impl Fn(usize) -> &'a str) -> String {
+    let names: Vec<&str> = cycle
+        .iter()
+        .chain(cycle.first())
+        .map(|index| name_of(*index))
+        .collect();
+    format!(
+        "conditions form a cycle: {} (each conditioned on the next)",
+        names.join(" -> ")
+    )
 }
 
 /// Every index with each parent before its children; on a cycle, the indices along it, each
@@ -1648,5 +1650,42 @@ mod tests {
         ])
         .expect("2.0 is the discrete value 2");
         assert_eq!(space.condition(1).map(|c| c.values.clone()), Some(vec![1]));
+    }
+
+    #[test]
+    fn groups_follow_conditions_and_typed_conditions_are_checked() {
+        let space = optimizer_space();
+        // Always active: optimizer; for sgd: momentum and schedule; for step: nesterov.
+        assert_eq!(space.condition_groups(), [vec![1], vec![2, 3], vec![0]]);
+        let sub = space.subspace(&[2, 3]);
+        assert_eq!(sub.len(), 2);
+        assert!(!sub.is_conditional());
+        let pair = SearchSpace::parse(&[categorical("a", &["x", "y"]), categorical("b", &["x"])])
+            .expect("valid");
+        let on = |parent: usize| Condition {
+            parent,
+            values: vec![0],
+        };
+        assert_eq!(
+            pair.clone()
+                .with_conditions(vec![(0, on(1)), (1, on(0))])
+                .expect_err("a cycle")
+                .to_string(),
+            r#"parameters[0].condition ("a"): conditions form a cycle: a -> b -> a (each conditioned on the next)"#
+        );
+        assert!(
+            pair.clone()
+                .with_conditions(vec![(
+                    1,
+                    Condition {
+                        parent: 0,
+                        values: vec![2]
+                    }
+                )])
+                .is_err(),
+            "index 2 is outside a's list"
+        );
+        let conditioned = pair.with_conditions(vec![(1, on(0))]).expect("valid");
+        assert_eq!(conditioned.condition(1), Some(&on(0)));
     }
 }
