@@ -14,6 +14,7 @@ fn parameters() -> Vec<api::ParameterSpec> {
             name: name.into(),
             parameter_type: parameter_type as i32,
             feasible_space: Some(feasible),
+            condition: None,
         }
     };
     vec![

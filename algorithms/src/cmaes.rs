@@ -18,6 +18,13 @@
 //! `CmaEsSampler` (Katib's `cmaes`) leaves them to its independent `RandomSampler`. They are
 //! drawn from a stream keyed by `random_state` and the history, and replay ignores them.
 //!
+//! In a conditional space (see [`crate::space`]) CMA-ES searches the int, double and discrete
+//! parameters that are always active; a conditional parameter is drawn independently from its
+//! prior like a categorical one (Optuna's `CmaEsSampler` leaves parameters outside its
+//! intersection search space to the independent sampler the same way), since a coordinate
+//! that exists in some trials only has no place in one covariance matrix. The rule of two
+//! int or double parameters counts the always-active ones.
+//!
 //! # `sigma`
 //!
 //! The initial step size is on the unit scale of the cube. Katib hands its `sigma` to Optuna
@@ -227,29 +234,40 @@ fn default_population_size(dimension: usize, budget: Option<u32>) -> usize {
 }
 
 fn check_space(space: &SearchSpace) -> Result<(), SettingsError> {
-    let continuous = space
-        .parameters()
-        .iter()
-        .filter(|parameter| matches!(parameter.domain, Domain::Int { .. } | Domain::Double { .. }))
+    let continuous = searched_indices(space)
+        .into_iter()
+        .filter(|index| {
+            matches!(
+                space.parameters()[*index].domain,
+                Domain::Int { .. } | Domain::Double { .. }
+            )
+        })
         .count();
     if continuous < 2 {
+        let which = if space.is_conditional() {
+            "always-active int or double parameters"
+        } else {
+            "int or double parameters"
+        };
         return Err(SettingsError::UnsupportedSpace {
             algorithm: NAME.into(),
-            reason: format!(
-                "CMA-ES needs at least two int or double parameters; the space has {continuous}"
-            ),
+            reason: format!("CMA-ES needs at least two {which}; the space has {continuous}"),
         });
     }
     Ok(())
 }
 
-/// The parameters CMA-ES searches, by index in the space: every one but the categorical ones.
+/// The parameters CMA-ES searches, by index in the space: the always-active ones that are not
+/// categorical.
 fn searched_indices(space: &SearchSpace) -> Vec<usize> {
     space
         .parameters()
         .iter()
         .enumerate()
-        .filter(|(_, parameter)| !matches!(parameter.domain, Domain::Categorical { .. }))
+        .filter(|(index, parameter)| {
+            !matches!(parameter.domain, Domain::Categorical { .. })
+                && space.condition(*index).is_none()
+        })
         .map(|(index, _)| index)
         .collect()
 }
@@ -285,8 +303,13 @@ impl SearchAlgorithm for CmaEs {
             .iter()
             .map(|point| {
                 let mut assignment = point_to_assignment(request.space, &searched, point);
-                draw_categorical(request.space, &mut assignment, &mut categorical_rng);
-                assignment
+                draw_unsearched(
+                    request.space,
+                    &searched,
+                    &mut assignment,
+                    &mut categorical_rng,
+                );
+                request.space.canonical(&assignment)
             })
             .collect();
         Ok(Suggestions::from_assignments(assignments))
@@ -832,20 +855,35 @@ impl Run {
     }
 }
 
-/// The assignment of a point of the cube; categorical parameters get their first choice, to be
-/// replaced by [`draw_categorical`].
+/// The assignment of a point of the cube; the parameters not searched get their inactive
+/// value, to be replaced by [`draw_unsearched`].
 fn point_to_assignment(space: &SearchSpace, searched: &[usize], point: &[f64]) -> Assignment {
-    let mut values: Vec<Value> = vec![Value::Choice(0); space.len()];
+    let mut values: Vec<Value> = space
+        .parameters()
+        .iter()
+        .map(|parameter| parameter.inactive_value())
+        .collect();
     for (&index, &unit) in searched.iter().zip(point) {
         values[index] = space.parameters()[index].from_unit(unit);
     }
     Assignment { values }
 }
 
-/// Draws every categorical parameter of `assignment` uniformly from its choices.
-fn draw_categorical(space: &SearchSpace, assignment: &mut Assignment, rng: &mut ChaCha8Rng) {
-    for (parameter, value) in space.parameters().iter().zip(assignment.values.iter_mut()) {
-        if matches!(parameter.domain, Domain::Categorical { .. }) {
+/// Draws every parameter CMA-ES does not search (categorical and conditional ones) from its
+/// prior, independently; categorical choices are uniform.
+fn draw_unsearched(
+    space: &SearchSpace,
+    searched: &[usize],
+    assignment: &mut Assignment,
+    rng: &mut ChaCha8Rng,
+) {
+    for (index, (parameter, value)) in space
+        .parameters()
+        .iter()
+        .zip(assignment.values.iter_mut())
+        .enumerate()
+    {
+        if !searched.contains(&index) {
             *value = parameter.from_quantile(rng.random::<f64>());
         }
     }

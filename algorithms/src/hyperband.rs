@@ -138,11 +138,19 @@ impl Hyperband {
                     "must be set (r_l and resource_name must be set)",
                 )
             })?;
-        match space
+        let resource = space
             .parameters()
             .iter()
-            .find(|parameter| parameter.name == resource_name)
-        {
+            .position(|parameter| parameter.name == resource_name);
+        match resource.map(|index| (index, &space.parameters()[index])) {
+            // Every trial runs on a budget, so the budget cannot be a parameter some trials lack.
+            Some((index, _)) if space.condition(index).is_some() => {
+                return Err(invalid(
+                    "resource_name",
+                    &resource_name,
+                    "must name a parameter without a condition (every trial needs a budget)",
+                ));
+            }
             None => {
                 return Err(invalid(
                     "resource_name",
@@ -150,7 +158,7 @@ impl Hyperband {
                     "must name a parameter of the search space",
                 ));
             }
-            Some(parameter)
+            Some((_, parameter))
                 if !matches!(parameter.domain, Domain::Int { .. } | Domain::Double { .. }) =>
             {
                 return Err(invalid(

@@ -8,8 +8,9 @@
 //! ours.
 //!
 //! # Layout
-//! - [`space`]: parameters, feasible spaces, distributions, values and assignments; parsing and
-//!   validating Katib's string-typed parameter specs once into typed values.
+//! - [`space`]: parameters, feasible spaces, distributions, conditions (which parameters are
+//!   active under which parent values), values and assignments; parsing and validating Katib's
+//!   string-typed parameter specs once into typed values.
 //! - [`objective`]: what is optimized (one or several objectives, outcome constraints), and the
 //!   conversion of metric values into losses and violations.
 //! - [`history`]: the trials observed so far.
@@ -36,8 +37,8 @@
 //! - [`tpe`]: tree-structured Parzen estimators, univariate (`tpe`) and multivariate.
 //! - [`seed`]: deriving reproducible random streams from `random_state` and the history.
 //! - [`stats`]: the normal distribution functions the samplers need.
-//! - `test_functions` (feature `test-functions`): standard functions (Branin, Hartmann6, ...)
-//!   and the regret loop that quality tests, the quality runner and the benches share.
+//! - `test_functions` (feature `test-functions`): standard functions (Branin, Hartmann6, ...),
+//!   our mixed and conditional spaces, and the regret loop that quality tests, the quality runner and the benches share.
 //! - `pbt_benchmark` (feature `test-functions`): the PBT toy problem (Katib's `simple-pbt`),
 //!   simulated, and `pbt` against random search on the same budget.
 //! - `asha_benchmark` (feature `test-functions`): synthetic learning curves, and asynchronous
@@ -86,8 +87,8 @@ pub use objective::{Bound, Constraint, Direction, Objective, ObjectiveMetric, Ou
 pub use registry::{build_algorithm, known_algorithms};
 pub use settings::{Setting, SettingsError};
 pub use space::{
-    Assignment, Distribution, Domain, Parameter, ParameterType, RawParameter, SearchSpace,
-    SpaceError, Value,
+    Assignment, Condition, Distribution, Domain, Parameter, ParameterType, RawCondition,
+    RawParameter, SearchSpace, SpaceError, Value,
 };
 
 /// Why an algorithm could not produce the suggestions asked for.

@@ -61,6 +61,21 @@ pub const WARM_START_ALGORITHMS: &[&str] = &[
 /// did not propose (an enqueued point of `spec.warmStart.enqueue`) would break it.
 pub const OWN_TRIALS_ONLY_ALGORITHMS: &[&str] = &[crate::hyperband::NAME, crate::pbt::NAME];
 
+/// The algorithms that search a conditional space (see [`crate::space`]) correctly; the others
+/// refuse one. `nsga2` and `nsga3` recombine parents in which different parameters were
+/// active and `pbt` perturbs a parent choice in place, so a parameter a child activates would
+/// take a value nobody drew for it.
+pub const CONDITIONAL_ALGORITHMS: &[&str] = &[
+    random::NAME,
+    grid::NAME,
+    sobol::NAME,
+    crate::cmaes::NAME,
+    crate::hyperband::NAME,
+    crate::tpe::NAME,
+    crate::tpe::MULTIVARIATE_NAME,
+    crate::bayesopt::NAME,
+];
+
 /// Katib's algorithms that Sextant does not implement, with the reason a request for one is
 /// refused: named before anything else of the request is read, so the answer is the same
 /// whatever the request holds (a NAS request comes with a `nas_config` and no parameters).
@@ -113,7 +128,8 @@ pub fn known_algorithms() -> Vec<&'static str> {
 }
 
 /// Builds the algorithm `name` with `settings`, validating both against the context; an
-/// algorithm not in [`MULTI_OBJECTIVE_ALGORITHMS`] refuses several objectives.
+/// algorithm not in [`MULTI_OBJECTIVE_ALGORITHMS`] refuses several objectives, and one not in
+/// [`CONDITIONAL_ALGORITHMS`] a conditional space.
 pub fn build_algorithm(
     name: &str,
     settings: &[Setting],
@@ -130,6 +146,16 @@ pub fn build_algorithm(
                 .iter()
                 .map(|known| known.to_string())
                 .collect(),
+        });
+    }
+    if context.space.is_conditional() && !CONDITIONAL_ALGORITHMS.contains(&name) {
+        return Err(SettingsError::UnsupportedSpace {
+            algorithm: name.into(),
+            reason: format!(
+                "conditional parameters (parameters[].condition) are not supported by {name}; \
+                 algorithms that support them: {}",
+                CONDITIONAL_ALGORITHMS.join(", ")
+            ),
         });
     }
     builder(settings, context)

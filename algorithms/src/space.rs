@@ -26,6 +26,19 @@
 //! (step 1 unless given). Discrete parameters are an ordered list of numbers; categorical
 //! parameters an unordered list of strings; both are sampled uniformly and ignore
 //! `distribution`.
+//!
+//! # Conditional parameters
+//!
+//! A parameter may carry a [`Condition`]: it is *active* only when its parent, a categorical or
+//! discrete parameter, is active and takes one of the given values (ConfigSpace's
+//! `InCondition`; Lindauer et al., "SMAC3", JMLR 2022). Conditions nest to any depth and may
+//! not form a cycle. An assignment still holds one value per parameter, so every algorithm's
+//! vector arithmetic works unchanged, but an inactive parameter's slot holds its
+//! [`Parameter::inactive_value`] and means nothing: [`SearchSpace::active`] says which slots
+//! count, [`SearchSpace::format_assignment`] leaves the inactive ones out (a trial never sees
+//! them), [`SearchSpace::parse_assignment`] does not ask for them, and
+//! [`SearchSpace::assignment_key`] and [`SearchSpace::contains`] ignore them, so two
+//! assignments that differ only in inactive slots are the same point.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -87,6 +100,27 @@ pub struct RawParameter {
     pub list: Vec<String>,
     /// `feasibleSpace.distribution`; `None` when unspecified.
     pub distribution: Option<Distribution>,
+    /// `condition` (Sextant's): when the parameter is active; `None` for always.
+    pub condition: Option<RawCondition>,
+}
+
+/// A condition as the spec writes it: the parent's name and the values that activate the
+/// parameter, as strings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawCondition {
+    /// `condition.parameter`: the parent's name.
+    pub parameter: String,
+    /// `condition.values`: the parent's values under which the parameter is active.
+    pub values: Vec<String>,
+}
+
+/// When a parameter is active: its parent is active and takes one of `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// The index of the parent, a categorical or discrete parameter, in the space.
+    pub parent: usize,
+    /// The indices into the parent's list that activate the parameter, ascending, no repeats.
+    pub values: Vec<usize>,
 }
 
 /// The feasible values of a parameter, typed.
@@ -151,15 +185,21 @@ pub enum Value {
 /// Values for every parameter of a space, in the space's parameter order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
-    /// One value per parameter.
+    /// One value per parameter; the slot of a parameter that is inactive under the others'
+    /// values (see [`SearchSpace::active`]) is ignored, and holds the parameter's
+    /// [`Parameter::inactive_value`] once the assignment is [`SearchSpace::canonical`].
     pub values: Vec<Value>,
 }
 
 /// A validated list of uniquely named parameters, non-empty unless made by
-/// [`SearchSpace::without_parameters`].
+/// [`SearchSpace::without_parameters`], with the conditions under which they are active.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchSpace {
     parameters: Vec<Parameter>,
+    /// One entry per parameter; `None` for an always-active one.
+    conditions: Vec<Option<Condition>>,
+    /// Every parameter index, each after its parent, so one pass decides activity.
+    order: Vec<usize>,
 }
 
 /// A parameter spec or an assignment that does not fit the space.
@@ -220,12 +260,34 @@ impl SearchSpace {
                 errors.push(invalid(index, spec, "name", "duplicate parameter name"));
             }
             match Parameter::parse(index, spec) {
-                Ok(parameter) => parameters.push(parameter),
-                Err(mut found) => errors.append(&mut found),
+                Ok(parameter) => parameters.push(Some(parameter)),
+                Err(mut found) => {
+                    errors.append(&mut found);
+                    parameters.push(None);
+                }
             }
         }
+        // Conditions are checked even when some parameter is invalid, so every problem is
+        // reported at once; a parent that failed to parse is not judged again.
+        let conditions = parse_conditions(raw, &parameters, &mut errors);
+        let order = match topological_order(&conditions) {
+            Ok(order) => order,
+            Err(cycle) => {
+                errors.push(invalid(
+                    cycle[0],
+                    &raw[cycle[0]],
+                    "condition.parameter",
+                    cycle_rule(&cycle, |index| &raw[index].name),
+                ));
+                Vec::new()
+            }
+        };
         if errors.is_empty() {
-            Ok(SearchSpace { parameters })
+            Ok(SearchSpace {
+                parameters: parameters.into_iter().flatten().collect(),
+                conditions,
+                order,
+            })
         } else {
             Err(errors)
         }
@@ -247,7 +309,58 @@ impl SearchSpace {
                 });
             }
         }
-        Ok(SearchSpace { parameters })
+        Ok(SearchSpace {
+            conditions: vec![None; parameters.len()],
+            order: (0..parameters.len()).collect(),
+            parameters,
+        })
+    }
+
+    /// The same space with `conditions`, given as `(child, condition)` pairs, checking each as
+    /// [`SearchSpace::parse`] does: the parent is another categorical or discrete parameter,
+    /// the values are in its list, and the conditions form no cycle.
+    pub fn with_conditions(
+        mut self,
+        conditions: Vec<(usize, Condition)>,
+    ) -> Result<SearchSpace, SpaceError> {
+        for (child, condition) in conditions {
+            let rule = |rule: String| SpaceError::InvalidParameter {
+                index: child,
+                name: self
+                    .parameters
+                    .get(child)
+                    .map(|parameter| parameter.name.clone())
+                    .unwrap_or_default(),
+                field: "condition".into(),
+                rule,
+            };
+            let (Some(parameter), Some(parent)) = (
+                self.parameters.get(child),
+                self.parameters.get(condition.parent),
+            ) else {
+                return Err(rule("child or parent index out of range".into()));
+            };
+            check_parent(&parameter.name, child, parent, condition.parent).map_err(rule)?;
+            let len = parent.cardinality().unwrap_or(0);
+            if condition.values.is_empty()
+                || condition.values.iter().any(|value| *value as u64 >= len)
+                || condition.values.windows(2).any(|pair| pair[0] >= pair[1])
+            {
+                return Err(rule(format!(
+                    "values must be ascending, distinct indices into the list of {:?}",
+                    parent.name
+                )));
+            }
+            self.conditions[child] = Some(condition);
+        }
+        self.order =
+            topological_order(&self.conditions).map_err(|cycle| SpaceError::InvalidParameter {
+                index: cycle[0],
+                name: self.parameters[cycle[0]].name.clone(),
+                field: "condition".into(),
+                rule: cycle_rule(&cycle, |index| &self.parameters[index].name),
+            })?;
+        Ok(self)
     }
 
     /// The space of a request that checks settings alone: Katib's `ValidateAlgorithmSettings`
@@ -256,6 +369,95 @@ impl SearchSpace {
     pub fn without_parameters() -> SearchSpace {
         SearchSpace {
             parameters: Vec::new(),
+            conditions: Vec::new(),
+            order: Vec::new(),
+        }
+    }
+
+    /// The condition of the parameter at `index`; `None` when it is always active.
+    pub fn condition(&self, index: usize) -> Option<&Condition> {
+        self.conditions.get(index).and_then(Option::as_ref)
+    }
+
+    /// Whether any parameter has a condition.
+    pub fn is_conditional(&self) -> bool {
+        self.conditions.iter().any(Option::is_some)
+    }
+
+    /// Which parameters are active under the assignment: a parameter without a condition
+    /// always is, one with a condition when its parent is active and takes one of the
+    /// condition's values.
+    pub fn active(&self, assignment: &Assignment) -> Vec<bool> {
+        let mut active = vec![true; self.parameters.len()];
+        for &index in &self.order {
+            if let Some(condition) = &self.conditions[index] {
+                active[index] = active[condition.parent]
+                    && matches!(
+                        assignment.values.get(condition.parent),
+                        Some(Value::Choice(choice)) if condition.values.binary_search(choice).is_ok()
+                    );
+            }
+        }
+        active
+    }
+
+    /// The parameters grouped by their condition, so each group is active or inactive as a
+    /// whole: the always-active parameters first, then one group per distinct condition, each
+    /// after the group holding its parent. Indices ascend within a group. This is the group
+    /// decomposition of Optuna's `TPESampler(group=True)`, read from the conditions instead of
+    /// from which parameters past trials happened to share.
+    pub fn condition_groups(&self) -> Vec<Vec<usize>> {
+        let mut groups: Vec<(Option<&Condition>, Vec<usize>)> = Vec::new();
+        // Visiting parameters parents first places each group after its parent's group, and
+        // the always-active group first: the order starts at a parameter without a parent.
+        for &index in &self.order {
+            let condition = self.conditions[index].as_ref();
+            match groups.iter_mut().find(|(key, _)| *key == condition) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((condition, vec![index])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(_, mut members)| {
+                members.sort_unstable();
+                members
+            })
+            .collect()
+    }
+
+    /// The space of the parameters at `indices` alone, without conditions: what an algorithm
+    /// searches for one of the [`SearchSpace::condition_groups`].
+    pub fn subspace(&self, indices: &[usize]) -> SearchSpace {
+        let parameters: Vec<Parameter> = indices
+            .iter()
+            .map(|index| self.parameters[*index].clone())
+            .collect();
+        SearchSpace {
+            conditions: vec![None; parameters.len()],
+            order: (0..parameters.len()).collect(),
+            parameters,
+        }
+    }
+
+    /// The assignment with every inactive slot set to its parameter's
+    /// [`Parameter::inactive_value`], so equal points are equal values.
+    pub fn canonical(&self, assignment: &Assignment) -> Assignment {
+        let active = self.active(assignment);
+        Assignment {
+            values: assignment
+                .values
+                .iter()
+                .zip(&self.parameters)
+                .zip(active)
+                .map(|((value, parameter), active)| {
+                    if active {
+                        *value
+                    } else {
+                        parameter.inactive_value()
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -288,57 +490,81 @@ impl SearchSpace {
                 .ok_or_else(|| SpaceError::UnknownParameter { name: name.into() })?;
             values[index] = Some(self.parameters[index].parse_value(text)?);
         }
-        let values = values
-            .into_iter()
-            .zip(&self.parameters)
-            .map(|(value, parameter)| {
-                value.ok_or_else(|| SpaceError::MissingValue {
-                    name: parameter.name.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Assignment { values })
+        // Activity is decided by the parents' values alone, so the inactive placeholders
+        // below never change it.
+        let filled = Assignment {
+            values: values
+                .iter()
+                .zip(&self.parameters)
+                .map(|(value, parameter)| value.unwrap_or_else(|| parameter.inactive_value()))
+                .collect(),
+        };
+        let active = self.active(&filled);
+        // Parents first: a missing parent is the problem, not the children it would activate.
+        if let Some(&missing) = self
+            .order
+            .iter()
+            .find(|index| active[**index] && values[**index].is_none())
+        {
+            return Err(SpaceError::MissingValue {
+                name: self.parameters[missing].name.clone(),
+            });
+        }
+        // A value given for an inactive parameter (a client that sends every parameter) is
+        // ignored, as it would be by the trial.
+        Ok(self.canonical(&filled))
     }
 
-    /// Renders an assignment as Katib's name/value strings.
+    /// Renders an assignment as Katib's name/value strings, leaving out inactive parameters.
     pub fn format_assignment(&self, assignment: &Assignment) -> Vec<(String, String)> {
+        let active = self.active(assignment);
         self.parameters
             .iter()
             .zip(&assignment.values)
-            .map(|(parameter, value)| (parameter.name.clone(), parameter.format_value(*value)))
+            .zip(active)
+            .filter(|(_, active)| *active)
+            .map(|((parameter, value), _)| (parameter.name.clone(), parameter.format_value(*value)))
             .collect()
     }
 
-    /// A canonical text key of an assignment, equal for assignments that render equally.
+    /// A canonical text key of an assignment, equal for assignments that render equally
+    /// (inactive slots do not count).
     pub fn assignment_key(&self, assignment: &Assignment) -> String {
+        let active = self.active(assignment);
         let mut key = String::new();
-        for (parameter, value) in self.parameters.iter().zip(&assignment.values) {
-            key.push_str(&parameter.format_value(*value));
+        for ((parameter, value), active) in
+            self.parameters.iter().zip(&assignment.values).zip(active)
+        {
+            if active {
+                key.push_str(&parameter.format_value(*value));
+            }
             key.push('\u{1f}');
         }
         key
     }
 
-    /// Maps one uniform number per parameter to an assignment drawn from the priors.
+    /// Maps one uniform number per parameter to an assignment drawn from the priors; the
+    /// numbers of inactive parameters go unused.
     pub fn from_quantiles(&self, quantiles: &[f64]) -> Assignment {
-        Assignment {
+        self.canonical(&Assignment {
             values: self
                 .parameters
                 .iter()
                 .zip(quantiles)
                 .map(|(parameter, &u)| parameter.from_quantile(u))
                 .collect(),
-        }
+        })
     }
 
-    /// Whether every value of the assignment is feasible for its parameter.
+    /// Whether every active value of the assignment is feasible for its parameter.
     pub fn contains(&self, assignment: &Assignment) -> bool {
         assignment.values.len() == self.parameters.len()
             && self
                 .parameters
                 .iter()
                 .zip(&assignment.values)
-                .all(|(parameter, value)| parameter.contains(*value))
+                .zip(self.active(assignment))
+                .all(|((parameter, value), active)| !active || parameter.contains(*value))
     }
 }
 
@@ -400,6 +626,13 @@ impl Parameter {
             Domain::Discrete { values, .. } => Some(values.len() as u64),
             Domain::Categorical { choices } => Some(choices.len() as u64),
         }
+    }
+
+    /// The value an inactive slot holds: the first in enumeration order (the lower bound, the
+    /// first list entry). Being one fixed value, it is also what the model-based algorithms
+    /// impute for the parameter where it is inactive.
+    pub fn inactive_value(&self) -> Value {
+        self.nth_value(0)
     }
 
     /// The `k`-th value in this parameter's enumeration order, for `k < cardinality`.
@@ -669,6 +902,146 @@ pub fn format_double(x: f64) -> String {
 }
 
 // === parsing helpers ===
+
+/// Reads every parameter's condition; `parameters[i]` is `None` where that spec was invalid.
+fn parse_conditions(
+    raw: &[RawParameter],
+    parameters: &[Option<Parameter>],
+    errors: &mut Vec<SpaceError>,
+) -> Vec<Option<Condition>> {
+    raw.iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let written = spec.condition.as_ref()?;
+            let Some(parent) = raw
+                .iter()
+                .position(|other| !other.name.is_empty() && other.name == written.parameter)
+            else {
+                errors.push(invalid(
+                    index,
+                    spec,
+                    "condition.parameter",
+                    format!("{:?} names no parameter of the space", written.parameter),
+                ));
+                return None;
+            };
+            let parent_parameter = parameters[parent].as_ref()?;
+            if let Err(rule) = check_parent(&spec.name, index, parent_parameter, parent) {
+                errors.push(invalid(index, spec, "condition.parameter", rule));
+                return None;
+            }
+            if written.values.is_empty() {
+                errors.push(invalid(
+                    index,
+                    spec,
+                    "condition.values",
+                    "must hold at least one value of the parent's list",
+                ));
+                return None;
+            }
+            let mut values = Vec::with_capacity(written.values.len());
+            for (position, text) in written.values.iter().enumerate() {
+                match parent_parameter.parse_value(text) {
+                    Ok(Value::Choice(choice)) if !values.contains(&choice) => values.push(choice),
+                    Ok(_) => errors.push(invalid(
+                        index,
+                        spec,
+                        &format!("condition.values[{position}]"),
+                        format!("duplicate value {text:?}"),
+                    )),
+                    Err(_) => errors.push(invalid(
+                        index,
+                        spec,
+                        &format!("condition.values[{position}]"),
+                        format!(
+                            "{text:?} is not in the list of parent {:?} ({})",
+                            parent_parameter.name,
+                            list_labels(parent_parameter).join(", ")
+                        ),
+                    )),
+                }
+            }
+            if values.len() != written.values.len() {
+                return None;
+            }
+            values.sort_unstable();
+            Some(Condition { parent, values })
+        })
+        .collect()
+}
+
+/// Why `parent` cannot be the parent of the parameter `name` at `index`, if it cannot.
+fn check_parent(
+    name: &str,
+    index: usize,
+    parent: &Parameter,
+    parent_index: usize,
+) -> Result<(), String> {
+    if parent_index == index {
+        return Err(format!("{name:?} cannot be conditioned on itself"));
+    }
+    match parent.parameter_type() {
+        ParameterType::Categorical | ParameterType::Discrete => Ok(()),
+        other => Err(format!(
+            "parent {:?} is a {other} parameter; a condition's parent must be categorical or discrete",
+            parent.name
+        )),
+    }
+}
+
+fn list_labels(parameter: &Parameter) -> &[String] {
+    match &parameter.domain {
+        Domain::Discrete { labels, .. } => labels,
+        Domain::Categorical { choices } => choices,
+        _ => &[],
+    }
+}
+
+/// The rule a cycle of conditions breaks, naming the parameters along it.
+fn cycle_rule<'a>(cycle: &[usize], name_of: impl Fn(usize) -> &'a str) -> String {
+    let names: Vec<&str> = cycle
+        .iter()
+        .chain(cycle.first())
+        .map(|index| name_of(*index))
+        .collect();
+    format!(
+        "conditions form a cycle: {} (each conditioned on the next)",
+        names.join(" -> ")
+    )
+}
+
+/// Every index with each parent before its children; on a cycle, the indices along it, each
+/// conditioned on the next.
+fn topological_order(conditions: &[Option<Condition>]) -> Result<Vec<usize>, Vec<usize>> {
+    // 0 = not visited, 1 = on the current path, 2 = placed.
+    let mut state = vec![0u8; conditions.len()];
+    let mut order = Vec::with_capacity(conditions.len());
+    for start in 0..conditions.len() {
+        // Walk up the chain of parents, then place it top-down; the chain is a path because
+        // each parameter has at most one parent.
+        let mut chain = Vec::new();
+        let mut current = Some(start);
+        while let Some(index) = current {
+            match state[index] {
+                2 => break,
+                1 => {
+                    let from = chain.iter().position(|seen| *seen == index).unwrap_or(0);
+                    return Err(chain[from..].to_vec());
+                }
+                _ => {
+                    state[index] = 1;
+                    chain.push(index);
+                    current = conditions[index].as_ref().map(|condition| condition.parent);
+                }
+            }
+        }
+        for index in chain.into_iter().rev() {
+            state[index] = 2;
+            order.push(index);
+        }
+    }
+    Ok(order)
+}
 
 fn invalid(index: usize, spec: &RawParameter, field: &str, rule: impl Into<String>) -> SpaceError {
     SpaceError::InvalidParameter {
@@ -1193,5 +1566,201 @@ mod tests {
             space.parse_assignment([("lr", "0.01"), ("opt", "rmsprop"), ("batch", "16")]),
             Err(SpaceError::InvalidValue { .. })
         ));
+    }
+
+    fn categorical(name: &str, list: &[&str]) -> RawParameter {
+        RawParameter {
+            name: name.into(),
+            parameter_type: Some(ParameterType::Categorical),
+            list: list.iter().map(|item| item.to_string()).collect(),
+            ..RawParameter::default()
+        }
+    }
+
+    fn when(parent: &str, values: &[&str]) -> Option<RawCondition> {
+        Some(RawCondition {
+            parameter: parent.into(),
+            values: values.iter().map(|value| value.to_string()).collect(),
+        })
+    }
+
+    /// `optimizer` in {sgd, adam}; `momentum` only for sgd; `nesterov` only when momentum is
+    /// active and `schedule` is step (two levels deep through `schedule`, itself for sgd).
+    fn optimizer_space() -> SearchSpace {
+        SearchSpace::parse(&[
+            RawParameter {
+                condition: when("schedule", &["step"]),
+                ..categorical("nesterov", &["yes", "no"])
+            },
+            categorical("optimizer", &["sgd", "adam"]),
+            RawParameter {
+                condition: when("optimizer", &["sgd"]),
+                ..double("momentum", "0", "0.99")
+            },
+            RawParameter {
+                condition: when("optimizer", &["sgd"]),
+                ..categorical("schedule", &["step", "cosine"])
+            },
+        ])
+        .expect("valid conditional space")
+    }
+
+    #[test]
+    fn conditions_nest_and_decide_what_an_assignment_shows() {
+        let space = optimizer_space();
+        assert!(space.is_conditional());
+        let sgd = space
+            .parse_assignment([
+                ("optimizer", "sgd"),
+                ("momentum", "0.9"),
+                ("schedule", "step"),
+                ("nesterov", "no"),
+            ])
+            .expect("every active parameter given");
+        assert_eq!(space.active(&sgd), [true, true, true, true]);
+        assert_eq!(space.format_assignment(&sgd).len(), 4);
+        // Adam leaves momentum, schedule and (through schedule) nesterov inactive: they need
+        // no value, a value given for them is ignored, and they are never rendered.
+        let adam = space
+            .parse_assignment([("optimizer", "adam"), ("momentum", "0.5")])
+            .expect("inactive parameters need no value");
+        assert_eq!(space.active(&adam), [false, true, false, false]);
+        assert_eq!(
+            space.format_assignment(&adam),
+            [("optimizer".to_string(), "adam".to_string())]
+        );
+        assert_eq!(adam, space.canonical(&adam));
+        // A different value in an inactive slot is the same point.
+        let mut other = adam.clone();
+        other.values[2] = Value::Double(0.7);
+        assert!(space.contains(&other));
+        assert_eq!(space.assignment_key(&other), space.assignment_key(&adam));
+        assert_ne!(space.assignment_key(&sgd), space.assignment_key(&adam));
+        // An active parameter still needs its value.
+        assert_eq!(
+            space.parse_assignment([("optimizer", "sgd"), ("momentum", "0.9")]),
+            Err(SpaceError::MissingValue {
+                name: "schedule".into()
+            })
+        );
+        // Prior draws leave inactive slots at their fixed value.
+        let drawn = space.from_quantiles(&[0.9, 0.9, 0.4, 0.9]);
+        assert_eq!(space.active(&drawn), [false, true, false, false]);
+        assert_eq!(drawn.values[2], Value::Double(0.0));
+    }
+
+    #[test]
+    fn bad_conditions_name_the_field_and_rule() {
+        let errors = SearchSpace::parse(&[
+            categorical("optimizer", &["sgd", "adam"]),
+            double("lr", "0.001", "0.1"),
+            RawParameter {
+                condition: when("lr", &["0.01"]),
+                ..double("momentum", "0", "1")
+            },
+            RawParameter {
+                condition: when("optimizer", &["rmsprop"]),
+                ..double("beta", "0", "1")
+            },
+            RawParameter {
+                condition: when("missing", &["x"]),
+                ..double("gamma", "0", "1")
+            },
+            RawParameter {
+                condition: when("self", &["a"]),
+                ..categorical("self", &["a", "b"])
+            },
+            RawParameter {
+                condition: when("optimizer", &[]),
+                ..double("delta", "0", "1")
+            },
+        ])
+        .expect_err("every condition is invalid");
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                r#"parameters[2].condition.parameter ("momentum"): parent "lr" is a double parameter; a condition's parent must be categorical or discrete"#,
+                r#"parameters[3].condition.values[0] ("beta"): "rmsprop" is not in the list of parent "optimizer" (sgd, adam)"#,
+                r#"parameters[4].condition.parameter ("gamma"): "missing" names no parameter of the space"#,
+                r#"parameters[5].condition.parameter ("self"): "self" cannot be conditioned on itself"#,
+                r#"parameters[6].condition.values ("delta"): must hold at least one value of the parent's list"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cycle_of_conditions_is_rejected() {
+        let errors = SearchSpace::parse(&[
+            double("lr", "0.001", "0.1"),
+            RawParameter {
+                condition: when("b", &["x"]),
+                ..categorical("a", &["x", "y"])
+            },
+            RawParameter {
+                condition: when("a", &["y"]),
+                ..categorical("b", &["x", "y"])
+            },
+        ])
+        .expect_err("a and b condition each other");
+        assert_eq!(
+            errors[0].to_string(),
+            r#"parameters[1].condition.parameter ("a"): conditions form a cycle: a -> b -> a (each conditioned on the next)"#
+        );
+    }
+
+    #[test]
+    fn a_discrete_parent_matches_values_as_numbers() {
+        let space = SearchSpace::parse(&[
+            RawParameter {
+                name: "layers".into(),
+                parameter_type: Some(ParameterType::Discrete),
+                list: vec!["1".into(), "2".into()],
+                ..RawParameter::default()
+            },
+            RawParameter {
+                condition: when("layers", &["2.0"]),
+                ..double("width2", "8", "64")
+            },
+        ])
+        .expect("2.0 is the discrete value 2");
+        assert_eq!(space.condition(1).map(|c| c.values.clone()), Some(vec![1]));
+    }
+
+    #[test]
+    fn groups_follow_conditions_and_typed_conditions_are_checked() {
+        let space = optimizer_space();
+        // Always active: optimizer; for sgd: momentum and schedule; for step: nesterov.
+        assert_eq!(space.condition_groups(), [vec![1], vec![2, 3], vec![0]]);
+        let sub = space.subspace(&[2, 3]);
+        assert_eq!(sub.len(), 2);
+        assert!(!sub.is_conditional());
+        let pair = SearchSpace::parse(&[categorical("a", &["x", "y"]), categorical("b", &["x"])])
+            .expect("valid");
+        let on = |parent: usize| Condition {
+            parent,
+            values: vec![0],
+        };
+        assert_eq!(
+            pair.clone()
+                .with_conditions(vec![(0, on(1)), (1, on(0))])
+                .expect_err("a cycle")
+                .to_string(),
+            r#"parameters[0].condition ("a"): conditions form a cycle: a -> b -> a (each conditioned on the next)"#
+        );
+        assert!(
+            pair.clone()
+                .with_conditions(vec![(
+                    1,
+                    Condition {
+                        parent: 0,
+                        values: vec![2]
+                    }
+                )])
+                .is_err(),
+            "index 2 is outside a's list"
+        );
+        let conditioned = pair.with_conditions(vec![(1, on(0))]).expect("valid");
+        assert_eq!(conditioned.condition(1), Some(&on(0)));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! The continuous functions and their optima follow Surjanovic & Bingham, "Virtual Library of
 //! Simulation Experiments: Test Functions and Datasets" (Simon Fraser University,
-//! sfu.ca/~ssurjano); the mixed-space function is our own (see [`TestFunction::Mixed`]). All
+//! sfu.ca/~ssurjano); the mixed-space and conditional-space functions are our own (see
+//! [`TestFunction::Mixed`] and [`TestFunction::Conditional`]). All
 //! are minimized; *simple regret* is the best value found minus the known optimum. Quality
 //! tests, the quality runner example and the benches share this module, so every figure is
 //! measured the same way.
@@ -39,6 +40,15 @@ pub enum TestFunction {
     /// `x0` and `x1` are correlated. Minimum 0 at `(0.3, 10^-2.5, 24, 3, choice 1)`. Not in
     /// [`TestFunction::ALL`]; [`TestFunction::from_name`] knows it as `mixed`.
     Mixed,
+    /// Our own conditional space, shaped like choosing a model family: `x` a double on
+    /// `[0, 1]` always active, and `model` a categorical root choosing among sub-spaces of
+    /// one, two and four parameters: `a0` (for `a`), `b0` and a log-uniform `b1` (for `b`),
+    /// `c0`, `c1`, `c2` doubles and `c3` an int on `[1, 16]` (for `c`). Branches `a` and `b`
+    /// are easy basins with floors 0.3 and 0.15; the minimum, 0, is in the four-dimensional
+    /// branch `c` at `x = 0.4, c = (0.3, 0.7, 0.2, 11)`, which a search must find and then
+    /// refine. Not in [`TestFunction::ALL`]; [`TestFunction::from_name`] knows it as
+    /// `conditional`.
+    Conditional,
 }
 
 impl TestFunction {
@@ -62,19 +72,21 @@ impl TestFunction {
             TestFunction::Levy => "levy",
             TestFunction::StyblinskiTang => "styblinski-tang",
             TestFunction::Mixed => "mixed",
+            TestFunction::Conditional => "conditional",
         }
     }
 
-    /// Looks a function up by [`TestFunction::name`], the mixed-space one included.
+    /// Looks a function up by [`TestFunction::name`], the mixed-space and conditional ones
+    /// included.
     pub fn from_name(name: &str) -> Option<TestFunction> {
         TestFunction::ALL
             .into_iter()
-            .chain([TestFunction::Mixed])
+            .chain([TestFunction::Mixed, TestFunction::Conditional])
             .find(|f| f.name() == name)
     }
 
-    /// The bounds of each dimension (for [`TestFunction::Mixed`], the categorical's as its
-    /// choice indices).
+    /// The bounds of each dimension (for [`TestFunction::Mixed`] and
+    /// [`TestFunction::Conditional`], a categorical's as its choice indices).
     pub fn bounds(self) -> Vec<(f64, f64)> {
         match self {
             TestFunction::Branin => vec![(-5.0, 10.0), (0.0, 15.0)],
@@ -90,6 +102,17 @@ impl TestFunction {
                 (1.0, 8.0),
                 (0.0, (MIXED_CHOICES.len() - 1) as f64),
             ],
+            TestFunction::Conditional => vec![
+                (0.0, 1.0),
+                (0.0, 2.0),
+                (0.0, 1.0),
+                (0.0, 1.0),
+                (1e-4, 1.0),
+                (0.0, 1.0),
+                (0.0, 1.0),
+                (0.0, 1.0),
+                (1.0, 16.0),
+            ],
         }
     }
 
@@ -101,7 +124,8 @@ impl TestFunction {
             TestFunction::Rosenbrock
             | TestFunction::Ackley
             | TestFunction::Levy
-            | TestFunction::Mixed => 0.0,
+            | TestFunction::Mixed
+            | TestFunction::Conditional => 0.0,
             TestFunction::StyblinskiTang => -39.166_165_703_771_41 * 8.0,
         }
     }
@@ -109,8 +133,10 @@ impl TestFunction {
     /// A search space of double parameters `x0, x1, ...` over the bounds (for
     /// [`TestFunction::Mixed`], the mixed parameters it describes).
     pub fn space(self) -> SearchSpace {
-        if self == TestFunction::Mixed {
-            return mixed_space();
+        match self {
+            TestFunction::Mixed => return mixed_space(),
+            TestFunction::Conditional => return conditional_space(),
+            _ => {}
         }
         let parameters = self
             .bounds()
@@ -146,6 +172,7 @@ impl TestFunction {
             }
             TestFunction::Levy => levy(x),
             TestFunction::Mixed => mixed(x),
+            TestFunction::Conditional => conditional(x),
             TestFunction::StyblinskiTang => {
                 0.5 * x
                     .iter()
@@ -259,6 +286,80 @@ fn mixed(x: &[f64]) -> f64 {
     let p = (x[2] - 24.0) / 63.0;
     let q = (x[3] - 3.0) / 7.0;
     offset + u * u + 1.5 * v * v + 0.8 * u * v + 0.5 * p * p + 0.5 * q * q
+}
+
+/// The branches of [`TestFunction::Conditional`]'s `model`.
+pub const CONDITIONAL_MODELS: [&str; 3] = ["a", "b", "c"];
+
+fn conditional_space() -> SearchSpace {
+    let double = |name: &str, min: f64, max: f64, distribution: Distribution| Parameter {
+        name: name.into(),
+        domain: Domain::Double {
+            min,
+            max,
+            step: None,
+            distribution,
+        },
+    };
+    let unit = |name: &str| double(name, 0.0, 1.0, Distribution::Uniform);
+    let parameters = vec![
+        unit("x"),
+        Parameter {
+            name: "model".into(),
+            domain: Domain::Categorical {
+                choices: CONDITIONAL_MODELS.iter().map(|m| m.to_string()).collect(),
+            },
+        },
+        unit("a0"),
+        unit("b0"),
+        double("b1", 1e-4, 1.0, Distribution::LogUniform),
+        unit("c0"),
+        unit("c1"),
+        unit("c2"),
+        Parameter {
+            name: "c3".into(),
+            domain: Domain::Int {
+                min: 1,
+                max: 16,
+                step: 1,
+                distribution: Distribution::Uniform,
+            },
+        },
+    ];
+    let when = |model: usize| crate::space::Condition {
+        parent: 1,
+        values: vec![model],
+    };
+    SearchSpace::new(parameters)
+        .and_then(|space| {
+            space.with_conditions(vec![
+                (2, when(0)),
+                (3, when(1)),
+                (4, when(1)),
+                (5, when(2)),
+                (6, when(2)),
+                (7, when(2)),
+                (8, when(2)),
+            ])
+        })
+        .expect("the conditions name the categorical `model` and its choices")
+}
+
+/// The shared bowl in `x` plus the chosen branch's: a floor and a bowl in its own parameters
+/// (`b1` on its log scale). The values of the branches not chosen are ignored.
+fn conditional(x: &[f64]) -> f64 {
+    let shared = (x[0] - 0.4).powi(2);
+    let branch = match x[1].round() as i64 {
+        0 => 0.3 + (x[2] - 0.25).powi(2),
+        1 => 0.15 + (x[3] - 0.6).powi(2) + ((x[4].max(1e-300).log10() + 2.0) / 4.0).powi(2),
+        _ => {
+            (x[5] - 0.3).powi(2)
+                + (x[6] - 0.7).powi(2)
+                + (x[7] - 0.2).powi(2)
+                + ((x[8] - 11.0) / 15.0).powi(2)
+        }
+    };
+    shared + branch
 }
 
 fn levy(x: &[f64]) -> f64 {
@@ -483,6 +584,21 @@ mod tests {
         assert!(close(TestFunction::Levy.evaluate(&[1.0; 4]), 0.0));
         assert!(close(
             TestFunction::Mixed.evaluate(&[0.3, 10f64.powf(-2.5), 24.0, 3.0, 1.0]),
+            0.0
+        ));
+        let space = TestFunction::Conditional.space();
+        let best = space
+            .parse_assignment([
+                ("x", "0.4"),
+                ("model", "c"),
+                ("c0", "0.3"),
+                ("c1", "0.7"),
+                ("c2", "0.2"),
+                ("c3", "11"),
+            ])
+            .expect("the optimum's branch needs no other value");
+        assert!(close(
+            TestFunction::Conditional.evaluate_assignment(&best),
             0.0
         ));
         assert!(

@@ -141,6 +141,13 @@ fn wire_experiment(experiment: &Experiment) -> api::Experiment {
                     _ => api::Distribution::Unspecified,
                 } as i32,
             }),
+            condition: parameter
+                .condition
+                .as_ref()
+                .map(|condition| api::ParameterCondition {
+                    parameter: condition.parameter.clone(),
+                    values: condition.values.clone(),
+                }),
         })
         .collect();
     let algorithm = spec.algorithm.clone().unwrap_or_default();

@@ -5,7 +5,7 @@
 
 use sextant_algorithms::early_stopping;
 use sextant_algorithms::space::{
-    Distribution as SpaceDistribution, ParameterType as SpaceParameterType,
+    Distribution as SpaceDistribution, ParameterType as SpaceParameterType, RawCondition,
 };
 use sextant_algorithms::{
     Constraint, Direction, Objective, ObjectiveMetric, RawParameter, SearchSpace, Setting,
@@ -46,6 +46,10 @@ pub fn raw_parameter(spec: &ParameterSpec) -> RawParameter {
         step: spec.feasible_space.step.clone(),
         list: spec.feasible_space.list.clone(),
         distribution,
+        condition: spec.condition.as_ref().map(|condition| RawCondition {
+            parameter: condition.parameter.clone(),
+            values: condition.values.clone(),
+        }),
     }
 }
 

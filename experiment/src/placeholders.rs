@@ -4,8 +4,14 @@
 //! Katib substitutes by plain string replacement on the serialized template. Sextant walks the
 //! template instead and replaces inside string values only, so a value lands in exactly the
 //! argv item or field that names it and can never change the template's structure.
+//!
+//! A conditional parameter that is inactive in a trial has no value. Its trial parameter's
+//! `default` stands in when given; otherwise every array item (argv item) holding its
+//! placeholder is dropped from the array ([`drop_items_naming`]), so `--momentum=${...}`
+//! disappears from the command of a trial without momentum. Validation allows such a
+//! placeholder nowhere else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The opening of a trial parameter placeholder.
 const PLACEHOLDER_OPENING: &str = "${trialParameters.";
@@ -130,6 +136,46 @@ impl MetadataReference {
     }
 }
 
+/// The template without the array items (strings directly in an array, such as argv items)
+/// that hold a placeholder of one of `names`: how a trial leaves out the parameters that are
+/// inactive in it.
+pub fn drop_items_naming(
+    template: &serde_json::Value,
+    names: &BTreeSet<String>,
+) -> serde_json::Value {
+    if names.is_empty() {
+        return template.clone();
+    }
+    match template {
+        serde_json::Value::Array(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .filter(|item| {
+                    item.as_str().is_none_or(|text| {
+                        !placeholder_names(text)
+                            .iter()
+                            .any(|name| names.contains(*name))
+                    })
+                })
+                .map(|item| drop_items_naming(item, names))
+                .collect(),
+        ),
+        serde_json::Value::Object(fields) => serde_json::Value::Object(
+            fields
+                .iter()
+                .map(|(key, item)| (key.clone(), drop_items_naming(item, names)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Whether a placeholder found at `path` (see [`PlaceholderUse`]) sits in a string directly
+/// inside an array, the one place [`drop_items_naming`] can leave it out.
+pub fn is_array_item(path: &str) -> bool {
+    path.ends_with(']')
+}
+
 /// Replaces every `${trialParameters.<name>}` in the template's strings and keys by its value;
 /// placeholders without a value are left as written (validation rejects them beforehand).
 pub fn substitute(
@@ -191,6 +237,31 @@ mod tests {
                 ("spec.command[1]", "m")
             ]
         );
+    }
+
+    #[test]
+    fn argv_items_of_inactive_parameters_are_dropped() {
+        let template = serde_json::json!({
+            "command": ["train", "--optimizer=${trialParameters.opt}", "--momentum=${trialParameters.m}"],
+            "env": [{"name": "M", "value": "${trialParameters.m}"}],
+            "nested": [["${trialParameters.m}", "keep"]],
+        });
+        let dropped = drop_items_naming(&template, &BTreeSet::from(["m".to_owned()]));
+        assert_eq!(
+            dropped,
+            serde_json::json!({
+                "command": ["train", "--optimizer=${trialParameters.opt}"],
+                "env": [{"name": "M", "value": "${trialParameters.m}"}],
+                "nested": [["keep"]],
+            })
+        );
+        assert_eq!(drop_items_naming(&template, &BTreeSet::new()), template);
+        let paths: Vec<bool> = find_placeholders(&template)
+            .iter()
+            .map(|found| is_array_item(&found.path))
+            .collect();
+        // command[1], command[2], env[0].value, nested[0][0].
+        assert_eq!(paths, [true, true, false, true]);
     }
 
     #[test]

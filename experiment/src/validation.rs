@@ -38,7 +38,7 @@ use crate::api::experiment::{
 use crate::api::template::{PipelineTemplate, ProcessTemplate, RunKind};
 use crate::api::{KATIB_API_VERSION, SEXTANT_API_VERSION, is_supported_api_version};
 use crate::domain;
-use crate::placeholders::{MetadataReference, find_placeholders};
+use crate::placeholders::{MetadataReference, find_placeholders, is_array_item};
 
 /// The longest experiment name Katib accepts.
 pub const MAX_EXPERIMENT_NAME_LENGTH: usize = 40;
@@ -875,6 +875,14 @@ fn validate_trial_parameters(
     errors: &mut Errors,
 ) {
     let parameter_names: Vec<&str> = spec.parameters.iter().map(|p| p.name.as_str()).collect();
+    let conditional: Vec<&str> = spec
+        .parameters
+        .iter()
+        .filter(|p| p.condition.is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    // Trial parameters whose value a trial may lack: a conditional parameter, no default.
+    let mut may_be_absent = HashMap::new();
     let mut names = HashMap::new();
     let mut references = HashMap::new();
     for (index, trial_parameter) in template.trial_parameters.iter().enumerate() {
@@ -895,6 +903,18 @@ fn validate_trial_parameters(
         if reference.is_empty() {
             errors.push(format!("{path}.reference"), "is required");
             continue;
+        }
+        match (conditional.contains(&reference), &trial_parameter.default) {
+            (true, None) => {
+                may_be_absent.insert(name, reference);
+            }
+            (false, Some(_)) => errors.push(
+                format!("{path}.default"),
+                format!(
+                    "applies only to a conditional parameter; {reference:?} has a value in every trial"
+                ),
+            ),
+            _ => {}
         }
         if let Some(first) = references.insert(reference, index) {
             errors.push(
@@ -934,12 +954,23 @@ fn validate_trial_parameters(
     let mut used: BTreeMap<&str, ()> = BTreeMap::new();
     for placeholder in &uses {
         used.insert(placeholder.name.as_str(), ());
+        let path = if placeholder.path.is_empty() {
+            template_path.to_owned()
+        } else {
+            format!("{template_path}.{}", placeholder.path)
+        };
+        if let Some(reference) = may_be_absent.get(placeholder.name.as_str())
+            && !is_array_item(&placeholder.path)
+        {
+            errors.push(
+                path.clone(),
+                format!(
+                    "placeholder ${{trialParameters.{}}} stands for the conditional parameter {reference:?}, which a trial may leave out: use it only inside an array item such as an argv item (dropped when the parameter is inactive), or give the trial parameter a default",
+                    placeholder.name
+                ),
+            );
+        }
         if !names.contains_key(placeholder.name.as_str()) {
-            let path = if placeholder.path.is_empty() {
-                template_path.to_owned()
-            } else {
-                format!("{template_path}.{}", placeholder.path)
-            };
             errors.push(
                 path,
                 format!(

@@ -27,7 +27,7 @@
 //! Only the algorithms that learn from finished trials take a warm start from experiments
 //! ([`WARM_START_ALGORITHMS`]); validation refuses it for the others.
 //!
-//! **`enqueue`.** Each entry gives every parameter a value (a number or a string, checked
+//! **`enqueue`.** Each entry gives every active parameter a value (a number or a string, checked
 //! against the parameter's feasible space). The first suggestions are the entries, in order,
 //! each exactly once ([`next_enqueued`]): the trial made from entry `i` carries the label
 //! [`ENQUEUED_INDEX_LABEL`] = `i`, and an entry is taken once a stored trial (or an assignment
@@ -335,17 +335,14 @@ fn parse_entry(
             });
         }
     }
-    let mut values = Vec::with_capacity(space.len());
+    // A value for each parameter the point gives; which of the missing ones are required is
+    // known once the parents' values are (an inactive conditional parameter needs none).
+    let mut values: Vec<Option<sextant_algorithms::Value>> = Vec::with_capacity(space.len());
     for parameter in space.parameters() {
         let value_path = format!("{path}.{}", parameter.name);
+        values.push(None);
         let text = match entry.get(&parameter.name) {
-            None => {
-                errors.push(FieldError {
-                    path: value_path,
-                    rule: "is required: an enqueued point gives every parameter a value".into(),
-                });
-                continue;
-            }
+            None => continue,
             Some(serde_json::Value::String(text)) => text.clone(),
             Some(serde_json::Value::Number(number)) => number.to_string(),
             Some(other) => {
@@ -359,7 +356,9 @@ fn parse_entry(
         let infeasible = match parameter.parse_value(&text) {
             Ok(value) => match parameter.infeasibility(value) {
                 None => {
-                    values.push(value);
+                    if let Some(slot) = values.last_mut() {
+                        *slot = Some(value);
+                    }
                     continue;
                 }
                 Some(rule) => rule,
@@ -372,8 +371,24 @@ fn parse_entry(
             rule: format!("{} {infeasible}", echo(&text)),
         });
     }
+    let filled = Assignment {
+        values: values
+            .iter()
+            .zip(space.parameters())
+            .map(|(value, parameter)| value.unwrap_or_else(|| parameter.inactive_value()))
+            .collect(),
+    };
+    let active = space.active(&filled);
+    for (index, parameter) in space.parameters().iter().enumerate() {
+        if active[index] && values[index].is_none() && !entry.contains_key(&parameter.name) {
+            errors.push(FieldError {
+                path: format!("{path}.{}", parameter.name),
+                rule: "is required: an enqueued point gives every active parameter a value".into(),
+            });
+        }
+    }
     if errors.is_empty() {
-        Ok(Assignment { values })
+        Ok(filled)
     } else {
         Err(errors)
     }

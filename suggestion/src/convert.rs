@@ -6,7 +6,7 @@ use sextant_algorithms::registry::check_algorithm_name;
 use sextant_algorithms::settings::Setting;
 use sextant_algorithms::{
     Assignment, Constraint, Direction, Distribution, Objective, ObjectiveMetric, ParameterType,
-    RawParameter, SearchSpace, TrialCondition, TrialRecord,
+    RawCondition, RawParameter, SearchSpace, TrialCondition, TrialRecord,
 };
 use sextant_proto::api;
 
@@ -124,6 +124,10 @@ pub fn raw_parameter(spec: &api::ParameterSpec) -> RawParameter {
         step: feasible.step,
         list: feasible.list,
         distribution,
+        condition: spec.condition.as_ref().map(|condition| RawCondition {
+            parameter: condition.parameter.clone(),
+            values: condition.values.clone(),
+        }),
     }
 }
 

@@ -1399,6 +1399,92 @@ async fn a_trial_template_from_a_config_map_is_substituted_into_the_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_parameter_is_left_out_of_the_jobs_that_do_not_use_it() {
+    let harness = Harness::new("conditional").await;
+    let name = harness
+        .start_experiment(json!({
+            "maxTrialCount": 6, "parallelTrialCount": 6, "maxFailedTrialCount": 1,
+            "parameters": [
+                {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.1"}},
+                {"name": "optimizer", "parameterType": "categorical", "feasibleSpace": {"list": ["sgd", "adam"]}},
+                {"name": "momentum", "parameterType": "double", "feasibleSpace": {"min": "0.5", "max": "0.99"},
+                 "condition": {"parameter": "optimizer", "values": ["sgd"]}},
+            ],
+            "trialTemplate": {
+                "primaryContainerName": "training",
+                "trialParameters": [
+                    {"name": "learningRate", "reference": "lr"},
+                    {"name": "optimizer", "reference": "optimizer"},
+                    {"name": "momentum", "reference": "momentum"},
+                ],
+                "trialSpec": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "spec": {"backoffLimit": 0, "template": {"spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{
+                            "name": "training",
+                            "image": "ghcr.io/example/trainer:1.0",
+                            "command": [
+                                "python3", "train.py",
+                                "--lr=${trialParameters.learningRate}",
+                                "--optimizer=${trialParameters.optimizer}",
+                                "--momentum=${trialParameters.momentum}",
+                            ],
+                        }],
+                    }}},
+                },
+            },
+        }))
+        .await;
+    harness.wait_for_jobs(6).await;
+    let mut optimizers = BTreeSet::new();
+    for ordinal in 0..6 {
+        let trial_name = format!("{name}-{ordinal}");
+        let trial = harness
+            .trials_api()
+            .get(&trial_name)
+            .await
+            .expect("the trial");
+        let assigned: BTreeMap<&str, &str> = trial
+            .spec
+            .parameter_assignments
+            .iter()
+            .map(|assignment| (assignment.name.as_str(), assignment.value.as_str()))
+            .collect();
+        let job = harness.jobs().get(&trial_name).await.expect("the job");
+        let command = job
+            .spec
+            .and_then(|spec| spec.template.spec)
+            .expect("a pod spec")
+            .containers[0]
+            .command
+            .clone()
+            .unwrap_or_default();
+        let mut expected = vec![
+            "python3".to_string(),
+            "train.py".to_string(),
+            format!("--lr={}", assigned["lr"]),
+            format!("--optimizer={}", assigned["optimizer"]),
+        ];
+        optimizers.insert(assigned["optimizer"].to_string());
+        match assigned["optimizer"] {
+            "sgd" => expected.push(format!("--momentum={}", assigned["momentum"])),
+            other => {
+                assert_eq!(other, "adam");
+                assert!(!assigned.contains_key("momentum"), "{assigned:?}");
+            }
+        }
+        assert_eq!(command, expected, "{trial_name}");
+    }
+    assert_eq!(
+        optimizers.len(),
+        2,
+        "both branches among the trials: {optimizers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_stops_gracefully_on_sigterm() {
     let mut harness = Harness::new("sigterm").await;
     // Signalled while it has work: its trials are running and polled.

@@ -410,6 +410,123 @@ print("loss=1")
 }
 
 #[test]
+fn an_inactive_parameter_never_reaches_a_trial() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "echo_argv.py",
+        r#"import json, os, sys
+with open(os.path.join(os.environ["SEXTANT_TRIAL_DIR"], "argv.json"), "w") as f:
+    json.dump(sys.argv[1:], f)
+args = dict(arg[2:].split("=", 1) for arg in sys.argv[1:])
+loss = float(args["lr"]) + (1 - float(args.get("momentum", "0.5"))) * (args["optimizer"] == "sgd")
+print(f"loss={loss}")
+"#,
+    );
+    // `momentum` exists for sgd only and `beta` for adam only; `beta`'s trial parameter has a
+    // default, so sgd trials get `--beta=none`, while adam trials lose `--momentum=...`.
+    let file = scratch.write(
+        "conditional.yaml",
+        r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: conditional
+spec:
+  objective: {type: minimize, objectiveMetricName: loss}
+  algorithm:
+    algorithmName: tpe
+    algorithmSettings: [{name: n_startup_trials, value: "6"}, {name: random_state, value: "3"}]
+  parallelTrialCount: 2
+  maxTrialCount: 14
+  parameters:
+    - {name: lr, parameterType: double, feasibleSpace: {min: "0.001", max: "0.1"}}
+    - {name: optimizer, parameterType: categorical, feasibleSpace: {list: [sgd, adam]}}
+    - name: momentum
+      parameterType: double
+      feasibleSpace: {min: "0.5", max: "0.99"}
+      condition: {parameter: optimizer, values: [sgd]}
+    - name: beta
+      parameterType: double
+      feasibleSpace: {min: "0.8", max: "0.999"}
+      condition: {parameter: optimizer, values: [adam]}
+  trialTemplate:
+    trialParameters:
+      - {name: lr, reference: lr}
+      - {name: optimizer, reference: optimizer}
+      - {name: momentum, reference: momentum}
+      - {name: beta, reference: beta, default: none}
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec:
+        command:
+          - python3
+          - echo_argv.py
+          - "--lr=${trialParameters.lr}"
+          - "--optimizer=${trialParameters.optimizer}"
+          - "--momentum=${trialParameters.momentum}"
+          - "--beta=${trialParameters.beta}"
+"#,
+    );
+    let (output, experiment) = scratch.run(&file);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    assert_eq!(experiment["status"]["trialsSucceeded"], 14, "{experiment}");
+    let mut optimizers = std::collections::BTreeSet::new();
+    for trial in scratch.trials("conditional") {
+        let name = trial["name"].as_str().expect("name");
+        let argv: Vec<String> = serde_json::from_str(
+            &std::fs::read_to_string(
+                scratch
+                    .path()
+                    .join(".sextant/conditional")
+                    .join(name)
+                    .join("argv.json"),
+            )
+            .expect("argv.json"),
+        )
+        .expect("argv json");
+        let assigned: Vec<&str> = trial["parameterAssignments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("assignments of {trial:#}"))
+            .iter()
+            .map(|assignment| assignment["name"].as_str().expect("name"))
+            .collect();
+        let flags: Vec<&str> = argv
+            .iter()
+            .map(|arg| arg.split_once('=').expect("--name=value").0)
+            .collect();
+        let beta = argv
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--beta="))
+            .expect("--beta is always given");
+        if argv.contains(&"--optimizer=sgd".to_string()) {
+            assert_eq!(assigned, ["lr", "optimizer", "momentum"], "{name}");
+            assert_eq!(
+                flags,
+                ["--lr", "--optimizer", "--momentum", "--beta"],
+                "{name}"
+            );
+            assert_eq!(beta, "none", "{name}: the default stands in");
+            optimizers.insert("sgd");
+        } else {
+            assert!(argv.contains(&"--optimizer=adam".to_string()), "{argv:?}");
+            assert_eq!(assigned, ["lr", "optimizer", "beta"], "{name}");
+            assert_eq!(
+                flags,
+                ["--lr", "--optimizer", "--beta"],
+                "{name}: no momentum"
+            );
+            assert!(
+                beta.parse::<f64>()
+                    .is_ok_and(|b| (0.8..=0.999).contains(&b)),
+                "{beta}"
+            );
+            optimizers.insert("adam");
+        }
+    }
+    assert_eq!(optimizers.len(), 2, "both branches ran");
+}
+
+#[test]
 fn an_invalid_spec_exits_2_listing_every_problem_and_writes_nothing() {
     let scratch = Scratch::new();
     let file = scratch.write(

@@ -29,6 +29,7 @@ fn double(name: &str, min: &str, max: &str, step: &str) -> api::ParameterSpec {
             step: step.into(),
             ..Default::default()
         }),
+        condition: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn list(name: &str, parameter_type: api::ParameterType, values: &[&str]) -> api:
             list: values.iter().map(|v| v.to_string()).collect(),
             ..Default::default()
         }),
+        condition: None,
     }
 }
 
@@ -119,6 +121,7 @@ async fn bad_input_is_invalid_argument_naming_the_parameter_and_the_server_survi
         name: "mystery".into(),
         parameter_type: 99,
         feasible_space: Some(api::FeasibleSpace::default()),
+        condition: None,
     };
     let cases: Vec<(&str, api::GetSuggestionsRequest, Vec<&str>)> = vec![
         (

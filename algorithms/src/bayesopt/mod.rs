@@ -932,7 +932,12 @@ fn polish_start(
     space: &SearchSpace,
     start: &[f64],
 ) -> (f64, Vec<f64>) {
-    let columns = encoding.continuous_columns();
+    let columns = encoding.movable_columns(space, start);
+    let columns = columns.as_slice();
+    if columns.is_empty() {
+        // Nothing to move here (no active continuous parameter): the start's own score stands.
+        return (f64::NEG_INFINITY, start.to_vec());
+    }
     let width = encoding.width();
     let outputs = processes.len();
     let mut row = start.to_vec();

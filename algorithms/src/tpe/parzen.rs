@@ -799,6 +799,7 @@ mod tests {
                     step: step.to_string(),
                     list: list.iter().map(|item| item.to_string()).collect(),
                     distribution: *distribution,
+                    condition: None,
                 },
             )
             .collect();

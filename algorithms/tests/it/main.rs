@@ -4,6 +4,7 @@ mod asha;
 mod bayesopt;
 mod bounded;
 mod cmaes;
+mod conditional;
 mod hyperband;
 mod multi_objective;
 mod nsga3;

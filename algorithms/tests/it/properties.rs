@@ -11,7 +11,7 @@ use sextant_algorithms::{
     SuggestError, TrialCondition, TrialRecord, build_algorithm,
 };
 
-fn raw_parameter() -> impl Strategy<Value = RawParameter> {
+pub(crate) fn raw_parameter() -> impl Strategy<Value = RawParameter> {
     let distribution = prop_oneof![
         Just(None),
         Just(Some(Distribution::Uniform)),
@@ -73,7 +73,7 @@ pub(crate) fn space() -> impl Strategy<Value = SearchSpace> {
     })
 }
 
-fn suggest(
+pub(crate) fn suggest(
     algorithm: &str,
     seed: u64,
     space: &SearchSpace,

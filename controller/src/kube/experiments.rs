@@ -30,7 +30,7 @@ use crate::kube::{
     Context, ExperimentResource, OBSERVATION_LOG_FINALIZER, ReconcileError, STOP_ANNOTATION,
     is_conflict, object_key,
 };
-use crate::local::launch::placeholder_values;
+use crate::local::launch::{active_template, placeholder_values};
 use crate::observation_log;
 use crate::suggest::{self, Outcome, Suggester};
 use sextant_experiment::api::common::EarlyStoppingRule;
@@ -494,7 +494,14 @@ fn new_trial(
     let spec = &observed.experiment.spec;
     let trial_template = spec.trial_template.clone().unwrap_or_default();
     let (run_spec, primary_container_name) = run_object::for_cluster(
-        substitute(template, &values),
+        substitute(
+            &active_template(
+                &observed.experiment,
+                template,
+                &assignment.parameter_assignments,
+            ),
+            &values,
+        ),
         &assignment.name,
         &trial_template.primary_container_name,
     )?;

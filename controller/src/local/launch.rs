@@ -13,7 +13,7 @@
 //! - a `configMap` source is read from a file: `templatePath` relative to the experiment file's
 //!   directory, and confined to it (symlinks and `..` resolved).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -21,7 +21,7 @@ use serde_json::Value;
 use sextant_experiment::api::common::ParameterAssignment;
 use sextant_experiment::api::experiment::Experiment;
 use sextant_experiment::api::template::RunKind;
-use sextant_experiment::placeholders::{MetadataReference, substitute};
+use sextant_experiment::placeholders::{MetadataReference, drop_items_naming, substitute};
 
 /// A process to start for a trial.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,16 +140,56 @@ pub fn placeholder_values(
             Some(Ok(MetadataReference::Label(key))) => labels.get(&key).cloned(),
             Some(Ok(MetadataReference::Annotation(_))) => Some(String::new()),
             Some(Err(_)) => None,
+            // A conditional parameter inactive in this trial has no assignment; its default
+            // stands in, or `left_out_placeholders` drops the argv items that name it.
             None => assignments
                 .iter()
                 .find(|assignment| assignment.name == parameter.reference)
-                .map(|assignment| assignment.value.clone()),
+                .map(|assignment| assignment.value.clone())
+                .or_else(|| parameter.default.clone()),
         };
         if let Some(value) = value {
             values.insert(parameter.name.clone(), value);
         }
     }
     values
+}
+
+/// The trial parameters that stand for a search parameter the trial leaves out (inactive under
+/// its condition) and have no `default`: the argv items naming them are dropped (see
+/// [`sextant_experiment::placeholders::drop_items_naming`]).
+pub fn left_out_placeholders(
+    experiment: &Experiment,
+    assignments: &[ParameterAssignment],
+) -> BTreeSet<String> {
+    let Some(trial_template) = &experiment.spec.trial_template else {
+        return BTreeSet::new();
+    };
+    trial_template
+        .trial_parameters
+        .iter()
+        .filter(|parameter| {
+            parameter.default.is_none()
+                && experiment
+                    .spec
+                    .parameters
+                    .iter()
+                    .any(|search| search.name == parameter.reference)
+                && !assignments
+                    .iter()
+                    .any(|assignment| assignment.name == parameter.reference)
+        })
+        .map(|parameter| parameter.name.clone())
+        .collect()
+}
+
+/// The template a trial runs: without the argv items of its left-out parameters.
+pub fn active_template(
+    experiment: &Experiment,
+    template: &Value,
+    assignments: &[ParameterAssignment],
+) -> Value {
+    drop_items_naming(template, &left_out_placeholders(experiment, assignments))
 }
 
 /// Builds the process of a trial from the substituted template.

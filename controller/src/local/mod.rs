@@ -54,7 +54,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::local::checkpoint::TrialCheckpoint;
-use crate::local::launch::{LaunchError, launch, placeholder_values, template};
+use crate::local::launch::{LaunchError, active_template, launch, placeholder_values, template};
 use crate::local::pipeline_trial::PipelineTrialTask;
 use crate::local::runner::{Collection, MetricsSource, TrialEnded, TrialHandle, TrialTask};
 use crate::local::slots::HeldSlots;
@@ -593,6 +593,11 @@ impl Driver {
             &trial.parameter_assignments,
             &labels,
         );
+        let template = active_template(
+            &self.experiment,
+            &self.template,
+            &trial.parameter_assignments,
+        );
         let trial_dir = self.config.trials_dir.join(trial_name);
         let checkpoint = TrialCheckpoint::of_trial(
             &self.experiment,
@@ -635,7 +640,7 @@ impl Driver {
         } else if RunKind::of_template(&self.template) == Some(RunKind::Pipeline) {
             match pipeline_trial::prepare(
                 &self.experiment,
-                &self.template,
+                &template,
                 &values,
                 trial_name,
                 &trial_dir,
@@ -657,7 +662,7 @@ impl Driver {
         } else {
             match launch(
                 &self.experiment,
-                &self.template,
+                &template,
                 &values,
                 &self.config.experiment_dir,
             ) {

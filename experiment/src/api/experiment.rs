@@ -190,6 +190,23 @@ pub struct ParameterSpec {
     /// Its feasible values.
     #[serde(default)]
     pub feasible_space: FeasibleSpace,
+    /// Sextant's: when the parameter is active; absent for always. An inactive parameter is
+    /// left out of the trial's assignments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<ParameterCondition>,
+}
+
+/// The values of a categorical or discrete parent under which a parameter is active
+/// (ConfigSpace's `InCondition`); conditions nest, since the parent may have one too.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParameterCondition {
+    /// The parent parameter's name.
+    #[serde(default)]
+    pub parameter: String,
+    /// The parent's values, as written in its `feasibleSpace.list`, that activate the parameter.
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 /// The feasible values of a parameter (Katib's `FeasibleSpace`).
@@ -280,6 +297,10 @@ pub struct TrialParameterSpec {
     /// A search parameter's name, or a `${trialSpec.Name}`-style reference to trial metadata.
     #[serde(default)]
     pub reference: String,
+    /// Sextant's: the value substituted when `reference` names a conditional parameter that is
+    /// inactive in the trial. Without it, the argv items holding the placeholder are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// How each trial's run object is built (Katib's `TrialTemplate`; `trialSpec` and `configMap`

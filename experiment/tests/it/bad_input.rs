@@ -457,3 +457,161 @@ fn an_algorithm_for_one_objective_refuses_several_and_names_those_that_can() {
         "{rule}"
     );
 }
+
+/// An experiment over `optimizer` with `momentum` for sgd only, its extra parameters, template
+/// arguments and trial parameters spliced in.
+fn conditional(parameters: &str, args: &str, trial_parameters: &str) -> String {
+    format!(
+        r#"
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata:
+  name: conditional
+spec:
+  maxTrialCount: 4
+  parallelTrialCount: 1
+  objective:
+    type: minimize
+    objectiveMetricName: loss
+  algorithm:
+    algorithmName: random
+  parameters:
+    - name: lr
+      parameterType: double
+      feasibleSpace: {{min: "0.01", max: "0.1"}}
+    - name: optimizer
+      parameterType: categorical
+      feasibleSpace: {{list: [sgd, adam]}}
+    - name: momentum
+      parameterType: double
+      feasibleSpace: {{min: "0", max: "0.99"}}
+      condition: {{parameter: optimizer, values: [sgd]}}
+{parameters}
+  trialTemplate:
+    trialParameters:
+      - name: optimizer
+        reference: optimizer
+      - name: momentum
+        reference: momentum
+{trial_parameters}
+    trialSpec:
+      apiVersion: sextant.dev/v1beta1
+      kind: Process
+      spec:
+        command: ["python3", "train.py"]
+        args:
+          - "--optimizer=${{trialParameters.optimizer}}"
+{args}
+"#
+    )
+}
+
+#[test]
+fn a_conditional_parameter_validates_and_its_argv_item_may_be_dropped() {
+    let text = conditional(
+        "",
+        "          - \"--momentum=${trialParameters.momentum}\"",
+        "",
+    );
+    let experiment = with_defaults(parse_experiment(&text).expect("parses"));
+    validate(&experiment).expect("momentum only in an argv item is valid");
+    // The condition survives serialization, so a stored experiment keeps it.
+    let again = serde_json::to_value(&experiment.spec.parameters[2]).expect("serializes");
+    assert_eq!(
+        again["condition"],
+        serde_json::json!({"parameter": "optimizer", "values": ["sgd"]})
+    );
+}
+
+#[test]
+fn bad_conditions_are_named_by_their_paths() {
+    let parameters = r#"    - name: beta
+      parameterType: double
+      feasibleSpace: {min: "0", max: "1"}
+      condition: {parameter: lr, values: ["0.05"]}
+    - name: gamma
+      parameterType: double
+      feasibleSpace: {min: "0", max: "1"}
+      condition: {parameter: optimizer, values: [sgd, rmsprop]}
+    - name: delta
+      parameterType: double
+      feasibleSpace: {min: "0", max: "1"}
+      condition: {parameter: nothing, values: [x]}
+    - name: left
+      parameterType: categorical
+      feasibleSpace: {list: [x, y]}
+      condition: {parameter: right, values: [x]}
+    - name: right
+      parameterType: categorical
+      feasibleSpace: {list: [x, y]}
+      condition: {parameter: left, values: [y]}"#;
+    let errors = errors_of(&conditional(
+        parameters,
+        "          - \"--momentum=${trialParameters.momentum}\"",
+        "",
+    ));
+    assert_eq!(
+        rules(&errors),
+        [
+            (
+                "spec.parameters[3].condition.parameter".to_string(),
+                "parent \"lr\" is a double parameter; a condition's parent must be categorical or discrete".to_string()
+            ),
+            (
+                "spec.parameters[4].condition.values[1]".to_string(),
+                "\"rmsprop\" is not in the list of parent \"optimizer\" (sgd, adam)".to_string()
+            ),
+            (
+                "spec.parameters[5].condition.parameter".to_string(),
+                "\"nothing\" names no parameter of the space".to_string()
+            ),
+            (
+                "spec.parameters[6].condition.parameter".to_string(),
+                "conditions form a cycle: left -> right -> left (each conditioned on the next)"
+                    .to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn an_inactive_placeholder_outside_an_argv_item_needs_a_default() {
+    // In an environment variable the placeholder cannot be dropped with its item.
+    let in_env = conditional(
+        "",
+        "        env:\n          - {name: MOMENTUM, value: \"${trialParameters.momentum}\"}",
+        "",
+    );
+    assert_eq!(
+        rules(&errors_of(&in_env)),
+        [(
+            "spec.trialTemplate.trialSpec.spec.env[0].value".to_string(),
+            "placeholder ${trialParameters.momentum} stands for the conditional parameter \"momentum\", which a trial may leave out: use it only inside an array item such as an argv item (dropped when the parameter is inactive), or give the trial parameter a default".to_string()
+        )]
+    );
+    // With a default it may go anywhere.
+    let with_default = in_env.replace(
+        "        reference: momentum\n",
+        "        reference: momentum\n        default: \"0\"\n",
+    );
+    let experiment = with_defaults(parse_experiment(&with_default).expect("parses"));
+    validate(&experiment).expect("a default stands in for the inactive value");
+    // A default on a parameter that always has a value is a mistake.
+    let needless = conditional(
+        "",
+        "          - \"--momentum=${trialParameters.momentum}\"",
+        "      - name: rate\n        reference: lr\n        default: \"0.1\"",
+    )
+    .replace(
+        "          - \"--optimizer=${trialParameters.optimizer}\"",
+        "          - \"--optimizer=${trialParameters.optimizer}\"\n          - \"--lr=${trialParameters.rate}\"",
+    );
+    assert_eq!(
+        rules(&errors_of(&needless)),
+        [(
+            "spec.trialTemplate.trialParameters[2].default".to_string(),
+            "applies only to a conditional parameter; \"lr\" has a value in every trial"
+                .to_string()
+        )]
+    );
+}

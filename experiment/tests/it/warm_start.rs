@@ -87,13 +87,41 @@ fn bad_enqueued_points_are_named_by_entry_and_parameter() {
             "spec.warmStart.enqueue[2].momentum: names no parameter of spec.parameters",
             "spec.warmStart.enqueue[2].lr: true must be a number or a string",
             "spec.warmStart.enqueue[2].layers: is required: an enqueued point gives every \
-             parameter a value",
+             active parameter a value",
             "spec.warmStart.enqueue[2].optimizer: is required: an enqueued point gives every \
-             parameter a value",
+             active parameter a value",
             "spec.warmStart.enqueue[3].lr: 0.001 is below min 0.01",
             "spec.warmStart.enqueue[3].layers: 0 is below min 1",
         ]
     );
+}
+
+#[test]
+fn an_enqueued_point_needs_no_value_for_an_inactive_conditional_parameter() {
+    let spec = experiment(
+        "second",
+        "tpe",
+        r#"    enqueue:
+      - {lr: 0.1, layers: 2, optimizer: adam}
+      - {lr: 0.1, layers: 2, optimizer: sgd}"#,
+    )
+    .replace(
+        "  warmStart:",
+        "    - {name: momentum, parameterType: double, feasibleSpace: {min: \"0\", max: \"1\"}, \
+         condition: {parameter: optimizer, values: [sgd]}}\n  warmStart:",
+    );
+    let errors = validate(&parsed(&spec)).expect_err("sgd's momentum is missing");
+    assert_eq!(
+        rules(&errors),
+        [
+            "spec.warmStart.enqueue[1].momentum: is required: an enqueued point gives every \
+          active parameter a value"
+        ]
+    );
+    validate(&parsed(
+        &spec.replace("optimizer: sgd}", "optimizer: sgd, momentum: 0.9}"),
+    ))
+    .expect("adam needs no momentum, sgd has one");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Integration tests of the suggestion crate, over loopback gRPC through the public API only.
 
+mod conditional;
 mod early_stopping;
 mod multi_objective;
 mod pbt;

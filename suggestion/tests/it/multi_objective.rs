@@ -43,6 +43,7 @@ fn request(algorithm: &str) -> api::GetSuggestionsRequest {
                 max: "1".into(),
                 ..Default::default()
             }),
+            condition: None,
         },
         api::ObjectiveSpec {
             r#type: api::ObjectiveType::Minimize as i32,

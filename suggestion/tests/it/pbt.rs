@@ -115,6 +115,7 @@ fn request(trials: Vec<api::Trial>, count: i32) -> api::GetSuggestionsRequest {
                 step: "0.0001".into(),
                 ..Default::default()
             }),
+            condition: None,
         }],
     });
     if let Some(algorithm) = spec.algorithm.as_mut() {

@@ -97,6 +97,7 @@ fn grid_request(tried: &[u32], count: i32) -> api::GetSuggestionsRequest {
                 max: "4".into(),
                 ..Default::default()
             }),
+            condition: None,
         },
         api::ObjectiveSpec {
             r#type: api::ObjectiveType::Minimize as i32,
