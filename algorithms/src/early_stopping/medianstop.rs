@@ -141,11 +141,7 @@ mod tests {
     use crate::objective::Direction;
 
     fn trial(name: &str, condition: TrialCondition, values: &[f64]) -> TrialObservations {
-        TrialObservations {
-            trial_name: name.into(),
-            condition,
-            objective_values: values.to_vec(),
-        }
+        TrialObservations::new(name, condition, values)
     }
 
     #[test]

@@ -79,6 +79,17 @@ pub struct TrialObservations {
     pub objective_values: Vec<f64>,
 }
 
+impl TrialObservations {
+    /// A trial's observations.
+    pub fn new(name: &str, condition: TrialCondition, values: &[f64]) -> TrialObservations {
+        TrialObservations {
+            trial_name: name.into(),
+            condition,
+            objective_values: values.to_vec(),
+        }
+    }
+}
+
 /// An early-stopping algorithm, built and validated from Katib's settings.
 pub trait EarlyStoppingAlgorithm: std::fmt::Debug + Send + Sync {
     /// Katib's name of the algorithm.
