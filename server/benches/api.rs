@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use sextant_server::{Server, ServerConfig};
 use sextant_store::{NewTrial, Store, TrialConditionUpdate};
 
+/// The allocator the `sextant` binary runs the server with, so the bench measures what users run.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const STUDY: &str = r#"
 apiVersion: kubeflow.org/v1beta1
 kind: Experiment

@@ -130,9 +130,9 @@ impl TrialView {
         Ok(TrialView {
             parameter_assignments,
             labels,
-            condition: record.condition_type.clone(),
-            reason: record.reason.clone(),
-            message: record.message.clone(),
+            condition: record.condition_type,
+            reason: record.reason,
+            message: record.message,
             observation: observation
                 .metrics
                 .into_iter()

@@ -499,7 +499,9 @@ impl Store {
         experiment_name: &str,
     ) -> Result<Vec<StoredTrial>> {
         const OPERATION: &str = "list trials";
-        type JsonRow = (
+        // The times are only parsed, so they are borrowed from the text (they hold no escapes)
+        // rather than copied: four allocations fewer per trial.
+        type JsonRow<'a> = (
             String,
             String,
             String,
@@ -509,10 +511,10 @@ impl Store {
             String,
             String,
             Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
         );
         let mut select = QueryBuilder::new(
             "SELECT json_group_array(json_array(name, experiment_name, spec, assignments, labels, \
@@ -536,10 +538,10 @@ impl Store {
         rows.into_iter()
             .map(|row| {
                 Ok(StoredTrial {
-                    created_at: time(&row.9)?,
-                    start_time: row.10.as_deref().map(time).transpose()?,
-                    completion_time: row.11.as_deref().map(time).transpose()?,
-                    updated_at: time(&row.12)?,
+                    created_at: time(row.9)?,
+                    start_time: row.10.map(time).transpose()?,
+                    completion_time: row.11.map(time).transpose()?,
+                    updated_at: time(row.12)?,
                     name: row.0,
                     experiment_name: row.1,
                     spec: row.2,
