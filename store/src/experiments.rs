@@ -533,7 +533,7 @@ impl Store {
             reason,
         };
         let time = |text: &str| from_sqlite_text(text).map_err(corrupt);
-        let rows: Vec<JsonRow> =
+        let rows: Vec<JsonRow<'_>> =
             serde_json::from_str(&text).map_err(|error| corrupt(error.to_string()))?;
         rows.into_iter()
             .map(|row| {
