@@ -37,17 +37,31 @@ use crate::views::{ErrorBody, TellRequest, TellState, TrialView};
 /// study, so two clients never get the same trial name or a stale history.
 #[derive(Clone, Default)]
 pub(crate) struct Studies {
-    open: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Suggester>>>>>,
+    open: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<OpenStudy>>>>>,
+}
+
+/// What the server keeps of a study between asks.
+#[derive(Debug)]
+struct OpenStudy {
+    suggester: Suggester,
+    /// The trials `spec.warmStart.fromExperiments` lends, read at the first ask after the
+    /// study opened, as a driver reads them when it starts.
+    warm_history: Option<Vec<ObservedTrial>>,
 }
 
 impl Studies {
-    fn of(&self, name: &str) -> Arc<tokio::sync::Mutex<Suggester>> {
+    fn of(&self, name: &str) -> Arc<tokio::sync::Mutex<OpenStudy>> {
         let mut open = self
             .open
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         open.entry(name.to_string())
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(Suggester::new(None))))
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(OpenStudy {
+                    suggester: Suggester::new(None),
+                    warm_history: None,
+                }))
+            })
             .clone()
     }
 
@@ -171,7 +185,7 @@ pub(crate) async fn ask(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let study = state.studies.of(&name);
-    let mut suggester = study.lock().await;
+    let mut study = study.lock().await;
     let mut loaded = load(&state, &name).await?;
     if is_finished(&loaded.experiment) {
         return Err(ApiError::Conflict(format!(
@@ -187,11 +201,17 @@ pub(crate) async fn ask(
             sextant_echo::echo_quoted(&name)
         )));
     }
-    let warm_history = warm_history(&state, &loaded.experiment).await?;
+    if study.warm_history.is_none() {
+        study.warm_history = Some(warm_history(&state, &loaded.experiment).await?);
+    }
+    let OpenStudy {
+        suggester,
+        warm_history,
+    } = &mut *study;
     let outcome = suggest::suggest_with_warm_start(
-        &mut suggester,
+        suggester,
         &loaded.experiment,
-        &warm_history,
+        warm_history.as_deref().unwrap_or_default(),
         &loaded.trials,
         &loaded.labels,
         &[],
