@@ -238,8 +238,9 @@ const MIXED_CHOICES: [(&str, f64, f64); 4] = [
     ("adagrad", 0.4, -3.0),
 ];
 
-fn mixed_space() -> SearchSpace {
-    let double = |name: &str, min: f64, max: f64, distribution: Distribution| Parameter {
+/// A double parameter on `[min, max]`.
+fn double(name: &str, min: f64, max: f64, distribution: Distribution) -> Parameter {
+    Parameter {
         name: name.into(),
         domain: Domain::Double {
             min,
@@ -247,8 +248,12 @@ fn mixed_space() -> SearchSpace {
             step: None,
             distribution,
         },
-    };
-    let int = |name: &str, min: i64, max: i64| Parameter {
+    }
+}
+
+/// A uniform int parameter on `[min, max]`, step 1.
+fn int(name: &str, min: i64, max: i64) -> Parameter {
+    Parameter {
         name: name.into(),
         domain: Domain::Int {
             min,
@@ -256,7 +261,10 @@ fn mixed_space() -> SearchSpace {
             step: 1,
             distribution: Distribution::Uniform,
         },
-    };
+    }
+}
+
+fn mixed_space() -> SearchSpace {
     let parameters = vec![
         double("x0", 0.0, 1.0, Distribution::Uniform),
         double("x1", 1e-5, 1.0, Distribution::LogUniform),
@@ -292,15 +300,6 @@ fn mixed(x: &[f64]) -> f64 {
 pub const CONDITIONAL_MODELS: [&str; 3] = ["a", "b", "c"];
 
 fn conditional_space() -> SearchSpace {
-    let double = |name: &str, min: f64, max: f64, distribution: Distribution| Parameter {
-        name: name.into(),
-        domain: Domain::Double {
-            min,
-            max,
-            step: None,
-            distribution,
-        },
-    };
     let unit = |name: &str| double(name, 0.0, 1.0, Distribution::Uniform);
     let parameters = vec![
         unit("x"),
@@ -316,15 +315,7 @@ fn conditional_space() -> SearchSpace {
         unit("c0"),
         unit("c1"),
         unit("c2"),
-        Parameter {
-            name: "c3".into(),
-            domain: Domain::Int {
-                min: 1,
-                max: 16,
-                step: 1,
-                distribution: Distribution::Uniform,
-            },
-        },
+        int("c3", 1, 16),
     ];
     let when = |model: usize| crate::space::Condition {
         parent: 1,

@@ -28,7 +28,7 @@ use crate::pagination::PageQuery;
 use crate::supervisor::trial_dir;
 use crate::views::{
     ErrorBody, KeptArtifact, KeptArtifactList, ObservationLog, TrialList, TrialView,
-    objective_value_of,
+    objective_value_of, stored_assignments,
 };
 
 /// The most of a log `tail` reads back when asked for lines, so a huge log costs little.
@@ -119,9 +119,6 @@ impl SortKey {
     }
 }
 
-/// Reads a trial's sort key.
-type KeyOf = dyn Fn(&StoredTrial) -> Result<SortKey, ApiError>;
-
 /// Orders `records` (in creation order) as `filter` asks, stably: ties keep creation order.
 fn order_trials(
     records: Vec<StoredTrial>,
@@ -137,86 +134,78 @@ fn order_trials(
         ));
     }
     let objective = experiment.spec.objective.as_ref();
-    let key: Box<KeyOf> =
-        match order {
-            TrialOrder::Created => {
-                let mut records = records;
-                if descending {
-                    records.reverse();
-                }
-                return Ok(records);
+    match order {
+        TrialOrder::Created => {
+            let mut records = records;
+            if descending {
+                records.reverse();
             }
-            TrialOrder::Objective | TrialOrder::ObjectiveDescending => {
-                let maximize = objective.and_then(|objective| objective.objective_type.as_ref())
-                    == Some(&ObjectiveType::Maximize);
-                // Ascending values are best first when minimizing.
-                let best_first = (order == TrialOrder::Objective) != descending;
-                let reverse = best_first == maximize;
-                return sort_by_key(records, reverse, |record| {
-                    Ok(objective_value_of(record, objective)?
-                        .map_or(SortKey::Missing, SortKey::Number))
-                });
-            }
-            TrialOrder::Name => Box::new(|record| Ok(SortKey::Text(record.name.clone()))),
-            TrialOrder::Condition => {
-                Box::new(|record| Ok(SortKey::Text(record.condition_type.clone())))
-            }
-            TrialOrder::CompletionTime => Box::new(|record| {
-                Ok(record
-                    .completion_time
-                    // Microseconds since 1970 are exact in an f64 for the next 250 years.
-                    .map_or(SortKey::Missing, |time| {
-                        SortKey::Number(time.timestamp_micros() as f64)
-                    }))
-            }),
-            TrialOrder::Parameter => {
-                let Some(wanted) = filter.parameter.clone() else {
-                    return Err(ApiError::invalid_field(
-                        "parameter",
-                        "is required with orderBy=parameter",
-                    ));
-                };
-                let Some(spec) = experiment
-                    .spec
-                    .parameters
-                    .iter()
-                    .find(|parameter| parameter.name == wanted)
-                else {
-                    return Err(ApiError::invalid_field(
-                        "parameter",
-                        format!(
-                            "{} is not a parameter of this experiment",
-                            sextant_echo::echo_quoted(&wanted)
-                        ),
-                    ));
-                };
-                let numeric = !matches!(
-                    spec.parameter_type,
-                    Some(sextant_experiment::api::experiment::ParameterType::Categorical)
-                );
-                Box::new(move |record| {
-                    let assignments: Vec<crate::views::Assignment> =
-                        serde_json::from_str(&record.assignments).map_err(|error| {
-                            ApiError::Internal(format!(
-                                "stored assignments of trial {:?} are unreadable: {error}",
-                                record.name
-                            ))
-                        })?;
-                    let value = assignments
-                        .into_iter()
-                        .find(|assignment| assignment.name == wanted)
-                        .map(|assignment| assignment.value);
-                    Ok(match value {
-                        None => SortKey::Missing,
-                        Some(text) if numeric => text
-                            .parse::<f64>()
-                            .map_or(SortKey::Text(text), SortKey::Number),
-                        Some(text) => SortKey::Text(text),
-                    })
+            Ok(records)
+        }
+        TrialOrder::Objective | TrialOrder::ObjectiveDescending => {
+            let maximize = objective.and_then(|objective| objective.objective_type.as_ref())
+                == Some(&ObjectiveType::Maximize);
+            // Ascending values are best first when minimizing.
+            let best_first = (order == TrialOrder::Objective) != descending;
+            sort_by_key(records, best_first == maximize, |record| {
+                Ok(
+                    objective_value_of(record, objective)?
+                        .map_or(SortKey::Missing, SortKey::Number),
+                )
+            })
+        }
+        TrialOrder::Name => sort_by_key(records, descending, |record| {
+            Ok(SortKey::Text(record.name.clone()))
+        }),
+        TrialOrder::Condition => sort_by_key(records, descending, |record| {
+            Ok(SortKey::Text(record.condition_type.clone()))
+        }),
+        // Microseconds since 1970 are exact in an f64 for the next 250 years.
+        TrialOrder::CompletionTime => sort_by_key(records, descending, |record| {
+            Ok(record.completion_time.map_or(SortKey::Missing, |time| {
+                SortKey::Number(time.timestamp_micros() as f64)
+            }))
+        }),
+        TrialOrder::Parameter => {
+            let Some(wanted) = filter.parameter.as_deref() else {
+                return Err(ApiError::invalid_field(
+                    "parameter",
+                    "is required with orderBy=parameter",
+                ));
+            };
+            let Some(spec) = experiment
+                .spec
+                .parameters
+                .iter()
+                .find(|parameter| parameter.name == wanted)
+            else {
+                return Err(ApiError::invalid_field(
+                    "parameter",
+                    format!(
+                        "{} is not a parameter of this experiment",
+                        sextant_echo::echo_quoted(wanted)
+                    ),
+                ));
+            };
+            let numeric = !matches!(
+                spec.parameter_type,
+                Some(sextant_experiment::api::experiment::ParameterType::Categorical)
+            );
+            sort_by_key(records, descending, |record| {
+                let value = stored_assignments(record)?
+                    .into_iter()
+                    .find(|assignment| assignment.name == wanted)
+                    .map(|assignment| assignment.value);
+                Ok(match value {
+                    None => SortKey::Missing,
+                    Some(text) if numeric => text
+                        .parse::<f64>()
+                        .map_or(SortKey::Text(text), SortKey::Number),
+                    Some(text) => SortKey::Text(text),
                 })
-            }
-        };
-    sort_by_key(records, descending, key)
+            })
+        }
+    }
 }
 
 fn sort_by_key(

@@ -122,8 +122,7 @@ impl TrialView {
                 record.name
             ))
         };
-        let parameter_assignments: Vec<Assignment> =
-            serde_json::from_str(&record.assignments).map_err(|e| corrupt("assignments", e))?;
+        let parameter_assignments = stored_assignments(&record)?;
         let labels = serde_json::from_str(&record.labels).map_err(|e| corrupt("labels", e))?;
         let observation = stored_observation(&record)?;
         let objective_value = objective.and_then(|objective| value_of(&observation, objective));
@@ -147,6 +146,16 @@ impl TrialView {
             name: record.name,
         })
     }
+}
+
+/// A stored trial's parameter assignments.
+pub(crate) fn stored_assignments(record: &StoredTrial) -> Result<Vec<Assignment>, ApiError> {
+    serde_json::from_str(&record.assignments).map_err(|error| {
+        ApiError::Internal(format!(
+            "stored assignments of trial {:?} are unreadable: {error}",
+            record.name
+        ))
+    })
 }
 
 /// A stored trial's observation (empty before it has one).
