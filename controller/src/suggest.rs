@@ -36,7 +36,7 @@ pub struct SuggestedTrial {
 /// algorithm, asked once they are trials, sees them as pending; then the algorithm, with the
 /// earlier experiments' trials (`warm_history`) ahead of this experiment's in its history,
 /// labels left out (they are the other experiments' bookkeeping). An experiment without a warm
-/// start is asked for as by [`suggest`].
+/// start is asked for with its own trials alone.
 pub async fn suggest_with_warm_start(
     suggester: &mut Suggester,
     experiment: &Experiment,
@@ -79,7 +79,7 @@ pub async fn suggest_with_warm_start(
 }
 
 /// Asks `suggester` for `count` assignments given the trials so far and their labels.
-pub async fn suggest(
+async fn suggest(
     suggester: &mut Suggester,
     experiment: &Experiment,
     trials: &[ObservedTrial],
