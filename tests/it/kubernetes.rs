@@ -36,10 +36,10 @@ use sextant_proto::api::db_manager_client::DbManagerClient;
 use crate::support::Server;
 use sextant_test_support::{mysql_url, postgres_url, unique_name as unique};
 
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// The testbed's directory, started once per test run.
-fn testbed() -> &'static PathBuf {
+pub(crate) fn testbed() -> &'static PathBuf {
     static TESTBED: OnceLock<PathBuf> = OnceLock::new();
     TESTBED.get_or_init(|| {
         if let Some(dir) = std::env::var_os("SEXTANT_TEST_K8S_DIR") {
@@ -58,7 +58,7 @@ fn testbed() -> &'static PathBuf {
     })
 }
 
-async fn client_for(kubeconfig: &str) -> Client {
+pub(crate) async fn client_for(kubeconfig: &str) -> Client {
     let path = testbed().join(kubeconfig);
     let config = kube::Config::from_custom_kubeconfig(
         Kubeconfig::read_from(&path).expect("read the kubeconfig"),
@@ -70,11 +70,11 @@ async fn client_for(kubeconfig: &str) -> Client {
 }
 
 /// Server-side applies every document of a YAML file with the administrator's client.
-async fn apply_file(client: &Client, path: &str) {
+pub(crate) async fn apply_file(client: &Client, path: &str) {
     apply_file_with(client, path, PatchParams::apply("sextant-tests").force()).await;
 }
 
-async fn apply_file_with(client: &Client, path: &str, params: PatchParams) {
+pub(crate) async fn apply_file_with(client: &Client, path: &str, params: PatchParams) {
     let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path))
         .unwrap_or_else(|error| panic!("read {path}: {error}"));
     for document in serde_yaml::Deserializer::from_str(&text) {
@@ -98,44 +98,49 @@ async fn apply_file_with(client: &Client, path: &str, params: PatchParams) {
 
 /// One test's world: a namespace, `sextant serve`, and `sextant controller` watching the
 /// namespace as the least-privileged user.
-struct Harness {
-    client: Client,
+pub(crate) struct Harness {
+    pub(crate) client: Client,
     /// The group the controller serves Experiments and Trials under.
-    group: ApiGroup,
-    namespace: String,
-    serve: Server,
-    controller: Option<Child>,
-    controller_args: Vec<String>,
+    pub(crate) group: ApiGroup,
+    pub(crate) namespace: String,
+    pub(crate) serve: Server,
+    pub(crate) controller: Option<Child>,
+    pub(crate) controller_args: Vec<String>,
     /// Who the controller runs as: the least-privileged user of the testbed, unless a test
     /// says otherwise.
-    controller_kubeconfig: PathBuf,
-    db: String,
+    pub(crate) controller_kubeconfig: PathBuf,
+    pub(crate) db: String,
 }
 
 impl Harness {
-    async fn new(name: &str) -> Harness {
+    pub(crate) async fn new(name: &str) -> Harness {
         Harness::with_controller_args(name, &[]).await
     }
 
     /// A harness whose controller also gets `args`; `{serve}` in one stands for the address of
     /// the test's `sextant serve`.
-    async fn with_controller_args(name: &str, args: &[&str]) -> Harness {
+    pub(crate) async fn with_controller_args(name: &str, args: &[&str]) -> Harness {
         Harness::with_store(name, &postgres_url(), args).await
     }
 
     /// A harness whose observation logs go to the database at `db`.
-    async fn with_store(name: &str, db: &str, args: &[&str]) -> Harness {
+    pub(crate) async fn with_store(name: &str, db: &str, args: &[&str]) -> Harness {
         Harness::with_group_and_store(name, ApiGroup::Sextant, db, args).await
     }
 
     /// A harness whose controller serves Experiments and Trials in `group`, with the
     /// definitions and the role `deploy/` ships for it.
-    async fn with_group(name: &str, group: ApiGroup) -> Harness {
+    pub(crate) async fn with_group(name: &str, group: ApiGroup) -> Harness {
         let args = ["--api-group", group.name()];
         Harness::with_group_and_store(name, group, &postgres_url(), &args).await
     }
 
-    async fn with_group_and_store(name: &str, group: ApiGroup, db: &str, args: &[&str]) -> Harness {
+    pub(crate) async fn with_group_and_store(
+        name: &str,
+        group: ApiGroup,
+        db: &str,
+        args: &[&str],
+    ) -> Harness {
         let client = client_for("kubeconfig").await;
         install_crds_and_role(&client, group).await;
         let namespace = unique(name);
@@ -170,7 +175,7 @@ impl Harness {
         harness
     }
 
-    fn start_controller(&mut self) {
+    pub(crate) fn start_controller(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args(["controller", "--db", &self.db, "--db-manager-address"])
             .arg(self.serve.address.to_string())
@@ -185,14 +190,14 @@ impl Harness {
         self.controller = Some(child);
     }
 
-    fn kill_controller(&mut self) {
+    pub(crate) fn kill_controller(&mut self) {
         if let Some(mut child) = self.controller.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    fn experiments(&self) -> Api<ExperimentResource> {
+    pub(crate) fn experiments(&self) -> Api<ExperimentResource> {
         Api::namespaced_with(
             self.client.clone(),
             &self.namespace,
@@ -200,15 +205,15 @@ impl Harness {
         )
     }
 
-    fn trials_api(&self) -> Api<TrialResource> {
+    pub(crate) fn trials_api(&self) -> Api<TrialResource> {
         Api::namespaced_with(self.client.clone(), &self.namespace, &self.group.trials())
     }
 
-    fn jobs(&self) -> Api<Job> {
+    pub(crate) fn jobs(&self) -> Api<Job> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    async fn create_experiment(&self, experiment: Value) -> ExperimentResource {
+    pub(crate) async fn create_experiment(&self, experiment: Value) -> ExperimentResource {
         let experiment: ExperimentResource =
             serde_json::from_value(experiment).expect("an Experiment");
         self.experiments()
@@ -219,20 +224,20 @@ impl Harness {
 
     /// Creates an experiment of the tests' template with `extra_spec` merged into its spec;
     /// returns its name.
-    async fn start_experiment(&self, extra_spec: Value) -> String {
+    pub(crate) async fn start_experiment(&self, extra_spec: Value) -> String {
         let name = unique("exp");
         self.create_experiment(experiment(&name, extra_spec)).await;
         name
     }
 
-    async fn experiment(&self, name: &str) -> ExperimentResource {
+    pub(crate) async fn experiment(&self, name: &str) -> ExperimentResource {
         self.experiments()
             .get(name)
             .await
             .expect("get the experiment")
     }
 
-    async fn trials(&self) -> Vec<TrialResource> {
+    pub(crate) async fn trials(&self) -> Vec<TrialResource> {
         let mut trials = self
             .trials_api()
             .list(&Default::default())
@@ -243,7 +248,7 @@ impl Harness {
         trials
     }
 
-    async fn job_count(&self) -> usize {
+    pub(crate) async fn job_count(&self) -> usize {
         self.jobs()
             .list(&Default::default())
             .await
@@ -251,14 +256,14 @@ impl Harness {
             .unwrap_or(0)
     }
 
-    async fn wait_for_jobs(&self, count: usize) {
+    pub(crate) async fn wait_for_jobs(&self, count: usize) {
         wait_until(&format!("{count} jobs"), || async {
             self.job_count().await == count
         })
         .await;
     }
 
-    async fn wait_for_job(&self, name: &str) {
+    pub(crate) async fn wait_for_job(&self, name: &str) {
         wait_until(&format!("job {name}"), || async {
             self.jobs().get_opt(name).await.ok().flatten().is_some()
         })
@@ -266,7 +271,7 @@ impl Harness {
     }
 
     /// Waits until the Job is deleted or being deleted (garbage collection finishes it).
-    async fn wait_for_job_gone(&self, name: &str) {
+    pub(crate) async fn wait_for_job_gone(&self, name: &str) {
         wait_until(&format!("job {name} to go"), || async {
             self.jobs()
                 .get_opt(name)
@@ -277,7 +282,7 @@ impl Harness {
         .await;
     }
 
-    async fn wait_for_trial_condition(&self, name: &str, condition: &str) {
+    pub(crate) async fn wait_for_trial_condition(&self, name: &str, condition: &str) {
         wait_until(&format!("trial {name} {condition}"), || async {
             self.trials_api()
                 .get(name)
@@ -288,7 +293,7 @@ impl Harness {
         .await;
     }
 
-    async fn wait_for_experiment_condition(&self, name: &str, condition: &str) {
+    pub(crate) async fn wait_for_experiment_condition(&self, name: &str, condition: &str) {
         wait_until(&format!("experiment {name} {condition}"), || async {
             experiment_condition(&self.experiment(name).await)
                 .is_some_and(|(current, _, _)| current == condition)
@@ -298,17 +303,17 @@ impl Harness {
 
     /// The name a trial's metrics are stored under (what the controller gives the trial as
     /// `KATIB_TRIAL_NAME`).
-    fn log_key(&self, trial: &str) -> String {
+    pub(crate) fn log_key(&self, trial: &str) -> String {
         sextant_controller::kube::observation_log_key(&self.namespace, trial)
     }
 
     /// Pushes `loss` for a trial to the DBManager, as its training program would.
-    async fn report_loss(&self, trial: &str, loss: f64) {
+    pub(crate) async fn report_loss(&self, trial: &str, loss: f64) {
         self.report_metrics(trial, &[("loss", loss)]).await;
     }
 
     /// Pushes `metrics` for `trial` to the DBManager, as the training program would.
-    async fn report_metrics(&self, trial: &str, metrics: &[(&str, f64)]) {
+    pub(crate) async fn report_metrics(&self, trial: &str, metrics: &[(&str, f64)]) {
         let mut db = DbManagerClient::connect(self.serve.endpoint())
             .await
             .expect("connect to the DBManager");
@@ -332,7 +337,7 @@ impl Harness {
     }
 
     /// Sets a Job's condition, as the Job controller does when its pod ends.
-    async fn end_job(&self, name: &str, condition: &str, reason: &str) {
+    pub(crate) async fn end_job(&self, name: &str, condition: &str, reason: &str) {
         assert!(
             self.end_job_unless_deleted(name, condition, reason).await,
             "the job {name} is gone"
@@ -341,7 +346,12 @@ impl Harness {
 
     /// [`Harness::end_job`] for a Job the controller may delete at any moment (it stops the
     /// trials still running when an experiment completes): false when it is gone.
-    async fn end_job_unless_deleted(&self, name: &str, condition: &str, reason: &str) -> bool {
+    pub(crate) async fn end_job_unless_deleted(
+        &self,
+        name: &str,
+        condition: &str,
+        reason: &str,
+    ) -> bool {
         let patch = json!({"status": {"conditions": [{
             "type": condition, "status": "True", "reason": reason,
             "message": format!("set by the test ({reason})"),
@@ -365,7 +375,7 @@ impl Drop for Harness {
 }
 
 /// Where `deploy/` keeps the definitions and the extra role of `group`.
-fn deploy_dir_of(group: ApiGroup) -> &'static str {
+pub(crate) fn deploy_dir_of(group: ApiGroup) -> &'static str {
     match group {
         ApiGroup::Sextant => "deploy",
         ApiGroup::Katib => "deploy/katib",
@@ -375,7 +385,7 @@ fn deploy_dir_of(group: ApiGroup) -> &'static str {
 /// Installs the definitions of `group` and binds the controller's user to the ClusterRole of
 /// `deploy/rbac.yaml` (and, for Katib's group, that of `deploy/katib/rbac.yaml`) and nothing
 /// else.
-async fn install_crds_and_role(client: &Client, group: ApiGroup) {
+pub(crate) async fn install_crds_and_role(client: &Client, group: ApiGroup) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for kind in [group.experiments(), group.trials()] {
         let name = format!("{}.{}", kind.plural, kind.group);
@@ -410,7 +420,7 @@ async fn install_crds_and_role(client: &Client, group: ApiGroup) {
 }
 
 /// Applies the ClusterRole of `file` and binds it to the test controller's user.
-async fn bind_cluster_role_to_controller(client: &Client, file: &str) {
+pub(crate) async fn bind_cluster_role_to_controller(client: &Client, file: &str) {
     let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file))
         .unwrap_or_else(|error| panic!("read {file}: {error}"));
     let role: ClusterRole = serde_yaml::Deserializer::from_str(&text)
@@ -440,7 +450,7 @@ async fn bind_cluster_role_to_controller(client: &Client, file: &str) {
         .expect("bind the ClusterRole");
 }
 
-async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
+pub(crate) async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
     wait_until(&format!("{name} established"), || async {
         crds.get(name).await.ok().is_some_and(|crd| {
             crd.status
@@ -453,7 +463,7 @@ async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
     .await;
 }
 
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -468,7 +478,7 @@ where
     panic!("timed out waiting for {what}");
 }
 
-fn experiment(name: &str, extra_spec: Value) -> Value {
+pub(crate) fn experiment(name: &str, extra_spec: Value) -> Value {
     let mut experiment = json!({
         "apiVersion": "sextant.dev/v1beta1",
         "kind": "Experiment",
@@ -508,7 +518,7 @@ fn experiment(name: &str, extra_spec: Value) -> Value {
 }
 
 /// A run object of any kind with a pod template holding the primary container.
-fn run_object(api_version: &str, kind: &str) -> Value {
+pub(crate) fn run_object(api_version: &str, kind: &str) -> Value {
     json!({
         "apiVersion": api_version,
         "kind": kind,
@@ -517,7 +527,7 @@ fn run_object(api_version: &str, kind: &str) -> Value {
     })
 }
 
-fn condition_of(trial: &TrialResource) -> Option<String> {
+pub(crate) fn condition_of(trial: &TrialResource) -> Option<String> {
     trial.status.as_ref().and_then(|status| {
         status
             .conditions
@@ -528,7 +538,9 @@ fn condition_of(trial: &TrialResource) -> Option<String> {
     })
 }
 
-fn experiment_condition(experiment: &ExperimentResource) -> Option<(String, String, String)> {
+pub(crate) fn experiment_condition(
+    experiment: &ExperimentResource,
+) -> Option<(String, String, String)> {
     experiment.status.as_ref().and_then(|status| {
         status.conditions.last().map(|condition| {
             (
@@ -540,7 +552,7 @@ fn experiment_condition(experiment: &ExperimentResource) -> Option<(String, Stri
     })
 }
 
-fn lr_of(trial: &TrialResource) -> f64 {
+pub(crate) fn lr_of(trial: &TrialResource) -> f64 {
     trial
         .spec
         .parameter_assignments
@@ -550,13 +562,13 @@ fn lr_of(trial: &TrialResource) -> f64 {
         .expect("an lr value")
 }
 
-fn loss_for(lr: f64) -> f64 {
+pub(crate) fn loss_for(lr: f64) -> f64 {
     (lr - 0.042).powi(2)
 }
 
 /// Plays trials to the end as they come: metrics, then the Job's completion. Checks on the way
 /// that no more than `parallel` are active and that each Job carries its trial's parameters.
-async fn play_until_done(
+pub(crate) async fn play_until_done(
     harness: &Harness,
     experiment: &str,
     parallel: usize,
@@ -1062,7 +1074,15 @@ fn the_committed_crds_are_the_generated_ones() {
     for group in ApiGroup::ALL {
         let documents =
             sextant_controller::kube::crd::crd_documents(group).expect("render the CRDs");
-        assert_eq!(documents.len(), 2, "Experiment and Trial");
+        let expected = match group {
+            ApiGroup::Sextant => 5,
+            ApiGroup::Katib => 2,
+        };
+        assert_eq!(
+            documents.len(),
+            expected,
+            "Experiment and Trial (and in sextant.dev Pipeline, PipelineRun, RecurringRun)"
+        );
         for (name, yaml) in documents {
             let dir = format!("{}/crds", deploy_dir_of(group));
             let path = root.join(&dir).join(format!("{name}.yaml"));
@@ -1078,7 +1098,7 @@ fn the_committed_crds_are_the_generated_ones() {
 
 /// Argo's Workflow kind, installed the way the recipe allows without Argo's controller: a
 /// definition that keeps any content, so Workflows can be created and their status patched.
-async fn install_workflow_crd(client: &Client) {
+pub(crate) async fn install_workflow_crd(client: &Client) {
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -1104,7 +1124,7 @@ async fn install_workflow_crd(client: &Client) {
     wait_established(&crds, "workflows.argoproj.io").await;
 }
 
-fn argo_schema_errors(workflow: &Value) -> Vec<String> {
+pub(crate) fn argo_schema_errors(workflow: &Value) -> Vec<String> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/pipeline/tests/data/argo-workflows-schema.json"

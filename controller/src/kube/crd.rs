@@ -20,6 +20,10 @@ use schemars::generate::SchemaSettings;
 use schemars::transform::AddNullable;
 
 use crate::kube::ApiGroup;
+use crate::kube::pipeline_resources::{
+    Pipeline, PipelineRun, PipelineRunSpec, PipelineRunStatus, PipelineSpec, RecurringRun,
+    RecurringRunSpec, RecurringRunStatus,
+};
 use sextant_experiment::api::experiment::{ExperimentSpec, ExperimentStatus};
 use sextant_experiment::api::trial::{EXPERIMENT_LABEL, TrialSpec, TrialStatus};
 
@@ -90,10 +94,63 @@ pub fn crds(group: ApiGroup) -> Result<Vec<CustomResourceDefinition>, CrdError> 
     ])
 }
 
+/// The definitions of the pipeline kinds (`sextant.dev` only: Katib has no such kinds):
+/// Pipeline, PipelineRun, RecurringRun.
+pub fn pipeline_crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
+    let pipelines = ApiResource::erase::<Pipeline>(&());
+    let runs = ApiResource::erase::<PipelineRun>(&());
+    let recurring = ApiResource::erase::<RecurringRun>(&());
+    let run_columns = vec![
+        column("Phase", "string", ".status.phase"),
+        column("Workflow", "string", ".status.workflowName"),
+        column("Started", "date", ".status.startedAt"),
+        column("Finished", "date", ".status.finishedAt"),
+    ];
+    let recurring_columns = vec![
+        column("Schedule", "string", ".spec.schedule.cron"),
+        column("Enabled", "boolean", ".spec.enabled"),
+        column("Last", "date", ".status.lastFiringTime"),
+        column("Next", "date", ".status.nextFiringTime"),
+    ];
+    Ok(vec![
+        definition(
+            ApiGroup::Sextant,
+            &pipelines,
+            spec_schema::<PipelineSpec>(
+                &pipelines,
+                "A stored pipeline: parameters and a DAG of steps, run by PipelineRuns that reference it.",
+            )?,
+            vec![column("Age", "date", ".metadata.creationTimestamp")],
+        ),
+        definition(
+            ApiGroup::Sextant,
+            &runs,
+            schema::<PipelineRunSpec, PipelineRunStatus>(
+                &runs,
+                "One run of a pipeline (inline or a reference to a Pipeline) on Argo Workflows.",
+            )?,
+            run_columns,
+        ),
+        definition(
+            ApiGroup::Sextant,
+            &recurring,
+            schema::<RecurringRunSpec, RecurringRunStatus>(
+                &recurring,
+                "PipelineRuns created from a template on a cron schedule.",
+            )?,
+            recurring_columns,
+        ),
+    ])
+}
+
 /// Each definition in `group` as a YAML document, with its name (`experiments.sextant.dev`,
-/// ...).
+/// ...); in `sextant.dev`, the pipeline kinds' too.
 pub fn crd_documents(group: ApiGroup) -> Result<Vec<(String, String)>, CrdError> {
-    crds(group)?
+    let mut definitions = crds(group)?;
+    if group == ApiGroup::Sextant {
+        definitions.extend(pipeline_crds()?);
+    }
+    definitions
         .into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().unwrap_or_default();
@@ -128,11 +185,7 @@ fn definition(
     columns: Vec<CustomResourceColumnDefinition>,
 ) -> CustomResourceDefinition {
     let (categories, short_names) = match group {
-        ApiGroup::Sextant => (
-            vec!["sextant".to_owned()],
-            (resource.kind == sextant_experiment::api::experiment::EXPERIMENT_KIND)
-                .then(|| vec!["exp".to_owned()]),
-        ),
+        ApiGroup::Sextant => (vec!["sextant".to_owned()], short_name(&resource.kind)),
         ApiGroup::Katib => (
             ["all", "kubeflow", "katib"].map(String::from).to_vec(),
             None,
@@ -174,11 +227,42 @@ fn definition(
     }
 }
 
+/// The short name of a `sextant.dev` kind, for `kubectl get exp`.
+fn short_name(kind: &str) -> Option<Vec<String>> {
+    let short = match kind {
+        sextant_experiment::api::experiment::EXPERIMENT_KIND => "exp",
+        "Pipeline" => "pl",
+        "PipelineRun" => "prun",
+        "RecurringRun" => "rrun",
+        _ => return None,
+    };
+    Some(vec![short.to_owned()])
+}
+
 /// The object schema of a resource with spec `S` and status `T`, generated as kube's derive
 /// does (inline, OpenAPI 3, structural, `nullable` for optional fields), without defaults.
 fn schema<S: JsonSchema, T: JsonSchema>(
     resource: &ApiResource,
     description: &str,
+) -> Result<JSONSchemaProps, CrdError> {
+    object_schema::<S>(resource, description, |generator| {
+        Some(generator.subschema_for::<Option<T>>())
+    })
+}
+
+/// The object schema of a resource with spec `S` and no status (a stored document).
+fn spec_schema<S: JsonSchema>(
+    resource: &ApiResource,
+    description: &str,
+) -> Result<JSONSchemaProps, CrdError> {
+    object_schema::<S>(resource, description, |_| None)
+}
+
+/// The object schema of a resource with spec `S` and the status schema `status` makes.
+fn object_schema<S: JsonSchema>(
+    resource: &ApiResource,
+    description: &str,
+    status: impl FnOnce(&mut schemars::SchemaGenerator) -> Option<schemars::Schema>,
 ) -> Result<JSONSchemaProps, CrdError> {
     let mut generator = SchemaSettings::openapi3()
         .with(|settings| {
@@ -191,12 +275,15 @@ fn schema<S: JsonSchema, T: JsonSchema>(
         .with_transform(kube::core::schema::OptionalIntOrString)
         .into_generator();
     let spec = generator.subschema_for::<S>();
-    let status = generator.subschema_for::<Option<T>>();
+    let mut properties = serde_json::json!({"spec": spec});
+    if let Some(status) = status(&mut generator) {
+        properties["status"] = status.to_value();
+    }
     let mut root = schemars::json_schema!({
         "title": resource.kind,
         "description": description,
         "type": "object",
-        "properties": {"spec": spec, "status": status},
+        "properties": properties,
         "required": ["spec"],
     });
     for transform in generator.transforms_mut() {
