@@ -16,9 +16,12 @@ const KUSTOMIZATION: &str = "kustomization.yaml";
 /// The kustomization of Katib's API group (`sextant controller --api-group kubeflow.org`).
 const KATIB_KUSTOMIZATION: &str = "katib/kustomization.yaml";
 const EXAMPLE_SECRET: &str = "db-secret.example.yaml";
-const CRD_FILES: [&str; 2] = [
+const CRD_FILES: [&str; 5] = [
     "crds/experiments.sextant.dev.yaml",
     "crds/trials.sextant.dev.yaml",
+    "crds/pipelines.sextant.dev.yaml",
+    "crds/pipelineruns.sextant.dev.yaml",
+    "crds/recurringruns.sextant.dev.yaml",
 ];
 
 #[test]
@@ -477,11 +480,20 @@ fn deploy_katib_role_grants_katibs_group_what_the_base_role_grants_sextants() {
         .find(|object| object["kind"] == "ClusterRole")
         .expect("a ClusterRole");
     let base = only("ClusterRole", "sextant-controller");
+    // The Experiment and Trial rules; Katib's group has no pipeline kinds.
+    let katib_kind = |resource: &String| {
+        ["experiments", "trials"]
+            .iter()
+            .any(|kind| resource == kind || resource.starts_with(&format!("{kind}/")))
+    };
     let mut expected: Vec<Value> = base["rules"]
         .as_array()
         .expect("base rules")
         .iter()
-        .filter(|rule| strings(&rule["apiGroups"]) == ["sextant.dev"])
+        .filter(|rule| {
+            strings(&rule["apiGroups"]) == ["sextant.dev"]
+                && strings(&rule["resources"]).iter().all(katib_kind)
+        })
         .cloned()
         .collect();
     for rule in &mut expected {

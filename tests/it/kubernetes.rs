@@ -1096,31 +1096,11 @@ fn the_committed_crds_are_the_generated_ones() {
     }
 }
 
-/// Argo's Workflow kind, installed the way the recipe allows without Argo's controller: a
-/// definition that keeps any content, so Workflows can be created and their status patched.
+/// Argo's Workflow kind, from the definition `scripts/argo-workflow-crd` writes (Argo's minimal
+/// one: no Argo controller runs here, so Workflows are created and their status patched).
 pub(crate) async fn install_workflow_crd(client: &Client) {
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "workflows.argoproj.io"},
-        "spec": {
-            "group": "argoproj.io",
-            "names": {"kind": "Workflow", "plural": "workflows", "singular": "workflow", "listKind": "WorkflowList"},
-            "scope": "Namespaced",
-            "versions": [{
-                "name": "v1alpha1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-            }],
-        },
-    });
+    apply_file(client, "tests/data/k8s/argo-workflow-crd.yaml").await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "workflows.argoproj.io",
-        &PatchParams::apply("sextant-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("apply the Workflow CRD");
     wait_established(&crds, "workflows.argoproj.io").await;
 }
 

@@ -2,7 +2,7 @@
 //! as an option, Katib's own `kubeflow.org/v1beta1`: [`ApiGroup`]), reconciled with
 //! kube-runtime through the same pure engine as the local driver.
 //!
-//! Two controllers run in one process:
+//! Three controllers run in one process:
 //! - the experiment controller (`experiments.rs`) observes an Experiment and its Trials (from a
 //!   watch cache), asks [`sextant_experiment::engine::plan`] what to do, and carries it out: creates Trials
 //!   (owned by the Experiment, named `<experiment>-<ordinal>` so that a stale cache or a restart
@@ -13,7 +13,12 @@
 //!   a Kubeflow training job, any kind) with the dynamic API, owned by the Trial, judges it with
 //!   the trial's GJSON-style success and failure conditions (`sextant-conditions`), reads the
 //!   trial's observation log from the store, and writes the Trial's status. A finalizer deletes
-//!   the observation log with the Trial; the run object goes with it by garbage collection.
+//!   the observation log with the Trial; the run object goes with it by garbage collection;
+//! - the pipeline run controller (`pipeline_runs.rs`) compiles each PipelineRun
+//!   ([`pipeline_resources`]) to an Argo Workflow it owns and keeps the run's status in step
+//!   with the Workflow's nodes (`argo_workflow.rs`). It runs only when the cluster serves the
+//!   PipelineRun and Workflow kinds when the controller starts; otherwise one warning says so
+//!   and Experiments and Trials are reconciled as ever.
 //!
 //! Katib's pains are avoided on purpose: an invalid Experiment gets a `Failed` condition naming
 //! every field path (no admission webhook needed); metrics arrive by push (the trial calls the
@@ -27,6 +32,7 @@
 //! version read), but would ask the algorithm twice and fight over who writes; the Deployment
 //! in `deploy/` therefore runs one replica with the `Recreate` strategy.
 
+mod argo_workflow;
 mod convert;
 pub mod crd;
 mod experiments;
@@ -34,6 +40,7 @@ mod experiments;
 mod fixtures;
 mod group;
 pub mod pipeline_resources;
+mod pipeline_runs;
 mod run_object;
 mod trials;
 
@@ -54,6 +61,7 @@ use sextant_store::Store;
 
 pub use crd::{CrdError, crds};
 pub use group::{ApiGroup, UnknownApiGroup};
+pub use pipeline_runs::PIPELINE_RUN_LABEL;
 
 use crate::suggest::Suggester;
 use sextant_experiment::api::experiment::{ExperimentSpec, ExperimentStatus};
@@ -253,7 +261,7 @@ impl Context {
     }
 }
 
-/// Runs both controllers until `shutdown` resolves, then lets the reconciles in flight finish.
+/// Runs the controllers until `shutdown` resolves, then lets the reconciles in flight finish.
 pub async fn run(
     client: Client,
     store: Store,
@@ -332,14 +340,19 @@ pub async fn run(
         // Only the Jobs of trials, not every Job in the cluster.
         .owns(jobs_api, watcher::Config::default().labels(TRIAL_LABEL))
         .trigger_backoff(WatchBackoff::default())
-        .graceful_shutdown_on(shutdown)
-        .run(trials::reconcile, trials::error_policy, context)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(trials::reconcile, trials::error_policy, context.clone())
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "trial reconcile");
             }
         });
-    futures::join!(experiment_controller, trial_controller);
+    let pipeline_run_controller = pipeline_runs::run(context, shutdown);
+    futures::join!(
+        experiment_controller,
+        trial_controller,
+        pipeline_run_controller
+    );
 }
 
 /// Whether a reconcile failed only because it wrote from a stale view (HTTP 409), which is

@@ -222,7 +222,8 @@ pub struct PipelineRunStatus {
     /// Each step's state, in the pipeline's order (a fanned-out step once per item).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepStatus>,
-    /// Conditions: `Valid` (the spec compiled, or why not), `Succeeded`, `Failed`.
+    /// Conditions: `Valid` (the spec compiled, or why not), `WorkflowCreated` (or why not:
+    /// another owner's Workflow holds the run's name), `Succeeded`, `Failed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<ResourceCondition>,
     /// The generation of the spec this status is of.
@@ -350,6 +351,49 @@ pub struct RecurringRunStatus {
     /// The generation of the spec this status is of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// Sets the condition `type_` of `conditions` (added at the end when new): `True` or `False`,
+/// with its reason and message. Its `lastTransitionTime` moves only when its status changes, so
+/// setting the same condition again writes nothing new.
+pub fn set_condition(
+    conditions: &mut Vec<ResourceCondition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) {
+    let status = if status { "True" } else { "False" }.to_owned();
+    let index = match conditions.iter().position(|condition| condition.type_ == type_) {
+        Some(index) => index,
+        None => {
+            conditions.push(ResourceCondition {
+                type_: type_.to_owned(),
+                status: String::new(),
+                reason: None,
+                message: None,
+                last_transition_time: None,
+            });
+            conditions.len() - 1
+        }
+    };
+    let condition = &mut conditions[index];
+    if condition.status != status {
+        condition.status = status;
+        condition.last_transition_time = Some(now);
+    }
+    // Kubernetes 1.20 reads an empty string in a custom resource as null: none is written.
+    condition.reason = Some(reason.to_owned()).filter(|text| !text.is_empty());
+    condition.message = Some(message.to_owned()).filter(|text| !text.is_empty());
+}
+
+/// The condition `type_` of `conditions`, if set.
+pub fn condition<'a>(
+    conditions: &'a [ResourceCondition],
+    type_: &str,
+) -> Option<&'a ResourceCondition> {
+    conditions.iter().find(|condition| condition.type_ == type_)
 }
 
 fn is_zero(value: &u32) -> bool {
