@@ -215,15 +215,16 @@ pub(crate) fn status_from_workflow(
     let steps = steps(workflow, &argo.nodes);
     let failed_step = steps
         .iter()
-        .find(|step| FAILED_NODE_PHASES.contains(&step.phase.as_str()));
-    let message = match failed_step {
-        Some(step) => Some(format!(
-            "step {}: {}",
-            step_label(step),
-            step.message.as_deref().unwrap_or(&step.phase)
-        )),
-        None => non_empty(argo.message),
-    };
+        .find(|step| FAILED_NODE_PHASES.contains(&step.phase.as_str()))
+        .map(|step| {
+            format!(
+                "step {}: {}",
+                step_label(step),
+                step.message.as_deref().unwrap_or(&step.phase)
+            )
+        });
+    let step_failed = failed_step.is_some();
+    let message = failed_step.or_else(|| non_empty(argo.message));
     let mut status = PipelineRunStatus {
         phase: Some(phase),
         message,
@@ -242,10 +243,10 @@ pub(crate) fn status_from_workflow(
             now,
         ),
         PipelineRunPhase::Failed | PipelineRunPhase::Error => {
-            let reason = match (failed_step, phase) {
-                (Some(_), _) => "StepFailed",
-                (None, PipelineRunPhase::Error) => "WorkflowError",
-                (None, _) => "WorkflowFailed",
+            let reason = match (step_failed, phase) {
+                (true, _) => "StepFailed",
+                (false, PipelineRunPhase::Error) => "WorkflowError",
+                (false, _) => "WorkflowFailed",
             };
             let message = status.message.clone().unwrap_or_else(|| reason.to_owned());
             set_condition(&mut status.conditions, "Failed", true, reason, &message, now);

@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use crate::kube::argo_workflow::{Workflow, status_from_workflow};
 use crate::kube::convert::merge_patch;
 use crate::kube::pipeline_resources::{
-    PIPELINE_API_VERSION, Pipeline, PipelineRun, PipelineRunPhase, PipelineRunSpec,
+    Pipeline, PipelineRun, PipelineRunPhase, PipelineRunSpec,
     PipelineRunStatus, PipelineSpec, condition, set_condition,
 };
 use crate::kube::{Context, ReconcileError, WatchBackoff, is_conflict};
@@ -289,6 +289,12 @@ pub(crate) fn compile_run(
     let (Some(values), true) = (values, problems.is_empty()) else {
         return Err(Invalid::Spec(problems));
     };
+    // Blocking the run's deletion until the Workflow is gone (foreground deletion) needs the
+    // owner's `finalizers` right, which the controller's role grants.
+    let owner = run.controller_owner_ref(&()).map(|mut owner| {
+        owner.block_owner_deletion = Some(true);
+        owner
+    });
     workflow["metadata"] = json!({
         "name": run_name,
         "namespace": run.namespace(),
@@ -296,7 +302,7 @@ pub(crate) fn compile_run(
             "sextant.dev/pipeline": pipeline_name,
             PIPELINE_RUN_LABEL: run_name,
         },
-        "ownerReferences": [run.controller_owner_ref(&())],
+        "ownerReferences": [owner],
     });
     // Every value set, in the pipeline's order, so the Workflow says what the run ran with.
     workflow["spec"]["arguments"]["parameters"] = loaded
@@ -600,8 +606,6 @@ async fn write_status(
         })
     };
     let patch = json!({
-        "apiVersion": PIPELINE_API_VERSION,
-        "kind": "PipelineRun",
         "metadata": {"resourceVersion": run.resource_version()},
         "status": merge_patch(&to_json(&previous)?, &to_json(status)?),
     });
@@ -933,6 +937,6 @@ mod tests {
             (event.type_, event.reason.as_str()),
             (EventType::Warning, "WorkflowRejected")
         );
-        assert_eq!(event_of(&failed, &failed), None);
+        assert!(event_of(&failed, &failed).is_none());
     }
 }
