@@ -87,7 +87,12 @@ async fn create_run(harness: &Harness, name: &str, spec: Value) -> PipelineRun {
         .expect("create the run")
 }
 
-async fn wait_for_run(harness: &Harness, name: &str, what: &str, check: impl Fn(&PipelineRun) -> bool) -> PipelineRun {
+async fn wait_for_run(
+    harness: &Harness,
+    name: &str,
+    what: &str,
+    check: impl Fn(&PipelineRun) -> bool,
+) -> PipelineRun {
     wait_until(&format!("run {name}: {what}"), || async {
         runs(harness)
             .get(name)
@@ -146,8 +151,8 @@ async fn a_pipeline_run_becomes_a_workflow_whose_nodes_drive_its_status() {
         workflow_exists(&harness, "nightly").await
     })
     .await;
-    let workflow = serde_json::to_value(workflows.get("nightly").await.expect("the workflow"))
-        .expect("JSON");
+    let workflow =
+        serde_json::to_value(workflows.get("nightly").await.expect("the workflow")).expect("JSON");
     let mut generated = workflow.clone();
     // What the controller made, without what the API server added.
     generated["metadata"]
@@ -161,7 +166,10 @@ async fn a_pipeline_run_becomes_a_workflow_whose_nodes_drive_its_status() {
         json!([{"name": "lr", "value": "0.05"}, {"name": "epochs", "value": "3"}])
     );
     assert_eq!(workflow["spec"]["serviceAccountName"], "trainer");
-    assert_eq!(workflow["metadata"]["labels"][PIPELINE_RUN_LABEL], "nightly");
+    assert_eq!(
+        workflow["metadata"]["labels"][PIPELINE_RUN_LABEL],
+        "nightly"
+    );
     let owner = &workflow["metadata"]["ownerReferences"][0];
     assert_eq!(owner["kind"], "PipelineRun");
     assert_eq!(owner["uid"], json!(run.metadata.uid));
@@ -200,17 +208,26 @@ async fn a_pipeline_run_becomes_a_workflow_whose_nodes_drive_its_status() {
     .await;
     let run = wait_for_run(&harness, "nightly", "running two steps", |run| {
         phase(run) == Some(PipelineRunPhase::Running)
-            && run.status.as_ref().is_some_and(|status| status.steps.len() == 2)
+            && run
+                .status
+                .as_ref()
+                .is_some_and(|status| status.steps.len() == 2)
     })
     .await;
     let status = run.status.expect("a status");
     assert_eq!(
-        (status.steps[0].name.as_str(), status.steps[0].phase.as_str()),
+        (
+            status.steps[0].name.as_str(),
+            status.steps[0].phase.as_str()
+        ),
         ("prepare", "Succeeded")
     );
     assert_eq!(status.steps[0].outputs["n"], "7");
     assert_eq!(
-        (status.steps[1].name.as_str(), status.steps[1].phase.as_str()),
+        (
+            status.steps[1].name.as_str(),
+            status.steps[1].phase.as_str()
+        ),
         ("train", "Running")
     );
 
@@ -342,7 +359,10 @@ async fn a_failed_node_fails_the_run_with_its_message() {
         (failed.status.as_str(), failed.reason.as_deref()),
         ("True", Some("StepFailed"))
     );
-    assert_eq!(status.steps.last().map(|step| step.phase.as_str()), Some("Omitted"));
+    assert_eq!(
+        status.steps.last().map(|step| step.phase.as_str()),
+        Some("Omitted")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,9 +391,12 @@ async fn bad_input_is_a_condition_naming_the_field_and_no_workflow() {
     )
     .await;
 
-    let waiting = wait_for_run(&harness, "by-reference", "waiting for its pipeline", |run| {
-        run_condition(run, "Valid").is_some_and(|valid| valid.status == "False")
-    })
+    let waiting = wait_for_run(
+        &harness,
+        "by-reference",
+        "waiting for its pipeline",
+        |run| run_condition(run, "Valid").is_some_and(|valid| valid.status == "False"),
+    )
     .await;
     let valid = run_condition(&waiting, "Valid").expect("Valid");
     assert_eq!(valid.reason.as_deref(), Some("PipelineNotFound"));

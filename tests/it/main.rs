@@ -5,8 +5,8 @@
 mod artifacts;
 mod deploy;
 mod hostile_input;
-mod k8s_schema;
 mod k8s_pipeline_runs;
+mod k8s_schema;
 mod katib_interop;
 mod kubernetes;
 mod observation_log_durability;

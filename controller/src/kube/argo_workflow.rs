@@ -249,7 +249,14 @@ pub(crate) fn status_from_workflow(
                 (false, _) => "WorkflowFailed",
             };
             let message = status.message.clone().unwrap_or_else(|| reason.to_owned());
-            set_condition(&mut status.conditions, "Failed", true, reason, &message, now);
+            set_condition(
+                &mut status.conditions,
+                "Failed",
+                true,
+                reason,
+                &message,
+                now,
+            );
         }
         PipelineRunPhase::Pending | PipelineRunPhase::Running => {}
     }
@@ -475,7 +482,10 @@ mod tests {
             time("2026-01-01T00:00:00Z"),
         );
         assert_eq!(status.phase, Some(PipelineRunPhase::Error));
-        assert_eq!(status.conditions[0].reason.as_deref(), Some("WorkflowError"));
+        assert_eq!(
+            status.conditions[0].reason.as_deref(),
+            Some("WorkflowError")
+        );
         assert_eq!(
             status.conditions[0].message.as_deref(),
             Some("invalid spec: templates.step-x not found")
@@ -500,8 +510,7 @@ mod tests {
         let argo = json!({"phase": "Succeeded", "nodes": {
             "run-1": {"displayName": "prepare", "type": "Pod", "templateName": "step-prepare", "phase": "Succeeded"},
         }});
-        let status =
-            status_from_workflow(&previous, &workflow(argo), time("2026-01-01T00:05:00Z"));
+        let status = status_from_workflow(&previous, &workflow(argo), time("2026-01-01T00:05:00Z"));
         assert_eq!(status.workflow_name.as_deref(), Some("run"));
         let types: Vec<&str> = status
             .conditions
@@ -514,7 +523,10 @@ mod tests {
 
     #[test]
     fn item_indices_are_read_from_the_node_name() {
-        assert_eq!(item_index("report", "report(12:{\"a\":\"(1:2)\"})"), Some(12));
+        assert_eq!(
+            item_index("report", "report(12:{\"a\":\"(1:2)\"})"),
+            Some(12)
+        );
         assert_eq!(item_index("report", "report"), None);
         assert_eq!(item_index("report", "reporter(1:a)"), None);
     }

@@ -365,7 +365,10 @@ pub fn set_condition(
     now: DateTime<Utc>,
 ) {
     let status = if status { "True" } else { "False" }.to_owned();
-    let index = match conditions.iter().position(|condition| condition.type_ == type_) {
+    let index = match conditions
+        .iter()
+        .position(|condition| condition.type_ == type_)
+    {
         Some(index) => index,
         None => {
             conditions.push(ResourceCondition {

@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 use crate::kube::argo_workflow::{Workflow, status_from_workflow};
 use crate::kube::convert::merge_patch;
 use crate::kube::pipeline_resources::{
-    Pipeline, PipelineRun, PipelineRunPhase, PipelineRunSpec,
-    PipelineRunStatus, PipelineSpec, condition, set_condition,
+    Pipeline, PipelineRun, PipelineRunPhase, PipelineRunSpec, PipelineRunStatus, PipelineSpec,
+    condition, set_condition,
 };
 use crate::kube::{Context, ReconcileError, WatchBackoff, is_conflict};
 use sextant_pipeline::spec::{API_VERSION, KIND, ParamError, SpecIssue};
@@ -189,9 +189,10 @@ pub(crate) fn compile_run(
     let run_name = run.name_any();
     let (pipeline_name, prefix) = match source {
         PipelineSource::Inline(_) => (run_name.clone(), None),
-        PipelineSource::Reference(name) => {
-            (name.to_string(), Some(format!("Pipeline {}: ", quoted(name))))
-        }
+        PipelineSource::Reference(name) => (
+            name.to_string(),
+            Some(format!("Pipeline {}: ", quoted(name))),
+        ),
     };
     // On the run, an inline pipeline's fields are under spec.pipelineSpec; a referenced one's
     // are the Pipeline's own, named with it.
@@ -429,13 +430,27 @@ pub(crate) fn invalid_status(
         Invalid::Spec(problems) => ("InvalidSpec", problems.join("\n")),
         Invalid::Rejected(message) => ("WorkflowRejected", message.clone()),
     };
-    set_condition(&mut status.conditions, "Valid", false, reason, &message, now);
+    set_condition(
+        &mut status.conditions,
+        "Valid",
+        false,
+        reason,
+        &message,
+        now,
+    );
     if matches!(invalid, Invalid::PipelineNotFound(_)) {
         status.phase = Some(PipelineRunPhase::Pending);
     } else {
         status.phase = Some(PipelineRunPhase::Failed);
         status.finished_at = Some(now);
-        set_condition(&mut status.conditions, "Failed", true, reason, &message, now);
+        set_condition(
+            &mut status.conditions,
+            "Failed",
+            true,
+            reason,
+            &message,
+            now,
+        );
     }
     status.message = Some(message);
     status.observed_generation = run.metadata.generation;
@@ -558,7 +573,9 @@ async fn reconcile_run(run: &PipelineRun, context: &Context) -> Result<Action, R
         }
     }
     write_status(run, context, &status).await?;
-    Ok(plan.requeue.map_or_else(Action::await_change, Action::requeue))
+    Ok(plan
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue))
 }
 
 /// The Workflow the run should have, compiled from its pipeline, or why it cannot.
@@ -611,8 +628,12 @@ async fn write_status(
     });
     let runs: Api<PipelineRun> =
         Api::namespaced(context.client.clone(), &run.namespace().unwrap_or_default());
-    runs.patch_status(&run.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+    runs.patch_status(
+        &run.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     if let Some(event) = event_of(&previous, status)
         && let Err(error) = context.recorder.publish(&event, &run.object_ref(&())).await
     {
@@ -855,10 +876,7 @@ mod tests {
         let run = inline(two_steps(), &[("lr", "0.1")]);
         let now = time("2026-01-01T00:00:00Z");
         let plan = plan(&run, Observed::ForeignWorkflow, now);
-        assert_eq!(
-            (plan.create, plan.requeue),
-            (None, Some(NAME_TAKEN_RETRY))
-        );
+        assert_eq!((plan.create, plan.requeue), (None, Some(NAME_TAKEN_RETRY)));
         let created = condition(&plan.status.conditions, "WorkflowCreated").expect("a condition");
         assert_eq!(created.reason.as_deref(), Some("WorkflowNameTaken"));
         assert!(!is_terminal(&PipelineRun {
