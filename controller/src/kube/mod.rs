@@ -13,7 +13,9 @@
 //!   a Kubeflow training job, any kind) with the dynamic API, owned by the Trial, judges it with
 //!   the trial's GJSON-style success and failure conditions (`sextant-conditions`), reads the
 //!   trial's observation log from the store, and writes the Trial's status. A finalizer deletes
-//!   the observation log with the Trial; the run object goes with it by garbage collection.
+//!   the observation log with the Trial; the run object goes with it by garbage collection;
+//! - the RecurringRun controller ([`recurring_runs`]) creates PipelineRuns from a template on a
+//!   cron schedule, each named after its scheduled time so that no firing happens twice.
 //!
 //! Katib's pains are avoided on purpose: an invalid Experiment gets a `Failed` condition naming
 //! every field path (no admission webhook needed); metrics arrive by push (the trial calls the
@@ -34,6 +36,7 @@ mod experiments;
 mod fixtures;
 mod group;
 pub mod pipeline_resources;
+pub mod recurring_runs;
 mod run_object;
 mod trials;
 
@@ -56,6 +59,7 @@ pub use crd::{CrdError, crds};
 pub use group::{ApiGroup, UnknownApiGroup};
 
 use crate::suggest::Suggester;
+use pipeline_resources::{PipelineRun, RecurringRun};
 use sextant_experiment::api::experiment::{ExperimentSpec, ExperimentStatus};
 use sextant_experiment::api::trial::{TrialSpec, TrialStatus};
 
@@ -253,7 +257,7 @@ impl Context {
     }
 }
 
-/// Runs both controllers until `shutdown` resolves, then lets the reconciles in flight finish.
+/// Runs the controllers until `shutdown` resolves, then lets the reconciles in flight finish.
 pub async fn run(
     client: Client,
     store: Store,
@@ -277,6 +281,14 @@ pub async fn run(
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
+    let (recurring_runs_api, pipeline_runs_api): (Api<RecurringRun>, Api<PipelineRun>) =
+        match &config.namespace {
+            Some(namespace) => (
+                Api::namespaced(client.clone(), namespace),
+                Api::namespaced(client.clone(), namespace),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
 
     let trial_writer = reflector::store::Writer::new(trial_kind.clone());
     let trial_reader = trial_writer.as_reader();
@@ -332,14 +344,36 @@ pub async fn run(
         // Only the Jobs of trials, not every Job in the cluster.
         .owns(jobs_api, watcher::Config::default().labels(TRIAL_LABEL))
         .trigger_backoff(WatchBackoff::default())
-        .graceful_shutdown_on(shutdown)
-        .run(trials::reconcile, trials::error_policy, context)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(trials::reconcile, trials::error_policy, context.clone())
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "trial reconcile");
             }
         });
-    futures::join!(experiment_controller, trial_controller);
+    let recurring_run_controller = Controller::new(recurring_runs_api, watcher::Config::default())
+        // Only the runs of recurring runs wake one, when they end.
+        .owns(
+            pipeline_runs_api,
+            watcher::Config::default().labels(recurring_runs::RECURRING_RUN_LABEL),
+        )
+        .trigger_backoff(WatchBackoff::default())
+        .graceful_shutdown_on(shutdown)
+        .run(
+            recurring_runs::reconcile,
+            recurring_runs::error_policy,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "recurring run reconcile");
+            }
+        });
+    futures::join!(
+        experiment_controller,
+        trial_controller,
+        recurring_run_controller
+    );
 }
 
 /// Whether a reconcile failed only because it wrote from a stale view (HTTP 409), which is

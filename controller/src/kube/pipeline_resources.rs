@@ -352,6 +352,47 @@ pub struct RecurringRunStatus {
     pub observed_generation: Option<i64>,
 }
 
+/// Sets the condition `type_` of `conditions` (adding it when missing): its status, reason and
+/// message, and its `lastTransitionTime` to `now` only when its status changes. Returns
+/// whether anything changed.
+pub fn set_condition(
+    conditions: &mut Vec<ResourceCondition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: Option<String>,
+    now: DateTime<Utc>,
+) -> bool {
+    let status = if status { "True" } else { "False" };
+    let wanted = |last_transition_time| ResourceCondition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: Some(reason.to_owned()),
+        message: message.clone(),
+        last_transition_time,
+    };
+    match conditions
+        .iter_mut()
+        .find(|condition| condition.type_ == type_)
+    {
+        Some(condition) => {
+            let since = if condition.status == status {
+                condition.last_transition_time
+            } else {
+                Some(now)
+            };
+            let updated = wanted(since);
+            let changed = *condition != updated;
+            *condition = updated;
+            changed
+        }
+        None => {
+            conditions.push(wanted(Some(now)));
+            true
+        }
+    }
+}
+
 fn is_zero(value: &u32) -> bool {
     *value == 0
 }
