@@ -356,7 +356,9 @@ pub async fn run(
         .owns(
             pipeline_runs_api,
             watcher::Config::default().labels(recurring_runs::RECURRING_RUN_LABEL),
-        )
+        );
+    let never_listed = stop_if_never_listed(shutdown.clone(), recurring_run_controller.store());
+    let recurring_run_controller = recurring_run_controller
         .trigger_backoff(WatchBackoff::default())
         .graceful_shutdown_on(shutdown)
         .run(
@@ -364,6 +366,7 @@ pub async fn run(
             recurring_runs::error_policy,
             context,
         )
+        .take_until(never_listed)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "recurring run reconcile");
@@ -374,6 +377,25 @@ pub async fn run(
         trial_controller,
         recurring_run_controller
     );
+}
+
+/// Resolves on `shutdown` if the controller whose cache is `store` has not yet listed its kind
+/// (its definition is not installed, or RBAC forbids the list); never otherwise, leaving the
+/// controller to its graceful shutdown.
+///
+/// kube-runtime holds a controller's reconciles until the first list is in, and its graceful
+/// shutdown waits for that list too: without this, a controller of a kind the cluster does not
+/// serve (the pipeline kinds are optional) would keep the process from ever stopping. Before
+/// the first list no reconcile has started, so there is nothing to finish.
+async fn stop_if_never_listed<K>(shutdown: impl Future<Output = ()>, store: reflector::Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    shutdown.await;
+    if store.wait_until_ready().now_or_never().is_some() {
+        futures::future::pending::<()>().await;
+    }
 }
 
 /// Whether a reconcile failed only because it wrote from a stale view (HTTP 409), which is
