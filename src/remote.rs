@@ -157,15 +157,18 @@ pub struct ScheduleCreateArgs {
     #[arg(long, value_name = "FILE")]
     pub pipeline: PathBuf,
     /// When it fires: a cron expression of five fields (minute hour day-of-month month
-    /// day-of-week) or six (seconds first); UTC.
+    /// day-of-week) or six (seconds first), read in `--time-zone`.
     #[arg(long, value_name = "EXPR")]
     pub cron: String,
+    /// The IANA time zone the cron expression is read in, e.g. `Europe/Paris` (default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub time_zone: Option<String>,
     /// A parameter value for every run, `NAME=VALUE`; repeat for more.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
     /// The most of its runs active at once, 1 to 10 (default 10).
     #[arg(long, value_name = "N")]
-    pub max_concurrency: Option<usize>,
+    pub max_concurrency: Option<u64>,
     /// When firings were missed, start only the latest (default: each, oldest first).
     #[arg(long)]
     pub no_catchup: bool,
@@ -372,6 +375,7 @@ pub async fn schedule(
                 params: args.params.iter().cloned().collect(),
                 schedule: CronSchedule {
                     cron: args.cron.clone(),
+                    time_zone: args.time_zone.clone(),
                     start_time: args.start_time,
                     end_time: args.end_time,
                 },

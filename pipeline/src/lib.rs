@@ -82,6 +82,8 @@
 //! - [`run_store`]: the [`RunStore`] trait and the file-backed [`FileRunStore`].
 //! - [`database_store`]: [`RunStore`] for `sextant_store::Store` (SQLite, PostgreSQL, MySQL).
 //! - [`argo`]: compilation to an Argo Workflow.
+//! - [`schedule`]: when a recurring run fires (cron in a time zone, concurrency, catch-up),
+//!   for `sextant server`'s scheduler and the cluster's RecurringRun controller alike.
 //! - [`cli`]: the `sextant pipeline` commands (clap arguments and entry points).
 
 pub mod argo;
@@ -91,6 +93,7 @@ pub mod database_store;
 pub mod executor;
 pub mod kind;
 pub mod run_store;
+pub mod schedule;
 pub mod spec;
 
 /// The expression language, from `sextant-pipeline-expr`.

@@ -24,7 +24,6 @@
 //! - `events`: the event hub and its SSE stream.
 //! - `experiments`, `trials`, `studies`, `runs` (pipeline runs), `recurring` (recurring runs
 //!   and their scheduler): the resources' handlers.
-//! - `schedule`: when a recurring run fires, a pure function of what is observed.
 //! - `importance` (parameter importance by fANOVA) and `pipeline_graph` (a run's DAG, a
 //!   trial's runs): what the web UI draws beside the resources.
 //! - `ui`: the embedded web UI at `/`.
@@ -45,7 +44,6 @@ mod pagination;
 mod pipeline_graph;
 mod recurring;
 mod runs;
-mod schedule;
 mod studies;
 mod supervisor;
 mod trials;

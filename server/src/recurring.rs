@@ -1,6 +1,6 @@
 //! `/api/v1/recurringruns`: a pipeline on a cron schedule, each firing recorded as a pipeline
 //! run (Kubeflow Pipelines' RecurringRun; the rules of when it fires are in
-//! [`crate::schedule`]).
+//! [`sextant_pipeline::schedule`], which the cluster's RecurringRun controller follows too).
 //!
 //! A firing's run id is `<name>-<YYYYMMDDhhmmss>` of its scheduled time, so a firing is
 //! started at most once: a scheduler that died after starting a run and before recording the
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use sextant_pipeline::Pipeline;
 use sextant_pipeline::executor::RunRequest;
 use sextant_pipeline::run_store::RunStore;
+use sextant_pipeline::schedule::{self, Observed, Schedule, ScheduleError};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -26,14 +27,11 @@ use crate::body::{ApiQuery, JsonBody};
 use crate::error::ApiError;
 use crate::pagination::PageQuery;
 use crate::runs::parse_pipeline;
-use crate::schedule::{Observed, Schedule};
 use crate::views::ErrorBody;
 
 /// How often the scheduler looks at the recurring runs (per-second schedules fire on time
 /// to within this).
 const TICK: Duration = Duration::from_millis(250);
-/// The most runs of one recurring run active at once, as Kubeflow Pipelines allows.
-const MAX_CONCURRENCY: usize = 10;
 /// The longest name: a run id is the name, `-` and 14 digits, at most 255 characters.
 const MAX_NAME_LENGTH: usize = 200;
 
@@ -42,8 +40,11 @@ const MAX_NAME_LENGTH: usize = 200;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CronSchedule {
     /// A cron expression: five fields (minute hour day-of-month month day-of-week) or six
-    /// (seconds first); UTC.
+    /// (seconds first), read in `timeZone`.
     pub cron: String,
+    /// The IANA time zone the expression is read in (`Europe/Paris`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// No firing before this time.
     #[serde(default)]
     pub start_time: Option<DateTime<Utc>>,
@@ -68,7 +69,7 @@ pub struct CreateRecurringRun {
     pub schedule: CronSchedule,
     /// The most of its runs active at once, 1 to 10 (default 10, as Kubeflow Pipelines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_concurrency: Option<usize>,
+    pub max_concurrency: Option<u64>,
     /// When firings were missed, start only the latest (default false: each is started).
     #[serde(default)]
     pub no_catchup: bool,
@@ -170,13 +171,26 @@ async fn fetch(state: &AppState, name: &str) -> Result<RecurringRecord, ApiError
     decode(&text)
 }
 
+impl CronSchedule {
+    fn parse(&self) -> Result<Schedule, ScheduleError> {
+        Schedule::parse(
+            &self.cron,
+            self.time_zone.as_deref(),
+            self.start_time,
+            self.end_time,
+        )
+    }
+}
+
+/// A refused schedule or concurrency, as the 422 naming its field.
+fn invalid(error: ScheduleError) -> ApiError {
+    ApiError::invalid_field(error.field(), error.to_string())
+}
+
 fn schedule_of(record: &RecurringRecord) -> Result<Schedule, ApiError> {
-    Schedule::parse(
-        &record.schedule.cron,
-        record.schedule.start_time,
-        record.schedule.end_time,
-    )
-    .map_err(|error| ApiError::Internal(format!("stored schedule of {:?}: {error}", record.name)))
+    record.schedule.parse().map_err(|error| {
+        ApiError::Internal(format!("stored schedule of {:?}: {error}", record.name))
+    })
 }
 
 /// The ids of every stored pipeline run, oldest first (a recurring run's are those
@@ -194,13 +208,7 @@ async fn run_ids(state: &AppState) -> Result<Vec<String>, ApiError> {
 /// executes now, as the scheduler counts them.
 fn view(state: &AppState, record: RecurringRecord, run_ids: &[String]) -> RecurringRunView {
     let next_firing = if record.enabled {
-        Schedule::parse(
-            &record.schedule.cron,
-            record.schedule.start_time,
-            record.schedule.end_time,
-        )
-        .ok()
-        .and_then(|schedule| {
+        record.schedule.parse().ok().and_then(|schedule| {
             schedule.next_after(
                 record
                     .last_fired
@@ -273,19 +281,8 @@ pub(crate) async fn create(
         ));
     }
     let (_, text) = parse_pipeline(&request.pipeline, &request.params)?;
-    Schedule::parse(
-        &request.schedule.cron,
-        request.schedule.start_time,
-        request.schedule.end_time,
-    )
-    .map_err(|error| ApiError::invalid_field("schedule.cron", error))?;
-    let max_concurrency = request.max_concurrency.unwrap_or(MAX_CONCURRENCY);
-    if !(1..=MAX_CONCURRENCY).contains(&max_concurrency) {
-        return Err(ApiError::invalid_field(
-            "maxConcurrency",
-            format!("{max_concurrency} is not in 1..={MAX_CONCURRENCY}"),
-        ));
-    }
+    request.schedule.parse().map_err(invalid)?;
+    let max_concurrency = schedule::max_concurrency(request.max_concurrency).map_err(invalid)?;
     if state
         .store
         .get_recurring_run(&request.name)

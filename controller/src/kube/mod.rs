@@ -19,6 +19,8 @@
 //!   with the Workflow's nodes (`argo_workflow.rs`). It runs only when the cluster serves the
 //!   PipelineRun and Workflow kinds when the controller starts; otherwise one warning says so
 //!   and Experiments and Trials are reconciled as ever.
+//! - the RecurringRun controller ([`recurring_runs`]) creates PipelineRuns from a template on a
+//!   cron schedule, each named after its scheduled time so that no firing happens twice.
 //!
 //! Katib's pains are avoided on purpose: an invalid Experiment gets a `Failed` condition naming
 //! every field path (no admission webhook needed); metrics arrive by push (the trial calls the
@@ -41,6 +43,7 @@ mod fixtures;
 mod group;
 pub mod pipeline_resources;
 mod pipeline_runs;
+pub mod recurring_runs;
 mod run_object;
 mod trials;
 
@@ -64,6 +67,7 @@ pub use group::{ApiGroup, UnknownApiGroup};
 pub use pipeline_runs::PIPELINE_RUN_LABEL;
 
 use crate::suggest::Suggester;
+use pipeline_resources::{PipelineRun, RecurringRun};
 use sextant_experiment::api::experiment::{ExperimentSpec, ExperimentStatus};
 use sextant_experiment::api::trial::{TrialSpec, TrialStatus};
 
@@ -285,6 +289,14 @@ pub async fn run(
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
+    let (recurring_runs_api, pipeline_runs_api): (Api<RecurringRun>, Api<PipelineRun>) =
+        match &config.namespace {
+            Some(namespace) => (
+                Api::namespaced(client.clone(), namespace),
+                Api::namespaced(client.clone(), namespace),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
 
     let trial_writer = reflector::store::Writer::new(trial_kind.clone());
     let trial_reader = trial_writer.as_reader();
@@ -347,12 +359,53 @@ pub async fn run(
                 tracing::debug!(%error, "trial reconcile");
             }
         });
-    let pipeline_run_controller = pipeline_runs::run(context, shutdown);
+    let pipeline_run_controller = pipeline_runs::run(context.clone(), shutdown.clone());
+    let recurring_run_controller = Controller::new(recurring_runs_api, watcher::Config::default())
+        // Only the runs of recurring runs wake one, when they end.
+        .owns(
+            pipeline_runs_api,
+            watcher::Config::default().labels(recurring_runs::RECURRING_RUN_LABEL),
+        );
+    let never_listed = stop_if_never_listed(shutdown.clone(), recurring_run_controller.store());
+    let recurring_run_controller = recurring_run_controller
+        .trigger_backoff(WatchBackoff::default())
+        .graceful_shutdown_on(shutdown)
+        .run(
+            recurring_runs::reconcile,
+            recurring_runs::error_policy,
+            context,
+        )
+        .take_until(never_listed)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "recurring run reconcile");
+            }
+        });
     futures::join!(
         experiment_controller,
         trial_controller,
-        pipeline_run_controller
+        pipeline_run_controller,
+        recurring_run_controller
     );
+}
+
+/// Resolves on `shutdown` if the controller whose cache is `store` has not yet listed its kind
+/// (its definition is not installed, or RBAC forbids the list); never otherwise, leaving the
+/// controller to its graceful shutdown.
+///
+/// kube-runtime holds a controller's reconciles until the first list is in, and its graceful
+/// shutdown waits for that list too: without this, a controller of a kind the cluster does not
+/// serve (the pipeline kinds are optional) would keep the process from ever stopping. Before
+/// the first list no reconcile has started, so there is nothing to finish.
+async fn stop_if_never_listed<K>(shutdown: impl Future<Output = ()>, store: reflector::Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    shutdown.await;
+    if store.wait_until_ready().now_or_never().is_some() {
+        futures::future::pending::<()>().await;
+    }
 }
 
 /// Whether a reconcile failed only because it wrote from a stale view (HTTP 409), which is

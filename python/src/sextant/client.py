@@ -708,18 +708,21 @@ class Client:
         *,
         max_concurrency: Optional[int] = None,
         no_catchup: bool = False,
+        time_zone: Optional[str] = None,
         start_time: Optional[datetime] = None,
         end_time: Optional[datetime] = None,
         enabled: bool = True,
     ) -> RecurringRun:
         """Creates a recurring run: ``pipeline`` (as :meth:`run_pipeline` takes it) run with
         ``params`` whenever the cron expression ``cron`` matches (five fields, or six with
-        seconds first; UTC), as Kubeflow Pipelines' RecurringRun.
+        seconds first; read in ``time_zone``), as Kubeflow Pipelines' RecurringRun.
 
         Args:
             max_concurrency: The most of its runs active at once, 1 to 10 (default 10);
                 later firings wait.
             no_catchup: When firings were missed, start only the latest.
+            time_zone: The IANA time zone ``cron`` is read in (``"Europe/Paris"``);
+                UTC when ``None``.
             start_time: No firing before this time.
             end_time: No firing after this time.
             enabled: ``False`` creates it disabled (:meth:`enable_recurring_run`).
@@ -731,6 +734,8 @@ class Client:
         """
         value = spec_value(pipeline)
         schedule: Dict[str, Any] = {"cron": cron}
+        if time_zone is not None:
+            schedule["timeZone"] = time_zone
         if start_time is not None:
             schedule["startTime"] = _rfc3339(start_time)
         if end_time is not None:

@@ -561,10 +561,12 @@ class Artifact:
 @dataclass(frozen=True)
 class CronSchedule:
     """When a recurring run fires: a cron expression of five fields (minute hour
-    day-of-month month day-of-week) or six (seconds first), in UTC, within an optional
-    window."""
+    day-of-month month day-of-week) or six (seconds first), read in a time zone (UTC unless
+    given), within an optional window."""
 
     cron: str
+    #: The IANA time zone the expression is read in; ``None`` for UTC.
+    time_zone: Optional[str] = None
     #: No firing before this time.
     start_time: Optional[datetime] = None
     #: No firing after this time.
@@ -574,6 +576,7 @@ class CronSchedule:
     def from_json(cls, data: Mapping[str, Any]) -> CronSchedule:
         return cls(
             cron=_str(data.get("cron")),
+            time_zone=_optional_str(data.get("timeZone")),
             start_time=parse_time(data.get("startTime")),
             end_time=parse_time(data.get("endTime")),
         )
