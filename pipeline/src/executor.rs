@@ -266,6 +266,7 @@ impl Executor {
             finished_at: None,
             message: None,
             trial: request.trial,
+            cluster_namespace: None,
         };
         self.store.save_run(&run).await?;
         self.execute(pipeline, run, Vec::new(), false, events, shutdown)

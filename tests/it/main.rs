@@ -5,6 +5,7 @@
 mod artifacts;
 mod deploy;
 mod hostile_input;
+mod k8s_persistence_agent;
 mod k8s_schema;
 mod katib_interop;
 mod kubernetes;

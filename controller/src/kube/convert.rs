@@ -44,7 +44,7 @@ fn meta_of(meta: &KubeMeta) -> ObjectMeta {
 
 /// A Kubernetes time as chrono's. Before 1970 jiff counts the fraction of a second down from
 /// the whole second (negative), chrono up from the second before.
-fn chrono_time(time: k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
+pub(crate) fn chrono_time(time: k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
     let (mut seconds, mut nanoseconds) = (time.as_second(), time.subsec_nanosecond());
     if nanoseconds < 0 {
         seconds -= 1;

@@ -33,6 +33,7 @@ mod experiments;
 #[cfg(test)]
 mod fixtures;
 mod group;
+pub mod persistence;
 pub mod pipeline_resources;
 mod run_object;
 mod trials;
