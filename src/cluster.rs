@@ -110,7 +110,7 @@ pub async fn controller(
 
 /// Answers the kubelet's HTTP probes: 200 for `/healthz` and `/readyz`, 404 otherwise. The
 /// controllers run in this process, so answering at all is the health.
-async fn serve_health(listener: TcpListener) {
+pub(crate) async fn serve_health(listener: TcpListener) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             // Out of file descriptors, say: wait instead of spinning.

@@ -7,6 +7,7 @@
 //! code in one place: 0 success, 1 failure or interruption, 2 invalid input (`collect` passes
 //! its training command's code through).
 
+mod agent;
 mod cluster;
 mod health;
 mod pipeline;
@@ -79,6 +80,9 @@ enum Command {
     Crd(cluster::CrdArgs),
     /// Reconcile Experiment and Trial custom resources in a Kubernetes cluster.
     Controller(cluster::ControllerArgs),
+    /// Mirror a cluster's pipeline runs, experiments and trials into the store `sextant
+    /// server` reads.
+    PersistenceAgent(agent::PersistenceAgentArgs),
     /// Run, inspect and compile pipelines.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
@@ -130,6 +134,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Controller(args) => {
                 cluster::controller(args, signal::shutdown()?).await?;
+                ExitStatus::Success
+            }
+            Command::PersistenceAgent(args) => {
+                agent::persistence_agent(args, signal::shutdown()?).await?;
                 ExitStatus::Success
             }
             Command::Collect(args) => {

@@ -178,6 +178,14 @@ pub enum ExecutorError {
     /// The run to resume is not in the store.
     #[error("no run `{0}` in the store")]
     RunNotFound(String),
+    /// The run to resume mirrors a cluster's PipelineRun: Argo runs it there.
+    #[error("run `{run_id}` is managed by the cluster namespace `{namespace}`; use kubectl")]
+    ClusterRun {
+        /// The run.
+        run_id: String,
+        /// The namespace of its PipelineRun.
+        namespace: String,
+    },
     /// The stored spec of the run to resume no longer loads.
     #[error("run `{run_id}` cannot be resumed: {source}")]
     StoredSpec {
@@ -266,6 +274,7 @@ impl Executor {
             finished_at: None,
             message: None,
             trial: request.trial,
+            cluster_namespace: None,
         };
         self.store.save_run(&run).await?;
         self.execute(pipeline, run, Vec::new(), false, events, shutdown)
@@ -285,6 +294,12 @@ impl Executor {
             .load_run(run_id)
             .await?
             .ok_or_else(|| ExecutorError::RunNotFound(run_id.to_owned()))?;
+        if let Some(namespace) = stored.run.cluster_namespace {
+            return Err(ExecutorError::ClusterRun {
+                run_id: run_id.to_owned(),
+                namespace,
+            });
+        }
         let pipeline = Pipeline::from_yaml(&stored.run.source).map_err(|source| {
             ExecutorError::StoredSpec {
                 run_id: run_id.to_owned(),

@@ -66,6 +66,11 @@ pub struct RunRecord {
     /// The trial the run belongs to, when a trial's template is this pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<String>,
+    /// The namespace of the PipelineRun this record mirrors, when the persistence agent wrote
+    /// it from a cluster: such a run is the cluster's to execute, stop and delete, never this
+    /// machine's (its `run_dir` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_namespace: Option<String>,
 }
 
 /// One step instance's state as stored.
@@ -422,6 +427,7 @@ mod tests {
             finished_at: None,
             message: None,
             trial: None,
+            cluster_namespace: None,
         };
         store.save_run(&run).await.unwrap();
         store

@@ -90,6 +90,16 @@ impl ApiError {
         }
     }
 
+    /// A 409 for a request to act on what the persistence agent mirrors from a cluster: the
+    /// cluster's controller runs it, so it is changed there.
+    pub fn managed_by_cluster(kind: &str, name: &str, namespace: &str) -> ApiError {
+        ApiError::Conflict(format!(
+            "{kind} {} is managed by the cluster namespace {}; use kubectl",
+            sextant_echo::echo_quoted(name),
+            sextant_echo::echo_quoted(namespace)
+        ))
+    }
+
     /// A file that could not be read: 404 naming `kind` and `name` when it is missing, 500
     /// naming the path otherwise.
     pub fn file(

@@ -148,6 +148,16 @@ pub(crate) async fn fetch(state: &AppState, name: &str) -> Result<(Experiment, i
     Ok((read_experiment(&record)?, record.resource_version))
 }
 
+/// Reads a stored experiment this server may act on: 404 when it is not stored, 409 when it
+/// mirrors a cluster's (the persistence agent writes it; the cluster's controller runs it).
+async fn fetch_own(state: &AppState, name: &str) -> Result<(Experiment, i64), ApiError> {
+    let (experiment, version) = fetch(state, name).await?;
+    if let Some(namespace) = experiment.cluster_namespace() {
+        return Err(ApiError::managed_by_cluster("experiment", name, namespace));
+    }
+    Ok((experiment, version))
+}
+
 fn json(experiment: &Experiment, status: StatusCode) -> Response {
     (status, axum::Json(experiment)).into_response()
 }
@@ -305,7 +315,7 @@ pub(crate) async fn read(
     responses(
         (status = 200, description = "stopped", body = KatibExperiment),
         (status = 404, description = "no such experiment", body = ErrorBody),
-        (status = 409, description = "a study, or already finished", body = ErrorBody),
+        (status = 409, description = "a study, already finished, or a cluster's", body = ErrorBody),
     ),
     tag = "experiments"
 )]
@@ -313,7 +323,7 @@ pub(crate) async fn stop(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (experiment, _) = fetch(&state, &name).await?;
+    let (experiment, _) = fetch_own(&state, &name).await?;
     if is_study(&experiment) {
         return Err(ApiError::Conflict(format!(
             "{} is a study: its client runs its trials, so there is nothing to stop",
@@ -363,7 +373,7 @@ pub(crate) async fn stop(
     responses(
         (status = 200, description = "running again", body = KatibExperiment),
         (status = 404, description = "no such experiment", body = ErrorBody),
-        (status = 409, description = "running already, a study, or completed and not restartable", body = ErrorBody),
+        (status = 409, description = "running already, a study, completed and not restartable, or a cluster's", body = ErrorBody),
         (status = 422, description = "the new budget breaks a rule", body = ErrorBody),
     ),
     tag = "experiments"
@@ -373,7 +383,7 @@ pub(crate) async fn resume(
     Path(name): Path<String>,
     JsonBody(request): JsonBody<ResumeRequest>,
 ) -> Result<Response, ApiError> {
-    let (old, _) = fetch(&state, &name).await?;
+    let (old, _) = fetch_own(&state, &name).await?;
     if is_study(&old) {
         return Err(ApiError::Conflict(format!(
             "{} is a study: its client runs its trials",
@@ -415,6 +425,7 @@ pub(crate) async fn resume(
     responses(
         (status = 204, description = "deleted"),
         (status = 404, description = "no such experiment", body = ErrorBody),
+        (status = 409, description = "a cluster's experiment, mirrored by the persistence agent", body = ErrorBody),
     ),
     tag = "experiments"
 )]
@@ -423,7 +434,7 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     // The name must be stored (and so valid) before it becomes a path.
-    fetch(&state, &name).await?;
+    fetch_own(&state, &name).await?;
     // Stopping waits for the driver's uploads, so no trial's log is kept after this forgets.
     state.supervisor.stop(&name).await;
     state.studies.forget(&name);

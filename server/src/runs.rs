@@ -87,13 +87,15 @@ impl Runs {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Resumes the runs a previous server left Pending or Running.
+    /// Resumes the runs a previous server left Pending or Running (not a cluster's, which the
+    /// persistence agent mirrors).
     pub(crate) async fn resume_unfinished(&self, state: &AppState) -> Result<(), ApiError> {
         for run in sextant_pipeline::database_store::list_runs(&state.store)
             .await
             .map_err(|error| ApiError::Internal(error.to_string()))?
         {
-            if run.phase.is_active() {
+            // A mirror of a cluster's run is executed by Argo in the cluster.
+            if run.phase.is_active() && run.cluster_namespace.is_none() {
                 tracing::info!(run = %run.run_id, "resuming a pipeline run");
                 self.spawn(state, run.run_id.clone(), None).await?;
             }
@@ -471,6 +473,16 @@ pub(crate) async fn load(state: &AppState, run_id: &str) -> Result<StoredRun, Ap
         })
 }
 
+/// Loads a run this server may act on: 404 when it is not stored, 409 when it mirrors a
+/// cluster's PipelineRun (Argo runs it there; its logs are its pods').
+async fn load_own(state: &AppState, run_id: &str) -> Result<StoredRun, ApiError> {
+    let stored = load(state, run_id).await?;
+    if let Some(namespace) = &stored.run.cluster_namespace {
+        return Err(ApiError::managed_by_cluster("run", run_id, namespace));
+    }
+    Ok(stored)
+}
+
 /// Reads a Pipeline given as YAML text or as an object, and checks `params` against it; every
 /// problem is a 422 naming its field (`pipeline.spec.steps[1].command`, `params.rows`).
 /// Returns the pipeline and its YAML text.
@@ -651,7 +663,7 @@ pub(crate) async fn read(
     responses(
         (status = 202, description = "stopping"),
         (status = 404, description = "no such run", body = ErrorBody),
-        (status = 409, description = "the run is not running", body = ErrorBody),
+        (status = 409, description = "the run is not running, or is a cluster's", body = ErrorBody),
     ),
     tag = "runs"
 )]
@@ -659,7 +671,7 @@ pub(crate) async fn stop(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    load(&state, &id).await?;
+    load_own(&state, &id).await?;
     if state.runs.stop(&id) {
         Ok(StatusCode::ACCEPTED)
     } else {
@@ -677,7 +689,7 @@ pub(crate) async fn stop(
     responses(
         (status = 200, description = "running again", body = RunView),
         (status = 404, description = "no such run", body = ErrorBody),
-        (status = 409, description = "the run is running or succeeded", body = ErrorBody),
+        (status = 409, description = "the run is running, succeeded, or a cluster's", body = ErrorBody),
     ),
     tag = "runs"
 )]
@@ -685,7 +697,7 @@ pub(crate) async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<RunView>, ApiError> {
-    let stored = load(&state, &id).await?;
+    let stored = load_own(&state, &id).await?;
     if state.runs.is_running(&id)
         || !matches!(stored.run.phase, RunPhase::Failed | RunPhase::Cancelled)
     {
@@ -745,6 +757,7 @@ fn step_record<'a>(
     responses(
         (status = 200, description = "the log, as text", content_type = "text/plain", body = String),
         (status = 404, description = "no such run, step or log", body = ErrorBody),
+        (status = 409, description = "a cluster's run: its logs are its pods'", body = ErrorBody),
         (status = 422, description = "a query parameter that does not fit", body = ErrorBody),
     ),
     tag = "runs"
@@ -754,7 +767,7 @@ pub(crate) async fn step_log(
     Path((id, step)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<StepLogQuery>,
 ) -> Result<Response, ApiError> {
-    let stored = load(&state, &id).await?;
+    let stored = load_own(&state, &id).await?;
     // The step must be recorded before its name becomes a path.
     let record = step_record(&stored, &step, query.item)?;
     let file = match query.stream.unwrap_or_default() {
@@ -939,7 +952,7 @@ pub(crate) async fn download(
     responses(
         (status = 204, description = "deleted"),
         (status = 404, description = "no such run", body = ErrorBody),
-        (status = 409, description = "the run is running; stop it first", body = ErrorBody),
+        (status = 409, description = "the run is running (stop it first), or a cluster's", body = ErrorBody),
     ),
     tag = "runs"
 )]
@@ -950,7 +963,7 @@ pub(crate) async fn delete(
     let _keeping = state.runs.keeping.write().await;
     // By its recorded phase: a run that has ended may still be forwarding its last events,
     // and what it uploads after this finds the run gone and stops.
-    let stored = load(&state, &id).await?;
+    let stored = load_own(&state, &id).await?;
     if stored.run.phase.is_active() {
         return Err(ApiError::Conflict(format!(
             "run {id:?} is running; stop it first"

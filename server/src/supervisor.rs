@@ -135,7 +135,8 @@ impl Supervisor {
         self.drivers().running.contains_key(name)
     }
 
-    /// Resumes every stored experiment that is not a study, not finished and not stopped.
+    /// Resumes every stored experiment that is not a study, not finished, not stopped and not
+    /// a cluster's (mirrored by the persistence agent).
     pub(crate) async fn resume_unfinished(&self) -> Result<(), ApiError> {
         for record in self.store.list_experiments().await? {
             let experiment = match read_experiment(&record) {
@@ -145,7 +146,12 @@ impl Supervisor {
                     continue;
                 }
             };
-            if !is_study(&experiment) && !is_stopped(&experiment) && !is_finished(&experiment) {
+            // A mirror of a cluster's experiment is run by the cluster's controller.
+            if !is_study(&experiment)
+                && !is_stopped(&experiment)
+                && !is_finished(&experiment)
+                && experiment.cluster_namespace().is_none()
+            {
                 tracing::info!(experiment = %record.name, "resuming");
                 self.start(experiment);
             }

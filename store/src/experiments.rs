@@ -81,6 +81,20 @@ pub struct StoredTrial {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A trial written whole, as the persistence agent mirrors a cluster's Trial: every column is
+/// given, the creation time included, so the row is a function of the object alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirroredTrial {
+    /// Its name, experiment, spec, assignments and labels.
+    pub trial: NewTrial,
+    /// Its latest condition; the start and completion times are set as given (`None` clears).
+    pub condition: TrialConditionUpdate,
+    /// Its observation, JSON text, once it has one.
+    pub observation: Option<String>,
+    /// When the trial was created.
+    pub created_at: DateTime<Utc>,
+}
+
 /// A change of a trial's condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrialConditionUpdate {
@@ -183,7 +197,24 @@ impl Store {
         expected_resource_version: Option<i64>,
     ) -> Result<ExperimentRecord> {
         check_name("experiment name", name)?;
-        self.write_experiment(name, Some(spec), status, expected_resource_version)
+        self.write_experiment(name, Some(spec), status, expected_resource_version, None)
+            .await
+    }
+
+    /// Creates the experiment or replaces its spec and status as [`Store::upsert_experiment`]
+    /// does, with the creation time given rather than now: the persistence agent mirrors a
+    /// cluster's Experiment, whose row is then a function of the object alone, whenever the
+    /// agent writes it.
+    pub async fn mirror_experiment(
+        &self,
+        name: &str,
+        spec: &str,
+        status: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<ExperimentRecord> {
+        check_name("experiment name", name)?;
+        check_storable(created_at).map_err(|reason| Error::invalid_input("created_at", reason))?;
+        self.write_experiment(name, Some(spec), status, None, Some(created_at))
             .await
     }
 
@@ -196,7 +227,7 @@ impl Store {
         expected_resource_version: Option<i64>,
     ) -> Result<ExperimentRecord> {
         check_name("experiment name", name)?;
-        self.write_experiment(name, None, status, expected_resource_version)
+        self.write_experiment(name, None, status, expected_resource_version, None)
             .await
     }
 
@@ -265,7 +296,8 @@ impl Store {
         })
     }
 
-    /// The update-or-insert behind [`Store::upsert_experiment`] (`spec` given) and
+    /// The update-or-insert behind [`Store::upsert_experiment`] (`spec` given),
+    /// [`Store::mirror_experiment`] (`created_at` given too) and
     /// [`Store::update_experiment_status`] (`spec` absent: update only).
     ///
     /// It starts with the `UPDATE` so that the transaction's first statement is a write: on
@@ -277,9 +309,11 @@ impl Store {
         spec: Option<&str>,
         status: &str,
         expected_resource_version: Option<i64>,
+        created_at: Option<DateTime<Utc>>,
     ) -> Result<ExperimentRecord> {
         const OPERATION: &str = "write an experiment";
         let time = now();
+        let created_at = stored_time(created_at);
         let row: ExperimentRow = with_pool!(self, pool => {
             let mut transaction = pool
                 .begin()
@@ -289,6 +323,9 @@ impl Store {
             update.push_bind(status);
             if let Some(spec) = spec {
                 update.push(", spec = ").push_bind(spec);
+            }
+            if let Some(created_at) = created_at {
+                update.push(", created_at = ").push_bind(created_at);
             }
             update
                 .push(", resource_version = resource_version + 1, updated_at = ")
@@ -332,7 +369,7 @@ impl Store {
                             .push_bind(spec)
                             .push_bind(status)
                             .push_bind(1_i64)
-                            .push_bind(time)
+                            .push_bind(created_at.unwrap_or(time))
                             .push_bind(time);
                         insert.push(")");
                         insert
@@ -450,6 +487,129 @@ impl Store {
                 .await
                 .map_err(|source| self.query_error(OPERATION, source))?;
             Ok(StoredTrial::from(row))
+        })
+    }
+
+    /// Creates or replaces a trial with every column given (see [`MirroredTrial`]); its
+    /// experiment must exist.
+    ///
+    /// It starts with the `UPDATE` so that, on SQLite, the transaction takes the write lock at once.
+    pub async fn mirror_trial(&self, mirrored: &MirroredTrial) -> Result<StoredTrial> {
+        let MirroredTrial {
+            trial,
+            condition,
+            observation,
+            created_at,
+        } = mirrored;
+        check_name("trial name", &trial.name)?;
+        check_name("experiment name", &trial.experiment_name)?;
+        check_condition_times(condition)?;
+        check_storable(*created_at).map_err(|reason| Error::invalid_input("created_at", reason))?;
+        const OPERATION: &str = "write a trial";
+        let time = now();
+        let created_at = StoredTime(truncate_to_microseconds(*created_at));
+        with_pool!(self, pool => {
+            let mut transaction = pool
+                .begin()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            let mut update = QueryBuilder::new("UPDATE trials SET experiment_name = ");
+            update
+                .push_bind(trial.experiment_name.as_str())
+                .push(", spec = ")
+                .push_bind(trial.spec.as_str())
+                .push(", assignments = ")
+                .push_bind(trial.assignments.as_str())
+                .push(", labels = ")
+                .push_bind(trial.labels.as_str())
+                .push(", condition_type = ")
+                .push_bind(condition.condition_type.as_str())
+                .push(", reason = ")
+                .push_bind(condition.reason.as_str())
+                .push(", message = ")
+                .push_bind(condition.message.as_str())
+                .push(", observation = ")
+                .push_bind(observation.as_deref())
+                .push(", created_at = ")
+                .push_bind(created_at)
+                .push(", start_time = ")
+                .push_bind(stored_time(condition.start_time))
+                .push(", completion_time = ")
+                .push_bind(stored_time(condition.completion_time))
+                .push(", updated_at = ")
+                .push_bind(time)
+                .push(" WHERE name = ")
+                .push_bind(trial.name.as_str());
+            let updated = update
+                .build()
+                .execute(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+                .rows_affected();
+            if updated == 0 {
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO trials (name, experiment_name, spec, assignments, labels, \
+                     condition_type, reason, message, observation, start_time, completion_time, \
+                     created_at, updated_at) VALUES (",
+                );
+                let mut values = insert.separated(", ");
+                values
+                    .push_bind(trial.name.as_str())
+                    .push_bind(trial.experiment_name.as_str())
+                    .push_bind(trial.spec.as_str())
+                    .push_bind(trial.assignments.as_str())
+                    .push_bind(trial.labels.as_str())
+                    .push_bind(condition.condition_type.as_str())
+                    .push_bind(condition.reason.as_str())
+                    .push_bind(condition.message.as_str())
+                    .push_bind(observation.as_deref())
+                    .push_bind(stored_time(condition.start_time))
+                    .push_bind(stored_time(condition.completion_time))
+                    .push_bind(created_at)
+                    .push_bind(time);
+                insert.push(")");
+                insert
+                    .build()
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(|source| match &source {
+                        sqlx::Error::Database(database_error)
+                            if database_error.is_foreign_key_violation() =>
+                        {
+                            Error::ExperimentNotFound { name: trial.experiment_name.clone() }
+                        }
+                        _ => self.query_error(OPERATION, source),
+                    })?;
+            }
+            let mut select = QueryBuilder::new(TRIAL_COLUMNS);
+            select.push(" WHERE name = ").push_bind(trial.name.as_str());
+            let row: TrialRow = select
+                .build_query_as()
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            transaction
+                .commit()
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            Ok(StoredTrial::from(row))
+        })
+    }
+
+    /// Deletes one trial (not its observation log, which its owner deletes); `false` if it was
+    /// not stored.
+    pub async fn delete_trial(&self, name: &str) -> Result<bool> {
+        const OPERATION: &str = "delete a trial";
+        with_pool!(self, pool => {
+            let mut delete = QueryBuilder::new("DELETE FROM trials WHERE name = ");
+            delete.push_bind(name);
+            let deleted = delete
+                .build()
+                .execute(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?
+                .rows_affected();
+            Ok(deleted > 0)
         })
     }
 

@@ -35,7 +35,9 @@ pub mod time;
 pub use artifacts::{ArtifactOwner, StepArtifact, StoredArtifact};
 pub use database_url::{Backend, DEFAULT_DATABASE_URL};
 pub use error::{Error, Result};
-pub use experiments::{ExperimentRecord, NewTrial, StoredTrial, TrialConditionUpdate};
+pub use experiments::{
+    ExperimentRecord, MirroredTrial, NewTrial, StoredTrial, TrialConditionUpdate,
+};
 pub use observation_log::{MetricPoint, ObservationLogFilter};
 pub use service::{
     BoundedDbManager, DbManagerService, ReportLimits, bounded_db_manager_service,

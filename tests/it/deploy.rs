@@ -227,6 +227,50 @@ fn deploy_readme_rbac_table_matches_the_cluster_role() {
 }
 
 #[test]
+fn deploy_persistence_agent_only_reads_as_its_readme_table_says() {
+    let role = only("ClusterRole", "sextant-persistence-agent");
+    let mut granted = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("the ClusterRole has rules") {
+        let verbs: BTreeSet<String> = strings(&rule["verbs"]).into_iter().collect();
+        assert_eq!(
+            verbs,
+            ["get", "list", "watch"].map(String::from).into(),
+            "the agent only reads: {rule}"
+        );
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                granted.insert((group.clone(), resource));
+            }
+        }
+    }
+    let documented: BTreeSet<(String, String)> = readme_rbac_table_in("## The persistence agent")
+        .into_iter()
+        .flat_map(|grant| {
+            assert_eq!(
+                grant.verbs,
+                ["get", "list", "watch"].map(String::from).into()
+            );
+            grant
+                .resources
+                .into_iter()
+                .map(move |resource| (grant.group.clone(), resource))
+        })
+        .collect();
+    assert_eq!(documented, granted);
+    let binding = only("ClusterRoleBinding", "sextant-persistence-agent");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "sextant-persistence-agent", "namespace": NAMESPACE}])
+    );
+    let agent = pod_spec(&only("Deployment", "sextant-persistence-agent"));
+    assert_eq!(agent["serviceAccountName"], "sextant-persistence-agent");
+    assert_eq!(
+        strings(&agent["containers"][0]["args"])[0],
+        "persistence-agent"
+    );
+}
+
+#[test]
 fn deploy_controller_is_a_single_replica_recreated_on_rollout() {
     let controller = only("Deployment", "sextant-controller");
     assert_eq!(
@@ -637,9 +681,15 @@ fn env_var(container: &Value, name: &str) -> Value {
 /// The README's permission table, one grant per (group, resources) with the verbs of its rows
 /// joined: `| `group` | `resource`, ... | `verb`, ... | why |`, the core group written `""`.
 fn readme_rbac_table() -> BTreeSet<Grant> {
+    readme_rbac_table_in("## Permissions")
+}
+
+/// The grants of the first RBAC table after the heading `section` of `deploy/README.md`.
+fn readme_rbac_table_in(section: &str) -> BTreeSet<Grant> {
     let readme = std::fs::read_to_string(deploy_dir().join("README.md")).expect("deploy/README.md");
     let rows = readme
         .lines()
+        .skip_while(|line| *line != section)
         .skip_while(|line| !line.starts_with("| API group | resources | verbs |"))
         .skip(2)
         .take_while(|line| line.starts_with('|'));

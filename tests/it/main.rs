@@ -7,6 +7,7 @@ mod deploy;
 mod hostile_input;
 mod k8s_pipeline_runs;
 mod k8s_recurring_runs;
+mod k8s_persistence_agent;
 mod k8s_schema;
 mod katib_interop;
 mod kubernetes;

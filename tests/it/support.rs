@@ -246,10 +246,21 @@ impl ServerProcess {
         args: &[&str],
         env: &[(String, String)],
     ) -> anyhow::Result<ServerProcess> {
+        let db = format!("sqlite://{}", dir.join("sextant.db").display());
+        ServerProcess::start_on(dir, &db, args, env)
+    }
+
+    /// Starts `sextant server` on the store `db`, with its data directory in `dir`.
+    pub fn start_on(
+        dir: &Path,
+        db: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> anyhow::Result<ServerProcess> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
             .args(["server", "--listen", "127.0.0.1:0"])
             .arg("--db")
-            .arg(format!("sqlite://{}", dir.join("sextant.db").display()))
+            .arg(db)
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(args)

@@ -41,6 +41,7 @@ mod experiments;
 #[cfg(test)]
 mod fixtures;
 mod group;
+pub mod persistence;
 pub mod pipeline_resources;
 mod pipeline_runs;
 pub mod recurring_runs;

@@ -19,6 +19,11 @@ pub const EXPERIMENT_KIND: &str = "Experiment";
 /// default Sextant stops them, where Katib would let them run on unobserved.
 pub const KEEP_RUNNING_TRIALS_ANNOTATION: &str = "sextant.dev/keep-running-trials";
 
+/// Annotation the persistence agent puts on the experiments it mirrors from a cluster into a
+/// store, naming the namespace of the Experiment: such an experiment is run by the cluster's
+/// controller, and `sextant server` only shows it (it never resumes, stops or deletes it).
+pub const CLUSTER_NAMESPACE_ANNOTATION: &str = "sextant.dev/cluster-namespace";
+
 /// An Experiment object.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -36,6 +41,17 @@ pub struct Experiment {
     /// Where the search stands; absent until the engine first writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ExperimentStatus>,
+}
+
+impl Experiment {
+    /// The namespace of the cluster Experiment this one mirrors ([`CLUSTER_NAMESPACE_ANNOTATION`]),
+    /// if it is a mirror.
+    pub fn cluster_namespace(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .get(CLUSTER_NAMESPACE_ANNOTATION)
+            .map(String::as_str)
+    }
 }
 
 string_enum! {

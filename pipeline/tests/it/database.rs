@@ -92,6 +92,21 @@ async fn runs_are_recorded_cached_and_loaded(store: Store, directory: &std::path
     assert_eq!(stored.steps[0].outputs.params["said"], "hi there");
     assert!(store.load_run("missing").await.unwrap().is_none());
     assert!(store.find_cached("no-such-key").await.unwrap().is_none());
+
+    // A run the persistence agent mirrors from a cluster is never executed here.
+    let mut mirrored = stored.run.clone();
+    mirrored.run_id = "ns.nightly".into();
+    mirrored.phase = RunPhase::Running;
+    mirrored.cluster_namespace = Some("ns".into());
+    store.save_run(&mirrored).await.unwrap();
+    let refused = executor
+        .resume("ns.nightly", None, CancellationToken::new())
+        .await
+        .expect_err("a cluster's run is not resumed");
+    assert_eq!(
+        refused.to_string(),
+        "run `ns.nightly` is managed by the cluster namespace `ns`; use kubectl"
+    );
 }
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 use anyhow::ensure;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sextant_store::{
-    ArtifactOwner, Error, MetricPoint, NewTrial, ObservationLogFilter, StepArtifact, Store,
-    StoredArtifact, TrialConditionUpdate,
+    ArtifactOwner, Error, MetricPoint, MirroredTrial, NewTrial, ObservationLogFilter, StepArtifact,
+    Store, StoredArtifact, TrialConditionUpdate,
 };
 
 use crate::support::TestDatabaseInfo;
@@ -40,6 +40,7 @@ on_every_backend!(
     time_edges_round_trip,
     experiments_round_trip,
     trials_round_trip,
+    mirrored_rows_round_trip,
     invalid_reports_store_nothing,
     artifacts_round_trip,
 );
@@ -410,6 +411,67 @@ fn new_trial(name: &str, experiment: &str) -> NewTrial {
         assignments: format!(r#"[{{"name":"lr","value":"{name}"}}]"#),
         labels: r#"{"team":"a"}"#.to_owned(),
     }
+}
+
+/// The persistence agent's writes: every column given, the creation time included; a
+/// replacement sets what it is given (a cleared time is cleared), and one trial goes alone.
+async fn mirrored_rows_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<()> {
+    let created_at = time("2024-05-01T09:00:00.123456789Z");
+    let experiment = store
+        .mirror_experiment("ns.exp", "{}", "null", created_at)
+        .await?;
+    assert_eq!(experiment.created_at, time("2024-05-01T09:00:00.123456Z"));
+    assert_eq!(experiment.resource_version, 1);
+    let replaced = store
+        .mirror_experiment("ns.exp", r#"{"a":1}"#, "{}", created_at)
+        .await?;
+    assert_eq!(
+        (
+            replaced.resource_version,
+            replaced.created_at,
+            replaced.spec.as_str()
+        ),
+        (2, experiment.created_at, r#"{"a":1}"#)
+    );
+    let started_at = time("2024-05-01T10:00:00.5Z");
+    let mut mirrored = MirroredTrial {
+        trial: new_trial("ns.exp-1", "ns.exp"),
+        condition: running_since(started_at),
+        observation: None,
+        created_at,
+    };
+    let trial = store.mirror_trial(&mirrored).await?;
+    assert_eq!(
+        (
+            trial.created_at,
+            trial.start_time,
+            trial.condition_type.as_str()
+        ),
+        (experiment.created_at, Some(started_at), "Running")
+    );
+    mirrored.condition.start_time = None;
+    mirrored.condition.condition_type = "Succeeded".to_owned();
+    mirrored.observation = Some(r#"{"metrics":[]}"#.to_owned());
+    let trial = store.mirror_trial(&mirrored).await?;
+    assert_eq!(
+        (trial.start_time, trial.observation.as_deref()),
+        (None, Some(r#"{"metrics":[]}"#)),
+        "a mirrored trial holds what it is given"
+    );
+    assert_eq!(store.list_trials("ns.exp").await?, vec![trial]);
+    let orphan = MirroredTrial {
+        trial: new_trial("ns.lost-1", "ns.lost"),
+        ..mirrored.clone()
+    };
+    match store.mirror_trial(&orphan).await {
+        Err(Error::ExperimentNotFound { name }) => assert_eq!(name, "ns.lost"),
+        other => anyhow::bail!("expected a missing experiment, got {other:?}"),
+    }
+    assert!(store.delete_trial("ns.exp-1").await?);
+    assert!(!store.delete_trial("ns.exp-1").await?);
+    assert!(store.list_trials("ns.exp").await?.is_empty());
+    assert!(store.get_experiment("ns.exp").await?.is_some());
+    Ok(())
 }
 
 async fn trials_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<()> {

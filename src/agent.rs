@@ -1,0 +1,51 @@
+//! `sextant persistence-agent`: mirrors a cluster's pipeline runs, experiments and trials into
+//! the store `sextant server` reads (the logic is `sextant_controller::kube::persistence`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use sextant_controller::kube::ApiGroup;
+use sextant_controller::kube::persistence::PersistenceAgentConfig;
+use sextant_store::Store;
+use tokio::net::TcpListener;
+
+/// Arguments of `sextant persistence-agent`.
+#[derive(Debug, clap::Args)]
+pub struct PersistenceAgentArgs {
+    /// The store `sextant server` reads: a PostgreSQL or MySQL URL (SQLite for a single-node
+    /// test).
+    #[arg(long, env = "SEXTANT_DB")]
+    pub db: String,
+    /// The API group of the Experiment and Trial kinds to mirror (the controller's).
+    #[arg(long, env = "SEXTANT_API_GROUP", default_value = "sextant.dev")]
+    pub api_group: ApiGroup,
+    /// Mirror only this namespace (default: all).
+    #[arg(long, env = "SEXTANT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// HTTP `/healthz` and `/readyz` for the kubelet's probes.
+    #[arg(long, env = "SEXTANT_HEALTH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub health_listen: SocketAddr,
+}
+
+/// Runs the agent until `shutdown`; the cluster is the one of `KUBECONFIG` (or
+/// `~/.kube/config`), or the in-cluster service account.
+pub async fn persistence_agent(
+    args: PersistenceAgentArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API server")?;
+    let store = Store::connect(&args.db).await?;
+    let listener = TcpListener::bind(args.health_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.health_listen))?;
+    tokio::spawn(crate::cluster::serve_health(listener));
+    let config = PersistenceAgentConfig {
+        api_group: args.api_group,
+        namespace: args.namespace,
+    };
+    sextant_controller::kube::persistence::run(client, store, config, shutdown).await;
+    Ok(())
+}
