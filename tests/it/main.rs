@@ -6,6 +6,7 @@ mod artifacts;
 mod deploy;
 mod hostile_input;
 mod k8s_schema;
+mod k8s_tune_step;
 mod katib_interop;
 mod kubernetes;
 mod observation_log_durability;

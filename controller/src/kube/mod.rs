@@ -15,6 +15,9 @@
 //!   trial's observation log from the store, and writes the Trial's status. A finalizer deletes
 //!   the observation log with the Trial; the run object goes with it by garbage collection.
 //!
+//! Pipelines compile for the cluster through [`tune_argo::compile_for_cluster`], which also
+//! turns `tune` steps into Argo resource templates that create Experiments.
+//!
 //! Katib's pains are avoided on purpose: an invalid Experiment gets a `Failed` condition naming
 //! every field path (no admission webhook needed); metrics arrive by push (the trial calls the
 //! DBManager of `sextant serve`) or by `sextant collect` wrapping the primary container's
@@ -36,6 +39,7 @@ mod group;
 pub mod pipeline_resources;
 mod run_object;
 mod trials;
+pub mod tune_argo;
 
 use std::collections::HashMap;
 use std::future::Future;
