@@ -37,8 +37,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::condition::{Condition, Operand};
-use crate::spec::{COMMAND_KIND, Item, Pipeline, SpecIssue, SpecIssues, Step};
-use crate::template::{Reference, Segment, Template};
+use crate::spec::{
+    COMMAND_KIND, Item, Pipeline, SpecIssue, SpecIssues, Step, render_json_templates,
+};
+use crate::template::{Reference, Segment, Template, TemplateError};
 
 /// Where steps run and write their outputs inside the container.
 pub const WORK_DIR: &str = "/sextant/work";
@@ -229,10 +231,13 @@ fn plug_in_template(
         pipeline,
         step,
         path: format!("spec.steps[{index}]"),
-        spec: step
-            .kind_spec
-            .as_ref()
-            .map_or(Value::Null, |spec| render_json(spec)),
+        // The loader parsed every string of the spec, so rendering cannot fail.
+        spec: step.kind_spec.as_ref().map_or(Value::Null, |spec| {
+            render_json_templates(spec, &|template| {
+                Ok::<_, TemplateError>(render(template, template_expression))
+            })
+            .unwrap_or_else(|_| spec.clone())
+        }),
     };
     let body = match form.template(&argo_step) {
         Ok(body) => body,
@@ -248,24 +253,6 @@ fn plug_in_template(
     }
     add_retry_and_deadline(step, &mut template);
     Some(Ok(template))
-}
-
-/// Every string leaf of a plug-in step's spec with its references turned into template inputs.
-fn render_json(value: &Value) -> Value {
-    match value {
-        // The loader parsed every string of the spec; one it could not parse was refused.
-        Value::String(text) => match Template::parse(text) {
-            Ok(template) => Value::String(render(&template, template_expression)),
-            Err(_) => value.clone(),
-        },
-        Value::Array(values) => Value::Array(values.iter().map(render_json).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(key, value)| (key.clone(), render_json(value)))
-                .collect(),
-        ),
-        Value::Null | Value::Bool(_) | Value::Number(_) => value.clone(),
-    }
 }
 
 /// The template's input parameters: one per distinct reference other than an artifact.
