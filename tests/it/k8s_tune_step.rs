@@ -413,11 +413,17 @@ async fn a_tune_step_on_argo_runs_its_experiment_and_hands_the_best_trial_to_the
     let resource = template(&workflow, "step-tune")["resource"].clone();
     let workflows = workflows(&harness);
     let (name, created) = run_tune_node(&harness, &workflow, &workflows).await;
+    let mut new = experiment_json(&harness, &name).await;
     assert_eq!(
-        verdict(&resource, &experiment_json(&harness, &name).await),
+        verdict(&resource, &new),
         Verdict::Waiting,
         "a new experiment is neither succeeded nor failed"
     );
+    // Katib's controller writes a zero completion time (null) when it creates an experiment.
+    new["status"] = json!({"completionTime": null, "conditions": [
+        {"type": "Created", "status": "True", "reason": "ExperimentCreated"},
+    ]});
+    assert_eq!(verdict(&resource, &new), Verdict::Waiting);
 
     play_until_done(&harness, &name, 2, HashSet::new()).await;
     let done = experiment_json(&harness, &name).await;

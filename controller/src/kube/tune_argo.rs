@@ -9,7 +9,7 @@
 //!     manifest: |                      # JSON, the step's spec with references as template inputs
 //!       {"apiVersion": "sextant.dev/v1beta1", "kind": "Experiment",
 //!        "metadata": {"generateName": "<pipeline>-tune-"}, "spec": {...}}
-//!     successCondition: status.completionTime
+//!     successCondition: status.completionTime,status.completionTime!=
 //!     failureCondition: status.conditions.0.type == Failed,...,status.conditions.4.type == Failed
 //!   outputs:
 //!     parameters:
@@ -41,7 +41,8 @@
 //! # What Argo evaluates, and why these expressions
 //!
 //! Read in argo-workflows' `workflow/executor/resource.go` (`WaitResource`, `matchConditions`,
-//! `SaveResourceParameters`) and k8s.io/apimachinery's `pkg/labels/selector.go` (v0.35, Argo's):
+//! `SaveResourceParameters`; main at f016ad8, August 2026) and k8s.io/apimachinery's
+//! `pkg/labels/selector.go` (v0.35.4, the version Argo's `go.mod` pins):
 //! - `successCondition` and `failureCondition` are parsed by `labels.Parse`, a label selector:
 //!   comma-separated requirements (`key`, `!key`, `key == v`, `key != v`, `key in (a, b)`,
 //!   `key > 1`). `NewRequirement` validates every key as a label key (`[prefix/]name`, the name
@@ -60,7 +61,10 @@
 //!   condition types at most once, so a `Failed` condition sits at one of the indices 0 to 4.
 //!   Hence failure is "the type at index i is `Failed`" for each i (any one matches), and
 //!   success is "`completionTime` is set" (checked after failure, so a completed experiment with
-//!   no `Failed` condition, that is a succeeded one).
+//!   no `Failed` condition, that is a succeeded one). Katib's controller writes a zero
+//!   `completionTime` (JSON `null`, which GJSON finds, as an empty string) when it creates an
+//!   experiment (`experiment_controller.go`), so the condition also asks for a value that is not
+//!   empty: `status.completionTime,status.completionTime!=`.
 //! - Output parameters with `valueFrom.jsonPath` are read with `kubectl get -o jsonpath=...`,
 //!   kubectl's JSONPath dialect: `{.a.b[?(@.name=="x")].value}`.
 //! - `setOwnerReference: true` makes Argo's controller add the Workflow as the manifest's
@@ -104,8 +108,9 @@ pub(crate) fn argo_forms(group: ApiGroup) -> ArgoForms {
     forms
 }
 
-/// The success condition: the experiment completed (see the module docs).
-const SUCCESS_CONDITION: &str = "status.completionTime";
+/// The success condition: the experiment completed, its `completionTime` present and not empty
+/// (see the module docs).
+const SUCCESS_CONDITION: &str = "status.completionTime,status.completionTime!=";
 
 /// The `tune` kind's Argo form.
 struct TuneArgoForm {
@@ -380,7 +385,10 @@ mod tests {
         let resource = &tune["resource"];
         assert_eq!(resource["action"], "create");
         assert_eq!(resource["setOwnerReference"], true);
-        assert_eq!(resource["successCondition"], "status.completionTime");
+        assert_eq!(
+            resource["successCondition"],
+            "status.completionTime,status.completionTime!="
+        );
         let failure = resource["failureCondition"].as_str().expect("a condition");
         assert_eq!(failure.split(',').count(), 5, "{failure}");
         assert!(failure.starts_with("status.conditions.0.type == Failed,"));
@@ -442,18 +450,25 @@ mod tests {
     #[test]
     fn conditions_are_label_selectors_argo_can_parse() {
         // Keys and values as apimachinery's `NewRequirement` checks them: label keys (at most
-        // 63 characters of letters, digits, `-`, `_` and `.`) and label values.
+        // 63 characters of letters, digits, `-`, `_` and `.`) and label values (those, or
+        // empty).
         let label = |text: &str| {
             text.len() <= 63
                 && text
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
-        for requirement in failure_condition().split(',') {
-            let (key, value) = requirement.split_once(" == ").expect("key == value");
-            assert!(label(key) && label(value), "{requirement}");
+        let condition = format!("{SUCCESS_CONDITION},{}", failure_condition());
+        for requirement in condition.split(',') {
+            let (key, value) = requirement
+                .split_once(" == ")
+                .or_else(|| requirement.split_once("!="))
+                .unwrap_or((requirement, ""));
+            assert!(
+                !key.is_empty() && label(key) && label(value),
+                "{requirement}"
+            );
         }
-        assert!(label(SUCCESS_CONDITION));
     }
 
     #[test]
