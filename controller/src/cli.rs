@@ -24,6 +24,8 @@ use sextant_pipeline::cli::{ExitStatus, PipelineCommand};
 use sextant_store::database_url::redact_password;
 use sextant_store::{ExperimentRecord, Store, StoredTrial};
 
+use crate::kube::ApiGroup;
+use crate::kube::tune_argo::argo_forms;
 use crate::local::tune_step::TuneStepKind;
 use crate::local::{
     LocalConfig, LocalError, Progress, TrialSlots, default_max_parallel, default_trials_dir,
@@ -369,7 +371,8 @@ pub async fn get(
 
 /// `sextant pipeline ...`: the pipeline crate's commands, with the `tune` step kind (an
 /// experiment as a step, which that crate cannot name) registered; `tune` steps run their
-/// trials in `working_dir`.
+/// trials in `working_dir`, and `compile` turns them into resource templates creating
+/// `sextant.dev` Experiments ([`crate::kube::tune_argo`]).
 pub async fn pipeline(
     command: &PipelineCommand,
     working_dir: PathBuf,
@@ -383,7 +386,8 @@ pub async fn pipeline(
             TrialSlots::new(default_max_parallel()),
         )) as Arc<dyn StepKind>]
     };
-    sextant_pipeline::cli::execute_with_kinds(command, &tune_kind, shutdown, out).await
+    let argo_forms = argo_forms(ApiGroup::Sextant);
+    sextant_pipeline::cli::execute_with_kinds(command, &tune_kind, &argo_forms, shutdown, out).await
 }
 
 // === rendering ===

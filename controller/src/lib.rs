@@ -18,7 +18,8 @@
 //! - [`suggest`]: asking the search algorithm, in process or from a service.
 //! - [`local`]: the local driver: `sextant run` on one machine.
 //! - [`kube`]: the Kubernetes driver: `sextant controller`, the custom resources and their
-//!   definitions.
+//!   definitions, and pipelines compiled for a cluster ([`kube::tune_argo`]: `tune` steps as
+//!   Argo resource templates).
 //! - [`cli`]: `sextant run`, `validate` and `get` (and `pipeline` with the `tune` kind): the
 //!   commands and their text, for the binary to call.
 

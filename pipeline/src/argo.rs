@@ -16,16 +16,31 @@
 //! a skipped or failed step as the local executor does. `retry` becomes `retryStrategy`
 //! (`retryPolicy: Always`, `backoff.duration`, `factor: 2`, `cap`), `timeoutSeconds` becomes
 //! `activeDeadlineSeconds`, `when` is rewritten in Argo's expression syntax. Argo cannot express
-//! everything: every step needs an `image`, plug-in kinds have no container, and the artifacts of
-//! a fanned-out step cannot be collected; each of these is reported per step.
+//! everything: every command step needs an `image`, and the artifacts of a fanned-out step cannot
+//! be collected; each of these is reported per step.
+//!
+//! # Plug-in kinds
+//!
+//! A step of a plug-in kind (`kind: tune`) has no container. Its kind may give it an Argo form
+//! instead: an [`ArgoStepForm`], registered in the [`ArgoForms`] passed to [`compile_argo_with`]
+//! (the controller crate registers the `tune` form this way, as this crate cannot depend on it).
+//! The compiler keeps what every step shares (the DAG task, its arguments, the template's name
+//! and inputs, `retryStrategy`, `activeDeadlineSeconds`) and hands the form the step's `spec`
+//! with each reference already replaced by the template input Argo substitutes, as in the table
+//! above; the form returns the rest of the template (a `resource`, its `outputs`). Artifacts
+//! reach containers only, so a plug-in step may not reference one. A plug-in step whose kind
+//! has no form is reported.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::condition::{Condition, Operand};
-use crate::spec::{COMMAND_KIND, Item, Pipeline, SpecIssue, SpecIssues, Step};
-use crate::template::{Reference, Segment, Template};
+use crate::spec::{
+    COMMAND_KIND, Item, Pipeline, SpecIssue, SpecIssues, Step, render_json_templates,
+};
+use crate::template::{Reference, Segment, Template, TemplateError};
 
 /// Where steps run and write their outputs inside the container.
 pub const WORK_DIR: &str = "/sextant/work";
@@ -39,11 +54,79 @@ pub const DAG_TEMPLATE: &str = "sextant-dag";
 #[error("cannot compile the pipeline for argo workflows:\n{0}")]
 pub struct ArgoCompileError(pub SpecIssues);
 
-/// Compiles `pipeline` into an Argo Workflow object.
+/// What a step of a plug-in kind becomes in an Argo Workflow.
+pub trait ArgoStepForm: Send + Sync {
+    /// The kind's name, as steps write it in `kind:`.
+    fn kind(&self) -> &str;
+
+    /// The step's template without its `name` and `inputs`, which the compiler sets: a JSON
+    /// object such as `{"resource": {...}, "outputs": {...}}`. Problems are reported with their
+    /// field paths (under [`ArgoStep::path`]).
+    fn template(&self, step: &ArgoStep<'_>) -> Result<Value, Vec<SpecIssue>>;
+}
+
+/// A plug-in step, as the compiler hands it to its kind's [`ArgoStepForm`].
+#[derive(Debug)]
+pub struct ArgoStep<'a> {
+    /// The pipeline the step belongs to.
+    pub pipeline: &'a Pipeline,
+    /// The step as loaded: its `kind_spec` still holds its `{{...}}` references.
+    pub step: &'a Step,
+    /// The step's field path, `spec.steps[i]`.
+    pub path: String,
+    /// The step's `spec` with every reference replaced by the template input Argo substitutes
+    /// (`{{inputs.parameters.params-x}}`); `null` when the step has none.
+    pub spec: Value,
+}
+
+/// The Argo forms of plug-in step kinds, by kind name; empty by default.
+#[derive(Clone, Default)]
+pub struct ArgoForms {
+    forms: BTreeMap<String, Arc<dyn ArgoStepForm>>,
+}
+
+// === impl ArgoForms ===
+
+impl ArgoForms {
+    /// Adds `form` under its kind's name, replacing any form of the same name.
+    pub fn register(&mut self, form: Arc<dyn ArgoStepForm>) {
+        self.forms.insert(form.kind().to_owned(), form);
+    }
+
+    /// The form of the kind `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn ArgoStepForm>> {
+        self.forms.get(name)
+    }
+}
+
+impl std::fmt::Debug for ArgoForms {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_list().entries(self.forms.keys()).finish()
+    }
+}
+
+/// Compiles `pipeline` into an Argo Workflow object; a step of a plug-in kind is refused (see
+/// [`compile_argo_with`]).
 pub fn compile_argo(pipeline: &Pipeline) -> Result<Value, ArgoCompileError> {
+    compile_argo_with(pipeline, &ArgoForms::default())
+}
+
+/// Compiles `pipeline` into an Argo Workflow object, plug-in steps through their kinds' `forms`.
+pub fn compile_argo_with(
+    pipeline: &Pipeline,
+    forms: &ArgoForms,
+) -> Result<Value, ArgoCompileError> {
     let mut issues = Vec::new();
     for (index, step) in pipeline.steps.iter().enumerate() {
-        check_step(pipeline, index, step, &mut issues);
+        check_step(pipeline, index, step, forms, &mut issues);
+    }
+    let mut templates = vec![];
+    for (index, step) in pipeline.steps.iter().enumerate() {
+        match plug_in_template(pipeline, index, step, forms) {
+            Some(Ok(template)) => templates.push(template),
+            Some(Err(step_issues)) => issues.extend(step_issues),
+            None => templates.push(container_template(step)),
+        }
     }
     if !issues.is_empty() {
         return Err(ArgoCompileError(SpecIssues(issues)));
@@ -61,8 +144,7 @@ pub fn compile_argo(pipeline: &Pipeline) -> Result<Value, ArgoCompileError> {
         .iter()
         .map(|index| task(pipeline, &pipeline.steps[*index]))
         .collect();
-    let mut templates = vec![json!({"name": DAG_TEMPLATE, "dag": {"tasks": tasks}})];
-    templates.extend(pipeline.steps.iter().map(container_template));
+    templates.insert(0, json!({"name": DAG_TEMPLATE, "dag": {"tasks": tasks}}));
     Ok(json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
@@ -78,16 +160,35 @@ pub fn compile_argo(pipeline: &Pipeline) -> Result<Value, ArgoCompileError> {
     }))
 }
 
-fn check_step(pipeline: &Pipeline, index: usize, step: &Step, issues: &mut Vec<SpecIssue>) {
+fn check_step(
+    pipeline: &Pipeline,
+    index: usize,
+    step: &Step,
+    forms: &ArgoForms,
+    issues: &mut Vec<SpecIssue>,
+) {
     let path = format!("spec.steps[{index}]");
     if step.kind != COMMAND_KIND {
-        issues.push(SpecIssue {
-            path: format!("{path}.kind"),
-            message: format!(
-                "step `{}` has kind `{}`, which has no container form for argo",
-                step.name, step.kind
-            ),
-        });
+        if forms.get(&step.kind).is_none() {
+            issues.push(SpecIssue {
+                path: format!("{path}.kind"),
+                message: format!(
+                    "step `{}` has kind `{}`, which has no container form for argo",
+                    step.name, step.kind
+                ),
+            });
+        }
+        for (field, reference) in step.references() {
+            if let Reference::StepArtifact { .. } = reference {
+                issues.push(SpecIssue {
+                    path: format!("{path}.{field}"),
+                    message: format!(
+                        "`{{{{{reference}}}}}`: argo hands artifacts to containers only, and a `{}` step has none",
+                        step.kind
+                    ),
+                });
+            }
+        }
         return;
     }
     if step.image.as_deref().is_none_or(str::is_empty) {
@@ -112,6 +213,55 @@ fn check_step(pipeline: &Pipeline, index: usize, step: &Step, issues: &mut Vec<S
             });
         }
     }
+}
+
+/// The template of a plug-in step, from its kind's form; `None` for a command step. A kind
+/// without a form was reported by [`check_step`] and gets no template.
+fn plug_in_template(
+    pipeline: &Pipeline,
+    index: usize,
+    step: &Step,
+    forms: &ArgoForms,
+) -> Option<Result<Value, Vec<SpecIssue>>> {
+    if step.kind == COMMAND_KIND {
+        return None;
+    }
+    let form = forms.get(&step.kind)?;
+    let argo_step = ArgoStep {
+        pipeline,
+        step,
+        path: format!("spec.steps[{index}]"),
+        // The loader parsed every string of the spec, so rendering cannot fail.
+        spec: step.kind_spec.as_ref().map_or(Value::Null, |spec| {
+            render_json_templates(spec, &|template| {
+                Ok::<_, TemplateError>(render(template, template_expression))
+            })
+            .unwrap_or_else(|_| spec.clone())
+        }),
+    };
+    let body = match form.template(&argo_step) {
+        Ok(body) => body,
+        Err(issues) => return Some(Err(issues)),
+    };
+    let mut template = json!({"name": template_name(step)});
+    let input_parameters = input_parameters(step);
+    if !input_parameters.is_empty() {
+        template["inputs"] = json!({"parameters": input_parameters});
+    }
+    if let (Some(fields), Value::Object(body)) = (template.as_object_mut(), body) {
+        fields.extend(body);
+    }
+    add_retry_and_deadline(step, &mut template);
+    Some(Ok(template))
+}
+
+/// The template's input parameters: one per distinct reference other than an artifact.
+fn input_parameters(step: &Step) -> Vec<Value> {
+    inputs(step)
+        .iter()
+        .filter(|reference| !matches!(reference, Reference::StepArtifact { .. }))
+        .map(|reference| json!({"name": input_name(reference)}))
+        .collect()
 }
 
 /// The distinct references of a step, in a stable order.
@@ -215,11 +365,7 @@ fn template_name(step: &Step) -> String {
 
 fn container_template(step: &Step) -> Value {
     let references = inputs(step);
-    let input_parameters: Vec<Value> = references
-        .iter()
-        .filter(|reference| !matches!(reference, Reference::StepArtifact { .. }))
-        .map(|reference| json!({"name": input_name(reference)}))
-        .collect();
+    let input_parameters = input_parameters(step);
     let input_artifacts: Vec<Value> = references
         .iter()
         .filter(|reference| matches!(reference, Reference::StepArtifact { .. }))
@@ -259,6 +405,12 @@ fn container_template(step: &Step) -> Value {
             })).collect::<Vec<_>>(),
         });
     }
+    add_retry_and_deadline(step, &mut template);
+    template
+}
+
+/// `retry` as `retryStrategy` and `timeoutSeconds` as `activeDeadlineSeconds`, for any step.
+fn add_retry_and_deadline(step: &Step, template: &mut Value) {
     if step.retry.limit > 0 {
         let mut backoff = json!({
             "duration": seconds(step.retry.backoff.as_secs_f64()),
@@ -277,7 +429,6 @@ fn container_template(step: &Step) -> Value {
         // The schema types IntOrString as a string; Argo reads whole seconds.
         template["activeDeadlineSeconds"] = Value::String(timeout.as_secs_f64().ceil().to_string());
     }
-    template
 }
 
 /// A Go duration string (`1.5s`).

@@ -1,9 +1,9 @@
 //! The `sextant pipeline ...` commands: clap arguments and the async functions behind them.
 //!
 //! The binary only parses [`PipelineCommand`] and calls [`execute`] (or [`execute_with_kinds`], to
-//! register step kinds of crates above this one, such as the controller's `tune`) with a shutdown
-//! future (Ctrl-C) and a writer for progress and results; everything else lives here so it is
-//! tested as a library.
+//! register step kinds of crates above this one, such as the controller's `tune`, and their Argo
+//! forms for `compile`) with a shutdown future (Ctrl-C) and a writer for progress and results;
+//! everything else lives here so it is tested as a library.
 //! Run directories (the steps' working directories and logs) are created under `--runs-dir`
 //! (default `.sextant/pipeline-runs`); runs, step states and the cache index are recorded in
 //! Sextant's database (`--db URL`, default a SQLite file `runs.db` in the runs directory), so
@@ -20,7 +20,7 @@ use sextant_store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::argo::{ArgoCompileError, compile_argo};
+use crate::argo::{ArgoCompileError, ArgoForms, compile_argo_with};
 use crate::executor::{
     Executor, ExecutorConfig, ExecutorError, RunEvent, RunReport, RunRequest, instance_name,
     new_run_id,
@@ -236,13 +236,22 @@ pub async fn execute(
     shutdown: impl Future<Output = ()> + Send,
     out: &mut (dyn Write + Send),
 ) -> Result<ExitStatus, CliError> {
-    execute_with_kinds(command, &|_: &Store| Vec::new(), shutdown, out).await
+    execute_with_kinds(
+        command,
+        &|_: &Store| Vec::new(),
+        &ArgoForms::default(),
+        shutdown,
+        out,
+    )
+    .await
 }
 
-/// [`execute`], with the step kinds `extra_kinds` builds registered beside the built-in ones.
+/// [`execute`], with the step kinds `extra_kinds` builds registered beside the built-in ones,
+/// and `argo_forms` for `compile`.
 pub async fn execute_with_kinds(
     command: &PipelineCommand,
     extra_kinds: &ExtraKinds,
+    argo_forms: &ArgoForms,
     shutdown: impl Future<Output = ()> + Send,
     out: &mut (dyn Write + Send),
 ) -> Result<ExitStatus, CliError> {
@@ -268,7 +277,7 @@ pub async fn execute_with_kinds(
             Ok(ExitStatus::Success)
         }
         PipelineCommand::Compile(args) => {
-            let text = compile_command(args)?;
+            let text = compile_command(args, argo_forms)?;
             match &args.output {
                 Some(path) => std::fs::write(path, text).map_err(CliError::Output)?,
                 None => out.write_all(text.as_bytes()).map_err(CliError::Output)?,
@@ -353,15 +362,17 @@ pub async fn get_command(args: &GetArgs) -> Result<String, CliError> {
     Ok(render_run(&stored))
 }
 
-/// `sextant pipeline compile`: the compiled pipeline as YAML.
-pub fn compile_command(args: &CompileArgs) -> Result<String, CliError> {
+/// `sextant pipeline compile`: the compiled pipeline as YAML, plug-in steps through the kinds'
+/// `argo_forms`.
+pub fn compile_command(args: &CompileArgs, argo_forms: &ArgoForms) -> Result<String, CliError> {
     let pipeline = load_pipeline(&args.file)?;
     match args.target {
         CompileTarget::Argo => {
-            let workflow = compile_argo(&pipeline).map_err(|source| CliError::Compile {
-                path: args.file.clone(),
-                source,
-            })?;
+            let workflow =
+                compile_argo_with(&pipeline, argo_forms).map_err(|source| CliError::Compile {
+                    path: args.file.clone(),
+                    source,
+                })?;
             // A JSON value always has a YAML form.
             Ok(serde_yaml::to_string(&workflow).unwrap_or_default())
         }

@@ -34,7 +34,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cache;
 use crate::kind::{StepContext, StepFailure, StepKind, StepKindRegistry, StepOutputs};
 use crate::run_store::{RunPhase, RunRecord, RunStore, RunStoreError, StepPhase, StepRecord};
-use crate::spec::{Item, OutputDeclaration, ParamError, Pipeline, RetryPolicy, SpecError, Step};
+use crate::spec::{
+    Item, OutputDeclaration, ParamError, Pipeline, RetryPolicy, SpecError, Step,
+    render_json_templates,
+};
 use crate::template::{Reference, Template, TemplateError};
 
 /// Settings of an executor.
@@ -1220,37 +1223,13 @@ fn render_step(step: &Step, resolver: &Resolver<'_>) -> Result<RenderedStep, Ren
         .map(|(name, value)| Ok((name.clone(), render(value)?)))
         .collect::<Result<Vec<_>, RenderError>>()?;
     let kind_spec = match &step.kind_spec {
-        Some(value) => Some(render_json(value, &render)?),
+        Some(value) => Some(render_json_templates(value, &render)?),
         None => None,
     };
     Ok(RenderedStep {
         argv,
         env,
         kind_spec,
-    })
-}
-
-fn render_json(
-    value: &serde_json::Value,
-    render: &impl Fn(&Template) -> Result<String, RenderError>,
-) -> Result<serde_json::Value, RenderError> {
-    Ok(match value {
-        serde_json::Value::String(text) => {
-            let template = Template::parse(text)?;
-            serde_json::Value::String(render(&template)?)
-        }
-        serde_json::Value::Array(values) => serde_json::Value::Array(
-            values
-                .iter()
-                .map(|value| render_json(value, render))
-                .collect::<Result<_, _>>()?,
-        ),
-        serde_json::Value::Object(map) => serde_json::Value::Object(
-            map.iter()
-                .map(|(key, value)| Ok((key.clone(), render_json(value, render)?)))
-                .collect::<Result<_, RenderError>>()?,
-        ),
-        other => other.clone(),
     })
 }
 

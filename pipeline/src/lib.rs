@@ -81,7 +81,8 @@
 //! - [`cache`]: cache keys and artifact digests.
 //! - [`run_store`]: the [`RunStore`] trait and the file-backed [`FileRunStore`].
 //! - [`database_store`]: [`RunStore`] for `sextant_store::Store` (SQLite, PostgreSQL, MySQL).
-//! - [`argo`]: compilation to an Argo Workflow.
+//! - [`argo`]: compilation to an Argo Workflow; plug-in kinds add their Argo form through
+//!   [`ArgoStepForm`].
 //! - [`schedule`]: when a recurring run fires (cron in a time zone, concurrency, catch-up),
 //!   for `sextant server`'s scheduler and the cluster's RecurringRun controller alike.
 //! - [`cli`]: the `sextant pipeline` commands (clap arguments and entry points).
@@ -99,7 +100,9 @@ pub mod spec;
 /// The expression language, from `sextant-pipeline-expr`.
 pub use sextant_pipeline_expr::{condition, template};
 
-pub use argo::{ArgoCompileError, compile_argo};
+pub use argo::{
+    ArgoCompileError, ArgoForms, ArgoStep, ArgoStepForm, compile_argo, compile_argo_with,
+};
 pub use executor::{
     Executor, ExecutorConfig, ExecutorError, RunEvent, RunReport, RunRequest, new_run_id,
 };

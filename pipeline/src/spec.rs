@@ -15,7 +15,7 @@ use serde_yaml::{Mapping, Value};
 use sextant_echo::{cut, echo};
 
 use crate::condition::Condition;
-use crate::template::{Reference, Template};
+use crate::template::{Reference, Template, TemplateError};
 
 /// The `apiVersion` a pipeline spec must carry.
 pub const API_VERSION: &str = "sextant.dev/v1beta1";
@@ -266,6 +266,32 @@ pub(crate) fn collect_json_templates(
         }
         serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {}
     }
+}
+
+/// A JSON value with every string leaf parsed as a template and rendered by `render`: a plug-in
+/// step's `spec` as the executor runs it, or as the Argo compiler passes it on.
+pub(crate) fn render_json_templates<E: From<TemplateError>>(
+    value: &serde_json::Value,
+    render: &impl Fn(&Template) -> Result<String, E>,
+) -> Result<serde_json::Value, E> {
+    Ok(match value {
+        serde_json::Value::String(text) => {
+            let template = Template::parse(text)?;
+            serde_json::Value::String(render(&template)?)
+        }
+        serde_json::Value::Array(values) => serde_json::Value::Array(
+            values
+                .iter()
+                .map(|value| render_json_templates(value, render))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(key, value)| Ok((key.clone(), render_json_templates(value, render)?)))
+                .collect::<Result<_, E>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 // === impl RetryPolicy ===

@@ -9,6 +9,7 @@ mod k8s_pipeline_runs;
 mod k8s_recurring_runs;
 mod k8s_persistence_agent;
 mod k8s_schema;
+mod k8s_tune_step;
 mod katib_interop;
 mod kubernetes;
 mod observation_log_durability;

@@ -469,12 +469,20 @@ async fn trial_template(
             })?
         }
     };
-    if RunKind::of_template(&run_object) == Some(RunKind::Process) {
-        return Err(TemplateError::Invalid(
-            "spec.trialTemplate.trialSpec: kind Process runs trials as local processes (sextant run); in a cluster use a Job or another Kubernetes kind".into(),
-        ));
-    }
+    refuse_local_template(&run_object)
+        .map_err(|error| TemplateError::Invalid(error.to_string()))?;
     Ok(Some(run_object))
+}
+
+/// Refuses a trial template that runs only on one machine (`Process`), naming the field.
+pub(crate) fn refuse_local_template(run_object: &Value) -> Result<(), FieldError> {
+    if RunKind::of_template(run_object) == Some(RunKind::Process) {
+        return Err(FieldError {
+            path: "spec.trialTemplate.trialSpec".into(),
+            rule: "kind Process runs trials as local processes (sextant run); in a cluster use a Job or another Kubernetes kind".into(),
+        });
+    }
+    Ok(())
 }
 
 fn new_trial(
@@ -504,6 +512,7 @@ fn new_trial(
         ),
         &assignment.name,
         &trial_template.primary_container_name,
+        context.config.api_group,
     )?;
     let mut trial = TrialResource::new(
         &assignment.name,

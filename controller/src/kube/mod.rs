@@ -22,6 +22,9 @@
 //! - the RecurringRun controller ([`recurring_runs`]) creates PipelineRuns from a template on a
 //!   cron schedule, each named after its scheduled time so that no firing happens twice.
 //!
+//! Pipelines compile for the cluster through [`tune_argo::compile_for_cluster`], which also
+//! turns `tune` steps into Argo resource templates that create Experiments.
+//!
 //! Katib's pains are avoided on purpose: an invalid Experiment gets a `Failed` condition naming
 //! every field path (no admission webhook needed); metrics arrive by push (the trial calls the
 //! DBManager of `sextant serve`) or by `sextant collect` wrapping the primary container's
@@ -47,6 +50,7 @@ mod pipeline_runs;
 pub mod recurring_runs;
 mod run_object;
 mod trials;
+pub mod tune_argo;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -20,9 +20,10 @@
 use kube::discovery::ApiResource;
 use serde_json::{Map, Value, json};
 
-use sextant_pipeline::{Pipeline, compile_argo};
+use sextant_pipeline::Pipeline;
 
-use crate::kube::TrialResource;
+use crate::kube::tune_argo::compile_for_cluster;
+use crate::kube::{ApiGroup, TrialResource};
 use crate::kube::{TRIAL_LABEL, observation_log_key};
 use crate::local::pipeline_trial::metrics_step_index;
 use sextant_experiment::api::common::{CollectorKind, FileFormat};
@@ -77,12 +78,13 @@ pub(crate) enum RunObjectError {
 /// The run spec as a cluster runs it, with the name of its primary container: a
 /// `sextant.dev/v1beta1` `Pipeline` template compiles to the Argo Workflow that runs it, whose
 /// primary container is the metrics step's (the step `primary` names, else the last sink, as
-/// locally); any other kind is created as it is. An error says why the pipeline cannot run on
-/// Argo.
+/// locally; its `tune` steps create Experiments in `group`); any other kind is created as it
+/// is. An error says why the pipeline cannot run on Argo.
 pub(crate) fn for_cluster(
     mut run_spec: Value,
     trial_name: &str,
     primary: &str,
+    group: ApiGroup,
 ) -> Result<(Value, String), String> {
     if RunKind::of_template(&run_spec) != Some(RunKind::Pipeline) {
         return Ok((run_spec, primary.to_owned()));
@@ -100,7 +102,7 @@ pub(crate) fn for_cluster(
     let pipeline = Pipeline::from_yaml(&text)
         .map_err(|error| format!("spec.trialTemplate.trialSpec: {error}"))?;
     let metrics_step = metrics_step_index(&pipeline, primary).map_err(|error| error.to_string())?;
-    let mut workflow = compile_argo(&pipeline)
+    let mut workflow = compile_for_cluster(&pipeline, group)
         .map_err(|error| format!("spec.trialTemplate.trialSpec: {error}"))?;
     if let Some(metadata) = workflow.get_mut("metadata").and_then(Value::as_object_mut) {
         // The trial names the workflow.
@@ -454,7 +456,8 @@ mod tests {
                 ],
             },
         });
-        let (workflow, primary) = for_cluster(pipeline, "exp-3", "").expect("compiles");
+        let (workflow, primary) =
+            for_cluster(pipeline, "exp-3", "", ApiGroup::Sextant).expect("compiles");
         assert_eq!(primary, "training", "the last sink reports");
         assert_eq!(workflow["kind"], "Workflow");
         assert_eq!(workflow["metadata"]["name"], "exp-3");
@@ -476,7 +479,8 @@ mod tests {
             .expect("the prepare step's template");
         assert_eq!(prepare["container"]["command"][0], "sh");
         let broken = json!({"apiVersion": "sextant.dev/v1beta1", "kind": "Pipeline", "spec": {"steps": "x"}});
-        let error = for_cluster(broken, "exp-3", "").expect_err("a pipeline without a step list");
+        let error = for_cluster(broken, "exp-3", "", ApiGroup::Sextant)
+            .expect_err("a pipeline without a step list");
         assert!(error.starts_with("spec.trialTemplate.trialSpec"), "{error}");
     }
 

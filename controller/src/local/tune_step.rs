@@ -41,6 +41,7 @@ use crate::local::{LocalConfig, TrialSlots, run_experiment};
 use sextant_experiment::api::experiment::ExperimentConditionType;
 use sextant_experiment::api::has_true_condition;
 use sextant_experiment::engine::objective_value;
+use sextant_experiment::validation::MAX_EXPERIMENT_NAME_LENGTH;
 
 /// The name steps use in `kind:`.
 pub const TUNE_KIND: &str = "tune";
@@ -48,8 +49,8 @@ pub const TUNE_KIND: &str = "tune";
 /// The output parameter holding the best trial's objective value.
 pub const OBJECTIVE_OUTPUT: &str = "objective";
 
-/// Katib's limit on experiment names.
-const MAX_EXPERIMENT_NAME_LENGTH: usize = 40;
+/// How many random characters the API server appends to a `generateName`.
+const GENERATED_SUFFIX_LENGTH: usize = 5;
 
 /// The `tune` step kind, running experiments into `store`.
 #[derive(Debug, Clone)]
@@ -89,15 +90,8 @@ impl TuneStepKind {
             .into_iter()
             .next()
             .ok_or_else(|| StepFailure::Kind("the tune step's spec holds no experiment".into()))?;
-        if experiment
-            .spec
-            .parameters
-            .iter()
-            .any(|parameter| parameter.name == OBJECTIVE_OUTPUT)
-        {
-            return Err(StepFailure::Kind(format!(
-                "spec.parameters: a tune step's parameter may not be called `{OBJECTIVE_OUTPUT}` (that output holds the objective value)"
-            )));
+        if let Some(clash) = objective_output_clash(&experiment) {
+            return Err(StepFailure::Kind(format!("spec.parameters: {clash}")));
         }
         let config = LocalConfig {
             experiment_dir: self.experiment_dir.clone(),
@@ -203,12 +197,44 @@ impl StepKind for TuneStepKind {
     }
 }
 
+/// Why the experiment of a tune step cannot give its outputs, if it cannot: a search parameter
+/// named as the output that holds the objective value.
+pub(crate) fn objective_output_clash(
+    experiment: &sextant_experiment::Experiment,
+) -> Option<String> {
+    experiment
+        .spec
+        .parameters
+        .iter()
+        .any(|parameter| parameter.name == OBJECTIVE_OUTPUT)
+        .then(|| {
+            format!(
+                "a tune step's parameter may not be called `{OBJECTIVE_OUTPUT}` (that output holds the objective value)"
+            )
+        })
+}
+
 /// A valid experiment name for a step instance of a run, stable across retries and resumes.
 fn experiment_name(run_id: &str, step: &str, item_index: Option<usize>) -> String {
     let mut raw = format!("{run_id}-{step}");
     if let Some(index) = item_index {
         raw.push_str(&format!("-{index}"));
     }
+    name_within(&raw, MAX_EXPERIMENT_NAME_LENGTH)
+}
+
+/// The `generateName` of the experiment of a step of a pipeline that runs elsewhere (on Argo):
+/// [`experiment_name`]'s rule, short enough that the API server's random suffix keeps the name
+/// within Katib's limit, then `-`.
+pub(crate) fn experiment_generate_name(pipeline: &str, step: &str) -> String {
+    let room = MAX_EXPERIMENT_NAME_LENGTH - GENERATED_SUFFIX_LENGTH - 1;
+    format!("{}-", name_within(&format!("{pipeline}-{step}"), room))
+}
+
+/// `raw` as a Katib experiment name of at most `max_length` characters: lowercased, other
+/// characters turned into `-`, starting with a letter, and past the limit shortened with a
+/// digest of the whole so that distinct inputs stay distinct.
+fn name_within(raw: &str, max_length: usize) -> String {
     let mut name: String = raw
         .chars()
         .map(|character| {
@@ -223,13 +249,13 @@ fn experiment_name(run_id: &str, step: &str, item_index: Option<usize>) -> Strin
     if !name.starts_with(|character: char| character.is_ascii_lowercase()) {
         name.insert_str(0, "tune-");
     }
-    if name.len() > MAX_EXPERIMENT_NAME_LENGTH {
+    if name.len() > max_length {
         // Keep it unique: a prefix, then a digest of the whole (FNV-1a, stable everywhere).
         let digest = raw.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         });
         let digest = format!("{digest:016x}");
-        name.truncate(MAX_EXPERIMENT_NAME_LENGTH - digest.len() - 1);
+        name.truncate(max_length - digest.len() - 1);
         name = format!("{}-{digest}", name.trim_end_matches('-'));
     }
     name.trim_end_matches('-').to_string()
@@ -253,5 +279,19 @@ mod tests {
         assert!(first.len() <= MAX_EXPERIMENT_NAME_LENGTH, "{first}");
         assert_ne!(first, second);
         assert!(first.starts_with("a-very-long"));
+    }
+
+    #[test]
+    fn generated_names_leave_room_for_the_api_servers_suffix() {
+        assert_eq!(experiment_generate_name("Demo", "tune"), "demo-tune-");
+        let long = "a-very-long-pipeline-name-for-tuning";
+        let prefix = experiment_generate_name(long, "tune");
+        assert_eq!(
+            prefix.len() + GENERATED_SUFFIX_LENGTH,
+            MAX_EXPERIMENT_NAME_LENGTH,
+            "{prefix}"
+        );
+        assert!(prefix.starts_with("a-very-long") && prefix.ends_with('-'));
+        assert_ne!(prefix, experiment_generate_name(long, "tune2"));
     }
 }

@@ -368,6 +368,15 @@ pub enum ExperimentConditionType {
 }
 
 impl ExperimentConditionType {
+    /// Every type; a status holds each at most once, so it has at most this many conditions.
+    pub const ALL: [ExperimentConditionType; 5] = [
+        ExperimentConditionType::Created,
+        ExperimentConditionType::Running,
+        ExperimentConditionType::Restarting,
+        ExperimentConditionType::Succeeded,
+        ExperimentConditionType::Failed,
+    ];
+
     /// Its name, as Katib writes it in `status.conditions[].type`.
     pub fn name(&self) -> &'static str {
         match self {

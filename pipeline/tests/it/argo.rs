@@ -1,9 +1,12 @@
 //! Compilation to Argo Workflows, validated against Argo's official JSON schema.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
-use sextant_pipeline::{Pipeline, compile_argo};
+use sextant_pipeline::spec::SpecIssue;
+use sextant_pipeline::{
+    ArgoForms, ArgoStep, ArgoStepForm, Pipeline, compile_argo, compile_argo_with,
+};
 
 use crate::header;
 
@@ -221,6 +224,122 @@ fn what_argo_cannot_express_is_reported_per_step() {
     );
     assert!(
         message.contains("spec.steps[2].kind: step `tune` has kind `tune`"),
+        "{message}"
+    );
+}
+
+/// A plug-in kind whose Argo form creates a ConfigMap holding its spec's `text`.
+struct NoteForm;
+
+impl ArgoStepForm for NoteForm {
+    fn kind(&self) -> &str {
+        "note"
+    }
+
+    fn template(&self, step: &ArgoStep<'_>) -> Result<Value, Vec<SpecIssue>> {
+        if step.spec["refuse"] == true {
+            return Err(vec![SpecIssue {
+                path: format!("{}.spec.refuse", step.path),
+                message: format!(
+                    "step `{}` of pipeline `{}` refused",
+                    step.step.name, step.pipeline.name
+                ),
+            }]);
+        }
+        let manifest = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"generateName": "note-"},
+            "data": {"text": step.spec["text"]},
+        });
+        Ok(json!({"resource": {"action": "create", "manifest": manifest.to_string()}}))
+    }
+}
+
+fn note_pipeline(note_spec: &str) -> Pipeline {
+    Pipeline::from_yaml(&format!(
+        "{}spec:
+  params: [{{name: who, default: me}}]
+  steps:
+    - name: count
+      image: alpine:3
+      command: [sh, -c, 'echo 3 > n']
+      outputs: {{params: [{{name: n, path: n}}], artifacts: [{{name: log, path: n}}]}}
+    - name: note
+      kind: note
+      retry: {{limit: 1}}
+      timeoutSeconds: 30
+      spec: {note_spec}
+",
+        header("notes")
+    ))
+    .unwrap()
+}
+
+fn note_forms() -> ArgoForms {
+    let mut forms = ArgoForms::default();
+    forms.register(Arc::new(NoteForm));
+    forms
+}
+
+#[test]
+fn plug_in_steps_compile_through_their_kinds_argo_forms() {
+    let pipeline =
+        note_pipeline("{text: '{{params.who}} counted {{steps.count.outputs.params.n}}'}");
+    let message = compile_argo(&pipeline).unwrap_err().to_string();
+    assert!(
+        message.contains(
+            "spec.steps[1].kind: step `note` has kind `note`, which has no container form"
+        ),
+        "{message}"
+    );
+    let workflow = compile_argo_with(&pipeline, &note_forms()).unwrap();
+    assert_valid(&workflow);
+    let templates = workflow["spec"]["templates"].as_array().unwrap();
+    let note = templates
+        .iter()
+        .find(|template| template["name"] == "step-note")
+        .expect("the note step's template");
+    assert_eq!(
+        note["inputs"]["parameters"],
+        json!([{"name": "params-who"}, {"name": "steps-count-params-n"}])
+    );
+    let manifest: Value =
+        serde_json::from_str(note["resource"]["manifest"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        manifest["data"]["text"],
+        "{{inputs.parameters.params-who}} counted {{inputs.parameters.steps-count-params-n}}"
+    );
+    assert_eq!(note["retryStrategy"]["limit"], "1");
+    assert_eq!(note["activeDeadlineSeconds"], "30");
+    assert!(note.get("container").is_none());
+    let task = workflow["spec"]["templates"][0]["dag"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|task| task["name"] == "note")
+        .expect("the note task");
+    assert_eq!(task["depends"], "count.Succeeded");
+    assert_eq!(
+        task["arguments"]["parameters"],
+        json!([
+            {"name": "params-who", "value": "{{workflow.parameters.who}}"},
+            {"name": "steps-count-params-n", "value": "{{tasks.count.outputs.parameters.n}}"},
+        ])
+    );
+}
+
+#[test]
+fn a_forms_refusal_and_artifact_references_are_reported_with_their_paths() {
+    let pipeline = note_pipeline("{refuse: true, text: '{{steps.count.outputs.artifacts.log}}'}");
+    let message = compile_argo_with(&pipeline, &note_forms())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("spec.steps[1].spec.refuse: step `note` of pipeline `notes` refused"),
+        "{message}"
+    );
+    assert!(
+        message.contains("spec.steps[1].spec.text: `{{steps.count.outputs.artifacts.log}}`: argo hands artifacts to containers only"),
         "{message}"
     );
 }
