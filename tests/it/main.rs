@@ -5,9 +5,9 @@
 mod artifacts;
 mod deploy;
 mod hostile_input;
+mod k8s_persistence_agent;
 mod k8s_pipeline_runs;
 mod k8s_recurring_runs;
-mod k8s_persistence_agent;
 mod k8s_schema;
 mod k8s_tune_step;
 mod katib_interop;

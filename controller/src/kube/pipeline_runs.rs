@@ -5,7 +5,7 @@
 //! - no Workflow yet: the run's pipeline (inline in `spec.pipelineSpec`, or the `Pipeline`
 //!   resource `spec.pipelineRef.name` names in the run's namespace) is loaded by
 //!   `sextant_pipeline`'s spec loader, the run's params are checked against it, and it is
-//!   compiled with [`sextant_pipeline::compile_argo`]. Every problem, with its field path on the
+//!   compiled with [`super::tune_argo::compile_for_cluster`] (so `tune` steps become resource templates). Every problem, with its field path on the
 //!   run (`spec.pipelineSpec.steps[1].command`, `spec.params[0].name`, or `Pipeline "x":
 //!   spec.steps[1].image` for a referenced one), fails the run (`Valid=False`) and nothing is
 //!   created. A missing Pipeline is the one problem that is waited out: the run stays `Pending`
@@ -42,7 +42,10 @@ use crate::kube::pipeline_resources::{
 };
 use crate::kube::{Context, ReconcileError, WatchBackoff, is_conflict};
 use sextant_pipeline::spec::{API_VERSION, KIND, ParamError, SpecIssue};
-use sextant_pipeline::{ArgoCompileError, SpecError, compile_argo};
+use sextant_pipeline::{ArgoCompileError, SpecError};
+
+use crate::kube::ApiGroup;
+use crate::kube::tune_argo::compile_for_cluster;
 
 /// The label on a PipelineRun's Workflow naming the run (the Workflows the controller watches).
 pub const PIPELINE_RUN_LABEL: &str = "sextant.dev/pipeline-run";
@@ -185,6 +188,7 @@ pub(crate) fn compile_run(
     run: &PipelineRun,
     pipeline: &PipelineSpec,
     source: &PipelineSource<'_>,
+    group: ApiGroup,
 ) -> Result<Value, Invalid> {
     let run_name = run.name_any();
     let (pipeline_name, prefix) = match source {
@@ -280,7 +284,7 @@ pub(crate) fn compile_run(
             None
         }
     };
-    let mut workflow = match compile_argo(&loaded) {
+    let mut workflow = match compile_for_cluster(&loaded, group) {
         Ok(workflow) => workflow,
         Err(ArgoCompileError(issues)) => {
             problems.extend(issues.0.iter().map(on_run));
@@ -589,11 +593,13 @@ async fn resolve(
         Err(invalid) => return Ok(Err(invalid)),
     };
     Ok(match &source {
-        PipelineSource::Inline(spec) => compile_run(run, spec, &source),
+        PipelineSource::Inline(spec) => compile_run(run, spec, &source, context.config.api_group),
         PipelineSource::Reference(pipeline_name) => {
             let pipelines: Api<Pipeline> = Api::namespaced(context.client.clone(), namespace);
             match pipelines.get_opt(pipeline_name).await? {
-                Some(pipeline) => compile_run(run, &pipeline.spec, &source),
+                Some(pipeline) => {
+                    compile_run(run, &pipeline.spec, &source, context.config.api_group)
+                }
                 None => Err(Invalid::PipelineNotFound(format!(
                     "spec.pipelineRef.name: Pipeline {} not found in namespace {}",
                     quoted(pipeline_name),
@@ -697,7 +703,7 @@ mod tests {
         let PipelineSource::Inline(spec) = source else {
             panic!("an inline run");
         };
-        compile_run(run, spec, &source)
+        compile_run(run, spec, &source, ApiGroup::Sextant)
     }
 
     fn problems(result: Result<Value, Invalid>) -> Vec<String> {
@@ -789,7 +795,7 @@ mod tests {
         });
         let source = pipeline_source(&referencing.spec).expect("one source");
         assert_eq!(source, PipelineSource::Reference("train"));
-        let found = problems(compile_run(&referencing, &spec, &source));
+        let found = problems(compile_run(&referencing, &spec, &source, ApiGroup::Sextant));
         assert!(
             found[0].starts_with("Pipeline \"train\": spec.steps[0].image: "),
             "{found:?}"
