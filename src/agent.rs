@@ -4,11 +4,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use sextant_controller::kube::ApiGroup;
 use sextant_controller::kube::persistence::PersistenceAgentConfig;
-use sextant_store::Store;
-use tokio::net::TcpListener;
 
 /// Arguments of `sextant persistence-agent`.
 #[derive(Debug, clap::Args)]
@@ -34,14 +31,7 @@ pub async fn persistence_agent(
     args: PersistenceAgentArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
-        .await
-        .context("cannot reach the Kubernetes API server")?;
-    let store = Store::connect(&args.db).await?;
-    let listener = TcpListener::bind(args.health_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.health_listen))?;
-    tokio::spawn(crate::cluster::serve_health(listener));
+    let (client, store) = crate::cluster::connect(&args.db, args.health_listen).await?;
     let config = PersistenceAgentConfig {
         api_group: args.api_group,
         namespace: args.namespace,

@@ -75,6 +75,24 @@ pub fn crd(args: &CrdArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What every cluster process starts with: a client of the API server (that of `KUBECONFIG`, or
+/// `~/.kube/config`, or the in-cluster service account), the store at `db`, and `/healthz` and
+/// `/readyz` served on `health_listen` for the kubelet's probes.
+pub(crate) async fn connect(
+    db: &str,
+    health_listen: SocketAddr,
+) -> anyhow::Result<(kube::Client, Store)> {
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API server")?;
+    let store = Store::connect(db).await?;
+    let listener = TcpListener::bind(health_listen)
+        .await
+        .with_context(|| format!("cannot listen on {health_listen}"))?;
+    tokio::spawn(serve_health(listener));
+    Ok((client, store))
+}
+
 /// Runs the controller until `shutdown`; the cluster is the one of `KUBECONFIG` (or
 /// `~/.kube/config`), or the in-cluster service account.
 pub async fn controller(
@@ -84,14 +102,7 @@ pub async fn controller(
     if !(args.poll_interval.is_finite() && args.poll_interval > 0.0) {
         anyhow::bail!("--poll-interval must be a positive number of seconds");
     }
-    let client = kube::Client::try_default()
-        .await
-        .context("cannot reach the Kubernetes API server")?;
-    let store = Store::connect(&args.db).await?;
-    let listener = TcpListener::bind(args.health_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.health_listen))?;
-    tokio::spawn(serve_health(listener));
+    let (client, store) = connect(&args.db, args.health_listen).await?;
     let config = ControllerConfig {
         api_group: args.api_group,
         namespace: args.namespace,
@@ -110,7 +121,7 @@ pub async fn controller(
 
 /// Answers the kubelet's HTTP probes: 200 for `/healthz` and `/readyz`, 404 otherwise. The
 /// controllers run in this process, so answering at all is the health.
-pub(crate) async fn serve_health(listener: TcpListener) {
+async fn serve_health(listener: TcpListener) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             // Out of file descriptors, say: wait instead of spinning.

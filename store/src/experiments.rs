@@ -95,6 +95,15 @@ pub struct MirroredTrial {
     pub created_at: DateTime<Utc>,
 }
 
+/// Whether writing a trial may replace a stored trial of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// A trial of the name is an error ([`Error::TrialAlreadyExists`]).
+    Refuse,
+    /// A trial of the name is overwritten, every column.
+    Replace,
+}
+
 /// A change of a trial's condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrialConditionUpdate {
@@ -428,66 +437,8 @@ impl Store {
         trial: &NewTrial,
         condition: &TrialConditionUpdate,
     ) -> Result<StoredTrial> {
-        check_name("trial name", &trial.name)?;
-        check_name("experiment name", &trial.experiment_name)?;
-        check_condition_times(condition)?;
-        const OPERATION: &str = "insert a trial";
-        let time = now();
-        with_pool!(self, pool => {
-            let mut transaction = pool
-                .begin()
-                .await
-                .map_err(|source| self.query_error(OPERATION, source))?;
-            let mut insert = QueryBuilder::new(
-                "INSERT INTO trials (name, experiment_name, spec, assignments, labels, \
-                 condition_type, reason, message, start_time, completion_time, created_at, \
-                 updated_at) VALUES (",
-            );
-            let mut values = insert.separated(", ");
-            values
-                .push_bind(trial.name.as_str())
-                .push_bind(trial.experiment_name.as_str())
-                .push_bind(trial.spec.as_str())
-                .push_bind(trial.assignments.as_str())
-                .push_bind(trial.labels.as_str())
-                .push_bind(condition.condition_type.as_str())
-                .push_bind(condition.reason.as_str())
-                .push_bind(condition.message.as_str())
-                .push_bind(stored_time(condition.start_time))
-                .push_bind(stored_time(condition.completion_time))
-                .push_bind(time)
-                .push_bind(time);
-            insert.push(")");
-            insert
-                .build()
-                .execute(&mut *transaction)
-                .await
-                .map_err(|source| match &source {
-                    sqlx::Error::Database(database_error)
-                        if database_error.is_foreign_key_violation() =>
-                    {
-                        Error::ExperimentNotFound { name: trial.experiment_name.clone() }
-                    }
-                    sqlx::Error::Database(database_error)
-                        if database_error.is_unique_violation() =>
-                    {
-                        Error::TrialAlreadyExists { name: trial.name.clone() }
-                    }
-                    _ => self.query_error(OPERATION, source),
-                })?;
-            let mut select = QueryBuilder::new(TRIAL_COLUMNS);
-            select.push(" WHERE name = ").push_bind(trial.name.as_str());
-            let row: TrialRow = select
-                .build_query_as()
-                .fetch_one(&mut *transaction)
-                .await
-                .map_err(|source| self.query_error(OPERATION, source))?;
-            transaction
-                .commit()
-                .await
-                .map_err(|source| self.query_error(OPERATION, source))?;
-            Ok(StoredTrial::from(row))
-        })
+        self.write_trial(trial, condition, None, None, Existing::Refuse)
+            .await
     }
 
     /// Creates or replaces a trial with every column given (see [`MirroredTrial`]); its
@@ -495,58 +446,80 @@ impl Store {
     ///
     /// It starts with the `UPDATE` so that, on SQLite, the transaction takes the write lock at once.
     pub async fn mirror_trial(&self, mirrored: &MirroredTrial) -> Result<StoredTrial> {
-        let MirroredTrial {
-            trial,
-            condition,
-            observation,
-            created_at,
-        } = mirrored;
+        check_storable(mirrored.created_at)
+            .map_err(|reason| Error::invalid_input("created_at", reason))?;
+        self.write_trial(
+            &mirrored.trial,
+            &mirrored.condition,
+            mirrored.observation.as_deref(),
+            Some(mirrored.created_at),
+            Existing::Replace,
+        )
+        .await
+    }
+
+    /// The insert behind [`Store::insert_trial_in`] (a stored trial of the name is refused) and
+    /// [`Store::mirror_trial`] (it is replaced, every column; the `UPDATE` goes first so that,
+    /// on SQLite, the transaction takes the write lock at once). `created_at` defaults to now.
+    async fn write_trial(
+        &self,
+        trial: &NewTrial,
+        condition: &TrialConditionUpdate,
+        observation: Option<&str>,
+        created_at: Option<DateTime<Utc>>,
+        existing: Existing,
+    ) -> Result<StoredTrial> {
         check_name("trial name", &trial.name)?;
         check_name("experiment name", &trial.experiment_name)?;
         check_condition_times(condition)?;
-        check_storable(*created_at).map_err(|reason| Error::invalid_input("created_at", reason))?;
-        const OPERATION: &str = "write a trial";
+        let operation = match existing {
+            Existing::Refuse => "insert a trial",
+            Existing::Replace => "write a trial",
+        };
         let time = now();
-        let created_at = StoredTime(truncate_to_microseconds(*created_at));
+        let created_at = stored_time(created_at).unwrap_or(time);
         with_pool!(self, pool => {
             let mut transaction = pool
                 .begin()
                 .await
-                .map_err(|source| self.query_error(OPERATION, source))?;
-            let mut update = QueryBuilder::new("UPDATE trials SET experiment_name = ");
-            update
-                .push_bind(trial.experiment_name.as_str())
-                .push(", spec = ")
-                .push_bind(trial.spec.as_str())
-                .push(", assignments = ")
-                .push_bind(trial.assignments.as_str())
-                .push(", labels = ")
-                .push_bind(trial.labels.as_str())
-                .push(", condition_type = ")
-                .push_bind(condition.condition_type.as_str())
-                .push(", reason = ")
-                .push_bind(condition.reason.as_str())
-                .push(", message = ")
-                .push_bind(condition.message.as_str())
-                .push(", observation = ")
-                .push_bind(observation.as_deref())
-                .push(", created_at = ")
-                .push_bind(created_at)
-                .push(", start_time = ")
-                .push_bind(stored_time(condition.start_time))
-                .push(", completion_time = ")
-                .push_bind(stored_time(condition.completion_time))
-                .push(", updated_at = ")
-                .push_bind(time)
-                .push(" WHERE name = ")
-                .push_bind(trial.name.as_str());
-            let updated = update
-                .build()
-                .execute(&mut *transaction)
-                .await
-                .map_err(|source| self.query_error(OPERATION, source))?
-                .rows_affected();
-            if updated == 0 {
+                .map_err(|source| self.query_error(operation, source))?;
+            let mut replaced = 0;
+            if existing == Existing::Replace {
+                let mut update = QueryBuilder::new("UPDATE trials SET experiment_name = ");
+                update
+                    .push_bind(trial.experiment_name.as_str())
+                    .push(", spec = ")
+                    .push_bind(trial.spec.as_str())
+                    .push(", assignments = ")
+                    .push_bind(trial.assignments.as_str())
+                    .push(", labels = ")
+                    .push_bind(trial.labels.as_str())
+                    .push(", condition_type = ")
+                    .push_bind(condition.condition_type.as_str())
+                    .push(", reason = ")
+                    .push_bind(condition.reason.as_str())
+                    .push(", message = ")
+                    .push_bind(condition.message.as_str())
+                    .push(", observation = ")
+                    .push_bind(observation)
+                    .push(", created_at = ")
+                    .push_bind(created_at)
+                    .push(", start_time = ")
+                    .push_bind(stored_time(condition.start_time))
+                    .push(", completion_time = ")
+                    .push_bind(stored_time(condition.completion_time))
+                    .push(", updated_at = ")
+                    .push_bind(time)
+                    .push(" WHERE name = ")
+                    .push_bind(trial.name.as_str());
+                replaced = update
+                    .build()
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(|source| self.query_error(operation, source))?
+                    .rows_affected();
+            }
+            if replaced == 0 {
                 let mut insert = QueryBuilder::new(
                     "INSERT INTO trials (name, experiment_name, spec, assignments, labels, \
                      condition_type, reason, message, observation, start_time, completion_time, \
@@ -562,7 +535,7 @@ impl Store {
                     .push_bind(condition.condition_type.as_str())
                     .push_bind(condition.reason.as_str())
                     .push_bind(condition.message.as_str())
-                    .push_bind(observation.as_deref())
+                    .push_bind(observation)
                     .push_bind(stored_time(condition.start_time))
                     .push_bind(stored_time(condition.completion_time))
                     .push_bind(created_at)
@@ -578,7 +551,12 @@ impl Store {
                         {
                             Error::ExperimentNotFound { name: trial.experiment_name.clone() }
                         }
-                        _ => self.query_error(OPERATION, source),
+                        sqlx::Error::Database(database_error)
+                            if database_error.is_unique_violation() =>
+                        {
+                            Error::TrialAlreadyExists { name: trial.name.clone() }
+                        }
+                        _ => self.query_error(operation, source),
                     })?;
             }
             let mut select = QueryBuilder::new(TRIAL_COLUMNS);
@@ -587,11 +565,11 @@ impl Store {
                 .build_query_as()
                 .fetch_one(&mut *transaction)
                 .await
-                .map_err(|source| self.query_error(OPERATION, source))?;
+                .map_err(|source| self.query_error(operation, source))?;
             transaction
                 .commit()
                 .await
-                .map_err(|source| self.query_error(OPERATION, source))?;
+                .map_err(|source| self.query_error(operation, source))?;
             Ok(StoredTrial::from(row))
         })
     }

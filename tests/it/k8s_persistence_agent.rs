@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -30,8 +29,8 @@ use sextant_test_support::{Backend, TestDatabase};
 use sqlx::Connection;
 
 use crate::kubernetes::{
-    Harness, WAIT, client_for, install_workflow_crd, loss_for, lr_of, play_until_done, testbed,
-    wait_established, wait_until,
+    Harness, WAIT, client_for, install_workflow_crd, loss_for, lr_of, play_until_done,
+    wait_established, wait_until, write_service_account_kubeconfig,
 };
 use crate::support::ServerProcess;
 
@@ -247,32 +246,7 @@ async fn bind_agent(client: &Client, namespace: &str, kubeconfig_path: &Path) {
         )
         .await
         .expect("bind the agent's role");
-    let token = accounts
-        .create_token_request(
-            account,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: TokenRequestSpec {
-                    expiration_seconds: Some(3600),
-                    ..TokenRequestSpec::default()
-                },
-                ..TokenRequest::default()
-            },
-        )
-        .await
-        .expect("a token")
-        .status
-        .expect("a token status")
-        .token;
-    let text = std::fs::read_to_string(testbed().join("kubeconfig-controller"))
-        .expect("the testbed's kubeconfig");
-    let mut kubeconfig: Value = serde_yaml::from_str(&text).expect("YAML");
-    kubeconfig["users"][0]["user"] = json!({ "token": token });
-    std::fs::write(
-        kubeconfig_path,
-        serde_yaml::to_string(&kubeconfig).expect("YAML"),
-    )
-    .expect("write the agent's kubeconfig");
+    write_service_account_kubeconfig(&accounts, account, kubeconfig_path).await;
     // The API server learns of a new binding asynchronously.
     let agent = client_for_path(kubeconfig_path).await;
     wait_until("the agent's rights", || async {

@@ -450,6 +450,39 @@ pub(crate) async fn bind_cluster_role_to_controller(client: &Client, file: &str)
         .expect("bind the ClusterRole");
 }
 
+/// Writes to `path` a kubeconfig of the testbed that authenticates as the service account
+/// `account` of `accounts` (with a token from a TokenRequest), so a process started with it has
+/// that account's rights and no other.
+pub(crate) async fn write_service_account_kubeconfig(
+    accounts: &Api<ServiceAccount>,
+    account: &str,
+    path: &std::path::Path,
+) {
+    let token = accounts
+        .create_token_request(
+            account,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..TokenRequestSpec::default()
+                },
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .expect("a token")
+        .status
+        .expect("a token status")
+        .token;
+    let text = std::fs::read_to_string(testbed().join("kubeconfig-controller"))
+        .expect("the testbed's kubeconfig");
+    let mut kubeconfig: Value = serde_yaml::from_str(&text).expect("YAML");
+    kubeconfig["users"][0]["user"] = json!({"token": token});
+    std::fs::write(path, serde_yaml::to_string(&kubeconfig).expect("YAML"))
+        .expect("write the kubeconfig");
+}
+
 pub(crate) async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
     wait_until(&format!("{name} established"), || async {
         crds.get(name).await.ok().is_some_and(|crd| {
@@ -1532,34 +1565,9 @@ async fn a_controller_started_before_its_role_starts_the_trials_once_it_is_bound
         )
         .await
         .expect("create the service account");
-    let token = accounts
-        .create_token_request(
-            account,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: TokenRequestSpec {
-                    expiration_seconds: Some(3600),
-                    ..TokenRequestSpec::default()
-                },
-                ..TokenRequest::default()
-            },
-        )
-        .await
-        .expect("a token")
-        .status
-        .expect("a token status")
-        .token;
-    let text = std::fs::read_to_string(testbed().join("kubeconfig-controller"))
-        .expect("the controller's kubeconfig");
-    let mut kubeconfig: Value = serde_yaml::from_str(&text).expect("YAML");
-    kubeconfig["users"][0]["user"] = json!({"token": token});
     let scratch = tempfile::tempdir().expect("a scratch directory");
     harness.controller_kubeconfig = scratch.path().join("kubeconfig");
-    std::fs::write(
-        &harness.controller_kubeconfig,
-        serde_yaml::to_string(&kubeconfig).expect("YAML"),
-    )
-    .expect("write the kubeconfig");
+    write_service_account_kubeconfig(&accounts, account, &harness.controller_kubeconfig).await;
     harness.start_controller();
     harness.start_experiment(json!({})).await;
 

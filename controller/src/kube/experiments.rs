@@ -9,6 +9,7 @@
 //! a create (or a controller restarted mid-experiment) can only try to create an existing name,
 //! which the API server refuses: no trial is ever duplicated.
 
+use crate::kube::patch_status;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -559,30 +560,14 @@ async fn write_status(
         return Ok(());
     }
     let bounded = convert::bounded(status);
-    let to_json = |status: &ExperimentStatus, what: &str| {
-        serde_json::to_value(status).map_err(|source| ReconcileError::Json {
-            what: what.into(),
-            source,
-        })
-    };
-    let old = match &resource.status {
-        Some(status) => to_json(status, "the experiment's status")?,
-        None => Value::Null,
-    };
-    let new = to_json(&bounded, "the experiment's new status")?;
-    // Conditional on the version read, so a write from a stale view is refused (409) and the
-    // reconcile retried on the fresh object instead of undoing a newer status.
-    let patch = json!({
-        "metadata": {"resourceVersion": resource.resource_version()},
-        "status": convert::merge_patch(&old, &new),
-    });
-    experiments
-        .patch_status(
-            &resource.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
+    patch_status(
+        experiments,
+        resource,
+        resource.status.as_ref(),
+        &bounded,
+        "the experiment's status",
+    )
+    .await?;
     let last = |status: Option<&ExperimentStatus>| {
         status
             .and_then(|status| status.conditions.last())

@@ -279,29 +279,13 @@ pub async fn run(
 ) {
     let experiment_kind = config.api_group.experiments();
     let trial_kind = config.api_group.trials();
-    let (experiments_api, trials_api): (Api<ExperimentResource>, Api<TrialResource>) =
-        match &config.namespace {
-            Some(namespace) => (
-                Api::namespaced_with(client.clone(), namespace, &experiment_kind),
-                Api::namespaced_with(client.clone(), namespace, &trial_kind),
-            ),
-            None => (
-                Api::all_with(client.clone(), &experiment_kind),
-                Api::all_with(client.clone(), &trial_kind),
-            ),
-        };
-    let jobs_api: Api<Job> = match &config.namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    };
-    let (recurring_runs_api, pipeline_runs_api): (Api<RecurringRun>, Api<PipelineRun>) =
-        match &config.namespace {
-            Some(namespace) => (
-                Api::namespaced(client.clone(), namespace),
-                Api::namespaced(client.clone(), namespace),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
+    let namespace = config.namespace.as_deref();
+    let experiments_api: Api<ExperimentResource> =
+        scoped_api_with(client.clone(), namespace, &experiment_kind);
+    let trials_api: Api<TrialResource> = scoped_api_with(client.clone(), namespace, &trial_kind);
+    let jobs_api: Api<Job> = scoped_api(client.clone(), namespace);
+    let recurring_runs_api: Api<RecurringRun> = scoped_api(client.clone(), namespace);
+    let pipeline_runs_api: Api<PipelineRun> = scoped_api(client.clone(), namespace);
 
     let trial_writer = reflector::store::Writer::new(trial_kind.clone());
     let trial_reader = trial_writer.as_reader();
@@ -392,6 +376,72 @@ pub async fn run(
         pipeline_run_controller,
         recurring_run_controller
     );
+}
+
+/// Writes `new` as `resource`'s status through the status subresource: a JSON merge patch from
+/// `old` (the status read), conditional on the resource version read, so a write from a stale
+/// view is refused (409) and the reconcile retried on the fresh object instead of undoing a
+/// newer status. `what` names the status in an error.
+pub(crate) async fn patch_status<K, S>(
+    api: &Api<K>,
+    resource: &K,
+    old: Option<&S>,
+    new: &S,
+    what: &str,
+) -> Result<(), ReconcileError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize,
+{
+    let to_json = |status: &S| {
+        serde_json::to_value(status).map_err(|source| ReconcileError::Json {
+            what: what.to_owned(),
+            source,
+        })
+    };
+    let old = match old {
+        Some(old) => to_json(old)?,
+        None => serde_json::Value::Null,
+    };
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": kube::ResourceExt::resource_version(resource)},
+        "status": convert::merge_patch(&old, &to_json(new)?),
+    });
+    api.patch_status(
+        &kube::ResourceExt::name_any(resource),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The API of a namespaced kind over what is watched: one namespace, or all of them.
+pub(crate) fn scoped_api<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client, namespace),
+        None => Api::all(client),
+    }
+}
+
+/// [`scoped_api`] for a kind known at run time (Experiments and Trials in either group, Argo's
+/// Workflows).
+pub(crate) fn scoped_api_with<K>(
+    client: Client,
+    namespace: Option<&str>,
+    kind: &K::DynamicType,
+) -> Api<K>
+where
+    K: Resource<Scope = kube::core::DynamicResourceScope>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced_with(client, namespace, kind),
+        None => Api::all_with(client, kind),
+    }
 }
 
 /// Resolves on `shutdown` if the controller whose cache is `store` has not yet listed its kind

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, GroupVersionKind, PostParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
@@ -35,12 +35,13 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::kube::argo_workflow::{Workflow, status_from_workflow};
-use crate::kube::convert::merge_patch;
 use crate::kube::pipeline_resources::{
     Pipeline, PipelineRun, PipelineRunPhase, PipelineRunSpec, PipelineRunStatus, PipelineSpec,
     condition, set_condition,
 };
-use crate::kube::{Context, ReconcileError, WatchBackoff, is_conflict};
+use crate::kube::{
+    Context, ReconcileError, WatchBackoff, is_conflict, patch_status, scoped_api, scoped_api_with,
+};
 use sextant_pipeline::spec::{API_VERSION, KIND, ParamError, SpecIssue};
 use sextant_pipeline::{ArgoCompileError, SpecError};
 
@@ -87,19 +88,10 @@ pub(crate) async fn run(
         }
     }
     let client = context.client.clone();
-    let (runs, pipelines, workflows): (Api<PipelineRun>, Api<Pipeline>, Api<DynamicObject>) =
-        match &context.config.namespace {
-            Some(namespace) => (
-                Api::namespaced(client.clone(), namespace),
-                Api::namespaced(client.clone(), namespace),
-                Api::namespaced_with(client, namespace, &workflow_kind()),
-            ),
-            None => (
-                Api::all(client.clone()),
-                Api::all(client.clone()),
-                Api::all_with(client, &workflow_kind()),
-            ),
-        };
+    let namespace = context.config.namespace.as_deref();
+    let runs: Api<PipelineRun> = scoped_api(client.clone(), namespace);
+    let pipelines: Api<Pipeline> = scoped_api(client.clone(), namespace);
+    let workflows: Api<DynamicObject> = scoped_api_with(client, namespace, &workflow_kind());
     let controller = Controller::new(runs, watcher::Config::default());
     let cached_runs = controller.store();
     controller
@@ -622,22 +614,14 @@ async fn write_status(
     if &previous == status {
         return Ok(());
     }
-    let to_json = |status: &PipelineRunStatus| {
-        serde_json::to_value(status).map_err(|source| ReconcileError::Json {
-            what: "a pipeline run's status".into(),
-            source,
-        })
-    };
-    let patch = json!({
-        "metadata": {"resourceVersion": run.resource_version()},
-        "status": merge_patch(&to_json(&previous)?, &to_json(status)?),
-    });
     let runs: Api<PipelineRun> =
         Api::namespaced(context.client.clone(), &run.namespace().unwrap_or_default());
-    runs.patch_status(
-        &run.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
+    patch_status(
+        &runs,
+        run,
+        run.status.as_ref(),
+        status,
+        "a pipeline run's status",
     )
     .await?;
     if let Some(event) = event_of(&previous, status)

@@ -21,19 +21,19 @@
 //! Firings missed while the recurring run was disabled are caught up once it is enabled again
 //! unless `noCatchup` is set, as Kubeflow Pipelines' ScheduledWorkflow does.
 
+use crate::kube::patch_status;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::{Value, json};
 use sextant_pipeline::schedule::{self, Schedule, ScheduleError};
 use sha2::{Digest, Sha256};
 
-use crate::kube::convert::{chrono_time, merge_patch};
+use crate::kube::convert::chrono_time;
 use crate::kube::pipeline_resources::{
     PipelineRun, PipelineRunPhase, RecurringRun, RecurringRunSpec, RecurringRunStatus,
     set_condition,
@@ -410,28 +410,16 @@ async fn write_status(
     if resource.status.as_ref() == Some(status) {
         return Ok(());
     }
-    let to_json = |status: &RecurringRunStatus| {
-        serde_json::to_value(status).map_err(|source| ReconcileError::Json {
-            what: "a recurring run's status".into(),
-            source,
-        })
-    };
-    let old = match &resource.status {
-        Some(status) => to_json(status)?,
-        None => Value::Null,
-    };
-    let patch = json!({
-        "metadata": {"resourceVersion": resource.resource_version()},
-        "status": merge_patch(&old, &to_json(status)?),
-    });
-    Api::<RecurringRun>::namespaced(
+    let runs: Api<RecurringRun> = Api::namespaced(
         context.client.clone(),
         &resource.namespace().unwrap_or_default(),
-    )
-    .patch_status(
-        &resource.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
+    );
+    patch_status(
+        &runs,
+        resource,
+        resource.status.as_ref(),
+        status,
+        "a recurring run's status",
     )
     .await?;
     Ok(())

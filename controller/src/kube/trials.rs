@@ -14,6 +14,7 @@
 //! Trial is deleted, the finalizer deletes its observation log and garbage collection its run
 //! object.
 
+use crate::kube::patch_status;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -28,13 +29,13 @@ use sextant_store::ObservationLogFilter;
 use sextant_store::observation_log::numeric_value;
 
 use crate::kube::TrialResource;
-use crate::kube::convert::{current_condition, log_key, merge_patch, observed_trial, stop_reason};
+use crate::kube::convert::{current_condition, log_key, observed_trial, stop_reason};
 use crate::kube::run_object::{self, Kind};
 use crate::kube::{Context, OBSERVATION_LOG_FINALIZER, ReconcileError, is_conflict, object_key};
 use crate::observation_log;
 use sextant_conditions::{Condition, default_conditions};
 use sextant_experiment::api::common::ObjectiveSpec;
-use sextant_experiment::api::trial::{TrialConditionType, TrialStatus};
+use sextant_experiment::api::trial::TrialConditionType;
 use sextant_experiment::api::{ConditionStatus, set_condition};
 use sextant_experiment::domain;
 use sextant_experiment::engine::{ObservedTrial, RunState, next_condition, required_metrics};
@@ -456,40 +457,10 @@ async fn record(
         status.observation = Some(observed.observation.clone());
     }
     if trial.status.as_ref() != Some(&status) {
-        write_status(trials, trial, &status).await?;
+        let what = format!("the status of trial {}", trial.name_any());
+        patch_status(trials, trial, trial.status.as_ref(), &status, &what).await?;
     }
     Ok(condition.is_terminal().then_some(condition))
-}
-
-/// Writes a trial's status through the status subresource, as a merge patch from what the
-/// trial had, conditional on its resource version: a write from a stale view is refused (409)
-/// and the reconcile retried on the fresh object.
-async fn write_status(
-    trials: &Api<TrialResource>,
-    trial: &TrialResource,
-    status: &TrialStatus,
-) -> Result<(), ReconcileError> {
-    let json_error = |source| ReconcileError::Json {
-        what: format!("the status of trial {}", trial.name_any()),
-        source,
-    };
-    let old = match &trial.status {
-        Some(old) => serde_json::to_value(old).map_err(json_error)?,
-        None => Value::Null,
-    };
-    let new = serde_json::to_value(status).map_err(json_error)?;
-    let patch = json!({
-        "metadata": {"resourceVersion": trial.resource_version()},
-        "status": merge_patch(&old, &new),
-    });
-    trials
-        .patch_status(
-            &trial.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -46,7 +46,10 @@ use sextant_store::Store;
 pub use rows::IncompleteObject;
 
 use crate::kube::pipeline_resources::{Pipeline, PipelineRun};
-use crate::kube::{ApiGroup, ExperimentResource, RESYNC_INTERVAL, TrialResource, WatchBackoff};
+use crate::kube::{
+    ApiGroup, ExperimentResource, RESYNC_INTERVAL, TrialResource, WatchBackoff, scoped_api,
+    scoped_api_with,
+};
 use plan::{StoredExperiment, Write, plan_experiment, plan_run};
 use rows::mirror_name;
 
@@ -152,25 +155,12 @@ pub async fn run(
 ) {
     let experiment_kind = config.api_group.experiments();
     let trial_kind = config.api_group.trials();
-    let namespace = config.namespace.clone();
-    let (experiments_api, trials_api): (Api<ExperimentResource>, Api<TrialResource>) =
-        match &namespace {
-            Some(namespace) => (
-                Api::namespaced_with(client.clone(), namespace, &experiment_kind),
-                Api::namespaced_with(client.clone(), namespace, &trial_kind),
-            ),
-            None => (
-                Api::all_with(client.clone(), &experiment_kind),
-                Api::all_with(client.clone(), &trial_kind),
-            ),
-        };
-    let (runs_api, pipelines_api): (Api<PipelineRun>, Api<Pipeline>) = match &namespace {
-        Some(namespace) => (
-            Api::namespaced(client.clone(), namespace),
-            Api::namespaced(client.clone(), namespace),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
-    };
+    let namespace = config.namespace.as_deref();
+    let experiments_api: Api<ExperimentResource> =
+        scoped_api_with(client.clone(), namespace, &experiment_kind);
+    let trials_api: Api<TrialResource> = scoped_api_with(client.clone(), namespace, &trial_kind);
+    let runs_api: Api<PipelineRun> = scoped_api(client.clone(), namespace);
+    let pipelines_api: Api<Pipeline> = scoped_api(client, namespace);
 
     let experiment_writer = reflector::store::Writer::new(experiment_kind.clone());
     let trial_writer = reflector::store::Writer::new(trial_kind);
