@@ -330,10 +330,12 @@ pub(crate) async fn stop(
             sextant_echo::echo_quoted(&name)
         )));
     }
-    let was_running = state.supervisor.stop(&name).await;
-    // Read again: the driver wrote its last status as it stopped.
+    state.supervisor.stop(&name).await;
+    // Read again: the driver wrote its last status as it stopped. A stopped driver never
+    // completes its experiment, so a completed one had finished by itself (perhaps while its
+    // driver was still winding down): there was nothing to stop.
     let (mut experiment, _) = fetch(&state, &name).await?;
-    if !was_running && is_finished(&experiment) {
+    if is_finished(&experiment) {
         return Err(ApiError::Conflict(format!(
             "experiment {} has completed; there is nothing to stop",
             sextant_echo::echo_quoted(&name)

@@ -350,18 +350,16 @@ impl Supervisor {
             .publish(Event::Experiment(ExperimentEvent::of(name, &status, false)));
     }
 
-    /// Stops `name`'s driver and waits until its trials' process groups are gone; false if
-    /// none was running.
-    pub(crate) async fn stop(&self, name: &str) -> bool {
+    /// Stops `name`'s driver, if one runs, and waits until its trials' process groups are gone.
+    pub(crate) async fn stop(&self, name: &str) {
         let running = self.drivers().running.remove(name);
         let Some(running) = running else {
-            return false;
+            return;
         };
         running.cancel.cancel();
         if let Err(error) = running.task.await {
             tracing::error!(experiment = %name, %error, "the experiment's driver panicked");
         }
-        true
     }
 
     /// Stops every driver.

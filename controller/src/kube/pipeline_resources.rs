@@ -15,9 +15,6 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The API group and version of the pipeline kinds.
-pub const PIPELINE_API_VERSION: &str = "sextant.dev/v1beta1";
-
 /// A stored pipeline: the `spec` of a local pipeline document.
 #[derive(kube::CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
@@ -36,6 +33,19 @@ pub struct PipelineSpec {
     pub params: Vec<PipelineParam>,
     /// The steps of the DAG.
     pub steps: Vec<PipelineStep>,
+}
+
+impl PipelineSpec {
+    /// The local pipeline document of this spec named `name`, as `sextant pipeline run` reads
+    /// one (JSON is YAML): what the one spec loader checks, and what a stored run keeps.
+    pub fn document(&self, name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": sextant_pipeline::spec::API_VERSION,
+            "kind": sextant_pipeline::spec::KIND,
+            "metadata": {"name": name},
+            "spec": self,
+        })
+    }
 }
 
 /// A declared pipeline parameter.

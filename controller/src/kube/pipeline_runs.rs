@@ -42,7 +42,7 @@ use crate::kube::pipeline_resources::{
 use crate::kube::{
     Context, ReconcileError, WatchBackoff, is_conflict, patch_status, scoped_api, scoped_api_with,
 };
-use sextant_pipeline::spec::{API_VERSION, KIND, ParamError, SpecIssue};
+use sextant_pipeline::spec::{ParamError, SpecIssue};
 use sextant_pipeline::{ArgoCompileError, SpecError};
 
 use crate::kube::ApiGroup;
@@ -234,13 +234,8 @@ pub(crate) fn compile_run(
         }
     }
     // JSON is YAML: the local document shape, read by the one spec loader.
-    let document = json!({
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": pipeline_name},
-        "spec": pipeline,
-    });
-    let loaded = match sextant_pipeline::Pipeline::from_yaml(&document.to_string()) {
+    let document = pipeline.document(&pipeline_name).to_string();
+    let loaded = match sextant_pipeline::Pipeline::from_yaml(&document) {
         Ok(loaded) => Some(loaded),
         Err(SpecError::Invalid(issues)) => {
             problems.extend(issues.0.iter().map(on_run));

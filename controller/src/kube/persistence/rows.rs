@@ -21,7 +21,7 @@ use sextant_store::{MirroredTrial, NewTrial, TrialConditionUpdate};
 
 use crate::kube::convert::{belongs_to, chrono_time, current_condition, experiment_of};
 use crate::kube::pipeline_resources::{
-    PIPELINE_API_VERSION, Pipeline, PipelineRun, PipelineRunPhase, PipelineSpec, StepStatus,
+    Pipeline, PipelineRun, PipelineRunPhase, PipelineSpec, StepStatus,
 };
 use crate::kube::{ExperimentResource, TrialResource, observation_log_key};
 
@@ -276,14 +276,8 @@ fn step_record(step: &StepStatus) -> StepRecord {
 /// A pipeline document of `spec`, as `sextant pipeline run` reads one (what the server's graph
 /// of a run is drawn from).
 fn pipeline_document(name: &str, spec: &PipelineSpec) -> String {
-    let document = serde_json::json!({
-        "apiVersion": PIPELINE_API_VERSION,
-        "kind": "Pipeline",
-        "metadata": {"name": name},
-        "spec": spec,
-    });
     // A JSON value of strings, numbers and maps always has a YAML form.
-    serde_yaml::to_string(&document).unwrap_or_default()
+    serde_yaml::to_string(&spec.document(name)).unwrap_or_default()
 }
 
 /// JSON text of a value whose serialization cannot fail (plain data, string keys).
