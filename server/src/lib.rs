@@ -43,6 +43,7 @@ pub mod openapi;
 mod pagination;
 mod pipeline_graph;
 mod recurring;
+mod response;
 mod runs;
 mod studies;
 mod supervisor;

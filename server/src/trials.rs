@@ -13,9 +13,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sextant_controller::local::runner::OUTPUT_LOG;
-use sextant_experiment::api::common::ObjectiveType;
+use sextant_experiment::api::common::{ObjectiveSpec, ObjectiveType};
 use sextant_store::{MetricPoint, ObservationLogFilter, StoredTrial};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::IntoParams;
@@ -25,6 +26,7 @@ use crate::body::{ApiQuery, JsonBody};
 use crate::error::ApiError;
 use crate::experiments::fetch;
 use crate::pagination::PageQuery;
+use crate::response::SizedJson;
 use crate::supervisor::trial_dir;
 use crate::views::{
     ErrorBody, KeptArtifact, KeptArtifactList, ObservationLog, TrialList, TrialView,
@@ -239,7 +241,7 @@ pub(crate) async fn list(
     Path(name): Path<String>,
     ApiQuery(filter): ApiQuery<TrialFilter>,
     ApiQuery(page): ApiQuery<PageQuery>,
-) -> Result<axum::Json<TrialList>, ApiError> {
+) -> Result<SizedJson<WrittenTrialList>, ApiError> {
     let (experiment, _) = fetch(&state, &name).await?;
     let mut records: Vec<StoredTrial> = state.store.list_trials(&name).await?;
     if let Some(wanted) = &filter.condition {
@@ -252,16 +254,71 @@ pub(crate) async fn list(
     let total = records.len();
     // Only the page's trials are turned into views.
     let (page, next_page_token) = page.page(records)?;
-    let objective = experiment.spec.objective.as_ref();
-    let trials = page
-        .into_iter()
-        .map(|record| TrialView::of(record, objective))
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(axum::Json(TrialList {
-        trials,
-        total,
-        next_page_token,
-    }))
+    let trials = written_views(page, experiment.spec.objective.as_ref())?;
+    let capacity = trials
+        .iter()
+        .map(|trial| trial.get().len() + 1)
+        .sum::<usize>()
+        + 64;
+    Ok(SizedJson {
+        value: WrittenTrialList {
+            trials,
+            total,
+            next_page_token,
+        },
+        capacity,
+    })
+}
+
+/// A page of trials as it is sent: [`TrialList`] with each trial's view already written as
+/// JSON (by [`written_views`]), so writing the page only copies them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WrittenTrialList {
+    trials: Vec<Box<RawValue>>,
+    total: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
+}
+
+/// How many trials a page holds before its views are built and written on two threads.
+const PARALLEL_VIEWS_FROM: usize = 1_000;
+
+/// Each record's [`TrialView`], written as JSON. A large page is done in two halves on two
+/// threads: reading the stored JSON into views and writing them out is most of the server's
+/// own time for a page of thousands of trials, and each trial's is independent of the rest.
+fn written_views(
+    records: Vec<StoredTrial>,
+    objective: Option<&ObjectiveSpec>,
+) -> Result<Vec<Box<RawValue>>, ApiError> {
+    let write = |records: Vec<StoredTrial>| {
+        records
+            .into_iter()
+            .map(|record| {
+                let view = TrialView::of(record, objective)?;
+                serde_json::value::to_raw_value(&view).map_err(|error| {
+                    ApiError::Internal(format!(
+                        "the view of trial {:?} cannot be written: {error}",
+                        view.name
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    };
+    if records.len() < PARALLEL_VIEWS_FROM {
+        return write(records);
+    }
+    let mut first = records;
+    let second = first.split_off(first.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| write(second));
+        let mut written = write(first)?;
+        let rest = other.join().map_err(|_| {
+            ApiError::Internal("writing the second half of the trial views panicked".into())
+        })??;
+        written.extend(rest);
+        Ok(written)
+    })
 }
 
 /// The stored trial, or 404.
@@ -564,7 +621,55 @@ fn tail_start(text: &[u8], lines: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::tail_start;
+    use super::*;
+
+    fn stored(index: usize) -> StoredTrial {
+        let time = chrono::DateTime::from_timestamp(1_700_000_000 + index as i64, 123_000).unwrap();
+        StoredTrial {
+            name: format!("t-{index:05}"),
+            experiment_name: "e".into(),
+            spec: "{}".into(),
+            assignments: format!(r#"[{{"name":"x","value":"{index}"}}]"#),
+            labels: r#"{"k":"<v>"}"#.into(),
+            condition_type: "Succeeded".into(),
+            reason: "TrialSucceeded".into(),
+            message: String::new(),
+            observation: (!index.is_multiple_of(3)).then(|| {
+                format!(r#"{{"metrics":[{{"name":"loss","min":"{index}","max":"{index}","latest":"{index}"}}]}}"#)
+            }),
+            created_at: time,
+            start_time: None,
+            completion_time: index.is_multiple_of(2).then_some(time),
+            updated_at: time,
+        }
+    }
+
+    /// The page as sent is the documented [`TrialList`], in order, on one thread or two.
+    #[test]
+    fn a_written_page_reads_back_as_the_trial_list() {
+        let objective: ObjectiveSpec = serde_json::from_value(serde_json::json!({
+            "type": "minimize", "objectiveMetricName": "loss"
+        }))
+        .unwrap();
+        for count in [0, 3, PARALLEL_VIEWS_FROM + 1] {
+            let records: Vec<StoredTrial> = (0..count).map(stored).collect();
+            let views = records
+                .iter()
+                .cloned()
+                .map(|record| TrialView::of(record, Some(&objective)).unwrap())
+                .collect::<Vec<_>>();
+            let written = WrittenTrialList {
+                trials: written_views(records, Some(&objective)).unwrap(),
+                total: count + 5,
+                next_page_token: Some("7".into()),
+            };
+            let sent: TrialList =
+                serde_json::from_str(&serde_json::to_string(&written).unwrap()).unwrap();
+            assert_eq!(sent.trials, views, "{count} trials");
+            assert_eq!(sent.total, count + 5);
+            assert_eq!(sent.next_page_token.as_deref(), Some("7"));
+        }
+    }
 
     #[test]
     fn the_tail_starts_after_the_newline_before_the_last_lines() {

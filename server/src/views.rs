@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sextant_experiment::Experiment;
 use sextant_experiment::api::common::{Metric, ObjectiveSpec, Observation};
 use sextant_experiment::engine::objective_value;
+use sextant_store::time::{serialize_fixed_width, serialize_fixed_width_option};
 use sextant_store::{MetricPoint, StoredTrial};
 use utoipa::ToSchema;
 
@@ -101,12 +102,16 @@ pub struct TrialView {
     /// The objective metric's value by its strategy, once known.
     pub objective_value: Option<f64>,
     /// When it was created.
+    #[serde(serialize_with = "serialize_fixed_width")]
     pub created_at: DateTime<Utc>,
     /// When it started running.
+    #[serde(serialize_with = "serialize_fixed_width_option")]
     pub start_time: Option<DateTime<Utc>>,
     /// When it finished.
+    #[serde(serialize_with = "serialize_fixed_width_option")]
     pub completion_time: Option<DateTime<Utc>>,
     /// When it last changed (its condition or observation).
+    #[serde(serialize_with = "serialize_fixed_width")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -7,7 +7,7 @@
 //! offers the cluster mode). Every method that changes state runs in one transaction.
 
 use chrono::{DateTime, Utc};
-use sqlx::QueryBuilder;
+use sqlx::{QueryBuilder, Row};
 
 use crate::error::{Error, Result};
 use crate::name_column::StoredName;
@@ -629,69 +629,40 @@ impl Store {
 
     /// [`Store::list_trials`] on SQLite: sqlx hands each row of a SQLite query from its worker
     /// thread to the caller one at a time, which costs more than reading it for thousands of
-    /// small rows; so SQLite builds the whole list as one JSON array of rows (in C), and one
-    /// value crosses over.
+    /// small rows; so SQLite builds the list as one JSON array of rows (in C), and one value
+    /// crosses over. Two halves of the list (by rowid parity) are built and read at once on two
+    /// pooled connections, one task each, since building and reading the array is most of the
+    /// time of a large list and each half needs only its own connection and thread. Each half
+    /// is a snapshot of its own; the two are taken together, and a trial is in exactly one.
     async fn list_trials_sqlite(
         &self,
         pool: &sqlx::SqlitePool,
         experiment_name: &str,
     ) -> Result<Vec<StoredTrial>> {
         const OPERATION: &str = "list trials";
-        // The times are only parsed, so they are borrowed from the text (they hold no escapes)
-        // rather than copied: four allocations fewer per trial.
-        type JsonRow<'a> = (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            &'a str,
-            Option<&'a str>,
-            Option<&'a str>,
-            &'a str,
-        );
-        let mut select = QueryBuilder::new(
-            "SELECT json_group_array(json_array(name, experiment_name, spec, assignments, labels, \
-             condition_type, reason, message, observation, created_at, start_time, \
-             completion_time, updated_at) ORDER BY created_at, name) FROM trials \
-             WHERE experiment_name = ",
-        );
-        select.push_bind(experiment_name);
-        let text: String = select
-            .build_query_scalar()
-            .fetch_one(pool)
-            .await
-            .map_err(|source| self.query_error(OPERATION, source))?;
-        let corrupt = |reason: String| Error::Corrupt {
-            what: format!("the trials of experiment {experiment_name:?}"),
-            reason,
-        };
-        let time = |text: &str| from_sqlite_text(text).map_err(corrupt);
-        let rows: Vec<JsonRow<'_>> =
-            serde_json::from_str(&text).map_err(|error| corrupt(error.to_string()))?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(StoredTrial {
-                    created_at: time(row.9)?,
-                    start_time: row.10.map(time).transpose()?,
-                    completion_time: row.11.map(time).transpose()?,
-                    updated_at: time(row.12)?,
-                    name: row.0,
-                    experiment_name: row.1,
-                    spec: row.2,
-                    assignments: row.3,
-                    labels: row.4,
-                    condition_type: row.5,
-                    reason: row.6,
-                    message: row.7,
-                    observation: row.8,
-                })
-            })
-            .collect()
+        let halves = [0, 1].map(|parity| {
+            let pool = pool.clone();
+            let experiment_name = experiment_name.to_owned();
+            tokio::spawn(async move { sqlite_trials_half(&pool, &experiment_name, parity).await })
+        });
+        let mut trials = Vec::new();
+        for half in halves {
+            let half = half.await.map_err(|error| Error::Corrupt {
+                what: format!("the trials of experiment {experiment_name:?}"),
+                reason: format!("reading them stopped: {error}"),
+            })?;
+            trials.extend(half.map_err(|error| match error {
+                HalfError::Query(source) => self.query_error(OPERATION, source),
+                HalfError::Corrupt(error) => error,
+            })?);
+        }
+        // The array is ordered here, not by the aggregate's `ORDER BY`: SQLite sorts an
+        // aggregate's input through a temporary b-tree of whole rows, which spilled to disk for
+        // 10,000 trials and cost a third of the list's time. Each half arrives from the
+        // `(experiment_name, created_at)` index already in order but for ties, and a stable sort
+        // merges such runs in linear time.
+        trials.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(trials)
     }
 
     /// Sets a trial's condition (and start or completion time, when given).
@@ -824,4 +795,82 @@ fn check_condition_times(condition: &TrialConditionUpdate) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why half of an experiment's trials could not be read from SQLite.
+enum HalfError {
+    Query(sqlx::Error),
+    Corrupt(Error),
+}
+
+/// The trials of an experiment whose rowid has this parity (0 or 1), read as one JSON array
+/// built by SQLite (see [`Store::list_trials`]), in the index's order.
+async fn sqlite_trials_half(
+    pool: &sqlx::SqlitePool,
+    experiment_name: &str,
+    parity: i64,
+) -> std::result::Result<Vec<StoredTrial>, HalfError> {
+    // The times are only parsed, so they are borrowed from the text (they hold no escapes)
+    // rather than copied: four allocations fewer per trial. (Embedding the JSON columns as
+    // JSON, with `json(...)`, saves their escaping but costs SQLite more in parsing them.)
+    type JsonRow<'a> = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        &'a str,
+    );
+    // A blob, not text: SQLite copies a text result to terminate it when it is read.
+    let mut select = QueryBuilder::new(
+        "SELECT CAST(json_group_array(json_array(name, experiment_name, spec, assignments, \
+         labels, condition_type, reason, message, observation, created_at, start_time, \
+         completion_time, updated_at)) AS BLOB) FROM trials WHERE experiment_name = ",
+    );
+    select
+        .push_bind(experiment_name)
+        .push(" AND rowid % 2 = ")
+        .push_bind(parity);
+    let row = select
+        .build()
+        .fetch_one(pool)
+        .await
+        .map_err(HalfError::Query)?;
+    // Borrowed from the row: the array is megabytes for thousands of trials.
+    let text: &[u8] = row.try_get(0).map_err(HalfError::Query)?;
+    let corrupt = |reason: String| {
+        HalfError::Corrupt(Error::Corrupt {
+            what: format!("the trials of experiment {experiment_name:?}"),
+            reason,
+        })
+    };
+    let time = |text: &str| from_sqlite_text(text).map_err(corrupt);
+    let rows: Vec<JsonRow<'_>> =
+        serde_json::from_slice(text).map_err(|error| corrupt(error.to_string()))?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(StoredTrial {
+                created_at: time(row.9)?,
+                start_time: row.10.map(time).transpose()?,
+                completion_time: row.11.map(time).transpose()?,
+                updated_at: time(row.12)?,
+                name: row.0,
+                experiment_name: row.1,
+                spec: row.2,
+                assignments: row.3,
+                labels: row.4,
+                condition_type: row.5,
+                reason: row.6,
+                message: row.7,
+                observation: row.8,
+            })
+        })
+        .collect()
 }
