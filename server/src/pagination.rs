@@ -24,8 +24,8 @@ pub(crate) struct PageQuery {
 }
 
 impl PageQuery {
-    /// The page of `items` this query asks for, and the token of the next one.
-    pub(crate) fn page<T>(&self, items: Vec<T>) -> Result<(Vec<T>, Option<String>), ApiError> {
+    /// Where the asked-for page starts, and how many items it holds at most.
+    pub(crate) fn bounds(&self) -> Result<(usize, usize), ApiError> {
         let size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&size) {
             return Err(ApiError::invalid_field(
@@ -39,12 +39,24 @@ impl PageQuery {
                 ApiError::invalid_field("pageToken", "is not a token this server handed out")
             })?,
         };
+        Ok((start, size))
+    }
+
+    /// The page of `items` this query asks for, and the token of the next one.
+    pub(crate) fn page<T>(&self, items: Vec<T>) -> Result<(Vec<T>, Option<String>), ApiError> {
+        let (start, size) = self.bounds()?;
         let total = items.len();
         let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
-        let end = start.saturating_add(page.len());
-        let next = (end < total).then(|| end.to_string());
+        let next = next_token(start, page.len(), total);
         Ok((page, next))
     }
+}
+
+/// The token of the page after one that starts at `start` and holds `length` of `total` items;
+/// `None` after the last.
+pub(crate) fn next_token(start: usize, length: usize, total: usize) -> Option<String> {
+    let end = start.saturating_add(length);
+    (end < total).then(|| end.to_string())
 }
 
 #[cfg(test)]

@@ -298,6 +298,39 @@ async fn a_submitted_experiment_is_watched_to_success_with_its_optimal_trial() {
     assert_eq!(second["trials"].as_array().unwrap().len(), 2);
     assert!(second.get("nextPageToken").is_none());
 
+    // Pages the store reads one at a time are the list cut from all trials (as a page too large
+    // for the store to read alone is), either way and within a condition.
+    for query in [
+        "",
+        "&descending=true",
+        "&condition=Succeeded",
+        "&condition=Failed&descending=true",
+    ] {
+        let (_, whole) = server
+            .get(&format!("/experiments/watched/trials?pageSize=5000{query}"))
+            .await;
+        let mut paged = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let next = token
+                .as_ref()
+                .map(|token| format!("&pageToken={token}"))
+                .unwrap_or_default();
+            let (_, page) = server
+                .get(&format!(
+                    "/experiments/watched/trials?pageSize=4{query}{next}"
+                ))
+                .await;
+            assert_eq!(page["total"], whole["total"], "{query}");
+            paged.extend(page["trials"].as_array().unwrap().iter().cloned());
+            match page.get("nextPageToken") {
+                Some(next) => token = Some(next.as_str().unwrap().to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(Value::Array(paged), whole["trials"], "{query}");
+    }
+
     // Any column the table shows orders the list, either way.
     let column = |trials: &Value, read: &dyn Fn(&Value) -> Value| -> Vec<Value> {
         trials["trials"]

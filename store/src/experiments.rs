@@ -627,6 +627,52 @@ impl Store {
         Ok(rows.into_iter().map(StoredTrial::from).collect())
     }
 
+    /// One page of an experiment's trials in creation order (newest first when
+    /// `newest_first`), only those in `condition` when one is given, and how many match in
+    /// all: what a table of trials shows a page at a time, without reading the rest.
+    pub async fn page_trials(
+        &self,
+        experiment_name: &str,
+        condition: Option<&str>,
+        newest_first: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<StoredTrial>, usize)> {
+        const OPERATION: &str = "read a page of trials";
+        let to_i64 = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        let direction = if newest_first { "DESC" } else { "ASC" };
+        let (rows, total): (Vec<TrialRow>, i64) = with_pool!(self, pool => {
+            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM trials WHERE experiment_name = ");
+            count.push_bind(experiment_name);
+            let mut select = QueryBuilder::new(TRIAL_COLUMNS);
+            select.push(" WHERE experiment_name = ").push_bind(experiment_name);
+            if let Some(condition) = condition {
+                count.push(" AND condition_type = ").push_bind(condition);
+                select.push(" AND condition_type = ").push_bind(condition);
+            }
+            select
+                .push(format_args!(" ORDER BY created_at {direction}, name {direction} LIMIT "))
+                .push_bind(to_i64(limit))
+                .push(" OFFSET ")
+                .push_bind(to_i64(offset));
+            let total = count
+                .build_query_scalar()
+                .fetch_one(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            let rows = select
+                .build_query_as()
+                .fetch_all(pool)
+                .await
+                .map_err(|source| self.query_error(OPERATION, source))?;
+            (rows, total)
+        });
+        Ok((
+            rows.into_iter().map(StoredTrial::from).collect(),
+            usize::try_from(total).unwrap_or_default(),
+        ))
+    }
+
     /// [`Store::list_trials`] on SQLite: sqlx hands each row of a SQLite query from its worker
     /// thread to the caller one at a time, which costs more than reading it for thousands of
     /// small rows; so SQLite builds the list as one JSON array of rows (in C), and one value

@@ -616,6 +616,31 @@ async fn trials_round_trip(store: Store, _: TestDatabaseInfo) -> anyhow::Result<
         .collect();
     assert_eq!(names, ["exp-t1", "exp-t2", "exp-t3"]);
 
+    // A page at a time, in either direction and within one condition, is the list cut up.
+    let listed = store.list_trials("exp").await?;
+    for condition in [None, Some(listed[0].condition_type.as_str()), Some("Nope")] {
+        for newest_first in [false, true] {
+            let mut expected: Vec<&str> = listed
+                .iter()
+                .filter(|trial| condition.is_none_or(|wanted| trial.condition_type == wanted))
+                .map(|trial| trial.name.as_str())
+                .collect();
+            if newest_first {
+                expected.reverse();
+            }
+            let mut paged = Vec::new();
+            for offset in (0..4).step_by(2) {
+                let (page, total) = store
+                    .page_trials("exp", condition, newest_first, offset, 2)
+                    .await?;
+                assert_eq!(total, expected.len(), "{condition:?} {newest_first}");
+                assert!(page.len() <= 2);
+                paged.extend(page.into_iter().map(|trial| trial.name));
+            }
+            assert_eq!(paged, expected, "{condition:?} newest first {newest_first}");
+        }
+    }
+
     // Deleting an experiment takes its trials and their observation logs, and nothing else.
     store
         .report_observation_log(
