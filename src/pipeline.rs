@@ -6,6 +6,7 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 use sextant_controller::cli;
+use sextant_controller::kube::ApiGroup;
 use sextant_pipeline::cli::{self as pipeline_cli, ExitStatus};
 
 use crate::remote::{self, RemoteRunArgs};
@@ -22,7 +23,19 @@ pub enum PipelineCommand {
     /// Show a run and its step states.
     Get(pipeline_cli::GetArgs),
     /// Compile a pipeline for another engine.
-    Compile(pipeline_cli::CompileArgs),
+    Compile(CompileArgs),
+}
+
+/// Options of `sextant pipeline compile`.
+#[derive(Debug, Args)]
+#[group(skip)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub compile: pipeline_cli::CompileArgs,
+    /// The API group of the Experiments a `tune` step creates: sextant.dev, or kubeflow.org
+    /// for a cluster whose controller reconciles Katib's kinds.
+    #[arg(long, default_value = "sextant.dev")]
+    pub api_group: ApiGroup,
 }
 
 /// Options of `sextant pipeline run`.
@@ -41,6 +54,7 @@ pub async fn run(
     out: &mut (dyn Write + Send),
     err: &mut dyn Write,
 ) -> anyhow::Result<ExitStatus> {
+    let mut api_group = ApiGroup::Sextant;
     let command = match command {
         PipelineCommand::Run(RunArgs { local, remote }) => match &remote.server {
             Some(server) => {
@@ -50,10 +64,16 @@ pub async fn run(
         },
         PipelineCommand::Resume(args) => pipeline_cli::PipelineCommand::Resume(args),
         PipelineCommand::Get(args) => pipeline_cli::PipelineCommand::Get(args),
-        PipelineCommand::Compile(args) => pipeline_cli::PipelineCommand::Compile(args),
+        PipelineCommand::Compile(CompileArgs {
+            compile,
+            api_group: group,
+        }) => {
+            api_group = group;
+            pipeline_cli::PipelineCommand::Compile(compile)
+        }
     };
     let working_dir = std::env::current_dir()?;
-    match cli::pipeline(&command, working_dir, signal::shutdown()?, out).await {
+    match cli::pipeline(&command, api_group, working_dir, signal::shutdown()?, out).await {
         Ok(status) => Ok(status),
         Err(error) => {
             writeln!(err, "error: {error}")?;

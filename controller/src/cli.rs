@@ -372,9 +372,10 @@ pub async fn get(
 /// `sextant pipeline ...`: the pipeline crate's commands, with the `tune` step kind (an
 /// experiment as a step, which that crate cannot name) registered; `tune` steps run their
 /// trials in `working_dir`, and `compile` turns them into resource templates creating
-/// `sextant.dev` Experiments ([`crate::kube::tune_argo`]).
+/// Experiments of `api_group` ([`crate::kube::tune_argo`]).
 pub async fn pipeline(
     command: &PipelineCommand,
+    api_group: ApiGroup,
     working_dir: PathBuf,
     shutdown: impl Future<Output = ()> + Send,
     out: &mut (dyn Write + Send),
@@ -386,7 +387,7 @@ pub async fn pipeline(
             TrialSlots::new(default_max_parallel()),
         )) as Arc<dyn StepKind>]
     };
-    let argo_forms = argo_forms(ApiGroup::Sextant);
+    let argo_forms = argo_forms(api_group);
     sextant_pipeline::cli::execute_with_kinds(command, &tune_kind, &argo_forms, shutdown, out).await
 }
 

@@ -567,4 +567,30 @@ fn sextant_pipeline_compile_prints_the_tune_step_as_a_resource_template() {
     )
     .expect("JSON");
     assert_eq!(manifest["apiVersion"], "sextant.dev/v1beta1");
+
+    // For a cluster whose controller reconciles Katib's kinds.
+    let output = scratch.output(&[
+        "pipeline",
+        "compile",
+        &file.display().to_string(),
+        "--api-group",
+        "kubeflow.org",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let printed: Value = serde_yaml::from_slice(&output.stdout).expect("a YAML Workflow");
+    let manifest: Value = serde_json::from_str(
+        template(&printed, "step-tune")["resource"]["manifest"]
+            .as_str()
+            .expect("a manifest"),
+    )
+    .expect("JSON");
+    assert_eq!(manifest["apiVersion"], "kubeflow.org/v1beta1");
+    let output = scratch.output(&[
+        "pipeline",
+        "compile",
+        &file.display().to_string(),
+        "--api-group",
+        "example.com",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
 }
