@@ -550,47 +550,27 @@ fn sextant_pipeline_compile_prints_the_tune_step_as_a_resource_template() {
         "tune-then-train.yaml",
         &serde_yaml::to_string(&pipeline).expect("YAML"),
     );
-    let output = scratch.output(&[
-        "pipeline",
-        "compile",
-        &file.display().to_string(),
-        "--target",
-        "argo",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
-    let printed: Value = serde_yaml::from_slice(&output.stdout).expect("a YAML Workflow");
+    let file = file.display().to_string();
+    // The printed Workflow and its tune step's Experiment manifest.
+    let compiled = |options: &[&str]| {
+        let output = scratch.output(&[&["pipeline", "compile", file.as_str()], options].concat());
+        assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+        let printed: Value = serde_yaml::from_slice(&output.stdout).expect("a YAML Workflow");
+        let manifest: Value = serde_json::from_str(
+            template(&printed, "step-tune")["resource"]["manifest"]
+                .as_str()
+                .expect("a manifest"),
+        )
+        .expect("JSON");
+        (printed, manifest)
+    };
+    let (printed, manifest) = compiled(&["--target", "argo"]);
     assert_eq!(printed, compile(&pipeline));
-    let manifest: Value = serde_json::from_str(
-        template(&printed, "step-tune")["resource"]["manifest"]
-            .as_str()
-            .expect("a manifest"),
-    )
-    .expect("JSON");
     assert_eq!(manifest["apiVersion"], "sextant.dev/v1beta1");
 
     // For a cluster whose controller reconciles Katib's kinds.
-    let output = scratch.output(&[
-        "pipeline",
-        "compile",
-        &file.display().to_string(),
-        "--api-group",
-        "kubeflow.org",
-    ]);
-    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
-    let printed: Value = serde_yaml::from_slice(&output.stdout).expect("a YAML Workflow");
-    let manifest: Value = serde_json::from_str(
-        template(&printed, "step-tune")["resource"]["manifest"]
-            .as_str()
-            .expect("a manifest"),
-    )
-    .expect("JSON");
+    let (_, manifest) = compiled(&["--api-group", "kubeflow.org"]);
     assert_eq!(manifest["apiVersion"], "kubeflow.org/v1beta1");
-    let output = scratch.output(&[
-        "pipeline",
-        "compile",
-        &file.display().to_string(),
-        "--api-group",
-        "example.com",
-    ]);
+    let output = scratch.output(&["pipeline", "compile", &file, "--api-group", "example.com"]);
     assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
 }
