@@ -25,7 +25,7 @@ pub(crate) struct PageQuery {
 
 impl PageQuery {
     /// Where the asked-for page starts, and how many items it holds at most.
-    pub(crate) fn bounds(&self) -> Result<(usize, usize), ApiError> {
+    pub(crate) fn bounds(&self) -> Result<PageBounds, ApiError> {
         let size = self.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&size) {
             return Err(ApiError::invalid_field(
@@ -39,24 +39,37 @@ impl PageQuery {
                 ApiError::invalid_field("pageToken", "is not a token this server handed out")
             })?,
         };
-        Ok((start, size))
+        Ok(PageBounds { start, size })
     }
 
     /// The page of `items` this query asks for, and the token of the next one.
     pub(crate) fn page<T>(&self, items: Vec<T>) -> Result<(Vec<T>, Option<String>), ApiError> {
-        let (start, size) = self.bounds()?;
-        let total = items.len();
-        let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
-        let next = next_token(start, page.len(), total);
-        Ok((page, next))
+        Ok(self.bounds()?.cut(items))
     }
 }
 
-/// The token of the page after one that starts at `start` and holds `length` of `total` items;
-/// `None` after the last.
-pub(crate) fn next_token(start: usize, length: usize, total: usize) -> Option<String> {
-    let end = start.saturating_add(length);
-    (end < total).then(|| end.to_string())
+/// A checked page: its first item's offset and its largest size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageBounds {
+    pub start: usize,
+    pub size: usize,
+}
+
+impl PageBounds {
+    /// This page of the whole list `items`, and the token of the next one.
+    pub(crate) fn cut<T>(self, items: Vec<T>) -> (Vec<T>, Option<String>) {
+        let total = items.len();
+        let page: Vec<T> = items.into_iter().skip(self.start).take(self.size).collect();
+        let next = self.next_token(page.len(), total);
+        (page, next)
+    }
+
+    /// The token of the page after this one, which held `length` of `total` items; `None`
+    /// after the last.
+    pub(crate) fn next_token(self, length: usize, total: usize) -> Option<String> {
+        let end = self.start.saturating_add(length);
+        (end < total).then(|| end.to_string())
+    }
 }
 
 #[cfg(test)]

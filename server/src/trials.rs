@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::body::{ApiQuery, JsonBody};
 use crate::error::ApiError;
 use crate::experiments::fetch;
-use crate::pagination::{PageQuery, next_token};
+use crate::pagination::{PageBounds, PageQuery};
 use crate::response::SizedJson;
 use crate::supervisor::trial_dir;
 use crate::views::{
@@ -243,8 +243,8 @@ pub(crate) async fn list(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> Result<SizedJson<WrittenTrialList>, ApiError> {
     let (experiment, _) = fetch(&state, &name).await?;
-    let (page, total, next_page_token) = if reads_one_page(&filter, &page)? {
-        let (start, size) = page.bounds()?;
+    let bounds = page.bounds()?;
+    let (page, total, next_page_token) = if store_reads_page(&filter, bounds) {
         let newest_first = filter.descending.unwrap_or(false);
         let (records, total) = state
             .store
@@ -252,11 +252,11 @@ pub(crate) async fn list(
                 &name,
                 filter.condition.as_deref(),
                 newest_first,
-                start,
-                size,
+                bounds.start,
+                bounds.size,
             )
             .await?;
-        let next = next_token(start, records.len(), total);
+        let next = bounds.next_token(records.len(), total);
         (records, total, next)
     } else {
         let mut records: Vec<StoredTrial> = state.store.list_trials(&name).await?;
@@ -269,7 +269,7 @@ pub(crate) async fn list(
         let records = order_trials(records, &filter, &experiment)?;
         let total = records.len();
         // Only the page's trials are turned into views.
-        let (page, next) = page.page(records)?;
+        let (page, next) = bounds.cut(records);
         (page, total, next)
     };
     let trials = written_views(page, experiment.spec.objective.as_ref())?;
@@ -296,12 +296,11 @@ const STORE_PAGE_MAX: usize = 1_000;
 /// Whether the store can read just the asked-for page: trials in creation order, filtered by
 /// condition at most, and a page small enough. Any other order or filter needs every trial
 /// (the objective's value, for one, is read from each trial's observation here).
-fn reads_one_page(filter: &TrialFilter, page: &PageQuery) -> Result<bool, ApiError> {
-    let (_, size) = page.bounds()?;
-    Ok(filter.order_by.unwrap_or_default() == TrialOrder::Created
+fn store_reads_page(filter: &TrialFilter, bounds: PageBounds) -> bool {
+    filter.order_by.unwrap_or_default() == TrialOrder::Created
         && filter.parameter.is_none()
         && filter.updated_since.is_none()
-        && size <= STORE_PAGE_MAX)
+        && bounds.size <= STORE_PAGE_MAX
 }
 
 /// A page of trials as it is sent: [`TrialList`] with each trial's view already written as

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row};
 
+use crate::database_url::Backend;
 use crate::error::{Error, Result};
 use crate::name_column::StoredName;
 use crate::observation_log::check_name;
@@ -185,6 +186,9 @@ const EXPERIMENT_COLUMNS: &str =
 const TRIAL_COLUMNS: &str = "SELECT name, experiment_name, spec, assignments, labels, \
      condition_type, reason, message, observation, created_at, start_time, completion_time, \
      updated_at FROM trials";
+
+/// What [`Store::list_trials`] is doing, in its errors.
+const LIST_TRIALS: &str = "list trials";
 
 fn now() -> StoredTime {
     StoredTime(truncate_to_microseconds(Utc::now()))
@@ -608,7 +612,6 @@ impl Store {
 
     /// The trials of an experiment, oldest first.
     pub async fn list_trials(&self, experiment_name: &str) -> Result<Vec<StoredTrial>> {
-        const OPERATION: &str = "list trials";
         if let DatabasePool::Sqlite(pool) = &self.pool {
             return self.list_trials_sqlite(pool, experiment_name).await;
         }
@@ -622,7 +625,7 @@ impl Store {
                 .build_query_as()
                 .fetch_all(pool)
                 .await
-                .map_err(|source| self.query_error(OPERATION, source))?
+                .map_err(|source| self.query_error(LIST_TRIALS, source))?
         });
         Ok(rows.into_iter().map(StoredTrial::from).collect())
     }
@@ -685,7 +688,6 @@ impl Store {
         pool: &sqlx::SqlitePool,
         experiment_name: &str,
     ) -> Result<Vec<StoredTrial>> {
-        const OPERATION: &str = "list trials";
         let halves = [0, 1].map(|parity| {
             let pool = pool.clone();
             let experiment_name = experiment_name.to_owned();
@@ -693,14 +695,12 @@ impl Store {
         });
         let mut trials = Vec::new();
         for half in halves {
-            let half = half.await.map_err(|error| Error::Corrupt {
-                what: format!("the trials of experiment {experiment_name:?}"),
-                reason: format!("reading them stopped: {error}"),
-            })?;
-            trials.extend(half.map_err(|error| match error {
-                HalfError::Query(source) => self.query_error(OPERATION, source),
-                HalfError::Corrupt(error) => error,
-            })?);
+            // A half's task ends by finishing or panicking (it is cancelled only when the
+            // runtime shuts down, which ends this call too); its panic is this call's.
+            let half = half
+                .await
+                .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+            trials.extend(half?);
         }
         // The array is ordered here, not by the aggregate's `ORDER BY`: SQLite sorts an
         // aggregate's input through a temporary b-tree of whole rows, which spilled to disk for
@@ -843,19 +843,13 @@ fn check_condition_times(condition: &TrialConditionUpdate) -> Result<()> {
     Ok(())
 }
 
-/// Why half of an experiment's trials could not be read from SQLite.
-enum HalfError {
-    Query(sqlx::Error),
-    Corrupt(Error),
-}
-
 /// The trials of an experiment whose rowid has this parity (0 or 1), read as one JSON array
 /// built by SQLite (see [`Store::list_trials`]), in the index's order.
 async fn sqlite_trials_half(
     pool: &sqlx::SqlitePool,
     experiment_name: &str,
     parity: i64,
-) -> std::result::Result<Vec<StoredTrial>, HalfError> {
+) -> Result<Vec<StoredTrial>> {
     // The times are only parsed, so they are borrowed from the text (they hold no escapes)
     // rather than copied: four allocations fewer per trial. (Embedding the JSON columns as
     // JSON, with `json(...)`, saves their escaping but costs SQLite more in parsing them.)
@@ -884,18 +878,17 @@ async fn sqlite_trials_half(
         .push_bind(experiment_name)
         .push(" AND rowid % 2 = ")
         .push_bind(parity);
-    let row = select
-        .build()
-        .fetch_one(pool)
-        .await
-        .map_err(HalfError::Query)?;
+    let query_error = |source| Error::Query {
+        backend: Backend::Sqlite,
+        operation: LIST_TRIALS,
+        source,
+    };
+    let row = select.build().fetch_one(pool).await.map_err(query_error)?;
     // Borrowed from the row: the array is megabytes for thousands of trials.
-    let text: &[u8] = row.try_get(0).map_err(HalfError::Query)?;
-    let corrupt = |reason: String| {
-        HalfError::Corrupt(Error::Corrupt {
-            what: format!("the trials of experiment {experiment_name:?}"),
-            reason,
-        })
+    let text: &[u8] = row.try_get(0).map_err(query_error)?;
+    let corrupt = |reason: String| Error::Corrupt {
+        what: format!("the trials of experiment {experiment_name:?}"),
+        reason,
     };
     let time = |text: &str| from_sqlite_text(text).map_err(corrupt);
     let rows: Vec<JsonRow<'_>> =

@@ -9,9 +9,8 @@
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Api, Client, ResourceExt};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use sextant_controller::kube::PIPELINE_RUN_LABEL;
 use sextant_controller::kube::pipeline_resources::{
@@ -19,8 +18,8 @@ use sextant_controller::kube::pipeline_resources::{
 };
 
 use crate::kubernetes::{
-    Harness, apply_file, argo_schema_errors, client_for, install_workflow_crd, wait_established,
-    wait_until,
+    Harness, apply_file, client_for, created_workflow_schema_errors, install_workflow_crd,
+    wait_established, wait_until, workflows,
 };
 
 /// Installs the pipeline kinds from `deploy/crds` and Argo's Workflow kind, then starts a
@@ -42,18 +41,6 @@ async fn pipeline_harness(name: &str) -> Harness {
 
 fn runs(harness: &Harness) -> Api<PipelineRun> {
     Api::namespaced(harness.client.clone(), &harness.namespace)
-}
-
-fn workflows(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "argoproj.io",
-            "v1alpha1",
-            "Workflow",
-        )),
-    )
 }
 
 /// A pipeline: `prepare` (an output param), `train` (retried, reading `lr` and `prepare`'s
@@ -115,7 +102,7 @@ fn run_condition(run: &PipelineRun, type_: &str) -> Option<ResourceCondition> {
 /// Plays Argo's controller: merges `status` into the Workflow's (Argo's Workflow kind has no
 /// status subresource; its controller writes the status with the object).
 async fn play_argo(harness: &Harness, name: &str, status: Value) {
-    workflows(&harness.client, &harness.namespace)
+    workflows(harness)
         .patch(
             name,
             &PatchParams::default(),
@@ -126,7 +113,7 @@ async fn play_argo(harness: &Harness, name: &str, status: Value) {
 }
 
 async fn workflow_exists(harness: &Harness, name: &str) -> bool {
-    workflows(&harness.client, &harness.namespace)
+    workflows(harness)
         .get_opt(name)
         .await
         .expect("look for the workflow")
@@ -146,20 +133,14 @@ async fn a_pipeline_run_becomes_a_workflow_whose_nodes_drive_its_status() {
         }),
     )
     .await;
-    let workflows = workflows(&harness.client, &harness.namespace);
+    let workflows = workflows(&harness);
     wait_until("the run's workflow", || async {
         workflow_exists(&harness, "nightly").await
     })
     .await;
     let workflow =
         serde_json::to_value(workflows.get("nightly").await.expect("the workflow")).expect("JSON");
-    let mut generated = workflow.clone();
-    // What the controller made, without what the API server added.
-    generated["metadata"]
-        .as_object_mut()
-        .expect("metadata")
-        .remove("managedFields");
-    let errors = argo_schema_errors(&generated);
+    let errors = created_workflow_schema_errors(&workflow);
     assert!(errors.is_empty(), "schema errors: {errors:#?}");
     assert_eq!(
         workflow["spec"]["arguments"]["parameters"],
@@ -452,7 +433,7 @@ async fn bad_input_is_a_condition_naming_the_field_and_no_workflow() {
     })
     .await;
     assert_eq!(phase(&run), Some(PipelineRunPhase::Pending));
-    let workflow = workflows(&harness.client, &harness.namespace)
+    let workflow = workflows(&harness)
         .get("by-reference")
         .await
         .expect("the workflow");

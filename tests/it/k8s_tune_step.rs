@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use sextant_controller::kube::ApiGroup;
 use sextant_controller::kube::tune_argo::compile_for_cluster;
@@ -23,7 +22,7 @@ use sextant_pipeline::Pipeline;
 
 use crate::kubernetes::{
     Harness, argo_schema_errors, experiment, install_workflow_crd, loss_for, play_until_done,
-    wait_until,
+    wait_until, workflows,
 };
 use crate::support::{Scratch, explain};
 
@@ -378,18 +377,6 @@ fn experiments(harness: &Harness) -> Api<DynamicObject> {
         harness.client.clone(),
         &harness.namespace,
         &harness.group.experiments(),
-    )
-}
-
-fn workflows(harness: &Harness) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        harness.client.clone(),
-        &harness.namespace,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "argoproj.io",
-            "v1alpha1",
-            "Workflow",
-        )),
     )
 }
 

@@ -1137,6 +1137,31 @@ pub(crate) async fn install_workflow_crd(client: &Client) {
     wait_established(&crds, "workflows.argoproj.io").await;
 }
 
+/// Argo Workflows in the harness's namespace.
+pub(crate) fn workflows(harness: &Harness) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        harness.client.clone(),
+        &harness.namespace,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "argoproj.io",
+            "v1alpha1",
+            "Workflow",
+        )),
+    )
+}
+
+/// Where a Workflow as read back from the API server breaks Argo's schema, leaving out what
+/// the API server added to what the controller made (`managedFields`) and the status.
+pub(crate) fn created_workflow_schema_errors(workflow: &Value) -> Vec<String> {
+    let mut created = workflow.clone();
+    created.as_object_mut().expect("an object").remove("status");
+    created["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("managedFields");
+    argo_schema_errors(&created)
+}
+
 pub(crate) fn argo_schema_errors(workflow: &Value) -> Vec<String> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1177,15 +1202,7 @@ async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped()
             }),
         )
         .await;
-    let workflows: Api<DynamicObject> = Api::namespaced_with(
-        harness.client.clone(),
-        &harness.namespace,
-        &ApiResource::from_gvk(&GroupVersionKind::gvk(
-            "argoproj.io",
-            "v1alpha1",
-            "Workflow",
-        )),
-    );
+    let workflows = workflows(&harness);
     let trial_name = format!("{name}-0");
     wait_until("the trial's workflow", || async {
         workflows
@@ -1198,17 +1215,7 @@ async fn pipeline_trials_run_as_argo_workflows_with_their_metrics_step_wrapped()
     .await;
     let workflow = serde_json::to_value(workflows.get(&trial_name).await.expect("the workflow"))
         .expect("JSON");
-    let mut generated = workflow.clone();
-    // What the controller made, without what the API server added.
-    generated
-        .as_object_mut()
-        .expect("an object")
-        .remove("status");
-    generated["metadata"]
-        .as_object_mut()
-        .expect("metadata")
-        .remove("managedFields");
-    let errors = argo_schema_errors(&generated);
+    let errors = created_workflow_schema_errors(&workflow);
     assert!(errors.is_empty(), "schema errors: {errors:#?}");
     let templates = workflow["spec"]["templates"].as_array().expect("templates");
     let train = templates
