@@ -1,6 +1,6 @@
 //! Writing large JSON responses: [`SizedJson`] serializes into a buffer allocated once at
-//! about its final size, where `axum::Json` starts at 128 bytes and doubles, copying a
-//! megabytes-long page of trials a dozen times over.
+//! about its final size, where `axum::Json` starts at 128 bytes and doubles, reallocating
+//! (and copying) a 5.5 MB page of trials about sixteen times on the way.
 
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;

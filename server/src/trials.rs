@@ -289,8 +289,9 @@ pub(crate) async fn list(
 }
 
 /// The largest page the store reads by itself, row by row; a larger one is cut from the whole
-/// list, which SQLite reads faster than rows past about a thousand (see
-/// [`sextant_store::Store::list_trials`]).
+/// list, which SQLite builds as one JSON array (see [`sextant_store::Store::list_trials`]):
+/// 10,000 trials read row by row took 111 ms over HTTP against 44 ms through the array. The
+/// bound is well below that, not a measured crossover.
 const STORE_PAGE_MAX: usize = 1_000;
 
 /// Whether the store can read just the asked-for page: trials in creation order, filtered by
@@ -318,8 +319,9 @@ pub(crate) struct WrittenTrialList {
 const PARALLEL_VIEWS_FROM: usize = 1_000;
 
 /// Each record's [`TrialView`], written as JSON. A large page is done in two halves on two
-/// threads: reading the stored JSON into views and writing them out is most of the server's
-/// own time for a page of thousands of trials, and each trial's is independent of the rest.
+/// threads, since each trial's view is independent of the rest: it took listing 10,000 trials
+/// over HTTP from about 44 ms to about 33 ms. (The 1,000 at which it starts is a bound, not a
+/// measured crossover.)
 fn written_views(
     records: Vec<StoredTrial>,
     objective: Option<&ObjectiveSpec>,

